@@ -1,0 +1,1 @@
+//! Seedling reference device client.

@@ -1,0 +1,2 @@
+//! Seedling's schema migrations.
+pub use sea_orm_migration::prelude::*;

@@ -1,0 +1,1 @@
+//! Seedling server library.
