@@ -1,2 +1,29 @@
-//! Seedling's schema migrations.
+//! Seedling's schema, as one ordered set of sea-orm migrations that runs
+//! unchanged on SQLite and PostgreSQL.
+//!
+//! Migrations keep their own identifiers (`Iden` enums) and never import the
+//! server's entities, so an old migration keeps meaning what it meant when it
+//! shipped.
+
 pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_org_and_users;
+mod m20261129_000002_register;
+mod m20261129_000003_visits;
+mod m20261129_000004_sync;
+
+/// The ordered list of Seedling's migrations.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261129_000001_org_and_users::Migration),
+            Box::new(m20261129_000002_register::Migration),
+            Box::new(m20261129_000003_visits::Migration),
+            Box::new(m20261129_000004_sync::Migration),
+        ]
+    }
+}

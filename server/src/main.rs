@@ -1,1 +1,166 @@
-fn main() {}
+//! `seedling`: the server binary and its administrative commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use seedling_server::auth::Role;
+use seedling_server::config::Config;
+use seedling_server::service::auth::NewUser;
+use seedling_server::{service, startup};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "seedling",
+    version,
+    about = "Seedling: offline-first sync for child-welfare field work"
+)]
+struct Cli {
+    /// Configuration file (TOML). Default: $SEEDLING_CONFIG, else ./seedling.toml if present.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (migrations are applied first).
+    Serve {
+        /// Address to listen on, e.g. 0.0.0.0:8080.
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+        /// Load the demo district first if the database is empty.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Load the demo district into an empty database.
+    SeedDemo {
+        /// Seed of the generator: the same seed gives the same district.
+        #[arg(long, default_value_t = 2025)]
+        seed: u64,
+    },
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account. The password is read from SEEDLING_NEW_PASSWORD or prompted on stdin.
+    Add {
+        username: String,
+        /// director, supervisor, admin or integration.
+        #[arg(long)]
+        role: String,
+        /// Administrative code of the org unit the user belongs to.
+        #[arg(long)]
+        org_unit: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.config.as_deref()).context("reading configuration")?;
+    match cli.command {
+        Command::Serve { bind, demo } => {
+            if let Some(bind) = bind {
+                config.bind = bind;
+            }
+            let state = startup::build_state(config).await?;
+            if demo {
+                seed_demo_if_empty(&state, 2025).await?;
+            }
+            let listener = tokio::net::TcpListener::bind(state.config.bind)
+                .await
+                .with_context(|| format!("binding {}", state.config.bind))?;
+            tracing::info!(addr = %listener.local_addr()?, "seedling is listening");
+            seedling_server::serve(state, listener, startup::shutdown_signal()).await?;
+        }
+        Command::Migrate => {
+            startup::build_state(config).await?;
+            tracing::info!("migrations applied");
+        }
+        Command::SeedDemo { seed } => {
+            let state = startup::build_state(config).await?;
+            if !seed_demo_if_empty(&state, seed).await? {
+                anyhow::bail!(
+                    "the database already holds data; the demo district loads only into an empty database"
+                );
+            }
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    username,
+                    role,
+                    org_unit,
+                    display_name,
+                },
+        } => {
+            let role: Role = role.parse().map_err(|err| anyhow::anyhow!("{err}"))?;
+            let password = match std::env::var("SEEDLING_NEW_PASSWORD") {
+                Ok(password) => password,
+                Err(_) => {
+                    eprint!("password for {username}: ");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let state = startup::build_state(config).await?;
+            let created = service::auth::create_user(
+                &state.db,
+                NewUser {
+                    display_name: display_name.unwrap_or_else(|| username.clone()),
+                    username,
+                    role,
+                    org_unit_code: org_unit,
+                    password,
+                },
+                None,
+            )
+            .await
+            .map_err(|err| anyhow::anyhow!("{err}"))?;
+            eprintln!(
+                "created {} ({}) in {}",
+                created.username,
+                created.role.as_str(),
+                created.org_unit.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Loads the demo district when the database is empty; false when it was not.
+async fn seed_demo_if_empty(state: &seedling_server::AppState, seed: u64) -> anyhow::Result<bool> {
+    let summary = service::demo::seed_if_empty(&state.db, seed)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let Some(summary) = summary else {
+        tracing::info!("the database already holds data; demo district not loaded");
+        return Ok(false);
+    };
+    eprintln!("{}", serde_json::to_string_pretty(&summary)?);
+    eprintln!(
+        "demo accounts (password `{}`): admin, supervisor-01 … supervisor-12, director-001 … director-327",
+        service::demo::DEMO_PASSWORD
+    );
+    Ok(true)
+}

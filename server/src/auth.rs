@@ -1,0 +1,119 @@
+//! Authentication and authorization: password hashing, access tokens, the
+//! [`AuthUser`] extractor and the scope rules every endpoint reuses.
+
+pub mod jwt;
+pub mod password;
+pub mod scope;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub use scope::Scope;
+
+/// What a user may do is decided by their role and the org unit they are
+/// bound to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 儿童主任: one village.
+    Director,
+    /// 儿童督导员: one town.
+    Supervisor,
+    /// District bureau staff.
+    Admin,
+    /// The provincial platform's machine account.
+    Integration,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Director => "director",
+            Self::Supervisor => "supervisor",
+            Self::Admin => "admin",
+            Self::Integration => "integration",
+        }
+    }
+
+    /// The org-unit kind a user of this role is bound to.
+    pub fn org_unit_kind(self) -> &'static str {
+        match self {
+            Self::Director => "village",
+            Self::Supervisor => "town",
+            Self::Admin | Self::Integration => "district",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = AppError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "director" => Ok(Self::Director),
+            "supervisor" => Ok(Self::Supervisor),
+            "admin" => Ok(Self::Admin),
+            "integration" => Ok(Self::Integration),
+            other => Err(AppError::Validation(format!(
+                "unknown role `{other}`; expected director, supervisor, admin or integration"
+            ))),
+        }
+    }
+}
+
+/// The signed-in caller, taken from a valid `Authorization: Bearer` token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuthUser {
+    pub user_id: Uuid,
+    pub role: Role,
+    pub org_unit_id: Uuid,
+    pub device_id: Uuid,
+}
+
+impl AuthUser {
+    /// Refuses the request unless the caller has one of `roles`.
+    pub fn require_role(&self, roles: &[Role]) -> Result<(), AppError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(format!(
+                "this action is not available to the {} role",
+                self.role.as_str()
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            AppError::unauthorized("missing_token", "sign in first: no bearer token was sent")
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                AppError::unauthorized(
+                    "invalid_token",
+                    "the Authorization header must be `Bearer <token>`",
+                )
+            })?;
+        let claims = state.jwt.verify(token.trim())?;
+        Ok(Self {
+            user_id: claims.sub,
+            role: claims.role,
+            org_unit_id: claims.org,
+            device_id: claims.dev,
+        })
+    }
+}

@@ -1,0 +1,151 @@
+//! Configuration: built-in defaults, then an optional TOML file, then
+//! environment variables (`SEEDLING_*`, plus the conventional `DATABASE_URL`).
+//!
+//! Secrets are wrapped in [`Secret`], whose `Debug` never shows the value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A value that must never reach a log line.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "<unset>"
+        } else {
+            "<redacted>"
+        })
+    }
+}
+
+/// Everything the server can be told. Field names are the TOML keys; the
+/// environment variable is `SEEDLING_` + the upper-cased name.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address `seedling serve` listens on.
+    pub bind: SocketAddr,
+    /// Folder for the SQLite database, the generated signing key and
+    /// attachments.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`. Empty: SQLite at
+    /// `<data_dir>/seedling.db`.
+    pub database_url: String,
+    /// Pool size. SQLite serialises writers, so its default is 1.
+    pub db_max_connections: Option<u32>,
+    /// HMAC key for access tokens. Empty: a random key is generated once and
+    /// kept in `<data_dir>/jwt-secret` (set it explicitly when several server
+    /// processes share a database).
+    pub jwt_secret: Secret,
+    /// Key id written into each token header, so keys can rotate.
+    pub jwt_key_id: String,
+    /// Lifetime of an access token.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token. Phones stay offline for weeks, so this
+    /// outlives that.
+    pub refresh_token_ttl_days: u64,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// A request that takes longer is answered 503 and its work dropped.
+    pub request_timeout_secs: u64,
+    /// How long in-flight requests may run after a shutdown signal.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: String::new(),
+            db_max_connections: None,
+            jwt_secret: Secret::default(),
+            jwt_key_id: "k1".to_owned(),
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_days: 90,
+            max_body_bytes: 6 * 1024 * 1024,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (or `SEEDLING_CONFIG`, or `seedling.toml` if it
+    /// exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("SEEDLING_CONFIG").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("seedling.toml"));
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("SEEDLING_").ignore(&["CONFIG"]))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database_url".into()),
+            )
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The database URL actually used: the configured one, or the SQLite file
+    /// in the data folder.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("seedling.db").display()
+            )
+        } else {
+            self.database_url.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let config = Config {
+            jwt_secret: Secret::new("hunter2"),
+            ..Config::default()
+        };
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("<redacted>"));
+    }
+
+    #[test]
+    fn empty_database_url_means_sqlite_in_the_data_folder() {
+        let config = Config::default();
+        assert_eq!(
+            config.effective_database_url(),
+            "sqlite://data/seedling.db?mode=rwc"
+        );
+    }
+}

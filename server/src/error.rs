@@ -1,0 +1,198 @@
+//! The server's one error type and its one mapping to HTTP.
+//!
+//! Every error answers with the same envelope,
+//! `{"error": {"code": "...", "message": "..."}}`, where `code` is stable and
+//! machine-readable and `message` is for people. Internal errors are logged
+//! with their detail and answered without it.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sea_orm::DbErr;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Result alias for everything below the HTTP layer.
+pub type AppResult<T> = Result<T, AppError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed (bad JSON, bad query string, bad path).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// Well-formed, but a value is not acceptable.
+    #[error("{0}")]
+    Validation(String),
+    /// No credentials, or credentials that do not hold.
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    /// Signed in, but this is outside the caller's role or scope.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The client speaks a protocol version this server no longer accepts.
+    #[error("{0}")]
+    UpgradeRequired(String),
+    /// The database cannot be reached right now; the client should retry.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] DbErr),
+    #[error("the request took too long")]
+    Timeout,
+    #[error("database error")]
+    Database(#[source] DbErr),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable reason, e.g. `invalid_credentials`.
+    #[schema(example = "invalid_credentials")]
+    pub code: String,
+    /// A sentence for people.
+    #[schema(example = "wrong username or password")]
+    pub message: String,
+}
+
+impl AppError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(message.into())
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
+            Self::Unavailable(_) | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } | Self::Unauthorized { code, .. } => code,
+            Self::Validation(_) => "validation_failed",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict(_) => "conflict",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::UpgradeRequired(_) => "unsupported_protocol_version",
+            Self::Unavailable(_) => "database_unavailable",
+            Self::Timeout => "timeout",
+            Self::Database(_) | Self::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        match err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(err),
+            other => Self::Database(other),
+        }
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        let message = rejection.body_text();
+        match rejection {
+            JsonRejection::JsonDataError(_) => Self::Validation(message),
+            JsonRejection::JsonSyntaxError(_) => Self::bad_request("malformed_json", message),
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType(
+                "expected a request with `Content-Type: application/json`".to_owned(),
+            ),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::PayloadTooLarge(other.body_text())
+            }
+            other => Self::bad_request("unreadable_body", other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for AppError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::bad_request("invalid_path", rejection.body_text())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let message = if status.is_server_error() {
+            // Log the detail, answer without it.
+            tracing::error!(error = ?self, code = self.code(), "request failed");
+            match &self {
+                Self::Unavailable(_) => "the database is unavailable; retry shortly".to_owned(),
+                Self::Timeout => "the request took too long; retry shortly".to_owned(),
+                _ => "an internal error occurred; it has been logged".to_owned(),
+            }
+        } else {
+            self.to_string()
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}

@@ -1,0 +1,362 @@
+//! Sign-in, token refresh with rotation and reuse detection, sign-out, and
+//! user accounts.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{Duration, Utc};
+use rand::RngCore;
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{Role, Scope, password};
+use crate::entity::{device, refresh_token, user};
+use crate::error::{AppError, AppResult};
+use crate::repo;
+use crate::service::org::OrgUnitView;
+use crate::state::AppState;
+
+/// A device state that refuses every sign-in and refresh.
+const BLOCKED_DEVICE_STATES: [&str; 2] = ["lost", "revoked"];
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schema(example = "director-001")]
+    pub username: String,
+    #[schema(example = "seedling-demo")]
+    pub password: String,
+    /// The client-made id of the phone (or console) signing in.
+    pub device_id: Uuid,
+    /// A name people recognise, e.g. the phone model.
+    #[serde(default)]
+    pub device_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Tokens for a signed-in device.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    pub access_token: String,
+    /// Single use: each refresh answers a new one and spends the old.
+    pub refresh_token: String,
+    /// Seconds until `access_token` expires.
+    pub expires_in: i64,
+    pub token_type: &'static str,
+    pub user: UserView,
+}
+
+/// A user as the API shows it (never the password hash).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub active: bool,
+    pub org_unit: OrgUnitView,
+}
+
+/// What it takes to create an account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    /// Administrative code of the org unit the user is bound to.
+    pub org_unit_code: String,
+    pub password: String,
+}
+
+pub async fn login(state: &AppState, input: LoginRequest) -> AppResult<Session> {
+    let found = repo::users::find_by_username(&state.db, input.username.trim()).await?;
+    let hash = found.as_ref().map_or_else(
+        || password::dummy_hash().to_owned(),
+        |u| u.password_hash.clone(),
+    );
+    let password_ok = verify_blocking(input.password, hash).await?;
+    let user = match found {
+        Some(user) if password_ok => user,
+        _ => {
+            tracing::info!(username = %input.username, "sign-in refused: wrong credentials");
+            return Err(AppError::unauthorized(
+                "invalid_credentials",
+                "wrong username or password",
+            ));
+        }
+    };
+    if !user.active {
+        return Err(AppError::unauthorized(
+            "account_disabled",
+            "this account is disabled; ask the district bureau",
+        ));
+    }
+
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    match repo::devices::find(&txn, input.device_id).await? {
+        Some(existing) => {
+            ensure_device_usable(&existing)?;
+            repo::devices::touch(&txn, existing, user.id, input.device_name, now).await?;
+        }
+        None => {
+            let name = input
+                .device_name
+                .filter(|name| !name.trim().is_empty())
+                .unwrap_or_else(|| "unnamed device".to_owned());
+            repo::devices::insert(
+                &txn,
+                device::Model {
+                    id: input.device_id,
+                    user_id: user.id,
+                    name,
+                    state: "active".to_owned(),
+                    protocol_version: None,
+                    last_seen_at: Some(now),
+                    created_at: now,
+                },
+            )
+            .await?;
+        }
+    }
+    let refresh_token =
+        issue_refresh_token(state, &txn, &user, input.device_id, Uuid::now_v7()).await?;
+    let session = session_for(state, &txn, user, input.device_id, refresh_token).await?;
+    txn.commit().await?;
+    tracing::info!(user = %session.user.username, device = %input.device_id, "signed in");
+    Ok(session)
+}
+
+pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Session> {
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    let invalid = || {
+        AppError::unauthorized(
+            "invalid_refresh_token",
+            "the refresh token is not valid; sign in again",
+        )
+    };
+    let token = repo::refresh_tokens::find_by_hash(&txn, &hash_token(presented))
+        .await?
+        .ok_or_else(invalid)?;
+    if token.revoked_at.is_some() {
+        return Err(AppError::unauthorized(
+            "refresh_token_revoked",
+            "this session was ended; sign in again",
+        ));
+    }
+    if token.used_at.is_some() || !repo::refresh_tokens::mark_used(&txn, token.id, now).await? {
+        // A spent token came back: someone holds a copy. End the whole family.
+        repo::refresh_tokens::revoke_family(&txn, token.family_id, now).await?;
+        txn.commit().await?;
+        tracing::warn!(family = %token.family_id, device = %token.device_id, "refresh token reused; family revoked");
+        return Err(AppError::unauthorized(
+            "refresh_token_reused",
+            "this refresh token was already used; for safety the session was ended, sign in again",
+        ));
+    }
+    if token.expires_at <= now {
+        return Err(AppError::unauthorized(
+            "refresh_token_expired",
+            "the session has expired; sign in again",
+        ));
+    }
+    let user = repo::users::find(&txn, token.user_id)
+        .await?
+        .ok_or_else(invalid)?;
+    if !user.active {
+        return Err(AppError::unauthorized(
+            "account_disabled",
+            "this account is disabled; ask the district bureau",
+        ));
+    }
+    let device = repo::devices::find(&txn, token.device_id)
+        .await?
+        .ok_or_else(invalid)?;
+    ensure_device_usable(&device)?;
+    repo::devices::touch(&txn, device, user.id, None, now).await?;
+    let refresh_token =
+        issue_refresh_token(state, &txn, &user, token.device_id, token.family_id).await?;
+    let session = session_for(state, &txn, user, token.device_id, refresh_token).await?;
+    txn.commit().await?;
+    Ok(session)
+}
+
+/// Ends the session the refresh token belongs to. Unknown tokens are
+/// ignored, so a repeated sign-out succeeds.
+pub async fn logout(state: &AppState, presented: &str) -> AppResult<()> {
+    let txn = state.db.begin().await?;
+    if let Some(token) = repo::refresh_tokens::find_by_hash(&txn, &hash_token(presented)).await? {
+        repo::refresh_tokens::revoke_family(&txn, token.family_id, Utc::now()).await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Creates an account after checking that its role fits its org unit and,
+/// when `within` is given, that the unit lies inside that scope.
+pub async fn create_user(
+    db: &sea_orm::DatabaseConnection,
+    input: NewUser,
+    within: Option<Scope>,
+) -> AppResult<UserView> {
+    let username = input.username.trim().to_owned();
+    if username.is_empty() || username.len() > 64 || username.chars().any(char::is_whitespace) {
+        return Err(AppError::Validation(
+            "username must be 1 to 64 characters without spaces".to_owned(),
+        ));
+    }
+    if input.password.chars().count() < 10 {
+        return Err(AppError::Validation(
+            "password must be at least 10 characters".to_owned(),
+        ));
+    }
+    let hash = tokio::task::spawn_blocking(move || password::hash_password(&input.password))
+        .await
+        .map_err(|err| AppError::Internal(err.to_string()))??;
+    let txn = db.begin().await?;
+    let unit = repo::org_units::find_by_code(&txn, &input.org_unit_code)
+        .await?
+        .ok_or_else(|| {
+            AppError::Validation(format!("no org unit has code `{}`", input.org_unit_code))
+        })?;
+    if let Some(scope) = within {
+        let lineage = repo::org_units::lineage(&txn, unit.id).await?;
+        if !scope.contains(&lineage) {
+            return Err(AppError::forbidden(format!(
+                "org unit `{}` is outside your scope",
+                unit.code
+            )));
+        }
+    }
+    if unit.kind != input.role.org_unit_kind() {
+        return Err(AppError::Validation(format!(
+            "a {} is bound to a {}, but `{}` is a {}",
+            input.role.as_str(),
+            input.role.org_unit_kind(),
+            unit.code,
+            unit.kind
+        )));
+    }
+    if repo::users::find_by_username(&txn, &username)
+        .await?
+        .is_some()
+    {
+        return Err(AppError::Conflict(format!(
+            "username `{username}` is taken"
+        )));
+    }
+    let now = Utc::now();
+    let created = repo::users::insert(
+        &txn,
+        user::Model {
+            id: Uuid::now_v7(),
+            username,
+            display_name: input.display_name.trim().to_owned(),
+            role: input.role.as_str().to_owned(),
+            org_unit_id: unit.id,
+            password_hash: hash,
+            active: true,
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    user_view(created, OrgUnitView::from(unit))
+}
+
+pub(crate) fn user_view(user: user::Model, org_unit: OrgUnitView) -> AppResult<UserView> {
+    Ok(UserView {
+        role: user.role.parse()?,
+        id: user.id,
+        username: user.username,
+        display_name: user.display_name,
+        active: user.active,
+        org_unit,
+    })
+}
+
+fn ensure_device_usable(device: &device::Model) -> AppResult<()> {
+    if BLOCKED_DEVICE_STATES.contains(&device.state.as_str()) {
+        return Err(AppError::Forbidden(
+            "this device was reported lost or revoked and can no longer sign in; wipe its data and use a registered phone".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+async fn verify_blocking(password: String, hash: String) -> AppResult<bool> {
+    tokio::task::spawn_blocking(move || password::verify_password(&password, &hash))
+        .await
+        .map_err(|err| AppError::Internal(err.to_string()))
+}
+
+async fn issue_refresh_token(
+    state: &AppState,
+    db: &impl ConnectionTrait,
+    user: &user::Model,
+    device_id: Uuid,
+    family_id: Uuid,
+) -> AppResult<String> {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let now = Utc::now();
+    let ttl_days = i64::try_from(state.config.refresh_token_ttl_days).unwrap_or(365);
+    repo::refresh_tokens::insert(
+        db,
+        refresh_token::Model {
+            id: Uuid::now_v7(),
+            token_hash: hash_token(&token),
+            family_id,
+            user_id: user.id,
+            device_id,
+            expires_at: now + Duration::days(ttl_days),
+            created_at: now,
+            used_at: None,
+            revoked_at: None,
+        },
+    )
+    .await?;
+    Ok(token)
+}
+
+async fn session_for(
+    state: &AppState,
+    db: &impl ConnectionTrait,
+    user: user::Model,
+    device_id: Uuid,
+    refresh_token: String,
+) -> AppResult<Session> {
+    let unit = repo::org_units::find(db, user.org_unit_id)
+        .await?
+        .ok_or_else(|| AppError::Internal(format!("user {} has no org unit", user.id)))?;
+    let role: Role = user.role.parse()?;
+    let access_token = state.jwt.issue(
+        user.id,
+        role,
+        user.org_unit_id,
+        device_id,
+        Utc::now().timestamp(),
+    )?;
+    Ok(Session {
+        access_token,
+        refresh_token,
+        expires_in: state.jwt.ttl_secs(),
+        token_type: "Bearer",
+        user: user_view(user, OrgUnitView::from(unit))?,
+    })
+}
+
+fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}

@@ -1,0 +1,127 @@
+//! Start-up: turning a [`Config`] into a ready [`AppState`] (database open
+//! and migrated, signing key loaded), and waiting for a shutdown signal.
+
+use std::path::Path;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rand::RngCore;
+
+use crate::auth::jwt::JwtKeys;
+use crate::config::{Config, Secret};
+use crate::repo;
+use crate::state::AppState;
+
+/// Opens (creating if needed) and migrates the database, loads the signing
+/// key, and returns the state the router needs.
+pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
+    let url = config.effective_database_url();
+    if config.database_url.is_empty() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
+    }
+    let db = repo::connect(&url, config.db_max_connections)
+        .await
+        .with_context(|| format!("opening the database ({})", redact_url(&url)))?;
+    repo::migrate(&db).await.context("applying migrations")?;
+    if config.jwt_secret.is_empty() {
+        config.jwt_secret = load_or_create_secret(&config.data_dir.join("jwt-secret"))?;
+    }
+    let jwt = JwtKeys::new(
+        config.jwt_secret.expose().as_bytes(),
+        &config.jwt_key_id,
+        config.access_token_ttl_secs,
+    )
+    .map_err(|err| anyhow::anyhow!("{err}"))?;
+    Ok(AppState::new(db, config, jwt))
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// A URL with any password replaced, fit for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim().to_owned();
+        if existing.len() >= 32 {
+            return Ok(Secret::new(existing));
+        }
+    }
+    let mut bytes = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = STANDARD.encode(bytes);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    write_private(path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a new token signing key");
+    Ok(Secret::new(secret))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(
+            redact_url("postgres://seedling:s3cret@db:5432/seedling"),
+            "postgres://seedling:***@db:5432/seedling"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/seedling.db"),
+            "sqlite://data/seedling.db"
+        );
+    }
+}

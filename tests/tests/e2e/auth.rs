@@ -1,0 +1,222 @@
+//! Sign-in, refresh rotation, sign-out and token validation.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::{Method, StatusCode};
+use seedling_server::auth::Role;
+use seedling_tests::{Fixture, TestApp, assert_error, fixture::PASSWORD, on_both_backends};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+on_both_backends!(
+    every_role_signs_in_and_sees_itself,
+    a_wrong_password_or_unknown_user_gets_401,
+    a_disabled_account_cannot_sign_in,
+    refresh_rotates_and_a_reused_token_ends_the_session,
+    logout_ends_the_session,
+    expired_tampered_and_unsigned_tokens_are_refused,
+);
+
+async fn every_role_signs_in_and_sees_itself(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    for (username, role, unit) in [
+        ("director-a1", "director", fixture.village_a1),
+        ("supervisor-a", "supervisor", fixture.town_a),
+        ("admin", "admin", fixture.district),
+        ("integration", "integration", fixture.district),
+    ] {
+        let (status, session) = app.login(username, PASSWORD).await;
+        assert_eq!(status, StatusCode::OK, "{session}");
+        assert_eq!(session["user"]["role"], role);
+        assert_eq!(session["user"]["org_unit"]["id"], unit.to_string());
+        assert_eq!(session["token_type"], "Bearer");
+        assert!(session["expires_in"].as_i64().unwrap() > 0);
+        assert!(session["user"].get("password_hash").is_none());
+
+        let token = session["access_token"].as_str().unwrap();
+        let claims = app.jwt().verify(token).expect("valid token");
+        assert_eq!(claims.sub, fixture.user_id(username));
+        assert_eq!(claims.org, unit);
+
+        let (status, me) = app
+            .call(Method::GET, "/api/v1/auth/me", Some(token), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(me["username"], username);
+    }
+}
+
+async fn a_wrong_password_or_unknown_user_gets_401(app: TestApp) {
+    Fixture::load(&app).await;
+    let (status, body) = app.login("director-a1", "not-the-password").await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    );
+    let (status, body) = app.login("nobody", PASSWORD).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    );
+}
+
+async fn a_disabled_account_cannot_sign_in(app: TestApp) {
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+    let fixture = Fixture::load(&app).await;
+    let user = seedling_server::repo::users::find(app.db(), fixture.user_id("director-a2"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut active = user.into_active_model();
+    active.active = Set(false);
+    active.update(app.db()).await.unwrap();
+    let (status, body) = app.login("director-a2", PASSWORD).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "account_disabled");
+}
+
+async fn refresh_rotates_and_a_reused_token_ends_the_session(app: TestApp) {
+    Fixture::load(&app).await;
+    let (_, first) = app.login("director-a1", PASSWORD).await;
+    let first_refresh = first["refresh_token"].as_str().unwrap().to_owned();
+
+    let (status, second) = refresh(&app, &first_refresh).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let second_refresh = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(
+        second_refresh, first_refresh,
+        "refresh must rotate the token"
+    );
+    assert!(
+        app.jwt()
+            .verify(second["access_token"].as_str().unwrap())
+            .is_ok()
+    );
+
+    // The spent token comes back: someone holds a copy.
+    let (status, body) = refresh(&app, &first_refresh).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "refresh_token_reused",
+    );
+    // ...and the whole family is revoked, including the newest token.
+    let (status, body) = refresh(&app, &second_refresh).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "refresh_token_revoked",
+    );
+
+    let (status, body) = refresh(&app, "made-up-token").await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "invalid_refresh_token",
+    );
+}
+
+async fn logout_ends_the_session(app: TestApp) {
+    Fixture::load(&app).await;
+    let (_, session) = app.login("supervisor-a", PASSWORD).await;
+    let refresh_token = session["refresh_token"].as_str().unwrap();
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            None,
+            Some(json!({ "refresh_token": refresh_token })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = refresh(&app, refresh_token).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "refresh_token_revoked",
+    );
+    // Signing out twice is fine.
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            None,
+            Some(json!({ "refresh_token": refresh_token })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+async fn expired_tampered_and_unsigned_tokens_are_refused(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let user = fixture.user_id("director-a1");
+    let device = Uuid::new_v4();
+
+    // Expired an hour ago (beyond the 30 s leeway).
+    let an_hour_ago = chrono::Utc::now().timestamp() - 3600 - app.jwt().ttl_secs();
+    let expired = app
+        .jwt()
+        .issue(
+            user,
+            Role::Director,
+            fixture.village_a1,
+            device,
+            an_hour_ago,
+        )
+        .unwrap();
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/auth/me", Some(&expired), None)
+        .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "token_expired");
+
+    // A director who rewrites their own token into an admin's.
+    let valid = app.token_for("director-a1").await;
+    let parts: Vec<&str> = valid.split('.').collect();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["role"] = json!("admin");
+    claims["org"] = json!(fixture.district);
+    let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+    let tampered = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/users", Some(&tampered), None)
+        .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "invalid_token");
+
+    // `alg: none` with no signature.
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let unsigned = format!("{header}.{forged_payload}.");
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/users", Some(&unsigned), None)
+        .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "invalid_token");
+
+    // No token, and a header that is not a bearer token.
+    let (status, body) = app.call(Method::GET, "/api/v1/auth/me", None, None).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "missing_token");
+    let response = app
+        .http
+        .get(app.url("/api/v1/auth/me"))
+        .header("authorization", format!("Basic {valid}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn refresh(app: &TestApp, token: &str) -> (StatusCode, Value) {
+    app.call(
+        Method::POST,
+        "/api/v1/auth/refresh",
+        None,
+        Some(json!({ "refresh_token": token })),
+    )
+    .await
+}

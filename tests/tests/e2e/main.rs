@@ -1,0 +1,7 @@
+//! End-to-end tests: the real server over real databases. Each scenario runs
+//! on SQLite and on PostgreSQL.
+
+mod auth;
+mod errors;
+mod operations;
+mod scope;

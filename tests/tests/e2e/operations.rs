@@ -1,0 +1,97 @@
+//! Health, readiness, the OpenAPI document, request ids and migrations.
+
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Statement};
+use seedling_tests::{TestApp, on_both_backends};
+
+on_both_backends!(
+    health_and_readiness_answer,
+    the_openapi_document_lists_every_route,
+    every_answer_carries_a_request_id,
+    migrations_create_every_table,
+);
+
+async fn health_and_readiness_answer(app: TestApp) {
+    let (status, body) = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
+}
+
+async fn the_openapi_document_lists_every_route(app: TestApp) {
+    let (status, doc) = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, method) in [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/auth/me", "get"),
+        ("/api/v1/org-units", "get"),
+        ("/api/v1/users", "get"),
+        ("/api/v1/users", "post"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is not documented"
+        );
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+}
+
+async fn every_answer_carries_a_request_id(app: TestApp) {
+    let response = app.http.get(app.url("/healthz")).send().await.unwrap();
+    let id = response
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id header");
+    assert!(!id.is_empty());
+    let response = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "from-the-phone-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "from-the-phone-42");
+}
+
+async fn migrations_create_every_table(app: TestApp) {
+    for table in [
+        "org_units",
+        "users",
+        "devices",
+        "refresh_tokens",
+        "children",
+        "register_events",
+        "visit_rules",
+        "benefit_standards",
+        "visits",
+        "case_plan_items",
+        "change_log",
+        "applied_mutations",
+        "conflicts",
+        "outbox",
+        "audit_log",
+        "attachments",
+    ] {
+        let db = app.db();
+        let count = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .unwrap_or_else(|err| panic!("table {table}: {err}"));
+        assert!(count.is_some(), "table {table} answered nothing");
+    }
+}
