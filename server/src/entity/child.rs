@@ -1,0 +1,106 @@
+//! Children on the register: a synced record (server version, per-field
+//! clocks, tombstone) holding who the child is, their category and status,
+//! their village, guardian and benefit standard.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "children")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// Server version: 1 when created, +1 per change.
+    pub version: i64,
+    /// Field name → HLC text of the write that last set it.
+    pub field_clocks: Json,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    /// Tombstone.
+    pub deleted: bool,
+    pub name: String,
+    /// `male` or `female`.
+    pub gender: String,
+    pub birth_date: Date,
+    /// Identity-card number; to be encrypted at rest and masked by role.
+    pub id_number: Option<String>,
+    /// `institutional_orphan`, `scattered_orphan`, `de_facto_unsupported`,
+    /// `in_difficulty`, `left_behind`, `migrant` or `low_income_edge`.
+    pub category: String,
+    /// `active` or `exited`.
+    pub status: String,
+    /// `turned_18`, `adopted`, `moved_away`, `died` or `no_longer_eligible`.
+    pub exit_reason: Option<String>,
+    pub exit_date: Option<Date>,
+    pub village_id: Uuid,
+    pub guardian_name: String,
+    pub guardian_relation: String,
+    pub guardian_phone: String,
+    pub address: String,
+    pub school: Option<String>,
+    pub health_notes: Option<String>,
+    pub disability_notes: Option<String>,
+    /// Monthly benefit standard in whole CNY.
+    pub benefit_standard_cny: Option<i32>,
+    /// Per-child override of the category's visit interval.
+    pub visit_interval_days: Option<i32>,
+    /// The provincial platform's id for this child.
+    #[sea_orm(unique)]
+    pub external_id: Option<String>,
+}
+
+/// Hides the identity-card number: children's records are minors' personal
+/// information and must not leak into logs.
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child")
+            .field("id", &self.id)
+            .field("version", &self.version)
+            .field("category", &self.category)
+            .field("status", &self.status)
+            .field("village_id", &self.village_id)
+            .field("deleted", &self.deleted)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::org_unit::Entity",
+        from = "Column::VillageId",
+        to = "super::org_unit::Column::Id"
+    )]
+    Village,
+    #[sea_orm(has_many = "super::visit::Entity")]
+    Visit,
+    #[sea_orm(has_many = "super::register_event::Entity")]
+    RegisterEvent,
+    #[sea_orm(has_many = "super::case_plan_item::Entity")]
+    CasePlanItem,
+}
+
+impl Related<super::org_unit::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Village.def()
+    }
+}
+
+impl Related<super::visit::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Visit.def()
+    }
+}
+
+impl Related<super::register_event::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::RegisterEvent.def()
+    }
+}
+
+impl Related<super::case_plan_item::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::CasePlanItem.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

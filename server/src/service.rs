@@ -1,0 +1,7 @@
+//! Services: the domain operations. Each public function is one
+//! transaction, and this is the only layer that combines persistence with
+//! `sync-core`.
+
+pub mod auth;
+pub mod demo;
+pub mod org;

@@ -1,0 +1,376 @@
+//! The demo district: a deterministic, generated copy of 奉化区 (12 towns,
+//! 327 villages, their supervisors and directors, about 900 children and a
+//! year of visit logs) for demos, manual testing and benchmarks.
+//!
+//! Everything follows from the `seed` and the `today` passed in: the same
+//! inputs give the same rows, ids included. No name is a real person's.
+
+mod children;
+mod names;
+mod roster;
+#[cfg(test)]
+mod tests;
+mod visits;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use sea_orm::{
+    ActiveValue::NotSet, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
+    Set, TransactionSession, TransactionTrait,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::auth::password;
+use crate::entity::{
+    benefit_standard, case_plan_item, change_log, child, org_unit, register_event, user, visit,
+    visit_rule,
+};
+use crate::error::AppError;
+
+/// Active children per category. 13 scattered orphans and 590 children in
+/// difficulty are the bureau's reported counts; the other categories are
+/// assumptions of a plausible size for a district of 327 villages.
+pub const ACTIVE_CHILDREN: [(&str, usize); 7] = [
+    ("scattered_orphan", 13),
+    ("in_difficulty", 590),
+    ("institutional_orphan", 4),
+    ("de_facto_unsupported", 30),
+    ("left_behind", 180),
+    ("migrant", 60),
+    ("low_income_edge", 40),
+];
+
+/// Children added to the register in the half-year before `today` (reported:
+/// 44), counted among `ACTIVE_CHILDREN`.
+pub const ADDED_HALF_YEAR: usize = 44;
+
+/// Children who left the register in the half-year before `today` (reported:
+/// 45), in addition to `ACTIVE_CHILDREN`.
+pub const EXITED_HALF_YEAR: usize = 45;
+
+/// The half-year the reported figures cover: effective dates from
+/// `today - HALF_YEAR_DAYS` up to yesterday.
+pub const HALF_YEAR_DAYS: u64 = 182;
+
+/// Default visiting interval per category in days. No national rule fixes
+/// them: monthly for orphans, de-facto unsupported children, children in
+/// difficulty and edge-of-minimum-income families, quarterly for left-behind
+/// and migrant children (documented assumptions; the district configures
+/// its own).
+pub const VISIT_RULES: [(&str, i32); 7] = [
+    ("scattered_orphan", 30),
+    ("institutional_orphan", 30),
+    ("de_facto_unsupported", 30),
+    ("in_difficulty", 30),
+    ("low_income_edge", 30),
+    ("left_behind", 90),
+    ("migrant", 90),
+];
+
+/// Monthly benefit standards in CNY: category, first day, amount. From
+/// `reference-district.json`; de-facto unsupported children get the
+/// scattered-orphan standard (national rule), and the earlier standards are
+/// assumed to have started a year before the April 2025 change.
+const BENEFIT_STANDARDS: [(&str, (i32, u32, u32), i32); 9] = [
+    ("institutional_orphan", (2024, 4, 1), 3357),
+    ("institutional_orphan", (2025, 4, 1), 3553),
+    ("scattered_orphan", (2024, 4, 1), 2686),
+    ("scattered_orphan", (2025, 4, 1), 2843),
+    ("in_difficulty", (2024, 4, 1), 2686),
+    ("in_difficulty", (2025, 4, 1), 2843),
+    ("de_facto_unsupported", (2024, 4, 1), 2686),
+    ("de_facto_unsupported", (2025, 4, 1), 2843),
+    ("low_income_edge", (2025, 4, 1), 463),
+];
+
+/// Rows per `INSERT`: well under SQLite's and PostgreSQL's parameter limits.
+const BATCH: usize = 500;
+
+/// What `seed_demo` created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DemoSummary {
+    pub towns: usize,
+    pub villages: usize,
+    pub supervisors: usize,
+    pub directors: usize,
+    pub admins: usize,
+    /// Active children per category.
+    pub children_by_category: BTreeMap<String, usize>,
+    pub children_active: usize,
+    pub children_exited: usize,
+    /// First day of the half-year the `*_half_year` figures cover.
+    pub half_year_from: NaiveDate,
+    pub added_half_year: usize,
+    pub exited_half_year: usize,
+    pub visits: usize,
+    pub visits_half_year: usize,
+    pub visits_by_review_status: BTreeMap<String, usize>,
+    pub visits_with_risk_flags: usize,
+    pub case_plan_items: usize,
+    /// Case-plan items with status `open`.
+    pub open_needs_items: usize,
+    /// Active children whose due date (last visit, or the day they were
+    /// added, plus their interval) is before `today`.
+    pub overdue_children: usize,
+}
+
+/// The demo accounts' password (printed by the CLI, written in the README).
+pub const DEMO_PASSWORD: &str = "seedling-demo";
+
+/// Loads the demo district when the database holds no org units, dated by
+/// today's date in China; `None` when it already held data. The one place
+/// here that reads the clock: [`seed_demo`] itself is deterministic.
+pub async fn seed_if_empty(
+    db: &DatabaseConnection,
+    seed: u64,
+) -> Result<Option<DemoSummary>, AppError> {
+    if !is_empty(db).await? {
+        return Ok(None);
+    }
+    let password_hash = password::hash_password(DEMO_PASSWORD)?;
+    let today = (Utc::now() + chrono::Duration::hours(8)).date_naive();
+    Ok(Some(seed_demo(db, &password_hash, seed, today).await?))
+}
+
+/// True when the database holds no org units, i.e. nothing to collide with.
+pub async fn is_empty(db: &impl ConnectionTrait) -> Result<bool, DbErr> {
+    Ok(org_unit::Entity::find().one(db).await?.is_none())
+}
+
+/// Seeds the demo district in one transaction (a savepoint when `db` is
+/// already a transaction). Expects an empty database (see [`is_empty`]).
+/// Every account gets `password_hash`; `today` fixes the dates, and seeded
+/// rows are stamped at `today` 00:00 UTC.
+pub async fn seed_demo(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    password_hash: &str,
+    seed: u64,
+    today: NaiveDate,
+) -> Result<DemoSummary, DbErr> {
+    let now = today.and_time(NaiveTime::MIN).and_utc();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let roster = roster::build(&mut rng, password_hash, now);
+    let (children, events) = children::build(&mut rng, &roster, today);
+    let (visits, items) = visits::build(&mut rng, &roster, &children, today, now);
+    let summary = summarize(&roster, &children, &events, &visits, &items, today);
+
+    let town_of: BTreeMap<Uuid, Uuid> = roster.villages.iter().map(|v| (v.id, v.town_id)).collect();
+    let mut changes = Vec::with_capacity(children.len() + visits.len() + items.len());
+    let mut log = |entity: &str, record_id: Uuid, village_id: Uuid| {
+        changes.push(change_log::ActiveModel {
+            seq: NotSet,
+            entity: Set(entity.to_owned()),
+            record_id: Set(record_id),
+            version: Set(1),
+            op: Set("upsert".to_owned()),
+            village_id: Set(Some(village_id)),
+            town_id: Set(town_of.get(&village_id).copied()),
+            created_at: Set(now),
+        });
+    };
+    children
+        .iter()
+        .for_each(|c| log("child", c.model.id, c.model.village_id));
+    visits.iter().for_each(|v| log("visit", v.id, v.village_id));
+    items
+        .iter()
+        .for_each(|i| log("case_plan_item", i.id, i.village_id));
+
+    let txn = db.begin().await?;
+    // Parents before children: the district, then towns, then villages.
+    insert::<org_unit::Entity, _>(&txn, roster.org_units).await?;
+    insert::<user::Entity, _>(&txn, roster.users).await?;
+    insert::<visit_rule::Entity, _>(
+        &txn,
+        VISIT_RULES
+            .iter()
+            .map(|&(category, interval_days)| visit_rule::Model {
+                category: category.to_owned(),
+                interval_days,
+                updated_at: now,
+            }),
+    )
+    .await?;
+    insert::<benefit_standard::Entity, _>(&txn, benefit_standards(&mut rng)).await?;
+    insert::<child::Entity, _>(&txn, children.into_iter().map(|c| c.model)).await?;
+    insert::<register_event::Entity, _>(&txn, events).await?;
+    insert::<visit::Entity, _>(&txn, visits).await?;
+    insert::<case_plan_item::Entity, _>(&txn, items).await?;
+    for batch in changes.chunks(BATCH) {
+        change_log::Entity::insert_many(batch.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(summary)
+}
+
+/// Inserts models in batches of [`BATCH`] rows.
+async fn insert<E, M>(
+    db: &impl ConnectionTrait,
+    models: impl IntoIterator<Item = M>,
+) -> Result<(), DbErr>
+where
+    E: EntityTrait,
+    M: IntoActiveModel<E::ActiveModel>,
+    E::ActiveModel: sea_orm::ActiveModelTrait<Entity = E>,
+{
+    let mut batch = Vec::with_capacity(BATCH);
+    for model in models {
+        batch.push(model.into_active_model());
+        if batch.len() == BATCH {
+            E::insert_many(std::mem::take(&mut batch))
+                .exec_without_returning(db)
+                .await?;
+        }
+    }
+    E::insert_many(batch).exec_without_returning(db).await?;
+    Ok(())
+}
+
+fn benefit_standards(rng: &mut ChaCha8Rng) -> Vec<benefit_standard::Model> {
+    BENEFIT_STANDARDS
+        .iter()
+        .map(|&(category, (y, m, d), amount_cny)| {
+            let from = NaiveDate::from_ymd_opt(y, m, d).unwrap_or(NaiveDate::MIN);
+            let next = BENEFIT_STANDARDS
+                .iter()
+                .filter(|&&(c, (ny, nm, nd), _)| c == category && (ny, nm, nd) > (y, m, d))
+                .filter_map(|&(_, (ny, nm, nd), _)| NaiveDate::from_ymd_opt(ny, nm, nd))
+                .min();
+            benefit_standard::Model {
+                id: new_id(rng),
+                category: category.to_owned(),
+                amount_cny,
+                effective_from: from,
+                effective_to: next.and_then(|n| n.pred_opt()),
+            }
+        })
+        .collect()
+}
+
+/// The monthly standard for `category` on `date`, if the category has one.
+fn benefit_standard(category: &str, date: NaiveDate) -> Option<i32> {
+    BENEFIT_STANDARDS
+        .iter()
+        .filter(|&&(c, (y, m, d), _)| {
+            c == category && NaiveDate::from_ymd_opt(y, m, d).is_some_and(|from| from <= date)
+        })
+        .max_by_key(|&&(_, from, _)| from)
+        .map(|&(_, _, amount)| amount)
+}
+
+/// The default visiting interval of `category`.
+fn visit_interval(category: &str) -> i32 {
+    VISIT_RULES
+        .iter()
+        .find(|&&(c, _)| c == category)
+        .map_or(30, |&(_, days)| days)
+}
+
+/// A random (version 4) UUID drawn from the seeded generator.
+fn new_id(rng: &mut ChaCha8Rng) -> Uuid {
+    uuid::Builder::from_random_bytes(rand::Rng::r#gen(rng)).into_uuid()
+}
+
+/// `date` at `hour:minute` China Standard Time (UTC+8), as UTC.
+fn at_local(date: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
+    let local = date
+        .and_hms_opt(hour, minute, 0)
+        .unwrap_or_else(|| date.and_time(NaiveTime::MIN));
+    local.and_utc() - chrono::Duration::hours(8)
+}
+
+/// The seed's HLC text for a write at `at`: wall milliseconds, counter 0 and
+/// the nil node (the server seed). Matches the text form of
+/// `sync_core::clock::Hlc` (`{wall_ms:015}-{counter:08x}-{node}`).
+fn seed_clock(at: DateTime<Utc>) -> String {
+    format!(
+        "{:015}-{:08x}-{}",
+        at.timestamp_millis(),
+        0,
+        Uuid::nil().simple()
+    )
+}
+
+/// `field_clocks` for a seeded record: every field written at `at`.
+fn field_clocks(fields: &[&str], at: DateTime<Utc>) -> serde_json::Value {
+    let clock = seed_clock(at);
+    fields
+        .iter()
+        .map(|&f| (f.to_owned(), serde_json::Value::String(clock.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn summarize(
+    roster: &roster::Roster,
+    children: &[children::PlannedChild],
+    events: &[register_event::Model],
+    visits: &[visit::Model],
+    items: &[case_plan_item::Model],
+    today: NaiveDate,
+) -> DemoSummary {
+    let half_year_from = today - Days::new(HALF_YEAR_DAYS);
+    let count_role = |role: &str| roster.users.iter().filter(|u| u.role == role).count();
+    let count_events = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e.kind == kind && e.effective_date >= half_year_from)
+            .count()
+    };
+    let mut children_by_category = BTreeMap::new();
+    let mut last_visit: BTreeMap<Uuid, NaiveDate> = BTreeMap::new();
+    for v in visits {
+        let day = v.visited_at.date_naive();
+        let last = last_visit.entry(v.child_id).or_insert(day);
+        *last = (*last).max(day);
+    }
+    let mut overdue_children = 0;
+    for c in children.iter().filter(|c| c.model.status == "active") {
+        *children_by_category
+            .entry(c.model.category.clone())
+            .or_insert(0) += 1;
+        let last = last_visit.get(&c.model.id).copied().unwrap_or(c.added);
+        if last + Days::new(c.interval_days as u64) < today {
+            overdue_children += 1;
+        }
+    }
+    let mut visits_by_review_status = BTreeMap::new();
+    for v in visits {
+        *visits_by_review_status
+            .entry(v.review_status.clone())
+            .or_insert(0) += 1;
+    }
+    let children_active = children_by_category.values().sum();
+    DemoSummary {
+        towns: roster.org_units.iter().filter(|o| o.kind == "town").count(),
+        villages: roster.villages.len(),
+        supervisors: count_role("supervisor"),
+        directors: count_role("director"),
+        admins: count_role("admin"),
+        children_by_category,
+        children_active,
+        children_exited: children.len() - children_active,
+        half_year_from,
+        added_half_year: count_events("added"),
+        exited_half_year: count_events("exited"),
+        visits: visits.len(),
+        visits_half_year: visits
+            .iter()
+            .filter(|v| v.visited_at.date_naive() >= half_year_from)
+            .count(),
+        visits_by_review_status,
+        visits_with_risk_flags: visits
+            .iter()
+            .filter(|v| v.risk_flags.as_array().is_some_and(|a| !a.is_empty()))
+            .count(),
+        case_plan_items: items.len(),
+        open_needs_items: items.iter().filter(|i| i.status == "open").count(),
+        overdue_children,
+    }
+}
