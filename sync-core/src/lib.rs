@@ -7,5 +7,8 @@ pub mod merge;
 pub mod protocol;
 pub mod record;
 pub mod rules;
+pub mod semantic;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::SyncError;
