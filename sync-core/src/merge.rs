@@ -155,7 +155,6 @@ fn merge_write(
             m,
             actor,
             author,
-            Vec::new(),
         );
     };
     if is_locked(rules, cur) {
@@ -177,40 +176,16 @@ fn merge_write(
             "the visit changed after the version you reviewed; review it again",
         );
     }
-    let mut rec = cur.clone();
-    let mut conflicts = Vec::new();
-    if let Some(t) = cur.tombstone {
-        if m.base_version >= t.version {
-            return MergeOutcome::rejected(
-                current,
-                Reason::RecordDeleted,
-                "the record was deleted before this edit was made",
-            );
-        }
-        let winner = match rules.delete_policy {
-            DeletePolicy::EditWins => {
-                rec.tombstone = None;
-                Winner::Client
-            }
-            DeletePolicy::DeleteWins => Winner::Server,
-        };
-        conflicts.push(Conflict {
-            field: None,
-            item_id: None,
-            kind: ConflictKind::EditVsDelete,
-            rule: None,
-            server: Side {
-                value: Value::Null,
-                hlc: t.hlc,
-            },
-            client: Side {
-                value: serde_json::to_value(&m.fields).unwrap_or(Value::Null),
-                hlc: m.hlc,
-            },
-            winner,
-        });
+    if let Some(t) = cur.tombstone
+        && m.base_version >= t.version
+    {
+        return MergeOutcome::rejected(
+            current,
+            Reason::RecordDeleted,
+            "the record was deleted before this edit was made",
+        );
     }
-    fields::apply(rules, rec, false, m, actor, author, conflicts)
+    fields::apply(rules, cur.clone(), false, m, actor, author)
 }
 
 /// True when a field other than `except` changed after version `base`.

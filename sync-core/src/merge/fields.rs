@@ -10,7 +10,7 @@ use crate::{
     clock::Hlc,
     protocol::{FieldOp, Mutation, is_urgent_item},
     record::{Entity, Field, Item, Record, Register, item_id},
-    rules::{Actor, EntityRules, FieldKind, FieldRule, Writers},
+    rules::{Actor, DeletePolicy, EntityRules, FieldKind, FieldRule, Writers},
 };
 
 struct Ctx<'a> {
@@ -45,8 +45,11 @@ impl Ctx<'_> {
     }
 }
 
-/// Applies every field of `m` to `rec` (already cleared of a tombstone if an
-/// edit resurrects it) and builds the outcome.
+/// Applies every field of `m` to `rec` and builds the outcome. On a record
+/// deleted concurrently, an edit that changes anything is reported as an
+/// edit-versus-delete conflict and, under [`DeletePolicy::EditWins`],
+/// brings the record back; an edit that changes nothing leaves it deleted,
+/// so the result does not depend on arrival order.
 pub(super) fn apply(
     rules: &EntityRules,
     mut rec: Record,
@@ -54,22 +57,18 @@ pub(super) fn apply(
     m: &Mutation,
     actor: &Actor,
     author: Option<&str>,
-    conflicts: Vec<Conflict>,
 ) -> MergeOutcome {
     let before = if creating { None } else { Some(rec.clone()) };
-    let resurrected = before
-        .as_ref()
-        .is_some_and(|b| b.is_deleted() != rec.is_deleted());
     let mut cx = Ctx {
         actor,
         author,
         base: m.base_version,
         version: rec.version + 1,
         creating,
-        changed: resurrected,
+        changed: false,
         urgent: false,
         applied: Vec::new(),
-        conflicts,
+        conflicts: Vec::new(),
         refusals: Vec::new(),
     };
     for (name, change) in &m.fields {
@@ -100,6 +99,35 @@ pub(super) fn apply(
                 cx.refuse(name, None, Reason::WrongFieldKind, msg, op_value(op));
             }
         }
+    }
+    if let Some(t) = rec.tombstone
+        && cx.changed
+    {
+        let winner = match rules.delete_policy {
+            DeletePolicy::EditWins => {
+                rec.tombstone = None;
+                Winner::Client
+            }
+            DeletePolicy::DeleteWins => Winner::Server,
+        };
+        cx.conflicts.insert(
+            0,
+            Conflict {
+                field: None,
+                item_id: None,
+                kind: ConflictKind::EditVsDelete,
+                rule: None,
+                server: Side {
+                    value: Value::Null,
+                    hlc: t.hlc,
+                },
+                client: Side {
+                    value: serde_json::to_value(&m.fields).unwrap_or(Value::Null),
+                    hlc: m.hlc,
+                },
+                winner,
+            },
+        );
     }
     if cx.changed {
         rec.version = cx.version;
