@@ -103,15 +103,17 @@ fn denied_reason(d: Denied) -> Reason {
     }
 }
 
-fn author_of<'a>(rules: &EntityRules, rec: Option<&'a Record>, m: &'a Mutation) -> Option<&'a str> {
+/// The record's author (as stored, or as given on create), parsed once.
+fn author_of(rules: &EntityRules, rec: Option<&Record>, m: &Mutation) -> Option<uuid::Uuid> {
     let field = rules.author_field?;
-    if let Some(a) = rec.and_then(|r| r.get_str(field)) {
-        return Some(a);
-    }
-    match m.fields.get(field).map(|c| &c.op) {
-        Some(FieldOp::Set(Value::String(s))) => Some(s),
-        _ => None,
-    }
+    let text = match rec.and_then(|r| r.get_str(field)) {
+        Some(a) => a,
+        None => match m.fields.get(field).map(|c| &c.op) {
+            Some(FieldOp::Set(Value::String(s))) => s,
+            _ => return None,
+        },
+    };
+    uuid::Uuid::try_parse(text).ok()
 }
 
 fn is_locked(rules: &EntityRules, rec: &Record) -> bool {
@@ -148,14 +150,7 @@ fn merge_write(
                 format!("{} is required to create a {}", missing.name, rules.entity),
             );
         }
-        return fields::apply(
-            rules,
-            Record::empty(m.entity, m.record_id),
-            true,
-            m,
-            actor,
-            author,
-        );
+        return fields::apply(rules, None, m, actor, author);
     };
     if is_locked(rules, cur) {
         let mut out = MergeOutcome::rejected(
@@ -185,7 +180,7 @@ fn merge_write(
             "the record was deleted before this edit was made",
         );
     }
-    fields::apply(rules, cur.clone(), false, m, actor, author)
+    fields::apply(rules, Some(cur), m, actor, author)
 }
 
 /// True when a field other than `except` changed after version `base`.

@@ -422,12 +422,11 @@ impl Writers {
     pub fn check(
         &self,
         actor: &Actor,
-        author: Option<&str>,
+        author: Option<Uuid>,
         from: Option<&Value>,
         to: Option<&Value>,
     ) -> Result<(), Denied> {
-        let is_author =
-            || author.is_some_and(|a| Uuid::try_parse(a).is_ok_and(|a| a == actor.user_id));
+        let is_author = || author == Some(actor.user_id);
         match *self {
             Writers::Roles(roles) if roles.contains(actor.role) => Ok(()),
             Writers::Roles(_) => Err(Denied::Role),

@@ -177,7 +177,9 @@ impl Sim {
 
     fn sync(&mut self, d: usize) {
         let dev = &mut self.devices[d];
-        if !dev.outbox.is_empty() && !(dev.in_flight && self.rng.chance(80)) {
+        // With a push in flight, retry it now and then (its answer may be lost).
+        let may_push = !dev.in_flight || self.rng.chance(20);
+        if !dev.outbox.is_empty() && may_push {
             dev.in_flight = true;
             self.net.push(Msg::Push(d, dev.outbox.clone()));
         } else {

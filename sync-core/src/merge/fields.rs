@@ -15,7 +15,7 @@ use crate::{
 
 struct Ctx<'a> {
     actor: &'a Actor,
-    author: Option<&'a str>,
+    author: Option<uuid::Uuid>,
     base: u64,
     version: u64,
     creating: bool,
@@ -52,13 +52,15 @@ impl Ctx<'_> {
 /// so the result does not depend on arrival order.
 pub(super) fn apply(
     rules: &EntityRules,
-    mut rec: Record,
-    creating: bool,
+    before: Option<&Record>,
     m: &Mutation,
     actor: &Actor,
-    author: Option<&str>,
+    author: Option<uuid::Uuid>,
 ) -> MergeOutcome {
-    let before = if creating { None } else { Some(rec.clone()) };
+    let creating = before.is_none();
+    let mut rec = before
+        .cloned()
+        .unwrap_or_else(|| Record::empty(m.entity, m.record_id));
     let mut cx = Ctx {
         actor,
         author,
@@ -149,11 +151,8 @@ pub(super) fn apply(
     };
     let mut out = MergeOutcome {
         verdict,
-        record: Some(if cx.changed {
-            rec
-        } else {
-            before.clone().unwrap_or(rec)
-        }),
+        // Unchanged means `rec` still equals `before`: nothing was written.
+        record: Some(rec),
         changed: cx.changed,
         applied: cx.applied,
         conflicts: cx.conflicts,
@@ -167,7 +166,7 @@ pub(super) fn apply(
     if cx.urgent && rules.entity == Entity::Visit {
         out.flags.push(Flag::Urgent);
     }
-    super::merge_flags(rules, before.as_ref(), &mut out, actor);
+    super::merge_flags(rules, before, &mut out, actor);
     out
 }
 
@@ -273,12 +272,9 @@ fn register(cx: &mut Ctx<'_>, rec: &mut Record, rule: &FieldRule, hlc: Hlc, v: &
     };
     match cur {
         None => {}
-        Some(c) if c.value == *v => {
-            if hlc <= c.hlc {
-                return;
-            }
-        }
-        Some(c) if c.version <= cx.base => {}
+        // Same value: only a newer clock is taken (never a conflict).
+        Some(c) if c.value == *v && hlc <= c.hlc => return,
+        Some(c) if c.value == *v || c.version <= cx.base => {}
         Some(c) => {
             let client_wins = lww(hlc, v, c.hlc, &c.value) == Ordering::Greater;
             cx.conflicts.push(Conflict {
@@ -305,7 +301,12 @@ fn register(cx: &mut Ctx<'_>, rec: &mut Record, rule: &FieldRule, hlc: Hlc, v: &
             }
         }
     }
-    rec.fields.insert(name.to_owned(), Field::Register(new));
+    match rec.fields.get_mut(name) {
+        Some(slot) => *slot = Field::Register(new),
+        None => {
+            rec.fields.insert(name.to_owned(), Field::Register(new));
+        }
+    }
     cx.took(name);
 }
 
@@ -369,12 +370,8 @@ fn items(
         };
         match set.get(id) {
             None => {}
-            Some(c) if c.value == *v => {
-                if hlc <= c.hlc {
-                    continue;
-                }
-            }
-            Some(c) if c.version <= cx.base => {}
+            Some(c) if c.value == *v && hlc <= c.hlc => continue,
+            Some(c) if c.value == *v || c.version <= cx.base => {}
             Some(c) => {
                 let client_wins = lww(hlc, v, c.hlc, &c.value) == Ordering::Greater;
                 cx.conflicts.push(Conflict {
