@@ -1,0 +1,204 @@
+//! Semantic visit checks and the due-date rule.
+
+use chrono::NaiveDate;
+use rstest::rstest;
+use serde_json::json;
+use sync_core::{
+    merge::{Flag, Reason, Verdict, merge},
+    record::{Entity, Record},
+    rules::{Role, rules_for},
+    semantic::{
+        ChildFacts, DEFAULT_FUTURE_TOLERANCE_MS, DueInput, DueStatus, OtherVisit, VisitIntervals,
+        check_visit, due_status,
+    },
+    testing::{MutationBuilder as M, actor, child_create, hlc, ids, stored, stored_visit},
+};
+use uuid::Uuid;
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn facts() -> ChildFacts {
+    ChildFacts {
+        birth_date: d("2015-06-01"),
+        exited_on: None,
+        village_id: ids::VILLAGE,
+        in_village_since: None,
+    }
+}
+
+/// 2026-03-02T12:00:00+08:00, the server's "now" in these tests.
+const NOW_MS: i64 = 1_772_424_000_000;
+
+fn visit_at(at: &str) -> Record {
+    let mut v = stored_visit("submitted");
+    if let Some(sync_core::record::Field::Register(r)) = v.fields.get_mut("visited_at") {
+        r.value = json!(at);
+    }
+    v
+}
+
+#[rstest]
+#[case::normal("2026-03-02T10:30:00+08:00", None)]
+#[case::tomorrow_morning_is_tolerated("2026-03-03T08:00:00+08:00", None)]
+#[case::next_week("2026-03-09T10:00:00+08:00", Some(Reason::VisitInFuture))]
+#[case::before_birth("2015-05-01T10:00:00+08:00", Some(Reason::VisitBeforeBirth))]
+fn visit_dates(#[case] at: &str, #[case] refused: Option<Reason>) {
+    let c = check_visit(
+        &visit_at(at),
+        &facts(),
+        &[],
+        NOW_MS,
+        DEFAULT_FUTURE_TOLERANCE_MS,
+    );
+    assert_eq!(c.refusal.map(|r| r.0), refused);
+}
+
+#[test]
+fn a_visit_after_exit_or_transfer_is_kept_and_flagged() {
+    let exited = ChildFacts {
+        exited_on: Some(d("2026-02-20")),
+        ..facts()
+    };
+    let c = check_visit(
+        &visit_at("2026-03-02T10:30:00+08:00"),
+        &exited,
+        &[],
+        NOW_MS,
+        DEFAULT_FUTURE_TOLERANCE_MS,
+    );
+    assert_eq!((c.refusal, c.flags), (None, vec![Flag::VisitAfterExit]));
+
+    let moved = ChildFacts {
+        village_id: ids::OTHER_VILLAGE,
+        in_village_since: Some(d("2026-02-01")),
+        ..facts()
+    };
+    let c = check_visit(
+        &visit_at("2026-03-02T10:30:00+08:00"),
+        &moved,
+        &[],
+        NOW_MS,
+        DEFAULT_FUTURE_TOLERANCE_MS,
+    );
+    assert_eq!(c.flags, vec![Flag::VisitAfterTransfer]);
+    let c = check_visit(
+        &visit_at("2026-01-15T10:30:00+08:00"),
+        &moved,
+        &[],
+        NOW_MS,
+        DEFAULT_FUTURE_TOLERANCE_MS,
+    );
+    assert!(c.flags.is_empty(), "a visit before the transfer is fine");
+}
+
+#[test]
+fn a_second_visit_the_same_day_from_another_device_is_a_possible_duplicate() {
+    let other = |device: u128, day: &str| OtherVisit {
+        visit_id: Uuid::from_u128(device << 8),
+        device_id: Some(Uuid::from_u128(device)),
+        visited_on: d(day),
+    };
+    let others = [
+        other(0x0b, "2026-03-02"),
+        other(0x0b, "2026-03-01"),
+        other(0x0a, "2026-03-02"),
+    ];
+    let c = check_visit(
+        &visit_at("2026-03-02T10:30:00+08:00"),
+        &facts(),
+        &others,
+        NOW_MS,
+        DEFAULT_FUTURE_TOLERANCE_MS,
+    );
+    assert_eq!(
+        c.flags,
+        vec![Flag::PossibleDuplicate {
+            other_visit_id: Uuid::from_u128(0x0b00)
+        }]
+    );
+}
+
+#[test]
+fn a_refused_visit_check_turns_the_outcome_into_a_rejection() {
+    let create = sync_core::testing::visit_create(hlc(2_000, 1))
+        .set("visited_at", json!("2030-01-01T00:00:00+08:00"))
+        .build();
+    let mut out = merge(
+        rules_for(Entity::Visit),
+        None,
+        &create,
+        &actor(Role::Director),
+    );
+    let c = check_visit(
+        out.record.as_ref().unwrap(),
+        &facts(),
+        &[],
+        NOW_MS,
+        DEFAULT_FUTURE_TOLERANCE_MS,
+    );
+    c.apply(None, &mut out);
+    assert!(matches!(
+        out.verdict,
+        Verdict::Rejected {
+            reason: Reason::VisitInFuture,
+            ..
+        }
+    ));
+    assert!(out.record.is_none());
+}
+
+#[test]
+fn a_director_changing_an_exited_child_is_flagged() {
+    let child = stored(
+        &child_create(hlc(1_000, 1))
+            .set("status", json!("exited"))
+            .build(),
+        &actor(Role::Admin),
+    );
+    let m = M::update(Entity::Child, ids::CHILD, 1, hlc(2_000, 2))
+        .set("address", json!("new"))
+        .build();
+    let out = merge(
+        rules_for(Entity::Child),
+        Some(&child),
+        &m,
+        &actor(Role::Director),
+    );
+    assert_eq!(out.flags, vec![Flag::EditToExitedChild]);
+}
+
+#[rstest]
+#[case::never_visited_not_due("in_difficulty", None, None, "2026-01-10", DueStatus::Upcoming { due: d("2026-01-31"), days_left: 21 })]
+#[case::due_today("in_difficulty", None, Some("2026-01-01"), "2026-01-31", DueStatus::DueToday { due: d("2026-01-31") })]
+#[case::overdue("left_behind", None, Some("2025-11-01"), "2026-01-10", DueStatus::Overdue { due: d("2025-12-31"), days_overdue: 10 })]
+#[case::override_wins("institutional_orphan", Some(14), Some("2026-01-01"), "2026-01-10", DueStatus::Upcoming { due: d("2026-01-15"), days_left: 5 })]
+#[case::unknown_category("other", None, Some("2026-01-01"), "2026-02-10", DueStatus::Overdue { due: d("2026-01-31"), days_overdue: 10 })]
+fn due_dates(
+    #[case] category: &str,
+    #[case] override_days: Option<u32>,
+    #[case] last: Option<&str>,
+    #[case] today: &str,
+    #[case] expected: DueStatus,
+) {
+    let child = DueInput {
+        category: category.into(),
+        active: true,
+        interval_override_days: override_days,
+        registered_on: d("2026-01-01"),
+        last_visit_on: last.map(d),
+    };
+    assert_eq!(
+        due_status(&child, d(today), &VisitIntervals::default()),
+        expected
+    );
+    let exited = DueInput {
+        active: false,
+        ..child
+    };
+    assert_eq!(
+        due_status(&exited, d(today), &VisitIntervals::default()),
+        DueStatus::NotTracked
+    );
+}
