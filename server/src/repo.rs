@@ -3,6 +3,7 @@
 
 pub mod devices;
 pub mod org_units;
+pub mod records;
 pub mod refresh_tokens;
 pub mod users;
 

@@ -305,7 +305,112 @@ impl Record {
     }
 }
 
+impl Record {
+    /// A record whose every field was written by one write at `hlc` and
+    /// server `version` — how rows that did not come through a merge (an
+    /// import, the demo district) get their sync metadata. Fields the
+    /// entity's rules do not know are refused; a set field must hold an array
+    /// of items with string ids.
+    pub fn written_at(
+        entity: Entity,
+        id: Uuid,
+        version: u64,
+        values: &Map<String, Value>,
+        hlc: Hlc,
+    ) -> Result<Self, SyncError> {
+        let rules = rules::rules_for(entity);
+        let mut fields = BTreeMap::new();
+        for (name, value) in values {
+            let rule = rules.field(name).ok_or_else(|| SyncError::UnknownField {
+                entity,
+                field: name.clone(),
+            })?;
+            let field = if rule.kind.is_set() {
+                let bad = |why: &str| SyncError::InvalidValue {
+                    entity,
+                    field: name.clone(),
+                    why: why.to_owned(),
+                };
+                let items = match value {
+                    Value::Array(items) => items.as_slice(),
+                    Value::Null => &[],
+                    _ => return Err(bad("a set column must hold an array")),
+                };
+                let mut set = BTreeMap::new();
+                for item in items {
+                    let key = item_id(item).ok_or_else(|| bad("item without string id"))?;
+                    set.insert(
+                        key.to_owned(),
+                        Item {
+                            value: item.clone(),
+                            hlc,
+                            version,
+                        },
+                    );
+                }
+                Field::Items(set)
+            } else {
+                Field::Register(Register {
+                    value: value.clone(),
+                    hlc,
+                    version,
+                })
+            };
+            fields.insert(name.clone(), field);
+        }
+        Ok(Self {
+            entity,
+            id,
+            version,
+            fields,
+            tombstone: None,
+        })
+    }
+}
+
 /// The `"id"` of a set item, if it is an object with a string id.
 pub fn item_id(item: &Value) -> Option<&str> {
     item.as_object()?.get("id")?.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_record_written_at_once_splits_and_joins_back_unchanged() {
+        let hlc = Hlc::new(1_750_000_000_000, 0, Uuid::nil());
+        let values: Map<String, Value> = json!({
+            "kind": "home_visit",
+            "needs": [{"id": "n1", "area": "study", "description": "辅导"}],
+            "follow_up": null,
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+        let id = Uuid::from_u128(7);
+        let record = Record::written_at(Entity::Visit, id, 1, &values, hlc).unwrap();
+        assert_eq!(record.values(), values);
+        let (columns, meta) = record.split();
+        assert_eq!(
+            Record::join(Entity::Visit, id, 1, &columns, &meta).unwrap(),
+            record
+        );
+        match &record.fields["needs"] {
+            Field::Items(items) => assert_eq!(items["n1"].hlc, hlc),
+            other => panic!("needs must be a set, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn written_at_refuses_fields_the_rules_do_not_know() {
+        let values = json!({"nickname": "x"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let result = Record::written_at(Entity::Child, Uuid::nil(), 1, &values, Hlc::ZERO);
+        assert!(matches!(result, Err(SyncError::UnknownField { .. })));
+    }
 }

@@ -153,20 +153,21 @@ pub struct VisitIntervals {
 }
 
 impl Default for VisitIntervals {
-    /// Assumed defaults: orphans outside institutions, de-facto unsupported
-    /// children and children in difficulty monthly (30 days); left-behind
-    /// children every two months (60); migrant and low-income-edge children
-    /// quarterly (90); institutional orphans, cared for daily by the
-    /// institution, twice a year (180). Anything else: 30.
+    /// Assumed defaults (no national rule fixes them; the district configures
+    /// its own): scattered orphans, de-facto unsupported children, children
+    /// in difficulty and children of edge-of-minimum-income families monthly
+    /// (30 days); left-behind and migrant children quarterly (90);
+    /// institutional orphans, cared for daily by the institution, quarterly
+    /// (90). Anything else: 30.
     fn default() -> Self {
         let by_category = [
-            ("institutional_orphan", 180),
+            ("institutional_orphan", 90),
             ("scattered_orphan", 30),
             ("de_facto_unsupported", 30),
             ("in_difficulty", 30),
-            ("left_behind", 60),
+            ("left_behind", 90),
             ("migrant", 90),
-            ("low_income_edge", 90),
+            ("low_income_edge", 30),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

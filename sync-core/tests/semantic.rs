@@ -172,7 +172,7 @@ fn a_director_changing_an_exited_child_is_flagged() {
 #[rstest]
 #[case::never_visited_not_due("in_difficulty", None, None, "2026-01-10", DueStatus::Upcoming { due: d("2026-01-31"), days_left: 21 })]
 #[case::due_today("in_difficulty", None, Some("2026-01-01"), "2026-01-31", DueStatus::DueToday { due: d("2026-01-31") })]
-#[case::overdue("left_behind", None, Some("2025-11-01"), "2026-01-10", DueStatus::Overdue { due: d("2025-12-31"), days_overdue: 10 })]
+#[case::overdue("left_behind", None, Some("2025-10-02"), "2026-01-10", DueStatus::Overdue { due: d("2025-12-31"), days_overdue: 10 })]
 #[case::override_wins("institutional_orphan", Some(14), Some("2026-01-01"), "2026-01-10", DueStatus::Upcoming { due: d("2026-01-15"), days_left: 5 })]
 #[case::unknown_category("other", None, Some("2026-01-01"), "2026-02-10", DueStatus::Overdue { due: d("2026-01-31"), days_overdue: 10 })]
 fn due_dates(

@@ -4,14 +4,15 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "case_plan_items")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     /// Server version: 1 when created, +1 per change.
     pub version: i64,
-    /// Field name → HLC text of the write that last set it.
+    /// Sync metadata: per field the clock and version of its last write
+    /// (`sync_core::record::RecordMeta` as JSON).
     pub field_clocks: Json,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -4,7 +4,7 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "visits")]
 pub struct Model {
     /// Made by the device.
@@ -12,7 +12,8 @@ pub struct Model {
     pub id: Uuid,
     /// Server version: 1 when created, +1 per change.
     pub version: i64,
-    /// Field name → HLC text of the write that last set it.
+    /// Sync metadata: per field the clock and version of its last write
+    /// (`sync_core::record::RecordMeta` as JSON).
     pub field_clocks: Json,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

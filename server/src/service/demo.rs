@@ -30,6 +30,8 @@ use crate::entity::{
     visit_rule,
 };
 use crate::error::AppError;
+use crate::repo::records::{self, SyncedModel};
+use sync_core::semantic::VisitIntervals;
 
 /// Active children per category. 13 scattered orphans and 590 children in
 /// difficulty are the bureau's reported counts; the other categories are
@@ -55,21 +57,6 @@ pub const EXITED_HALF_YEAR: usize = 45;
 /// The half-year the reported figures cover: effective dates from
 /// `today - HALF_YEAR_DAYS` up to yesterday.
 pub const HALF_YEAR_DAYS: u64 = 182;
-
-/// Default visiting interval per category in days. No national rule fixes
-/// them: monthly for orphans, de-facto unsupported children, children in
-/// difficulty and edge-of-minimum-income families, quarterly for left-behind
-/// and migrant children (documented assumptions; the district configures
-/// its own).
-pub const VISIT_RULES: [(&str, i32); 7] = [
-    ("scattered_orphan", 30),
-    ("institutional_orphan", 30),
-    ("de_facto_unsupported", 30),
-    ("in_difficulty", 30),
-    ("low_income_edge", 30),
-    ("left_behind", 90),
-    ("migrant", 90),
-];
 
 /// Monthly benefit standards in CNY: category, first day, amount. From
 /// `reference-district.json`; de-facto unsupported children get the
@@ -186,11 +173,12 @@ pub async fn seed_demo(
     insert::<user::Entity, _>(&txn, roster.users).await?;
     insert::<visit_rule::Entity, _>(
         &txn,
-        VISIT_RULES
-            .iter()
-            .map(|&(category, interval_days)| visit_rule::Model {
-                category: category.to_owned(),
-                interval_days,
+        VisitIntervals::default()
+            .by_category
+            .into_iter()
+            .map(|(category, days)| visit_rule::Model {
+                category,
+                interval_days: i32::try_from(days).unwrap_or(i32::MAX),
                 updated_at: now,
             }),
     )
@@ -264,12 +252,10 @@ fn benefit_standard(category: &str, date: NaiveDate) -> Option<i32> {
         .map(|&(_, _, amount)| amount)
 }
 
-/// The default visiting interval of `category`.
+/// The default visiting interval of `category` (`sync-core`'s assumed
+/// defaults, which also fill the `visit_rules` table).
 fn visit_interval(category: &str) -> i32 {
-    VISIT_RULES
-        .iter()
-        .find(|&&(c, _)| c == category)
-        .map_or(30, |&(_, days)| days)
+    i32::try_from(VisitIntervals::default().interval_days(category, None)).unwrap_or(i32::MAX)
 }
 
 /// A random (version 4) UUID drawn from the seeded generator.
@@ -285,26 +271,11 @@ fn at_local(date: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
     local.and_utc() - chrono::Duration::hours(8)
 }
 
-/// The seed's HLC text for a write at `at`: wall milliseconds, counter 0 and
-/// the nil node (the server seed). Matches the text form of
-/// `sync_core::clock::Hlc` (`{wall_ms:015}-{counter:08x}-{node}`).
-fn seed_clock(at: DateTime<Utc>) -> String {
-    format!(
-        "{:015}-{:08x}-{}",
-        at.timestamp_millis(),
-        0,
-        Uuid::nil().simple()
-    )
-}
-
-/// `field_clocks` for a seeded record: every field written at `at`.
-fn field_clocks(fields: &[&str], at: DateTime<Utc>) -> serde_json::Value {
-    let clock = seed_clock(at);
-    fields
-        .iter()
-        .map(|&f| (f.to_owned(), serde_json::Value::String(clock.clone())))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
+/// The sync metadata of a seeded row: every field written once at `at` by
+/// the nil node (the server's seed), at version 1.
+fn seed_clocks<M: SyncedModel>(model: &M, at: DateTime<Utc>) -> serde_json::Value {
+    records::written_at(model, at, Uuid::nil())
+        .unwrap_or_else(|err| panic!("demo rows follow the sync rules: {err}"))
 }
 
 fn summarize(

@@ -2,6 +2,7 @@
 //! on SQLite and on PostgreSQL.
 
 mod auth;
+mod demo;
 mod errors;
 mod operations;
 mod scope;

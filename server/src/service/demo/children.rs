@@ -10,32 +10,9 @@ use rand_chacha::ChaCha8Rng;
 use super::roster::Roster;
 use super::{
     ACTIVE_CHILDREN, ADDED_HALF_YEAR, EXITED_HALF_YEAR, HALF_YEAR_DAYS, at_local, benefit_standard,
-    field_clocks, names, new_id, visit_interval,
+    names, new_id, seed_clocks, visit_interval,
 };
 use crate::entity::{child, register_event};
-
-/// The synced fields of a child, as named in `field_clocks`.
-const FIELDS: &[&str] = &[
-    "name",
-    "gender",
-    "birth_date",
-    "id_number",
-    "category",
-    "status",
-    "exit_reason",
-    "exit_date",
-    "village_id",
-    "guardian_name",
-    "guardian_relation",
-    "guardian_phone",
-    "address",
-    "school",
-    "health_notes",
-    "disability_notes",
-    "benefit_standard_cny",
-    "visit_interval_days",
-    "external_id",
-];
 
 /// Categories of the children who left the register in the half-year.
 const EXITED_CATEGORIES: &[&str] = &[
@@ -259,10 +236,10 @@ fn child_model(
     let interval_override = rng.gen_bool(0.03).then_some(14);
     let updated_at: DateTime<Utc> =
         exit.map_or(at_local(added, 9, 0), |(date, _)| at_local(date, 10, 0));
-    let model = child::Model {
+    let mut model = child::Model {
         id: new_id(rng),
         version: 1,
-        field_clocks: field_clocks(FIELDS, updated_at),
+        field_clocks: serde_json::Value::Null,
         created_at: at_local(added, 9, 0),
         updated_at,
         deleted: false,
@@ -286,6 +263,7 @@ fn child_model(
         visit_interval_days: interval_override,
         external_id: None,
     };
+    model.field_clocks = seed_clocks(&model, updated_at);
     let interval = interval_override.unwrap_or_else(|| visit_interval(category));
     (model, i64::from(interval))
 }

@@ -10,40 +10,8 @@ use serde_json::{Map, Value, json};
 
 use super::children::PlannedChild;
 use super::roster::Roster;
-use super::{at_local, field_clocks, names, new_id};
+use super::{at_local, names, new_id, seed_clocks};
 use crate::entity::{case_plan_item, visit};
-
-/// The synced fields of a visit, as named in `field_clocks`.
-const VISIT_FIELDS: &[&str] = &[
-    "child_id",
-    "author_id",
-    "device_id",
-    "village_id",
-    "kind",
-    "visited_at",
-    "location",
-    "observations",
-    "needs",
-    "risk_flags",
-    "photos",
-    "follow_up",
-    "next_planned_date",
-    "review_status",
-    "review_comment",
-    "reviewed_by",
-    "reviewed_at",
-];
-
-/// The synced fields of a case-plan item, as named in `field_clocks`.
-const ITEM_FIELDS: &[&str] = &[
-    "child_id",
-    "village_id",
-    "area",
-    "description",
-    "status",
-    "owner",
-    "due_date",
-];
 
 /// Share of active children whose last visit is left older than their
 /// interval, so the overdue list has something on it.
@@ -218,10 +186,10 @@ fn visit_model(
         .gen_bool(0.5)
         .then(|| day + Days::new(child.interval_days as u64));
     let updated_at = reviewed_at.unwrap_or(created_at);
-    visit::Model {
+    let mut model = visit::Model {
         id: new_id(rng),
         version: 1,
-        field_clocks: field_clocks(VISIT_FIELDS, updated_at),
+        field_clocks: Value::Null,
         created_at,
         updated_at,
         deleted: false,
@@ -242,7 +210,9 @@ fn visit_model(
         review_comment: (status == "returned").then(|| names::return_comment(rng).to_owned()),
         reviewed_by: reviewed_at.map(|_| village.supervisor_id),
         reviewed_at,
-    }
+    };
+    model.field_clocks = seed_clocks(&model, updated_at);
+    model
 }
 
 /// One needs-ledger item per need a visit recorded: older ones mostly done,
@@ -280,10 +250,10 @@ fn ledger_items(
                 (visit.created_at + Duration::days(rng.gen_range(1..30)))
                     .min(now - Duration::minutes(1))
             };
-            case_plan_item::Model {
+            let mut item = case_plan_item::Model {
                 id: new_id(rng),
                 version: 1,
-                field_clocks: field_clocks(ITEM_FIELDS, updated_at),
+                field_clocks: Value::Null,
                 created_at: visit.created_at,
                 updated_at,
                 deleted: false,
@@ -294,7 +264,9 @@ fn ledger_items(
                 status: status.to_owned(),
                 owner: owner.to_owned(),
                 due_date: Some(visited + Days::new(if old { 30 } else { 60 })),
-            }
+            };
+            item.field_clocks = seed_clocks(&item, updated_at);
+            item
         })
         .collect()
 }
