@@ -11,6 +11,7 @@ mod m20261129_000001_org_and_users;
 mod m20261129_000002_register;
 mod m20261129_000003_visits;
 mod m20261129_000004_sync;
+mod m20261129_000005_change_log_order;
 
 /// The ordered list of Seedling's migrations.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_register::Migration),
             Box::new(m20261129_000003_visits::Migration),
             Box::new(m20261129_000004_sync::Migration),
+            Box::new(m20261129_000005_change_log_order::Migration),
         ]
     }
 }

@@ -14,6 +14,7 @@ pub mod org_unit;
 pub mod outbox;
 pub mod refresh_token;
 pub mod register_event;
+pub mod sync_lock;
 pub mod user;
 pub mod visit;
 pub mod visit_rule;

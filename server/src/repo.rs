@@ -1,10 +1,12 @@
 //! Persistence: connecting, migrating, and the queries. This is the only
 //! layer that builds queries; services call it inside their transactions.
 
+pub mod change_log;
 pub mod devices;
 pub mod org_units;
 pub mod records;
 pub mod refresh_tokens;
+pub mod synced;
 pub mod users;
 
 use std::time::Duration;

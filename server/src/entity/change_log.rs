@@ -15,10 +15,12 @@ pub struct Model {
     pub record_id: Uuid,
     /// The record's version after the change.
     pub version: i64,
-    /// `upsert` or `delete`.
+    /// `upsert` (the record is in this scope, possibly deleted) or `purge`
+    /// (it left the one scope set on this row).
     pub op: String,
     pub village_id: Option<Uuid>,
     pub town_id: Option<Uuid>,
+    pub district_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
 }
 

@@ -145,6 +145,7 @@ pub async fn seed_demo(
     let (visits, items) = visits::build(&mut rng, &roster, &children, today, now);
     let summary = summarize(&roster, &children, &events, &visits, &items, today);
 
+    let district_id = roster.district_id;
     let town_of: BTreeMap<Uuid, Uuid> = roster.villages.iter().map(|v| (v.id, v.town_id)).collect();
     let mut changes = Vec::with_capacity(children.len() + visits.len() + items.len());
     let mut log = |entity: &str, record_id: Uuid, village_id: Uuid| {
@@ -156,6 +157,7 @@ pub async fn seed_demo(
             op: Set("upsert".to_owned()),
             village_id: Set(Some(village_id)),
             town_id: Set(town_of.get(&village_id).copied()),
+            district_id: Set(Some(district_id)),
             created_at: Set(now),
         });
     };

@@ -47,6 +47,11 @@ pub enum Reason {
     VisitInFuture,
     /// A visit dated before the child's birth.
     VisitBeforeBirth,
+    /// The record (or the village it would move to) lies outside the
+    /// actor's scope; decided by the server, which knows the org tree.
+    OutOfScope,
+    /// A visit or case-plan item names a child the server does not have.
+    UnknownChild,
 }
 
 /// How a mutation fared.
@@ -191,11 +196,8 @@ pub struct MergeOutcome {
 }
 
 impl MergeOutcome {
-    pub(crate) fn rejected(
-        record: Option<&Record>,
-        reason: Reason,
-        message: impl Into<String>,
-    ) -> Self {
+    /// A rejection that leaves `record` as it was.
+    pub fn rejected(record: Option<&Record>, reason: Reason, message: impl Into<String>) -> Self {
         Self {
             verdict: Verdict::Rejected {
                 reason,

@@ -54,6 +54,7 @@ pub(super) struct Roster {
     pub users: Vec<user::Model>,
     pub villages: Vec<Village>,
     pub admin_id: Uuid,
+    pub district_id: Uuid,
 }
 
 pub(super) fn build(rng: &mut ChaCha8Rng, password_hash: &str, now: DateTime<Utc>) -> Roster {
@@ -149,5 +150,6 @@ pub(super) fn build(rng: &mut ChaCha8Rng, password_hash: &str, now: DateTime<Utc
         users,
         villages,
         admin_id,
+        district_id,
     }
 }

@@ -1,0 +1,167 @@
+//! The change log: one row per change to a synced record in a scope, in
+//! server-sequence order, which pulls page through.
+//!
+//! **Gap-free order.** [`append`] first takes the `change_log` row of
+//! `sync_locks` (an `UPDATE`, so the row stays locked until the transaction
+//! ends), then inserts. Appending transactions therefore commit in the order
+//! they got their sequence numbers, and a reader can never see sequence
+//! `n + 1` while `n` is still uncommitted — the case where a cursor would
+//! skip a change. Call it last in a transaction: the lock is held until
+//! commit.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use sync_core::record::Entity;
+use uuid::Uuid;
+
+use crate::entity::{change_log, sync_lock};
+
+/// Where a record sits: the village (absent once the child has exited),
+/// the town and the district.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub village: Option<Uuid>,
+    pub town: Option<Uuid>,
+    pub district: Option<Uuid>,
+}
+
+/// Which scope column a pull filters on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScopeColumn {
+    Village(Uuid),
+    Town(Uuid),
+    District(Uuid),
+}
+
+/// A change to append.
+#[derive(Clone, Debug)]
+pub enum NewChange {
+    /// The record (at `version`) is in every scope of `placement`.
+    Upsert {
+        entity: Entity,
+        record_id: Uuid,
+        version: i64,
+        placement: Placement,
+    },
+    /// The record left one scope.
+    Purge {
+        entity: Entity,
+        record_id: Uuid,
+        version: i64,
+        scope: ScopeColumn,
+    },
+}
+
+/// Appends changes in order, holding the change-log writer lock until the
+/// caller's transaction ends (see the module doc).
+pub async fn append(
+    db: &impl ConnectionTrait,
+    changes: Vec<NewChange>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    sync_lock::Entity::update_many()
+        .col_expr(
+            sync_lock::Column::Taken,
+            Expr::col(sync_lock::Column::Taken).add(1),
+        )
+        .filter(sync_lock::Column::Name.eq("change_log"))
+        .exec(db)
+        .await?;
+    let rows = changes.into_iter().map(|change| {
+        let (entity, record_id, version, op, placement) = match change {
+            NewChange::Upsert {
+                entity,
+                record_id,
+                version,
+                placement,
+            } => (entity, record_id, version, "upsert", placement),
+            NewChange::Purge {
+                entity,
+                record_id,
+                version,
+                scope,
+            } => {
+                let mut placement = Placement::default();
+                match scope {
+                    ScopeColumn::Village(id) => placement.village = Some(id),
+                    ScopeColumn::Town(id) => placement.town = Some(id),
+                    ScopeColumn::District(id) => placement.district = Some(id),
+                }
+                (entity, record_id, version, "purge", placement)
+            }
+        };
+        change_log::ActiveModel {
+            seq: NotSet,
+            entity: Set(entity.as_str().to_owned()),
+            record_id: Set(record_id),
+            version: Set(version),
+            op: Set(op.to_owned()),
+            village_id: Set(placement.village),
+            town_id: Set(placement.town),
+            district_id: Set(placement.district),
+            created_at: Set(now),
+        }
+    });
+    change_log::Entity::insert_many(rows).exec(db).await?;
+    Ok(())
+}
+
+/// Up to `limit` changes in `scope` after sequence `after`, in order.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    scope: ScopeColumn,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<change_log::Model>, DbErr> {
+    filtered(scope, change_log::Entity::find())
+        .filter(change_log::Column::Seq.gt(after))
+        .order_by_asc(change_log::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Every `(entity, record_id)` whose latest change in `scope` is an upsert:
+/// what a device of that scope holds once it has pulled everything.
+pub async fn records_in_scope(
+    db: &impl ConnectionTrait,
+    scope: ScopeColumn,
+) -> Result<Vec<(String, Uuid)>, DbErr> {
+    let rows: Vec<(String, Uuid, i64, String)> = filtered(scope, change_log::Entity::find())
+        .select_only()
+        .column(change_log::Column::Entity)
+        .column(change_log::Column::RecordId)
+        .column(change_log::Column::Seq)
+        .column(change_log::Column::Op)
+        .order_by_asc(change_log::Column::Seq)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut latest = std::collections::HashMap::with_capacity(rows.len());
+    for (entity, id, _, op) in rows {
+        latest.insert((entity, id), op);
+    }
+    Ok(latest
+        .into_iter()
+        .filter(|(_, op)| op == "upsert")
+        .map(|(key, _)| key)
+        .collect())
+}
+
+fn filtered(
+    scope: ScopeColumn,
+    query: sea_orm::Select<change_log::Entity>,
+) -> sea_orm::Select<change_log::Entity> {
+    match scope {
+        ScopeColumn::Village(id) => query.filter(change_log::Column::VillageId.eq(id)),
+        ScopeColumn::Town(id) => query.filter(change_log::Column::TownId.eq(id)),
+        ScopeColumn::District(id) => query.filter(change_log::Column::DistrictId.eq(id)),
+    }
+}
