@@ -151,6 +151,12 @@ impl FakeServer {
         ));
     }
 
+    /// Drops a record without telling any device (a restored backup, a
+    /// bug): devices notice through the scope checksum.
+    pub fn forget(&self, entity: Entity, id: Uuid) {
+        self.state().records.remove(&(entity, id));
+    }
+
     /// Checksum of the live records.
     pub fn scope_checksum(&self) -> ScopeChecksum {
         checksum(&self.state())

@@ -354,3 +354,26 @@ async fn an_edit_to_a_visit_approved_meanwhile_is_refused_visibly_and_the_local_
         .unwrap();
     assert!(a.store().rejections().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_diverged_copy_is_reported_and_repaired() {
+    let server = FakeServer::new();
+    let a = Phone::new(&server, director()).await;
+    let keep = a.record_visit("home").await;
+    let lost = a.record_visit("school").await;
+    a.syncer.sync().await.unwrap();
+    server.forget(Entity::Visit, lost);
+
+    let report = a.syncer.sync().await.unwrap();
+    let divergence = report.diverged.expect("the checksum shows the difference");
+    assert_eq!((divergence.local.count, divergence.server.count), (2, 1));
+
+    let repaired = a.syncer.repair().await.unwrap();
+    assert_eq!(repaired.diverged, None);
+    assert!(a.store().get(Entity::Visit, lost).await.unwrap().is_none());
+    assert!(a.store().get(Entity::Visit, keep).await.unwrap().is_some());
+    assert_eq!(
+        a.store().scope_checksum().await.unwrap(),
+        server.scope_checksum()
+    );
+}
