@@ -1,0 +1,388 @@
+//! The sync loop. One [`Syncer::sync_once`] pushes the outbox (urgent
+//! records first, in batches, only each record's oldest pending mutation per
+//! round), records every answer, then pulls pages until the server has no
+//! more, applying changes and purges and comparing the scope checksum.
+//! [`Syncer::sync`] retries a failed round with exponential back-off and
+//! jitter; fatal errors stop at once (sign in again, update the app) and a
+//! revoked device wipes its store.
+//!
+//! A pull never overwrites pending work: a pulled record with mutations
+//! still in the outbox becomes the new server copy, and the pending
+//! mutations are replayed on top of it for the user to see.
+
+use std::{collections::HashSet, sync::Mutex};
+
+use sea_orm::sqlx::{self, Row, SqliteConnection};
+use sync_core::{
+    clock::HlcClock,
+    protocol::{
+        PROTOCOL_VERSION, PullRequest, PushRequest, ScopeChecksum, check_protocol_version,
+        urgent_first,
+    },
+    record::{Entity, Field, Record},
+    rules::Actor,
+};
+use uuid::Uuid;
+
+use crate::{
+    backoff::{Backoff, Jitter, Sleeper},
+    local, outbox,
+    store::{self, RecordRow, Store, StoreError, parse_entity, parse_uuid},
+    transport::{Transport, TransportError},
+};
+
+/// Rounds of pushes or pages of pulls in one sync before giving up (a
+/// server that keeps saying `has_more` must not trap the phone).
+const MAX_ROUNDS: usize = 10_000;
+
+/// Why a sync failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The network or the server (see [`TransportError`] for what to do).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The local store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Tuning of the sync loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// Mutations per push request.
+    pub batch_size: usize,
+    /// Records per pull page.
+    pub page_limit: u32,
+    /// Retry timing.
+    pub backoff: Backoff,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 100,
+            page_limit: sync_core::protocol::DEFAULT_PULL_LIMIT,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// The device's copy differs from the server's view of its scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Divergence {
+    /// Checksum of the server copies on the device.
+    pub local: ScopeChecksum,
+    /// Checksum the server sent.
+    pub server: ScopeChecksum,
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncReport {
+    /// Push requests sent.
+    pub push_requests: usize,
+    /// Answers recorded: applied as sent.
+    pub applied: usize,
+    /// Answers recorded: merged with concurrent changes.
+    pub merged: usize,
+    /// Answers recorded: rejected (see [`Store::rejections`]).
+    pub rejected: usize,
+    /// Conflicts reported in merged answers.
+    pub conflicts: usize,
+    /// Pull pages received.
+    pub pages: usize,
+    /// Records received.
+    pub pulled: usize,
+    /// Records purged.
+    pub purged: usize,
+    /// Set when the scope checksum did not match after the last page.
+    pub diverged: Option<Divergence>,
+    /// Tries it took (1 = no retry).
+    pub attempts: u32,
+}
+
+/// Runs the sync protocol for one store over one transport.
+#[derive(Debug)]
+pub struct Syncer<T, S> {
+    store: Store,
+    transport: T,
+    sleeper: S,
+    jitter: Mutex<Jitter>,
+    options: SyncOptions,
+}
+
+impl<T: Transport, S: Sleeper> Syncer<T, S> {
+    /// A syncer; `jitter` makes the retry timing (seed it in tests).
+    pub fn new(
+        store: Store,
+        transport: T,
+        sleeper: S,
+        jitter: Jitter,
+        options: SyncOptions,
+    ) -> Self {
+        Self {
+            store,
+            transport,
+            sleeper,
+            jitter: Mutex::new(jitter),
+            options,
+        }
+    }
+
+    /// The store this syncer works on.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The transport (e.g. to replace a token).
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// Syncs, retrying temporary failures with back-off. A revoked device
+    /// wipes its store before the error is returned.
+    pub async fn sync(&self) -> Result<SyncReport, SyncError> {
+        let mut attempt = 0;
+        loop {
+            match self.sync_once().await {
+                Ok(mut report) => {
+                    report.attempts = attempt + 1;
+                    return Ok(report);
+                }
+                Err(SyncError::Transport(e))
+                    if e.is_retryable() && attempt + 1 < self.options.backoff.max_attempts =>
+                {
+                    let draw = self.jitter.lock().map_or(0.5, |mut j| j.next_f64());
+                    let wait = self.options.backoff.delay(attempt, draw);
+                    self.sleeper.sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(SyncError::Transport(e @ TransportError::DeviceRevoked(_))) => {
+                    self.store.wipe().await?;
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One round: push everything, then pull until the server has no more.
+    pub async fn sync_once(&self) -> Result<SyncReport, SyncError> {
+        let mut report = SyncReport::default();
+        self.push(&mut report).await?;
+        self.pull(&mut report, false).await?;
+        Ok(report)
+    }
+
+    /// Re-downloads the whole scope from the start and drops server copies
+    /// the server no longer sends (pending edits are kept): the repair for
+    /// a [`Divergence`].
+    pub async fn repair(&self) -> Result<SyncReport, SyncError> {
+        let mut report = SyncReport::default();
+        self.push(&mut report).await?;
+        self.pull(&mut report, true).await?;
+        Ok(report)
+    }
+
+    /// Pushes the outbox and records the answers.
+    pub async fn push(&self, report: &mut SyncReport) -> Result<(), SyncError> {
+        let actor = self.actor().await?;
+        for _ in 0..MAX_ROUNDS {
+            let mut conn = self.store.pool.acquire().await.map_err(StoreError::from)?;
+            let heads = outbox::heads(&mut conn).await?;
+            drop(conn);
+            if heads.is_empty() {
+                break;
+            }
+            let mutations = urgent_first(heads.into_iter().map(|p| p.mutation).collect());
+            let mut progressed = false;
+            for batch in mutations.chunks(self.options.batch_size.max(1)) {
+                let ids: Vec<Uuid> = batch.iter().map(|m| m.mutation_id).collect();
+                let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;
+                // Frozen before it goes on the wire: a later edit must not
+                // change a mutation the server may already hold.
+                outbox::mark_sent(&mut tx, &ids).await?;
+                let mut clock = store::load_clock(&mut tx).await?;
+                let device_hlc = clock.tick(self.store.now_ms());
+                store::save_clock(&mut tx, &clock).await?;
+                let device_id = store::device_id(&mut tx).await?;
+                tx.commit().await.map_err(StoreError::from)?;
+
+                report.push_requests += 1;
+                let answer = self
+                    .transport
+                    .push(PushRequest {
+                        protocol_version: PROTOCOL_VERSION,
+                        device_id,
+                        device_hlc,
+                        mutations: batch.to_vec(),
+                    })
+                    .await?;
+                check_version(answer.protocol_version)?;
+
+                let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;
+                let mut clock = store::load_clock(&mut tx).await?;
+                clock.observe(answer.server_hlc, self.store.now_ms());
+                store::save_clock(&mut tx, &clock).await?;
+                for result in &answer.results {
+                    if !outbox::record_answer(&mut tx, result, &actor).await? {
+                        continue;
+                    }
+                    progressed = true;
+                    match result {
+                        sync_core::protocol::MutationResult::Applied { .. } => report.applied += 1,
+                        sync_core::protocol::MutationResult::Merged { conflicts, .. } => {
+                            report.merged += 1;
+                            report.conflicts += conflicts.len();
+                        }
+                        sync_core::protocol::MutationResult::Rejected { .. } => {
+                            report.rejected += 1;
+                        }
+                    }
+                }
+                tx.commit().await.map_err(StoreError::from)?;
+            }
+            if !progressed {
+                // The server answered none of them; they stay for the next sync.
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pulls pages until `has_more` is false. With `from_scratch`, starts
+    /// without a cursor and afterwards drops server copies not received.
+    pub async fn pull(&self, report: &mut SyncReport, from_scratch: bool) -> Result<(), SyncError> {
+        let actor = self.actor().await?;
+        let mut seen: HashSet<(Entity, Uuid)> = HashSet::new();
+        let mut cursor = if from_scratch {
+            None
+        } else {
+            self.store.cursor().await?
+        };
+        for _ in 0..MAX_ROUNDS {
+            let page = self
+                .transport
+                .pull(PullRequest {
+                    protocol_version: PROTOCOL_VERSION,
+                    cursor: cursor.clone(),
+                    limit: self.options.page_limit,
+                })
+                .await?;
+            check_version(page.protocol_version)?;
+            report.pages += 1;
+            let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;
+            let mut clock = store::load_clock(&mut tx).await?;
+            let now = self.store.now_ms();
+            clock.observe(page.server_hlc, now);
+            for record in &page.changes {
+                observe_record(&mut clock, record, now);
+                seen.insert((record.entity, record.id));
+                apply_pulled(&mut tx, record, &actor).await?;
+                report.pulled += 1;
+            }
+            for purge in &page.purges {
+                seen.remove(&(purge.entity, purge.record_id));
+                // Pending edits of a purged record stay in the outbox: the
+                // server decides about them, and its answer is kept.
+                store::delete_row(&mut tx, purge.entity, purge.record_id).await?;
+                report.purged += 1;
+            }
+            // The cursor moves only with the page it belongs to.
+            store::meta_set(&mut tx, "cursor", &page.next_cursor).await?;
+            store::save_clock(&mut tx, &clock).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            cursor = Some(page.next_cursor.clone());
+            if !page.has_more {
+                if from_scratch {
+                    report.purged += sweep(&self.store, &seen).await?;
+                }
+                let local = self.store.scope_checksum().await?;
+                if local != page.scope_checksum {
+                    report.diverged = Some(Divergence {
+                        local,
+                        server: page.scope_checksum,
+                    });
+                }
+                return Ok(());
+            }
+        }
+        Err(TransportError::Retryable("the server never finished the pull".into()).into())
+    }
+
+    async fn actor(&self) -> Result<Actor, SyncError> {
+        Ok(self.store.user().await?.ok_or(StoreError::NotSignedIn)?)
+    }
+}
+
+fn check_version(version: u32) -> Result<(), TransportError> {
+    check_protocol_version(version).map_err(|e| TransportError::UpdateApp(e.to_string()))
+}
+
+/// Observes every clock of a pulled record, so later local writes order after them.
+fn observe_record(clock: &mut HlcClock, record: &Record, now: u64) {
+    for field in record.fields.values() {
+        match field {
+            Field::Register(r) => {
+                clock.observe(r.hlc, now);
+            }
+            Field::Items(items) => {
+                for item in items.values() {
+                    clock.observe(item.hlc, now);
+                }
+            }
+        }
+    }
+    if let Some(t) = record.tombstone {
+        clock.observe(t.hlc, now);
+    }
+}
+
+/// Stores a pulled record as the server copy; pending mutations of the
+/// record are replayed on top instead of being overwritten.
+async fn apply_pulled(
+    conn: &mut SqliteConnection,
+    record: &Record,
+    actor: &Actor,
+) -> Result<(), StoreError> {
+    let row = store::load_row(conn, record.entity, record.id).await?;
+    let base = row
+        .as_ref()
+        .map_or(record.version, |r| r.base_version.max(record.version));
+    let pending = outbox::pending_for(conn, record.entity, record.id).await?;
+    let local = if pending.is_empty() {
+        record.clone()
+    } else {
+        local::rebuild(Some(record), &pending, actor, base).unwrap_or_else(|| record.clone())
+    };
+    let row = RecordRow {
+        shadow: Some(record.clone()),
+        local,
+        base_version: base,
+    };
+    store::save_row(conn, &row).await
+}
+
+/// Deletes server copies not in `seen` that have no pending edits.
+async fn sweep(store: &Store, seen: &HashSet<(Entity, Uuid)>) -> Result<usize, StoreError> {
+    let rows = sqlx::query(
+        "SELECT r.entity, r.id FROM records r WHERE r.shadow IS NOT NULL AND NOT EXISTS \
+         (SELECT 1 FROM outbox o WHERE o.entity = r.entity AND o.record_id = r.id)",
+    )
+    .fetch_all(&store.pool)
+    .await?;
+    let mut tx = store.pool.begin().await?;
+    let mut dropped = 0;
+    for row in rows {
+        let key = (
+            parse_entity(row.try_get("entity")?)?,
+            parse_uuid(row.try_get("id")?)?,
+        );
+        if !seen.contains(&key) {
+            store::delete_row(&mut tx, key.0, key.1).await?;
+            dropped += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(dropped)
+}

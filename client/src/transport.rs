@@ -1,0 +1,211 @@
+//! How the device talks to the server: the [`Transport`] trait (push and
+//! pull of the sync protocol), the errors that tell the sync loop whether to
+//! retry or to stop and ask the user, and [`HttpTransport`], the REST
+//! implementation of `docs/SYNC-PROTOCOL.md` on reqwest (gzip, bearer token).
+
+use std::{future::Future, time::Duration};
+
+use sync_core::protocol::{ErrorEnvelope, PullRequest, PullResponse, PushRequest, PushResponse};
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// No network, a timeout, a 5xx, 408 or 429: try again later, unchanged.
+    #[error("temporary failure, will retry: {0}")]
+    Retryable(String),
+    /// 401: the session expired; the user must sign in again. The outbox is kept.
+    #[error("signed out: please sign in again ({0})")]
+    SignInAgain(String),
+    /// 426: this app speaks a protocol the server no longer accepts; the user
+    /// must update the app. The outbox is kept.
+    #[error("please update the app: {0}")]
+    UpdateApp(String),
+    /// 403 with `device_revoked`: the device was revoked (lost phone); its
+    /// store must be wiped.
+    #[error("this device was revoked: {0}")]
+    DeviceRevoked(String),
+    /// Any other refusal (a 4xx, an unreadable answer): not retried.
+    #[error("request refused ({code}): {message}")]
+    Fatal {
+        /// HTTP status, or 0 when the answer could not be read.
+        status: u16,
+        /// The error envelope's code, when there was one.
+        code: String,
+        /// Human-readable detail.
+        message: String,
+    },
+}
+
+impl TransportError {
+    /// True when the same request may simply be sent again later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, TransportError::Retryable(_))
+    }
+
+    /// Classifies an HTTP error answer.
+    pub fn from_status(status: u16, envelope: Option<ErrorEnvelope>) -> Self {
+        let (code, message) = envelope
+            .map(|e| (e.error.code, e.error.message))
+            .unwrap_or_else(|| (String::new(), format!("HTTP {status}")));
+        match status {
+            401 => TransportError::SignInAgain(message),
+            426 => TransportError::UpdateApp(message),
+            403 if code == "device_revoked" => TransportError::DeviceRevoked(message),
+            408 | 429 | 500..=599 => TransportError::Retryable(format!("HTTP {status}: {message}")),
+            _ => TransportError::Fatal {
+                status,
+                code,
+                message,
+            },
+        }
+    }
+}
+
+/// The two calls of the sync protocol. Implementations must not retry on
+/// their own: the sync loop decides.
+pub trait Transport: Send + Sync {
+    /// `POST /api/v1/sync/push`.
+    fn push(
+        &self,
+        request: PushRequest,
+    ) -> impl Future<Output = Result<PushResponse, TransportError>> + Send;
+
+    /// `GET /api/v1/sync/pull`.
+    fn pull(
+        &self,
+        request: PullRequest,
+    ) -> impl Future<Output = Result<PullResponse, TransportError>> + Send;
+}
+
+/// The sync protocol over HTTPS.
+#[derive(Clone)]
+pub struct HttpTransport {
+    client: reqwest::Client,
+    base_url: String,
+    token: String,
+}
+
+impl std::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: never in Debug output.
+        f.debug_struct("HttpTransport")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpTransport {
+    /// A transport for the server at `base_url` (e.g. `https://seedling.example`)
+    /// using the access token `token`; requests time out after `timeout`.
+    pub fn new(
+        base_url: impl Into<String>,
+        token: impl Into<String>,
+        timeout: Duration,
+    ) -> Result<Self, TransportError> {
+        let client = reqwest::Client::builder()
+            .gzip(true)
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| TransportError::Fatal {
+                status: 0,
+                code: "client".into(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            client,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            token: token.into(),
+        })
+    }
+
+    /// Replaces the access token (after a refresh).
+    pub fn set_token(&mut self, token: impl Into<String>) {
+        self.token = token.into();
+    }
+
+    async fn answer<T: serde::de::DeserializeOwned>(
+        sent: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<T, TransportError> {
+        let response = sent.map_err(|e| TransportError::Retryable(e.to_string()))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| TransportError::Retryable(e.to_string()))?;
+        if !(200..300).contains(&status) {
+            return Err(TransportError::from_status(
+                status,
+                serde_json::from_slice(&body).ok(),
+            ));
+        }
+        serde_json::from_slice(&body).map_err(|e| TransportError::Fatal {
+            status,
+            code: "unreadable_answer".into(),
+            message: e.to_string(),
+        })
+    }
+}
+
+impl Transport for HttpTransport {
+    async fn push(&self, request: PushRequest) -> Result<PushResponse, TransportError> {
+        let sent = self
+            .client
+            .post(format!("{}/api/v1/sync/push", self.base_url))
+            .bearer_auth(&self.token)
+            .json(&request)
+            .send()
+            .await;
+        Self::answer(sent).await
+    }
+
+    async fn pull(&self, request: PullRequest) -> Result<PullResponse, TransportError> {
+        let mut query = vec![
+            ("protocol_version", request.protocol_version.to_string()),
+            ("limit", request.limit.to_string()),
+        ];
+        if let Some(cursor) = request.cursor {
+            query.push(("cursor", cursor));
+        }
+        let sent = self
+            .client
+            .get(format!("{}/api/v1/sync/pull", self.base_url))
+            .bearer_auth(&self.token)
+            .query(&query)
+            .send()
+            .await;
+        Self::answer(sent).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_what_the_app_must_do() {
+        let revoked = ErrorEnvelope::new("device_revoked", "this phone was revoked");
+        assert_eq!(
+            TransportError::from_status(403, Some(revoked)),
+            TransportError::DeviceRevoked("this phone was revoked".into())
+        );
+        assert!(matches!(
+            TransportError::from_status(426, None),
+            TransportError::UpdateApp(_)
+        ));
+        assert!(matches!(
+            TransportError::from_status(401, None),
+            TransportError::SignInAgain(_)
+        ));
+        for status in [408, 429, 500, 502, 503, 504] {
+            assert!(TransportError::from_status(status, None).is_retryable());
+        }
+        let forbidden =
+            TransportError::from_status(403, Some(ErrorEnvelope::new("forbidden", "no")));
+        assert!(matches!(
+            forbidden,
+            TransportError::Fatal { status: 403, .. }
+        ));
+        assert!(!forbidden.is_retryable());
+    }
+}
