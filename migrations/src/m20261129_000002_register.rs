@@ -36,7 +36,7 @@ impl MigrationTrait for Migration {
                             .default(false),
                     )
                     .col(ColumnDef::new(Children::Name).string().not_null())
-                    .col(ColumnDef::new(Children::Gender).string().not_null())
+                    .col(ColumnDef::new(Children::Gender).string().null())
                     .col(ColumnDef::new(Children::BirthDate).date().not_null())
                     .col(ColumnDef::new(Children::IdNumber).string().null())
                     .col(ColumnDef::new(Children::Category).string().not_null())
@@ -44,14 +44,10 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Children::ExitReason).string().null())
                     .col(ColumnDef::new(Children::ExitDate).date().null())
                     .col(ColumnDef::new(Children::VillageId).uuid().not_null())
-                    .col(ColumnDef::new(Children::GuardianName).string().not_null())
-                    .col(
-                        ColumnDef::new(Children::GuardianRelation)
-                            .string()
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(Children::GuardianPhone).string().not_null())
-                    .col(ColumnDef::new(Children::Address).string().not_null())
+                    .col(ColumnDef::new(Children::GuardianName).string().null())
+                    .col(ColumnDef::new(Children::GuardianRelation).string().null())
+                    .col(ColumnDef::new(Children::GuardianPhone).string().null())
+                    .col(ColumnDef::new(Children::Address).string().null())
                     .col(ColumnDef::new(Children::School).string().null())
                     .col(ColumnDef::new(Children::HealthNotes).string().null())
                     .col(ColumnDef::new(Children::DisabilityNotes).string().null())

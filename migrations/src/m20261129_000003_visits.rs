@@ -60,7 +60,7 @@ impl MigrationTrait for Migration {
                     .not_null(),
             )
             .col(ColumnDef::new(Visits::Location).json().null())
-            .col(ColumnDef::new(Visits::Observations).json().not_null())
+            .col(ColumnDef::new(Visits::Observations).json().null())
             .col(ColumnDef::new(Visits::Needs).json().not_null())
             .col(ColumnDef::new(Visits::RiskFlags).json().not_null())
             .col(ColumnDef::new(Visits::Photos).json().not_null())

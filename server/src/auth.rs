@@ -42,6 +42,16 @@ impl Role {
         }
     }
 
+    /// The same role as `sync-core` names it.
+    pub fn to_sync(self) -> sync_core::rules::Role {
+        match self {
+            Self::Director => sync_core::rules::Role::Director,
+            Self::Supervisor => sync_core::rules::Role::Supervisor,
+            Self::Admin => sync_core::rules::Role::Admin,
+            Self::Integration => sync_core::rules::Role::Integration,
+        }
+    }
+
     /// The org-unit kind a user of this role is bound to.
     pub fn org_unit_kind(self) -> &'static str {
         match self {

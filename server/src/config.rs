@@ -67,6 +67,8 @@ pub struct Config {
     pub refresh_token_ttl_days: u64,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Most mutations accepted in one push.
+    pub max_push_mutations: usize,
     /// A request that takes longer is answered 503 and its work dropped.
     pub request_timeout_secs: u64,
     /// How long in-flight requests may run after a shutdown signal.
@@ -85,6 +87,7 @@ impl Default for Config {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_days: 90,
             max_body_bytes: 6 * 1024 * 1024,
+            max_push_mutations: 500,
             request_timeout_secs: 30,
             shutdown_grace_secs: 20,
         }

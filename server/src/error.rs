@@ -43,6 +43,9 @@ pub enum AppError {
     /// The client speaks a protocol version this server no longer accepts.
     #[error("{0}")]
     UpgradeRequired(String),
+    /// The device was reported lost or revoked: it must wipe its store.
+    #[error("{0}")]
+    DeviceRevoked(String),
     /// The database cannot be reached right now; the client should retry.
     #[error("the database is unavailable")]
     Unavailable(#[source] DbErr),
@@ -105,6 +108,7 @@ impl AppError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
+            Self::DeviceRevoked(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -121,7 +125,8 @@ impl AppError {
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::UpgradeRequired(_) => "unsupported_protocol_version",
+            Self::UpgradeRequired(_) => "unsupported_protocol",
+            Self::DeviceRevoked(_) => "device_revoked",
             Self::Unavailable(_) => "database_unavailable",
             Self::Timeout => "timeout",
             Self::Database(_) | Self::Internal(_) => "internal_error",
@@ -134,6 +139,16 @@ impl From<DbErr> for AppError {
         match err {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(err),
             other => Self::Database(other),
+        }
+    }
+}
+
+impl From<crate::repo::synced::RowError> for AppError {
+    fn from(err: crate::repo::synced::RowError) -> Self {
+        use crate::repo::synced::RowError;
+        match err {
+            RowError::Db(db) => db.into(),
+            other => Self::Internal(other.to_string()),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod devices;
 pub mod org_units;
 pub mod records;
 pub mod refresh_tokens;
+pub mod sync_records;
 pub mod synced;
 pub mod users;
 

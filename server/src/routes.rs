@@ -5,6 +5,7 @@ pub mod auth;
 pub mod extract;
 pub mod health;
 pub mod org;
+pub mod sync;
 
 use std::time::Duration;
 
@@ -41,6 +42,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     tags(
         (name = "auth", description = "Sign-in and tokens"),
         (name = "org", description = "The org tree and accounts"),
+        (name = "sync", description = "Device sync: push mutations, pull changes"),
         (name = "operations", description = "Health and readiness"),
     )
 )]
@@ -74,6 +76,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::me))
         .routes(routes!(org::list_org_units))
         .routes(routes!(org::list_users, org::create_user))
+        .routes(routes!(sync::push))
+        .routes(routes!(sync::pull))
 }
 
 /// The OpenAPI document of the whole API.

@@ -5,3 +5,4 @@
 pub mod auth;
 pub mod demo;
 pub mod org;
+pub mod sync;

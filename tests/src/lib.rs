@@ -3,6 +3,7 @@
 //! or a new PostgreSQL database per test), and HTTP clients signed in as the
 //! roles of a small fixture district.
 
+pub mod device;
 pub mod fixture;
 
 use reqwest::{Method, StatusCode};
@@ -13,6 +14,7 @@ use seedling_server::config::{Config, Secret};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+pub use device::Device;
 pub use fixture::Fixture;
 
 /// The HMAC key of every test server, so tests can forge tokens on purpose.

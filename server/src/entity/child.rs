@@ -20,7 +20,7 @@ pub struct Model {
     pub deleted: bool,
     pub name: String,
     /// `male` or `female`.
-    pub gender: String,
+    pub gender: Option<String>,
     pub birth_date: Date,
     /// Identity-card number; to be encrypted at rest and masked by role.
     pub id_number: Option<String>,
@@ -33,10 +33,10 @@ pub struct Model {
     pub exit_reason: Option<String>,
     pub exit_date: Option<Date>,
     pub village_id: Uuid,
-    pub guardian_name: String,
-    pub guardian_relation: String,
-    pub guardian_phone: String,
-    pub address: String,
+    pub guardian_name: Option<String>,
+    pub guardian_relation: Option<String>,
+    pub guardian_phone: Option<String>,
+    pub address: Option<String>,
     pub school: Option<String>,
     pub health_notes: Option<String>,
     pub disability_notes: Option<String>,

@@ -33,7 +33,7 @@ pub struct Model {
     pub location: Option<Json>,
     /// Object with optional `living`, `study`, `health`, `psychology`,
     /// `safety` strings.
-    pub observations: Json,
+    pub observations: Option<Json>,
     /// Array of `{id, area, description}`.
     pub needs: Json,
     /// Array of `{id, kind, note}`.

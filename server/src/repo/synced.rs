@@ -10,6 +10,7 @@ use sea_orm::{
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use sync_core::record::{Entity, Record};
+use sync_core::rules::rules_for;
 use sync_core::semantic::OtherVisit;
 use uuid::Uuid;
 
@@ -154,6 +155,14 @@ pub async fn save(
 ) -> Result<(), RowError> {
     let (mut columns, meta) = record.split();
     columns.extend(server_columns);
+    // An absent set is the empty set (set columns are NOT NULL).
+    for rule in rules_for(record.entity).fields {
+        if rule.kind.is_set() {
+            columns
+                .entry(rule.name)
+                .or_insert_with(|| Value::Array(Vec::new()));
+        }
+    }
     columns.insert("id".into(), Value::String(record.id.to_string()));
     columns.insert("version".into(), Value::from(record.version));
     columns.insert(

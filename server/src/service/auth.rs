@@ -285,9 +285,10 @@ pub(crate) fn user_view(user: user::Model, org_unit: OrgUnitView) -> AppResult<U
     })
 }
 
-fn ensure_device_usable(device: &device::Model) -> AppResult<()> {
+/// Refuses a device reported lost or revoked.
+pub(crate) fn ensure_device_usable(device: &device::Model) -> AppResult<()> {
     if BLOCKED_DEVICE_STATES.contains(&device.state.as_str()) {
-        return Err(AppError::Forbidden(
+        return Err(AppError::DeviceRevoked(
             "this device was reported lost or revoked and can no longer sign in; wipe its data and use a registered phone".to_owned(),
         ));
     }

@@ -2,7 +2,9 @@
 //! on SQLite and on PostgreSQL.
 
 mod auth;
+mod cursor;
 mod demo;
 mod errors;
 mod operations;
 mod scope;
+mod sync;

@@ -200,7 +200,7 @@ fn visit_model(
         kind: kind.to_owned(),
         visited_at,
         location,
-        observations: Value::Object(observations),
+        observations: Some(Value::Object(observations)),
         needs: Value::Array(needs),
         risk_flags: Value::Array(risk_flags),
         photos: json!([]),

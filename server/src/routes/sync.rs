@@ -1,0 +1,70 @@
+//! `/api/v1/sync/*`: the device sync protocol (docs/SYNC-PROTOCOL.md).
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use sync_core::protocol::{PullRequest, PullResponse, PushRequest, PushResponse};
+use utoipa::IntoParams;
+
+use crate::auth::AuthUser;
+use crate::error::{AppResult, ErrorBody};
+use crate::routes::extract::{ApiJson, ApiQuery};
+use crate::service::sync;
+use crate::state::AppState;
+
+/// Push a batch of mutations. Each mutation is applied in its own
+/// transaction; a retried mutation id answers the stored outcome.
+#[utoipa::path(post, path = "/api/v1/sync/push", tag = "sync",
+    security(("bearer" = [])),
+    request_body(content = Object, description = "PushRequest (docs/SYNC-PROTOCOL.md §3)"),
+    responses(
+        (status = 200, description = "One result per mutation", body = Object),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Device lost or revoked: wipe the store", body = ErrorBody),
+        (status = 413, description = "Too many mutations or too large a body", body = ErrorBody),
+        (status = 422, description = "Not a valid push request", body = ErrorBody),
+        (status = 426, description = "Unsupported protocol version: update the app", body = ErrorBody),
+    ))]
+pub async fn push(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiJson(request): ApiJson<PushRequest>,
+) -> AppResult<Json<PushResponse>> {
+    sync::push::push(&state, &caller, request).await.map(Json)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PullParams {
+    /// The protocol version the device speaks.
+    pub protocol_version: u32,
+    /// The `next_cursor` of the previous page; absent for a fresh device.
+    pub cursor: Option<String>,
+    /// Page size (default 200, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// Pull the changes in the caller's scope after a cursor.
+#[utoipa::path(get, path = "/api/v1/sync/pull", tag = "sync",
+    security(("bearer" = [])),
+    params(PullParams),
+    responses(
+        (status = 200, description = "A page of changes (docs/SYNC-PROTOCOL.md §4)", body = Object),
+        (status = 400, description = "Invalid cursor", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Device lost or revoked: wipe the store", body = ErrorBody),
+        (status = 426, description = "Unsupported protocol version: update the app", body = ErrorBody),
+    ))]
+pub async fn pull(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(params): ApiQuery<PullParams>,
+) -> AppResult<Json<PullResponse>> {
+    let request = PullRequest {
+        protocol_version: params.protocol_version,
+        cursor: params.cursor,
+        limit: params
+            .limit
+            .unwrap_or(sync_core::protocol::DEFAULT_PULL_LIMIT),
+    };
+    sync::pull::pull(&state, &caller, request).await.map(Json)
+}

@@ -1,0 +1,55 @@
+//! The sync API's domain operations: [`push`] applies a device's mutations,
+//! each in its own transaction, through `sync-core`; [`pull`] pages the
+//! changes of the caller's scope after a cursor. Nothing here is kept in
+//! process memory between requests: any number of server processes can
+//! serve the same devices.
+
+mod conflicts;
+mod placement;
+pub mod pull;
+pub mod push;
+
+use sync_core::protocol::check_protocol_version;
+use uuid::Uuid;
+
+use crate::auth::{AuthUser, Role};
+use crate::error::{AppError, AppResult};
+use crate::repo;
+use crate::service::auth::ensure_device_usable;
+use crate::state::AppState;
+
+/// The node id of the server's hybrid logical clock: fixed, so every
+/// process stamps server writes alike.
+pub const SERVER_NODE: Uuid = Uuid::from_u128(0x5eed_1e55_0000_4000_8000_0000_0000_0001);
+
+/// Checks what every sync call needs: a supported protocol version, a role
+/// that syncs, and a device that is registered to the caller and usable.
+async fn admit_caller(state: &AppState, caller: &AuthUser, protocol_version: u32) -> AppResult<()> {
+    check_protocol_version(protocol_version)
+        .map_err(|err| AppError::UpgradeRequired(format!("{err}; please update the app")))?;
+    if caller.role == Role::Integration {
+        return Err(AppError::forbidden(
+            "the integration account exchanges data through /api/v1/integration, not device sync",
+        ));
+    }
+    let device = repo::devices::find(&state.db, caller.device_id)
+        .await?
+        .ok_or_else(|| {
+            AppError::unauthorized(
+                "unknown_device",
+                "this device is not registered; sign in again",
+            )
+        })?;
+    ensure_device_usable(&device)?;
+    if device.user_id != caller.user_id {
+        return Err(AppError::unauthorized(
+            "device_reassigned",
+            "another account signed in on this device since; sign in again",
+        ));
+    }
+    Ok(())
+}
+
+fn now_ms(now: chrono::DateTime<chrono::Utc>) -> u64 {
+    u64::try_from(now.timestamp_millis()).unwrap_or(0)
+}

@@ -1,0 +1,117 @@
+//! Turning a merge outcome into conflict rows a supervisor can see and
+//! resolve: every losing value, every refused field, every proposed
+//! amendment, every rejected mutation and every semantic flag. Nothing the
+//! device sent is dropped without a row here.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sync_core::merge::{Flag, MergeOutcome, Verdict};
+use sync_core::protocol::Mutation;
+use uuid::Uuid;
+
+use crate::entity::conflict;
+
+/// The conflict rows for one merged mutation. `local` is the server's side,
+/// `remote` the device's.
+pub fn rows_for(
+    mutation: &Mutation,
+    outcome: &MergeOutcome,
+    actor: Uuid,
+    village: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Vec<conflict::Model> {
+    let row = |kind: String, field: Option<String>| conflict::Model {
+        id: Uuid::now_v7(),
+        entity: mutation.entity.as_str().to_owned(),
+        record_id: mutation.record_id,
+        field,
+        kind,
+        local_value: None,
+        remote_value: None,
+        local_clock: None,
+        remote_clock: None,
+        rule: None,
+        winner: None,
+        mutation_id: Some(mutation.mutation_id),
+        actor_id: Some(actor),
+        village_id: village,
+        status: "open".to_owned(),
+        resolution: None,
+        resolved_by: None,
+        resolved_at: None,
+        created_at: now,
+    };
+    let mut rows = Vec::new();
+    for c in &outcome.conflicts {
+        let field = match (&c.field, &c.item_id) {
+            (Some(field), Some(item)) => Some(format!("{field}#{item}")),
+            (field, _) => field.clone(),
+        };
+        rows.push(conflict::Model {
+            local_value: Some(c.server.value.clone()),
+            remote_value: Some(c.client.value.clone()),
+            local_clock: Some(c.server.hlc.to_string()),
+            remote_clock: Some(c.client.hlc.to_string()),
+            rule: c.rule.map(|rule| wire_name(&rule)),
+            winner: Some(wire_name(&c.winner)),
+            ..row(wire_name(&c.kind), field)
+        });
+    }
+    for refusal in &outcome.refusals {
+        rows.push(conflict::Model {
+            remote_value: Some(refusal.value.clone()),
+            rule: Some(wire_name(&refusal.reason)),
+            winner: Some("server".to_owned()),
+            ..row("refused_field".to_owned(), Some(refusal.field.clone()))
+        });
+    }
+    if let Some(amendment) = &outcome.amendment {
+        rows.push(conflict::Model {
+            remote_value: serde_json::to_value(amendment).ok(),
+            ..row("amendment".to_owned(), None)
+        });
+    } else if let Verdict::Rejected { reason, message } = &outcome.verdict {
+        rows.push(conflict::Model {
+            remote_value: serde_json::to_value(mutation).ok(),
+            local_value: Some(json!({ "message": message })),
+            rule: Some(wire_name(reason)),
+            winner: Some("server".to_owned()),
+            ..row("rejected_mutation".to_owned(), None)
+        });
+    }
+    for flag in &outcome.flags {
+        let detail = match flag {
+            Flag::ClockSkewed => continue,
+            Flag::PossibleDuplicate { other_visit_id } => {
+                Some(json!({ "other_visit_id": other_visit_id }))
+            }
+            _ => None,
+        };
+        rows.push(conflict::Model {
+            remote_value: detail,
+            ..row(flag_name(flag), None)
+        });
+    }
+    rows
+}
+
+/// The snake_case wire name of a serde unit enum value.
+fn wire_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(name)) => name,
+        Ok(other) => other.to_string(),
+        Err(_) => "unknown".to_owned(),
+    }
+}
+
+fn flag_name(flag: &Flag) -> String {
+    match serde_json::to_value(flag) {
+        Ok(Value::Object(map)) => map
+            .get("flag")
+            .and_then(Value::as_str)
+            .unwrap_or("flag")
+            .to_owned(),
+        Ok(Value::String(name)) => name,
+        _ => "flag".to_owned(),
+    }
+}

@@ -1,0 +1,94 @@
+//! Where a synced record sits in the org tree, which decides which devices
+//! receive it: a child's records follow the child; an exited child leaves
+//! its village's phones but stays with the town and the district.
+
+use sea_orm::ConnectionTrait;
+use sync_core::record::Record;
+use uuid::Uuid;
+
+use crate::auth::Scope;
+use crate::error::AppResult;
+use crate::repo;
+use crate::repo::change_log::{Placement, ScopeColumn};
+
+/// The placement of a child record (its current values).
+pub async fn of_child(db: &impl ConnectionTrait, child: &Record) -> AppResult<Placement> {
+    let Some(village) = child
+        .get_str("village_id")
+        .and_then(|v| Uuid::try_parse(v).ok())
+    else {
+        return Ok(Placement::default());
+    };
+    let lineage = repo::org_units::lineage(db, village).await?;
+    let active = child.get_str("status") == Some("active");
+    Ok(Placement {
+        village: active.then_some(village),
+        town: lineage.get(1).copied(),
+        district: lineage.get(2).copied(),
+    })
+}
+
+/// The scope column a caller's pull filters on, if the caller syncs.
+pub fn scope_column(scope: Scope) -> Option<ScopeColumn> {
+    match scope {
+        Scope::Village(id) => Some(ScopeColumn::Village(id)),
+        Scope::Town(id) => Some(ScopeColumn::Town(id)),
+        Scope::District(id) => Some(ScopeColumn::District(id)),
+        Scope::Province => None,
+    }
+}
+
+/// The scopes a record loses when it moves from `before` to `after`.
+pub fn lost(before: Placement, after: Placement) -> Vec<ScopeColumn> {
+    let mut lost = Vec::new();
+    if let Some(v) = before.village.filter(|v| after.village != Some(*v)) {
+        lost.push(ScopeColumn::Village(v));
+    }
+    if let Some(t) = before.town.filter(|t| after.town != Some(*t)) {
+        lost.push(ScopeColumn::Town(t));
+    }
+    if let Some(d) = before.district.filter(|d| after.district != Some(*d)) {
+        lost.push(ScopeColumn::District(d));
+    }
+    lost
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transfer_within_a_town_loses_only_the_village() {
+        let (v1, v2, t, d) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        let before = Placement {
+            village: Some(v1),
+            town: Some(t),
+            district: Some(d),
+        };
+        let after = Placement {
+            village: Some(v2),
+            ..before
+        };
+        assert_eq!(lost(before, after), vec![ScopeColumn::Village(v1)]);
+        let exited = Placement {
+            village: None,
+            ..before
+        };
+        assert_eq!(lost(before, exited), vec![ScopeColumn::Village(v1)]);
+        let other_town = Placement {
+            village: Some(v2),
+            town: Some(Uuid::new_v4()),
+            district: Some(d),
+        };
+        assert_eq!(
+            lost(before, other_town),
+            vec![ScopeColumn::Village(v1), ScopeColumn::Town(t)]
+        );
+        assert!(lost(before, before).is_empty());
+    }
+}

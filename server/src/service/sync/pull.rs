@@ -1,0 +1,218 @@
+//! `pull`: the changes in the caller's scope after a cursor, in pages, with
+//! purge notices and the scope checksum.
+//!
+//! The cursor is `<scope root>.<sequence>`. Sequence numbers are handed out
+//! in commit order (see `repo::change_log`), so a page never runs ahead of
+//! an uncommitted change. A cursor made for another scope (the user was
+//! moved) restarts from the beginning and purges what the old scope held.
+//! The page, its records and the checksum are read in one snapshot.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::Utc;
+use sea_orm::{AccessMode, DatabaseTransaction, IsolationLevel, TransactionTrait};
+use sync_core::clock::HlcClock;
+use sync_core::protocol::{
+    PROTOCOL_VERSION, PullRequest, PullResponse, Purge, PurgeReason, ScopeChecksum,
+};
+use sync_core::record::Entity;
+use uuid::Uuid;
+
+use super::{SERVER_NODE, admit_caller, now_ms, placement};
+use crate::auth::{AuthUser, Scope};
+use crate::error::{AppError, AppResult};
+use crate::repo;
+use crate::repo::change_log::ScopeColumn;
+use crate::state::AppState;
+
+/// A parsed cursor: the scope it was made for and the last sequence seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cursor {
+    root: Uuid,
+    seq: i64,
+}
+
+impl Cursor {
+    fn parse(text: &str) -> AppResult<Self> {
+        let bad = || {
+            AppError::bad_request(
+                "invalid_cursor",
+                "the cursor is not one this server made; pull without a cursor to start over",
+            )
+        };
+        let (root, seq) = text.split_once('.').ok_or_else(bad)?;
+        Ok(Self {
+            root: Uuid::try_parse(root).map_err(|_| bad())?,
+            seq: seq
+                .parse()
+                .ok()
+                .filter(|seq: &i64| *seq >= 0)
+                .ok_or_else(bad)?,
+        })
+    }
+
+    fn render(self) -> String {
+        format!("{}.{}", self.root.simple(), self.seq)
+    }
+}
+
+pub async fn pull(
+    state: &AppState,
+    caller: &AuthUser,
+    request: PullRequest,
+) -> AppResult<PullResponse> {
+    admit_caller(state, caller, request.protocol_version).await?;
+    let scope = Scope::of(caller);
+    let column = placement::scope_column(scope)
+        .ok_or_else(|| AppError::forbidden("this account does not sync records to a device"))?;
+    let root = scope.root().unwrap_or_default();
+    let limit = u64::from(request.effective_limit());
+    let given = request.cursor.as_deref().map(Cursor::parse).transpose()?;
+
+    let txn = state
+        .db
+        .begin_with_config(
+            Some(IsolationLevel::RepeatableRead),
+            Some(AccessMode::ReadOnly),
+        )
+        .await?;
+    let mut purges = Vec::new();
+    let after = match given {
+        Some(cursor) if cursor.root == root => cursor.seq,
+        Some(old) => {
+            purges = left_behind(&txn, old.root, column).await?;
+            0
+        }
+        None => 0,
+    };
+    let mut rows = repo::change_log::page(&txn, column, after, limit + 1).await?;
+    let has_more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_seq = rows.last().map_or(after, |row| row.seq);
+
+    // The latest change per record in this page decides: whole record or purge.
+    let mut latest: BTreeMap<(String, Uuid), String> = BTreeMap::new();
+    for row in rows {
+        latest.insert((row.entity, row.record_id), row.op);
+    }
+    let mut wanted: BTreeMap<Entity, Vec<Uuid>> = BTreeMap::new();
+    for ((entity, id), op) in latest {
+        let entity = parse_entity(&entity)?;
+        if op == "purge" {
+            purges.push(Purge {
+                entity,
+                record_id: id,
+                reason: PurgeReason::LeftScope,
+            });
+        } else {
+            wanted.entry(entity).or_default().push(id);
+        }
+    }
+    let mut changes = Vec::new();
+    for (entity, ids) in wanted {
+        for row in repo::synced::load_many(&txn, entity, ids).await? {
+            changes.push(row.record);
+        }
+    }
+    let scope_checksum = checksum(&txn, column).await?;
+    txn.commit().await?;
+
+    let mut clock = HlcClock::new(SERVER_NODE);
+    Ok(PullResponse {
+        protocol_version: PROTOCOL_VERSION,
+        server_hlc: clock.tick(now_ms(Utc::now())),
+        changes,
+        purges,
+        next_cursor: Cursor {
+            root,
+            seq: next_seq,
+        }
+        .render(),
+        has_more,
+        scope_checksum,
+    })
+}
+
+/// Purge notices for what a device of the old scope holds that the new
+/// scope does not.
+async fn left_behind(
+    txn: &DatabaseTransaction,
+    old_root: Uuid,
+    new: ScopeColumn,
+) -> AppResult<Vec<Purge>> {
+    let mut held = BTreeSet::new();
+    for column in [
+        ScopeColumn::Village(old_root),
+        ScopeColumn::Town(old_root),
+        ScopeColumn::District(old_root),
+    ] {
+        held.extend(repo::change_log::records_in_scope(txn, column).await?);
+    }
+    let kept: BTreeSet<_> = repo::change_log::records_in_scope(txn, new)
+        .await?
+        .into_iter()
+        .collect();
+    held.difference(&kept)
+        .map(|(entity, id)| {
+            Ok(Purge {
+                entity: parse_entity(entity)?,
+                record_id: *id,
+                reason: PurgeReason::LeftScope,
+            })
+        })
+        .collect()
+}
+
+/// The checksum of the live records a fully synced device of this scope holds.
+async fn checksum(txn: &DatabaseTransaction, column: ScopeColumn) -> AppResult<ScopeChecksum> {
+    let mut by_entity: BTreeMap<Entity, Vec<Uuid>> = BTreeMap::new();
+    for (entity, id) in repo::change_log::records_in_scope(txn, column).await? {
+        by_entity
+            .entry(parse_entity(&entity)?)
+            .or_default()
+            .push(id);
+    }
+    let mut sum = ScopeChecksum::default();
+    for (entity, ids) in by_entity {
+        for row in repo::synced::load_many(txn, entity, ids).await? {
+            if !row.record.is_deleted() {
+                sum.add(entity, row.record.id, row.record.version);
+            }
+        }
+    }
+    Ok(sum)
+}
+
+fn parse_entity(name: &str) -> AppResult<Entity> {
+    Entity::ALL
+        .into_iter()
+        .find(|entity| entity.as_str() == name)
+        .ok_or_else(|| AppError::Internal(format!("change log names an unknown entity `{name}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let cursor = Cursor {
+            root: Uuid::new_v4(),
+            seq: 42,
+        };
+        assert_eq!(Cursor::parse(&cursor.render()).unwrap(), cursor);
+        for bad in [
+            "",
+            "42",
+            "x.1",
+            &format!("{}.-1", Uuid::nil().simple()),
+            &format!("{}.z", Uuid::nil().simple()),
+        ] {
+            assert_eq!(
+                Cursor::parse(bad).unwrap_err().code(),
+                "invalid_cursor",
+                "{bad}"
+            );
+        }
+    }
+}

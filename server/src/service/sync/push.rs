@@ -1,0 +1,490 @@
+//! `push`: apply a device's mutations. Each mutation is one transaction
+//! that checks the idempotency store, merges through `sync-core`, writes
+//! the record, its conflicts, register events and alerts, stores the
+//! outcome under the mutation id, and appends to the change log last.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+use serde_json::{Map, Value, json};
+use sync_core::clock::HlcClock;
+use sync_core::merge::{Flag, MergeOutcome, Reason, Verdict, admit, merge};
+use sync_core::protocol::{
+    Mutation, MutationResult, Op, PROTOCOL_VERSION, PushRequest, PushResponse, urgent_first,
+};
+use sync_core::record::{Entity, Record};
+use sync_core::rules::{Actor, rules_for};
+use sync_core::semantic::{ChildFacts, check_visit};
+use uuid::Uuid;
+
+use super::{SERVER_NODE, admit_caller, conflicts, now_ms, placement};
+use crate::auth::{AuthUser, Role, Scope};
+use crate::entity::{applied_mutation, outbox, register_event};
+use crate::error::{AppError, AppResult};
+use crate::repo;
+use crate::repo::change_log::{NewChange, Placement};
+use crate::repo::synced::{RowError, StoredRow};
+use crate::state::AppState;
+
+/// How far in the future a visit's date may lie (the phone's date may be a
+/// little ahead; a visit next week is a typing mistake).
+const VISIT_FUTURE_TOLERANCE_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Applies the batch, urgent records first, and answers one result per
+/// mutation in the order applied.
+pub async fn push(
+    state: &AppState,
+    caller: &AuthUser,
+    request: PushRequest,
+) -> AppResult<PushResponse> {
+    admit_caller(state, caller, request.protocol_version).await?;
+    if request.device_id != caller.device_id {
+        return Err(AppError::Validation(
+            "device_id does not match the device this token was issued to".to_owned(),
+        ));
+    }
+    let limit = state.config.max_push_mutations;
+    if request.mutations.len() > limit {
+        return Err(AppError::PayloadTooLarge(format!(
+            "at most {limit} mutations per push; send the rest in another push"
+        )));
+    }
+    let mut clock = HlcClock::new(SERVER_NODE);
+    let mut results = Vec::with_capacity(request.mutations.len());
+    for mutation in urgent_first(request.mutations) {
+        results.push(apply_one(state, caller, mutation, &mut clock).await?);
+    }
+    let server_hlc = clock.tick(now_ms(Utc::now()));
+    Ok(PushResponse {
+        protocol_version: PROTOCOL_VERSION,
+        server_hlc,
+        results,
+    })
+}
+
+async fn apply_one(
+    state: &AppState,
+    caller: &AuthUser,
+    mut mutation: Mutation,
+    clock: &mut HlcClock,
+) -> AppResult<MutationResult> {
+    let txn = state.db.begin().await?;
+    if let Some(done) = repo::sync_records::applied(&txn, mutation.mutation_id).await? {
+        txn.commit().await?;
+        return stored_result(done, caller);
+    }
+    let now = Utc::now();
+    let skewed = admit(&mut mutation, clock, now_ms(now));
+    let current = repo::synced::load(&txn, mutation.entity, mutation.record_id, true).await?;
+    let actor = Actor::new(caller.user_id, caller.role.to_sync());
+
+    let mut outcome = match check_scope(&txn, caller, &mutation, current.as_ref()).await? {
+        Some(refused) => refused,
+        None => merge(
+            rules_for(mutation.entity),
+            current.as_ref().map(|row| &row.record),
+            &mutation,
+            &actor,
+        ),
+    };
+    let rejected = matches!(outcome.verdict, Verdict::Rejected { .. });
+    if !rejected && skewed {
+        outcome.flags.push(Flag::ClockSkewed);
+    }
+    let child = child_of(&txn, &mutation, current.as_ref()).await?;
+    if !rejected && mutation.entity == Entity::Visit && mutation.op != Op::Delete {
+        check_semantics(
+            &txn,
+            &mutation,
+            child.as_ref(),
+            current.as_ref(),
+            &mut outcome,
+            now,
+        )
+        .await?;
+    }
+
+    let mut changes = Vec::new();
+    if outcome.changed
+        && !matches!(outcome.verdict, Verdict::Rejected { .. })
+        && let Some(record) = outcome.record.clone()
+    {
+        match write_record(&txn, caller, &record, current.as_ref(), now).await {
+            Ok(()) => {
+                changes = log_changes(&txn, caller, &record, current.as_ref(), child.as_ref(), now)
+                    .await?;
+            }
+            Err(RowError::Shape(message)) => {
+                outcome = MergeOutcome::rejected(
+                    current.as_ref().map(|r| &r.record),
+                    Reason::InvalidValue,
+                    message,
+                );
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+
+    let village = child
+        .as_ref()
+        .and_then(|c| c.get_str("village_id"))
+        .and_then(|v| Uuid::try_parse(v).ok());
+    repo::sync_records::insert_conflicts(
+        &txn,
+        conflicts::rows_for(&mutation, &outcome, caller.user_id, village, now),
+    )
+    .await?;
+    if !matches!(outcome.verdict, Verdict::Rejected { .. }) && outcome.flags.contains(&Flag::Urgent)
+    {
+        raise_alert(&txn, &mutation, outcome.record.as_ref(), village, now).await?;
+    }
+    let result = MutationResult::from_outcome(&mutation, &outcome);
+    repo::sync_records::record_applied(
+        &txn,
+        applied_mutation::Model {
+            mutation_id: mutation.mutation_id,
+            device_id: caller.device_id,
+            user_id: caller.user_id,
+            entity: mutation.entity.as_str().to_owned(),
+            record_id: mutation.record_id,
+            outcome: serde_json::to_value(&result)
+                .map_err(|err| AppError::Internal(err.to_string()))?,
+            created_at: now,
+        },
+    )
+    .await?;
+    repo::change_log::append(&txn, changes, now).await?;
+    txn.commit().await?;
+    Ok(result)
+}
+
+/// A retried mutation: the stored answer, unchanged.
+fn stored_result(done: applied_mutation::Model, caller: &AuthUser) -> AppResult<MutationResult> {
+    if done.user_id != caller.user_id {
+        return Err(AppError::Conflict(format!(
+            "mutation id {} was already used by another account",
+            done.mutation_id
+        )));
+    }
+    serde_json::from_value(done.outcome)
+        .map_err(|err| AppError::Internal(format!("stored outcome unreadable: {err}")))
+}
+
+/// The caller may touch a record only inside their scope: the village it is
+/// in now and, for a child, the village it would move to.
+async fn check_scope(
+    txn: &DatabaseTransaction,
+    caller: &AuthUser,
+    mutation: &Mutation,
+    current: Option<&StoredRow>,
+) -> AppResult<Option<MergeOutcome>> {
+    let scope = Scope::of(caller);
+    let mut villages = Vec::new();
+    if let Some(row) = current {
+        villages.extend(
+            row.record
+                .get_str("village_id")
+                .and_then(|v| Uuid::try_parse(v).ok()),
+        );
+    }
+    if let Some(change) = mutation.fields.get("village_id")
+        && let sync_core::protocol::FieldOp::Set(Value::String(v)) = &change.op
+    {
+        match Uuid::try_parse(v) {
+            Ok(village) => villages.push(village),
+            Err(_) => return Ok(None), // the merge refuses the malformed value
+        }
+    }
+    if villages.is_empty() && current.is_none() && mutation.op != Op::Create {
+        return Ok(None); // the merge answers record_not_found
+    }
+    for village in villages {
+        let lineage = repo::org_units::lineage(txn, village).await?;
+        let is_village = lineage.len() == 3;
+        if !is_village || !scope.contains(&lineage) {
+            return Ok(Some(MergeOutcome::rejected(
+                current.map(|row| &row.record),
+                Reason::OutOfScope,
+                "this record belongs to a village outside your scope",
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The child a record belongs to, as it is now.
+async fn child_of(
+    txn: &DatabaseTransaction,
+    mutation: &Mutation,
+    current: Option<&StoredRow>,
+) -> AppResult<Option<Record>> {
+    let child_id = match (mutation.entity, current) {
+        (Entity::Child, _) => Some(mutation.record_id),
+        (_, Some(row)) => Some(row.child_id),
+        (_, None) => match mutation.fields.get("child_id").map(|c| &c.op) {
+            Some(sync_core::protocol::FieldOp::Set(Value::String(id))) => Uuid::try_parse(id).ok(),
+            _ => None,
+        },
+    };
+    match child_id {
+        Some(id) => Ok(repo::synced::load(txn, Entity::Child, id, false)
+            .await?
+            .map(|row| row.record)),
+        None => Ok(None),
+    }
+}
+
+/// Semantic checks of a visit: the child exists, the date is plausible, and
+/// flags for a transferred or exited child or a possible duplicate.
+async fn check_semantics(
+    txn: &DatabaseTransaction,
+    mutation: &Mutation,
+    child: Option<&Record>,
+    current: Option<&StoredRow>,
+    outcome: &mut MergeOutcome,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let Some(visit) = outcome.record.clone() else {
+        return Ok(());
+    };
+    let before = current.map(|row| &row.record);
+    let Some(child) = child else {
+        *outcome =
+            MergeOutcome::rejected(before, Reason::UnknownChild, "no child has this child_id");
+        return Ok(());
+    };
+    let touches_date = mutation.op == Op::Create || mutation.fields.contains_key("visited_at");
+    if !touches_date {
+        return Ok(());
+    }
+    let child_row = repo::synced::child(txn, child.id).await?;
+    let Some(child_row) = child_row else {
+        return Ok(());
+    };
+    let facts = ChildFacts {
+        birth_date: child_row.birth_date,
+        exited_on: (child_row.status == "exited")
+            .then_some(child_row.exit_date)
+            .flatten(),
+        village_id: child_row.village_id,
+        in_village_since: repo::synced::last_transfer(txn, child.id).await?,
+    };
+    let day = sync_core::semantic::visited_at(&visit).map(|at| at.date_naive());
+    let others = match day {
+        Some(day) => repo::synced::visits_near(txn, child.id, visit.id, day).await?,
+        None => Vec::new(),
+    };
+    let now_ms = now.timestamp_millis();
+    check_visit(&visit, &facts, &others, now_ms, VISIT_FUTURE_TOLERANCE_MS).apply(before, outcome);
+    Ok(())
+}
+
+async fn write_record(
+    txn: &DatabaseTransaction,
+    caller: &AuthUser,
+    record: &Record,
+    current: Option<&StoredRow>,
+    now: DateTime<Utc>,
+) -> Result<(), RowError> {
+    let mut server_columns = Map::new();
+    if record.entity == Entity::Visit {
+        let (mut by, mut at) =
+            current.map_or((None, None), |row| (row.reviewed_by, row.reviewed_at));
+        let before = current.and_then(|row| row.record.get_str("review_status"));
+        let after = record.get_str("review_status");
+        if after != before && matches!(after, Some("approved" | "returned")) {
+            by = Some(caller.user_id);
+            at = Some(now);
+        }
+        server_columns.insert("reviewed_by".into(), json!(by));
+        server_columns.insert("reviewed_at".into(), json!(at));
+    }
+    let created_at = current.map_or(now, |row| row.created_at);
+    repo::synced::save(
+        txn,
+        record,
+        created_at,
+        now,
+        server_columns,
+        current.is_none(),
+    )
+    .await
+}
+
+/// The change-log rows for a written record, and for a child that moved
+/// between scopes also its visits and needs items, with purge notices for
+/// the scopes left; register events for changes to a child's register entry.
+async fn log_changes(
+    txn: &DatabaseTransaction,
+    caller: &AuthUser,
+    record: &Record,
+    current: Option<&StoredRow>,
+    child: Option<&Record>,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<NewChange>> {
+    let version = i64::try_from(record.version).unwrap_or(i64::MAX);
+    let mut changes = Vec::new();
+    if record.entity != Entity::Child {
+        let placement = match child {
+            Some(child) => placement::of_child(txn, child).await?,
+            None => Placement::default(),
+        };
+        changes.push(NewChange::Upsert {
+            entity: record.entity,
+            record_id: record.id,
+            version,
+            placement,
+        });
+        return Ok(changes);
+    }
+    let after = placement::of_child(txn, record).await?;
+    let before = match current {
+        Some(row) => placement::of_child(txn, &row.record).await?,
+        None => Placement::default(),
+    };
+    changes.push(NewChange::Upsert {
+        entity: Entity::Child,
+        record_id: record.id,
+        version,
+        placement: after,
+    });
+    let lost = placement::lost(before, after);
+    for &scope in &lost {
+        changes.push(NewChange::Purge {
+            entity: Entity::Child,
+            record_id: record.id,
+            version,
+            scope,
+        });
+    }
+    if before != after && current.is_some() {
+        for (entity, id, version) in repo::synced::belonging_to_child(txn, record.id).await? {
+            changes.push(NewChange::Upsert {
+                entity,
+                record_id: id,
+                version,
+                placement: after,
+            });
+            for &scope in &lost {
+                changes.push(NewChange::Purge {
+                    entity,
+                    record_id: id,
+                    version,
+                    scope,
+                });
+            }
+        }
+    }
+    let events = register_events(caller, record, current.map(|row| &row.record), now);
+    repo::sync_records::insert_register_events(txn, events).await?;
+    Ok(changes)
+}
+
+/// Register events for what changed in a child's register entry.
+fn register_events(
+    caller: &AuthUser,
+    after: &Record,
+    before: Option<&Record>,
+    now: DateTime<Utc>,
+) -> Vec<register_event::Model> {
+    let today = (now + chrono::Duration::hours(8)).date_naive();
+    let source = match caller.role {
+        Role::Integration => "data_matching",
+        Role::Director => "director",
+        Role::Supervisor | Role::Admin => "district",
+    };
+    let event = |kind: &str, from: Option<&str>, to: Option<&str>, date, reason: Option<&str>| {
+        register_event::Model {
+            id: Uuid::now_v7(),
+            child_id: after.id,
+            kind: kind.to_owned(),
+            effective_date: date,
+            source: source.to_owned(),
+            from_value: from.map(str::to_owned),
+            to_value: to.map(str::to_owned),
+            reason: reason.map(str::to_owned),
+            recorded_by: Some(caller.user_id),
+            created_at: now,
+        }
+    };
+    let Some(before) = before else {
+        return vec![event("added", None, after.get_str("category"), today, None)];
+    };
+    let mut events = Vec::new();
+    let changed = |field: &str| before.get_str(field) != after.get_str(field);
+    if changed("category") {
+        events.push(event(
+            "category_changed",
+            before.get_str("category"),
+            after.get_str("category"),
+            today,
+            None,
+        ));
+    }
+    if changed("village_id") {
+        events.push(event(
+            "transferred",
+            before.get_str("village_id"),
+            after.get_str("village_id"),
+            today,
+            None,
+        ));
+    }
+    if changed("status") {
+        let exit_date = after
+            .get_str("exit_date")
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(today);
+        match after.get_str("status") {
+            Some("exited") => events.push(event(
+                "exited",
+                Some("active"),
+                Some("exited"),
+                exit_date,
+                after.get_str("exit_reason"),
+            )),
+            Some("active") => {
+                events.push(event("added", Some("exited"), Some("active"), today, None))
+            }
+            _ => {}
+        }
+    }
+    events
+}
+
+/// An urgent risk flag (suspected abuse or neglect falls under mandatory
+/// reporting): an open alert for the town supervisor and the district, and
+/// an outbox row for the provincial platform, in the same transaction.
+async fn raise_alert(
+    txn: &DatabaseTransaction,
+    mutation: &Mutation,
+    record: Option<&Record>,
+    village: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let payload = json!({
+        "visit_id": mutation.record_id,
+        "child_id": record.and_then(|r| r.get("child_id")),
+        "village_id": village,
+        "risk_flags": record.and_then(|r| r.get("risk_flags")),
+        "raised_at": now,
+    });
+    repo::sync_records::enqueue(
+        txn,
+        outbox::Model {
+            id: Uuid::now_v7(),
+            kind: "urgent_alert".to_owned(),
+            aggregate_id: mutation.record_id,
+            payload: payload.clone(),
+            status: "pending".to_owned(),
+            attempts: 0,
+            next_attempt_at: now,
+            locked_until: None,
+            last_error: None,
+            created_at: now,
+            delivered_at: None,
+        },
+    )
+    .await?;
+    tracing::warn!(visit = %mutation.record_id, "urgent risk flag raised");
+    Ok(())
+}

@@ -1,0 +1,476 @@
+//! The sync API end to end with simulated phones: exactly-once push,
+//! scoped bootstrap and pull, conflicts kept, transfers purged and
+//! delivered whole, protocol and device refusals, and a gap-free cursor.
+
+use reqwest::StatusCode;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use seedling_server::entity::{applied_mutation, conflict, outbox, register_event, visit};
+use seedling_tests::{Device, Fixture, TestApp, assert_error, on_both_backends};
+use serde_json::json;
+use sync_core::protocol::{Mutation, MutationResult};
+use sync_core::record::Entity;
+use uuid::Uuid;
+
+on_both_backends!(
+    a_retried_push_applies_exactly_once,
+    a_fresh_device_bootstraps_only_its_scope,
+    concurrent_edits_merge_and_keep_the_losing_value,
+    a_director_cannot_write_outside_their_village,
+    a_transferred_child_leaves_one_village_and_arrives_whole_in_another,
+    an_urgent_visit_goes_first_and_raises_an_alert,
+    old_apps_and_lost_phones_are_refused_clearly,
+    a_pull_pages_through_everything_with_a_matching_checksum,
+);
+
+/// Creates a child in `village` through the admin's phone.
+async fn create_child(app: &TestApp, admin: &mut Device, village: Uuid, name: &str) -> Uuid {
+    let id = Uuid::new_v4();
+    let m = admin
+        .create(Entity::Child, id)
+        .set("name", json!(name))
+        .set("birth_date", json!("2015-03-02"))
+        .set("category", json!("in_difficulty"))
+        .set("status", json!("active"))
+        .set("village_id", json!(village))
+        .set("guardian_name", json!("王奶奶"))
+        .build();
+    let response = admin.push(app, &[m]).await;
+    assert!(
+        matches!(response.results[0], MutationResult::Applied { .. }),
+        "{:?}",
+        response.results
+    );
+    id
+}
+
+fn new_visit(phone: &mut Device, child: Uuid, village: Uuid, visited_at: &str) -> (Uuid, Mutation) {
+    let id = Uuid::new_v4();
+    let (author, device) = (phone.user_id, phone.id);
+    let m = phone
+        .create(Entity::Visit, id)
+        .set("child_id", json!(child))
+        .set("author_id", json!(author))
+        .set("device_id", json!(device))
+        .set("village_id", json!(village))
+        .set("kind", json!("home_visit"))
+        .set("visited_at", json!(visited_at))
+        .set("observations", json!({ "living": "生活正常" }))
+        .set("review_status", json!("submitted"))
+        .build();
+    (id, m)
+}
+
+fn today_at(hour: u32) -> String {
+    let day = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    format!("{day}T{hour:02}:00:00+08:00")
+}
+
+async fn a_retried_push_applies_exactly_once(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "李小明").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let (visit_id, m) = new_visit(&mut phone, child, fixture.village_a1, &today_at(10));
+
+    let first = phone.push(&app, std::slice::from_ref(&m)).await;
+    assert!(
+        matches!(first.results[0], MutationResult::Applied { version: 1, .. }),
+        "{:?}",
+        first.results
+    );
+    // The answer was lost; the phone sends the same mutation again, twice.
+    let second = phone.push(&app, std::slice::from_ref(&m)).await;
+    let third = phone.push(&app, &[m.clone(), m]).await;
+    assert_eq!(
+        second.results, first.results,
+        "a retry answers the stored outcome"
+    );
+    assert_eq!(
+        third.results,
+        vec![first.results[0].clone(), first.results[0].clone()]
+    );
+
+    let db = app.db();
+    assert_eq!(visit::Entity::find().count(db).await.unwrap(), 1);
+    let stored = visit::Entity::find_by_id(visit_id)
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.version, 1,
+        "a retry must not change the record again"
+    );
+    assert_eq!(
+        applied_mutation::Entity::find()
+            .filter(applied_mutation::Column::RecordId.eq(visit_id))
+            .count(db)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+async fn a_fresh_device_bootstraps_only_its_scope(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let mine = create_child(&app, &mut admin, fixture.village_a1, "甲一村的孩子").await;
+    let neighbour = create_child(&app, &mut admin, fixture.village_a2, "甲二村的孩子").await;
+    let elsewhere = create_child(&app, &mut admin, fixture.village_b1, "乙一社区的孩子").await;
+    let mut author = Device::sign_in(&app, "director-a1").await;
+    let (visit_id, m) = new_visit(&mut author, mine, fixture.village_a1, &today_at(9));
+    author.push(&app, &[m]).await;
+
+    let mut fresh = Device::sign_in(&app, "director-a1").await;
+    fresh.pull_all(&app).await;
+    assert!(fresh.get(Entity::Child, mine).is_some());
+    assert!(
+        fresh.get(Entity::Visit, visit_id).is_some(),
+        "the director's own visit reaches their other phone"
+    );
+    assert!(
+        fresh.get(Entity::Child, neighbour).is_none(),
+        "another village's child leaked"
+    );
+    assert!(fresh.get(Entity::Child, elsewhere).is_none());
+    assert_eq!(fresh.last_checksum, Some(fresh.checksum()));
+
+    let mut supervisor = Device::sign_in(&app, "supervisor-a").await;
+    supervisor.pull_all(&app).await;
+    assert!(
+        supervisor.get(Entity::Child, mine).is_some()
+            && supervisor.get(Entity::Child, neighbour).is_some()
+    );
+    assert!(
+        supervisor.get(Entity::Child, elsewhere).is_none(),
+        "another town's child leaked"
+    );
+    assert_eq!(supervisor.last_checksum, Some(supervisor.checksum()));
+
+    let mut district = Device::sign_in(&app, "admin").await;
+    district.pull_all(&app).await;
+    assert_eq!(district.records.len(), 4);
+}
+
+async fn concurrent_edits_merge_and_keep_the_losing_value(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "张小花").await;
+    let mut phone_a = Device::sign_in(&app, "director-a1").await;
+    let (visit_id, m) = new_visit(&mut phone_a, child, fixture.village_a1, &today_at(14));
+    phone_a.push(&app, &[m]).await;
+    let mut phone_b = Device::sign_in(&app, "director-a1").await;
+    phone_a.pull_all(&app).await;
+    phone_b.pull_all(&app).await;
+
+    // Both phones edit the same field offline, from version 1.
+    let edit_a = phone_a
+        .update(Entity::Visit, visit_id)
+        .set("follow_up", json!("下周电话回访"))
+        .build();
+    let edit_b = phone_b
+        .update(Entity::Visit, visit_id)
+        .set("follow_up", json!("联系学校"))
+        .build();
+    let first = phone_a.push(&app, &[edit_a]).await;
+    assert!(
+        matches!(first.results[0], MutationResult::Applied { version: 2, .. }),
+        "{:?}",
+        first.results
+    );
+    let second = phone_b.push(&app, &[edit_b]).await;
+    // Which value wins depends on the two clocks; the record changes only if B's does.
+    let MutationResult::Merged {
+        conflicts, version, ..
+    } = &second.results[0]
+    else {
+        panic!("expected a merge: {:?}", second.results);
+    };
+    assert_eq!(conflicts.len(), 1);
+    let merged_version = *version;
+    assert!(
+        merged_version == 2 || merged_version == 3,
+        "{merged_version}"
+    );
+
+    // The losing value is kept for the supervisor.
+    let rows = conflict::Entity::find()
+        .filter(conflict::Column::RecordId.eq(visit_id))
+        .filter(conflict::Column::Kind.eq("concurrent_write"))
+        .all(app.db())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let values = [
+        rows[0].local_value.clone().unwrap(),
+        rows[0].remote_value.clone().unwrap(),
+    ];
+    assert!(
+        values.contains(&json!("下周电话回访")) && values.contains(&json!("联系学校")),
+        "{values:?}"
+    );
+
+    // Both phones converge on the server's copy.
+    phone_a.pull_all(&app).await;
+    phone_b.pull_all(&app).await;
+    let a = phone_a.get(Entity::Visit, visit_id).unwrap();
+    assert_eq!(Some(a), phone_b.get(Entity::Visit, visit_id));
+    assert_eq!(a.version, merged_version);
+    let winner = a.get_str("follow_up").unwrap();
+    assert!(winner == "下周电话回访" || winner == "联系学校");
+}
+
+async fn a_director_cannot_write_outside_their_village(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "李四").await;
+    let mut outsider = Device::sign_in(&app, "director-b1").await;
+    let (visit_id, m) = new_visit(&mut outsider, child, fixture.village_a1, &today_at(11));
+    let response = outsider.push(&app, &[m]).await;
+    let MutationResult::Rejected { reason, .. } = &response.results[0] else {
+        panic!("expected a rejection: {:?}", response.results);
+    };
+    assert_eq!(serde_json::to_value(reason).unwrap(), "out_of_scope");
+    assert!(
+        visit::Entity::find_by_id(visit_id)
+            .one(app.db())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The refused mutation is kept where a supervisor can see it.
+    let kept = conflict::Entity::find()
+        .filter(conflict::Column::RecordId.eq(visit_id))
+        .filter(conflict::Column::Kind.eq("rejected_mutation"))
+        .count(app.db())
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+
+    // A director cannot change a child's category either: that field is refused, the rest applies.
+    let mut director = Device::sign_in(&app, "director-a1").await;
+    director.pull_all(&app).await;
+    let edit = director
+        .update(Entity::Child, child)
+        .set("category", json!("left_behind"))
+        .set("guardian_phone", json!("13800000000"))
+        .build();
+    let response = director.push(&app, &[edit]).await;
+    let MutationResult::Merged { refusals, .. } = &response.results[0] else {
+        panic!("expected a partial merge: {:?}", response.results);
+    };
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].field, "category");
+    director.pull_all(&app).await;
+    let stored = director.get(Entity::Child, child).unwrap();
+    assert_eq!(stored.get_str("category"), Some("in_difficulty"));
+    assert_eq!(stored.get_str("guardian_phone"), Some("13800000000"));
+}
+
+async fn a_transferred_child_leaves_one_village_and_arrives_whole_in_another(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "赵小军").await;
+    let mut old_director = Device::sign_in(&app, "director-a1").await;
+    let (visit_id, m) = new_visit(&mut old_director, child, fixture.village_a1, &today_at(8));
+    old_director.push(&app, &[m]).await;
+    old_director.pull_all(&app).await;
+    let mut new_director = Device::sign_in(&app, "director-b1").await;
+    new_director.pull_all(&app).await; // its cursor is now past the child's history
+    assert!(new_director.records.is_empty());
+    let mut supervisor_a = Device::sign_in(&app, "supervisor-a").await;
+    supervisor_a.pull_all(&app).await;
+    assert!(supervisor_a.get(Entity::Visit, visit_id).is_some());
+
+    admin.pull_all(&app).await;
+    let transfer = admin
+        .update(Entity::Child, child)
+        .set("village_id", json!(fixture.village_b1))
+        .build();
+    assert!(matches!(
+        admin.push(&app, &[transfer]).await.results[0],
+        MutationResult::Applied { .. }
+    ));
+
+    old_director.pull_all(&app).await;
+    assert!(
+        old_director.get(Entity::Child, child).is_none(),
+        "the old village is told to purge the child"
+    );
+    assert!(
+        old_director.get(Entity::Visit, visit_id).is_none(),
+        "…and its visits"
+    );
+    assert_eq!(old_director.last_checksum, Some(old_director.checksum()));
+    supervisor_a.pull_all(&app).await;
+    assert!(
+        supervisor_a.get(Entity::Visit, visit_id).is_none(),
+        "the child left town A"
+    );
+
+    new_director.pull_all(&app).await;
+    assert!(
+        new_director.get(Entity::Child, child).is_some(),
+        "the new village receives the child whole"
+    );
+    assert!(
+        new_director.get(Entity::Visit, visit_id).is_some(),
+        "…with its earlier visits"
+    );
+    assert_eq!(new_director.last_checksum, Some(new_director.checksum()));
+
+    let transfers = register_event::Entity::find()
+        .filter(register_event::Column::ChildId.eq(child))
+        .filter(register_event::Column::Kind.eq("transferred"))
+        .count(app.db())
+        .await
+        .unwrap();
+    assert_eq!(transfers, 1, "the transfer is a register event");
+}
+
+async fn an_urgent_visit_goes_first_and_raises_an_alert(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "陈小雨").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let (_, routine) = new_visit(&mut phone, child, fixture.village_a1, &today_at(9));
+    let urgent_id = Uuid::new_v4();
+    let (author, device) = (phone.user_id, phone.id);
+    let urgent = phone
+        .create(Entity::Visit, urgent_id)
+        .set("child_id", json!(child))
+        .set("author_id", json!(author))
+        .set("device_id", json!(device))
+        .set("village_id", json!(fixture.village_a1))
+        .set("kind", json!("home_visit"))
+        .set("visited_at", json!(today_at(16)))
+        .set("review_status", json!("submitted"))
+        .add(
+            "risk_flags",
+            json!({ "id": "r1", "kind": "suspected_abuse", "urgent": true, "note": "身上有伤" }),
+        )
+        .build();
+    let response = phone.push(&app, &[routine, urgent]).await;
+    let first = serde_json::to_value(&response.results[0]).unwrap();
+    assert_eq!(
+        first["record_id"],
+        urgent_id.to_string(),
+        "the urgent visit is applied first"
+    );
+    assert!(
+        first["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["flag"] == "urgent"),
+        "{first}"
+    );
+
+    let alerts = outbox::Entity::find()
+        .filter(outbox::Column::Kind.eq("urgent_alert"))
+        .filter(outbox::Column::AggregateId.eq(urgent_id))
+        .count(app.db())
+        .await
+        .unwrap();
+    assert_eq!(
+        alerts, 1,
+        "an alert is queued for the district and the province"
+    );
+    let queued = conflict::Entity::find()
+        .filter(conflict::Column::RecordId.eq(urgent_id))
+        .filter(conflict::Column::Kind.eq("urgent"))
+        .count(app.db())
+        .await
+        .unwrap();
+    assert_eq!(queued, 1, "the supervisor sees the alert in their queue");
+}
+
+async fn old_apps_and_lost_phones_are_refused_clearly(app: TestApp) {
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+    Fixture::load(&app).await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let (status, body) = phone.push_raw(&app, &[], 0).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UPGRADE_REQUIRED,
+        "unsupported_protocol",
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("update the app")
+    );
+    let (status, body) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/sync/pull?protocol_version=99",
+            Some(&phone.token),
+            None,
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UPGRADE_REQUIRED,
+        "unsupported_protocol",
+    );
+    let (status, body) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/sync/pull?protocol_version=1&cursor=garbage",
+            Some(&phone.token),
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_cursor");
+
+    let device = seedling_server::repo::devices::find(app.db(), phone.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut lost = device.into_active_model();
+    lost.state = Set("lost".to_owned());
+    lost.update(app.db()).await.unwrap();
+    let (status, body) = phone.pull_page(&app, 10).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "device_revoked");
+    let (status, body) = phone.push_raw(&app, &[], 1).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "device_revoked");
+}
+
+async fn a_pull_pages_through_everything_with_a_matching_checksum(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "周小宝").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let mut batch = Vec::new();
+    for hour in 0..23 {
+        let (_, m) = new_visit(&mut phone, child, fixture.village_a1, &today_at(hour));
+        batch.push(m);
+    }
+    phone.push(&app, &batch).await;
+    let mut fresh = Device::sign_in(&app, "director-a1").await;
+    let mut pages = 0;
+    loop {
+        let (status, body) = fresh.pull_page(&app, 5).await;
+        assert_eq!(status, StatusCode::OK);
+        pages += 1;
+        if body["has_more"] == false {
+            break;
+        }
+        assert!(
+            body["changes"].as_array().unwrap().len()
+                + body["purges"].as_array().map_or(0, Vec::len)
+                <= 5
+        );
+    }
+    assert_eq!(pages, 5, "24 changes in pages of 5");
+    assert_eq!(fresh.records.len(), 24);
+    assert_eq!(fresh.last_checksum, Some(fresh.checksum()));
+    // Once caught up, a pull answers nothing new and keeps the cursor.
+    let cursor = fresh.cursor.clone();
+    let (_, body) = fresh.pull_page(&app, 5).await;
+    assert!(body["changes"].as_array().unwrap().is_empty());
+    assert_eq!(fresh.cursor, cursor);
+}
