@@ -143,6 +143,62 @@ pub async fn load_many(
     Ok(out)
 }
 
+/// `(id, version, deleted)` of many records of one entity, without
+/// reading their fields: what a scope checksum needs.
+pub async fn versions(
+    db: &impl ConnectionTrait,
+    entity: Entity,
+    ids: Vec<Uuid>,
+) -> Result<Vec<(Uuid, i64, bool)>, DbErr> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let chunk = chunk.to_vec();
+        let rows: Vec<(Uuid, i64, bool)> = match entity {
+            Entity::Child => {
+                child::Entity::find()
+                    .select_only()
+                    .columns([
+                        child::Column::Id,
+                        child::Column::Version,
+                        child::Column::Deleted,
+                    ])
+                    .filter(child::Column::Id.is_in(chunk))
+                    .into_tuple()
+                    .all(db)
+                    .await?
+            }
+            Entity::Visit => {
+                visit::Entity::find()
+                    .select_only()
+                    .columns([
+                        visit::Column::Id,
+                        visit::Column::Version,
+                        visit::Column::Deleted,
+                    ])
+                    .filter(visit::Column::Id.is_in(chunk))
+                    .into_tuple()
+                    .all(db)
+                    .await?
+            }
+            Entity::CasePlanItem => {
+                case_plan_item::Entity::find()
+                    .select_only()
+                    .columns([
+                        case_plan_item::Column::Id,
+                        case_plan_item::Column::Version,
+                        case_plan_item::Column::Deleted,
+                    ])
+                    .filter(case_plan_item::Column::Id.is_in(chunk))
+                    .into_tuple()
+                    .all(db)
+                    .await?
+            }
+        };
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
 /// Writes a merged record: inserted when `is_new`, else the row is
 /// replaced. Columns outside the sync rules come from `server_columns`.
 pub async fn save(

@@ -20,6 +20,8 @@ on_both_backends!(
     an_urgent_visit_goes_first_and_raises_an_alert,
     old_apps_and_lost_phones_are_refused_clearly,
     a_pull_pages_through_everything_with_a_matching_checksum,
+    an_approved_visit_is_locked_and_a_later_correction_becomes_an_amendment,
+    implausible_records_are_refused_with_a_reason_and_kept,
 );
 
 /// Creates a child in `village` through the admin's phone.
@@ -473,4 +475,162 @@ async fn a_pull_pages_through_everything_with_a_matching_checksum(app: TestApp) 
     let (_, body) = fresh.pull_page(&app, 5).await;
     assert!(body["changes"].as_array().unwrap().is_empty());
     assert_eq!(fresh.cursor, cursor);
+}
+
+async fn an_approved_visit_is_locked_and_a_later_correction_becomes_an_amendment(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "孙小雪").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let (visit_id, m) = new_visit(&mut phone, child, fixture.village_a1, &today_at(10));
+    phone.push(&app, &[m]).await;
+    phone.pull_all(&app).await;
+
+    // A director cannot approve their own visit.
+    let self_approval = phone
+        .update(Entity::Visit, visit_id)
+        .set("review_status", json!("approved"))
+        .build();
+    let answer = phone.push(&app, &[self_approval]).await;
+    assert!(
+        matches!(answer.results[0], MutationResult::Rejected { .. }),
+        "{:?}",
+        answer.results
+    );
+
+    let mut supervisor = Device::sign_in(&app, "supervisor-a").await;
+    supervisor.pull_all(&app).await;
+    let approve = supervisor
+        .update(Entity::Visit, visit_id)
+        .set("review_status", json!("approved"))
+        .set("review_comment", json!("记录完整"))
+        .build();
+    let answer = supervisor.push(&app, &[approve]).await;
+    assert!(
+        matches!(answer.results[0], MutationResult::Applied { .. }),
+        "{:?}",
+        answer.results
+    );
+    let stored = visit::Entity::find_by_id(visit_id)
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.review_status, "approved");
+    assert_eq!(
+        stored.reviewed_by,
+        Some(supervisor.user_id),
+        "the reviewer is recorded"
+    );
+
+    // The director's phone, still at the old version, corrects the text.
+    let correction = phone
+        .update(Entity::Visit, visit_id)
+        .set("follow_up", json!("补充：已联系村委"))
+        .build();
+    let answer = phone.push(&app, &[correction]).await;
+    let MutationResult::Rejected {
+        reason, amendment, ..
+    } = &answer.results[0]
+    else {
+        panic!("an approved visit must not change: {:?}", answer.results);
+    };
+    assert_eq!(serde_json::to_value(reason).unwrap(), "locked");
+    assert!(amendment, "the correction is kept as a proposed amendment");
+    let after = visit::Entity::find_by_id(visit_id)
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after.version, stored.version,
+        "the approved visit is unchanged"
+    );
+    assert_eq!(after.follow_up, None);
+    let amendments = conflict::Entity::find()
+        .filter(conflict::Column::RecordId.eq(visit_id))
+        .filter(conflict::Column::Kind.eq("amendment"))
+        .all(app.db())
+        .await
+        .unwrap();
+    assert_eq!(amendments.len(), 1);
+    assert!(
+        amendments[0]
+            .remote_value
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains("补充：已联系村委")
+    );
+}
+
+async fn implausible_records_are_refused_with_a_reason_and_kept(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "吴小东").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let next_year = format!(
+        "{}-06-01T10:00:00+08:00",
+        chrono::Utc::now()
+            .format("%Y")
+            .to_string()
+            .parse::<i32>()
+            .unwrap()
+            + 1
+    );
+    let (future_id, future) = new_visit(&mut phone, child, fixture.village_a1, &next_year);
+    let (_, before_birth) = new_visit(
+        &mut phone,
+        child,
+        fixture.village_a1,
+        "2010-01-01T10:00:00+08:00",
+    );
+    let (_, unknown_child) =
+        new_visit(&mut phone, Uuid::new_v4(), fixture.village_a1, &today_at(9));
+    let item_id = Uuid::new_v4();
+    let orphan_item = phone
+        .create(Entity::CasePlanItem, item_id)
+        .set("child_id", json!(Uuid::new_v4()))
+        .set("village_id", json!(fixture.village_a1))
+        .set("area", json!("study"))
+        .set("description", json!("学业辅导"))
+        .set("status", json!("open"))
+        .build();
+    let answer = phone
+        .push(&app, &[future, before_birth, unknown_child, orphan_item])
+        .await;
+    let reasons: Vec<String> = answer
+        .results
+        .iter()
+        .map(|r| match r {
+            MutationResult::Rejected { reason, .. } => serde_json::to_value(reason)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            other => panic!("expected a rejection: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "visit_in_future",
+            "visit_before_birth",
+            "unknown_child",
+            "unknown_child"
+        ]
+    );
+    assert!(
+        visit::Entity::find_by_id(future_id)
+            .one(app.db())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let kept = conflict::Entity::find()
+        .filter(conflict::Column::Kind.eq("rejected_mutation"))
+        .count(app.db())
+        .await
+        .unwrap();
+    assert_eq!(kept, 4, "every refused mutation is kept for the supervisor");
 }

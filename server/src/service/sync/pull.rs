@@ -174,9 +174,9 @@ async fn checksum(txn: &DatabaseTransaction, column: ScopeColumn) -> AppResult<S
     }
     let mut sum = ScopeChecksum::default();
     for (entity, ids) in by_entity {
-        for row in repo::synced::load_many(txn, entity, ids).await? {
-            if !row.record.is_deleted() {
-                sum.add(entity, row.record.id, row.record.version);
+        for (id, version, deleted) in repo::synced::versions(txn, entity, ids).await? {
+            if !deleted {
+                sum.add(entity, id, u64::try_from(version).unwrap_or(0));
             }
         }
     }

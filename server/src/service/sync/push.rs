@@ -86,12 +86,18 @@ async fn apply_one(
             &actor,
         ),
     };
-    let rejected = matches!(outcome.verdict, Verdict::Rejected { .. });
-    if !rejected && skewed {
+    let child = child_of(&txn, &mutation, current.as_ref()).await?;
+    if !is_rejected(&outcome) && mutation.entity != Entity::Child && child.is_none() {
+        outcome = MergeOutcome::rejected(
+            current.as_ref().map(|row| &row.record),
+            Reason::UnknownChild,
+            "no child on the register has this child_id",
+        );
+    }
+    if !is_rejected(&outcome) && skewed {
         outcome.flags.push(Flag::ClockSkewed);
     }
-    let child = child_of(&txn, &mutation, current.as_ref()).await?;
-    if !rejected && mutation.entity == Entity::Visit && mutation.op != Op::Delete {
+    if !is_rejected(&outcome) && mutation.entity == Entity::Visit && mutation.op != Op::Delete {
         check_semantics(
             &txn,
             &mutation,
@@ -105,7 +111,7 @@ async fn apply_one(
 
     let mut changes = Vec::new();
     if outcome.changed
-        && !matches!(outcome.verdict, Verdict::Rejected { .. })
+        && !is_rejected(&outcome)
         && let Some(record) = outcome.record.clone()
     {
         match write_record(&txn, caller, &record, current.as_ref(), now).await {
@@ -133,8 +139,7 @@ async fn apply_one(
         conflicts::rows_for(&mutation, &outcome, caller.user_id, village, now),
     )
     .await?;
-    if !matches!(outcome.verdict, Verdict::Rejected { .. }) && outcome.flags.contains(&Flag::Urgent)
-    {
+    if !is_rejected(&outcome) && outcome.flags.contains(&Flag::Urgent) {
         raise_alert(&txn, &mutation, outcome.record.as_ref(), village, now).await?;
     }
     let result = MutationResult::from_outcome(&mutation, &outcome);
@@ -155,6 +160,10 @@ async fn apply_one(
     repo::change_log::append(&txn, changes, now).await?;
     txn.commit().await?;
     Ok(result)
+}
+
+fn is_rejected(outcome: &MergeOutcome) -> bool {
+    matches!(outcome.verdict, Verdict::Rejected { .. })
 }
 
 /// A retried mutation: the stored answer, unchanged.
