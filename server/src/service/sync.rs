@@ -26,7 +26,7 @@ pub const SERVER_NODE: Uuid = Uuid::from_u128(0x5eed_1e55_0000_4000_8000_0000_00
 /// that syncs, and a device that is registered to the caller and usable.
 async fn admit_caller(state: &AppState, caller: &AuthUser, protocol_version: u32) -> AppResult<()> {
     check_protocol_version(protocol_version)
-        .map_err(|err| AppError::UpgradeRequired(format!("{err}; please update the app")))?;
+        .map_err(|err| AppError::UpgradeRequired(err.to_string()))?;
     if caller.role == Role::Integration {
         return Err(AppError::forbidden(
             "the integration account exchanges data through /api/v1/integration, not device sync",

@@ -22,6 +22,7 @@ on_both_backends!(
     a_pull_pages_through_everything_with_a_matching_checksum,
     an_approved_visit_is_locked_and_a_later_correction_becomes_an_amendment,
     implausible_records_are_refused_with_a_reason_and_kept,
+    pull_answers_are_gzip_compressed,
 );
 
 /// Creates a child in `village` through the admin's phone.
@@ -633,4 +634,20 @@ async fn implausible_records_are_refused_with_a_reason_and_kept(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(kept, 4, "every refused mutation is kept for the supervisor");
+}
+
+async fn pull_answers_are_gzip_compressed(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    create_child(&app, &mut admin, fixture.village_a1, "郑小北").await;
+    let raw = reqwest::Client::builder().no_gzip().build().unwrap();
+    let response = raw
+        .get(app.url("/api/v1/sync/pull?protocol_version=1"))
+        .bearer_auth(&admin.token)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers().get("content-encoding").map(|v| v.to_str().unwrap()), Some("gzip"));
 }
