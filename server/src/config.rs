@@ -144,6 +144,27 @@ mod tests {
     }
 
     #[test]
+    fn a_file_overrides_defaults_and_the_environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "seedling.toml",
+                "bind = \"0.0.0.0:9000\"\nrefresh_token_ttl_days = 120\ndatabase_url = \"sqlite://from-file.db\"",
+            )?;
+            jail.set_env("SEEDLING_REFRESH_TOKEN_TTL_DAYS", "30");
+            jail.set_env("DATABASE_URL", "postgres://db/seedling");
+            let config = Config::load(None).map_err(|err| err.to_string())?;
+            assert_eq!(config.bind.to_string(), "0.0.0.0:9000");
+            assert_eq!(config.refresh_token_ttl_days, 30);
+            assert_eq!(config.database_url, "postgres://db/seedling");
+            assert_eq!(
+                config.access_token_ttl_secs, 900,
+                "untouched settings keep their default"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn empty_database_url_means_sqlite_in_the_data_folder() {
         let config = Config::default();
         assert_eq!(
