@@ -6,6 +6,7 @@
 //! names are the column names, as `sync_core::rules` declares them.
 
 use chrono::{DateTime, Utc};
+use sea_orm::EntityTrait;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sync_core::clock::Hlc;
@@ -21,10 +22,24 @@ pub trait SyncedModel: Serialize {
     fn id(&self) -> Uuid;
     fn version(&self) -> i64;
     fn field_clocks(&self) -> &Value;
+    fn created_at(&self) -> DateTime<Utc>;
+    /// The child the row belongs to (the row itself for a child).
+    fn child_id(&self) -> Uuid;
+    /// Who reviewed it and when (visits only).
+    fn reviewed(&self) -> (Option<Uuid>, Option<DateTime<Utc>>) {
+        (None, None)
+    }
 }
 
-macro_rules! synced_model {
-    ($module:ident, $entity:expr) => {
+/// A synced table, with the columns that queries by entity need.
+pub trait SyncedTable: EntityTrait<Model: SyncedModel> {
+    const ID: Self::Column;
+    const VERSION: Self::Column;
+    const DELETED: Self::Column;
+}
+
+macro_rules! synced_table {
+    ($module:ident, $entity:expr, child_id: |$row:ident| $child:expr $(, reviewed: |$r:ident| $reviewed:expr)?) => {
         impl SyncedModel for $module::Model {
             const ENTITY: Entity = $entity;
             fn id(&self) -> Uuid {
@@ -36,13 +51,29 @@ macro_rules! synced_model {
             fn field_clocks(&self) -> &Value {
                 &self.field_clocks
             }
+            fn created_at(&self) -> DateTime<Utc> {
+                self.created_at
+            }
+            fn child_id(&self) -> Uuid {
+                let $row = self;
+                $child
+            }
+            $(fn reviewed(&self) -> (Option<Uuid>, Option<DateTime<Utc>>) {
+                let $r = self;
+                $reviewed
+            })?
+        }
+        impl SyncedTable for $module::Entity {
+            const ID: Self::Column = $module::Column::Id;
+            const VERSION: Self::Column = $module::Column::Version;
+            const DELETED: Self::Column = $module::Column::Deleted;
         }
     };
 }
 
-synced_model!(child, Entity::Child);
-synced_model!(visit, Entity::Visit);
-synced_model!(case_plan_item, Entity::CasePlanItem);
+synced_table!(child, Entity::Child, child_id: |row| row.id);
+synced_table!(visit, Entity::Visit, child_id: |row| row.child_id, reviewed: |row| (row.reviewed_by, row.reviewed_at));
+synced_table!(case_plan_item, Entity::CasePlanItem, child_id: |row| row.child_id);
 
 /// Why a row could not be read as a record.
 #[derive(Debug, thiserror::Error)]

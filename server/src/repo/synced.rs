@@ -14,7 +14,7 @@ use sync_core::rules::rules_for;
 use sync_core::semantic::OtherVisit;
 use uuid::Uuid;
 
-use super::records::{self, RecordError, SyncedModel};
+use super::records::{self, RecordError, SyncedModel, SyncedTable};
 use crate::entity::{case_plan_item, child, register_event, visit};
 
 /// A stored row of a synced table, read as a record.
@@ -49,38 +49,11 @@ pub async fn load(
     id: Uuid,
     lock: bool,
 ) -> Result<Option<StoredRow>, RowError> {
-    Ok(match entity {
-        Entity::Child => find::<child::Entity>(db, id, lock).await?.map(|row| {
-            records::to_record(&row).map(|record| StoredRow {
-                record,
-                created_at: row.created_at,
-                child_id: row.id,
-                reviewed_by: None,
-                reviewed_at: None,
-            })
-        }),
-        Entity::Visit => find::<visit::Entity>(db, id, lock).await?.map(|row| {
-            records::to_record(&row).map(|record| StoredRow {
-                record,
-                created_at: row.created_at,
-                child_id: row.child_id,
-                reviewed_by: row.reviewed_by,
-                reviewed_at: row.reviewed_at,
-            })
-        }),
-        Entity::CasePlanItem => find::<case_plan_item::Entity>(db, id, lock)
-            .await?
-            .map(|row| {
-                records::to_record(&row).map(|record| StoredRow {
-                    record,
-                    created_at: row.created_at,
-                    child_id: row.child_id,
-                    reviewed_by: None,
-                    reviewed_at: None,
-                })
-            }),
+    match entity {
+        Entity::Child => load_from::<child::Entity>(db, id, lock).await,
+        Entity::Visit => load_from::<visit::Entity>(db, id, lock).await,
+        Entity::CasePlanItem => load_from::<case_plan_item::Entity>(db, id, lock).await,
     }
-    .transpose()?)
 }
 
 /// Loads the current rows of many records of one entity, as records.
@@ -89,58 +62,11 @@ pub async fn load_many(
     entity: Entity,
     ids: Vec<Uuid>,
 ) -> Result<Vec<StoredRow>, RowError> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        let chunk = chunk.to_vec();
-        match entity {
-            Entity::Child => {
-                for row in child::Entity::find()
-                    .filter(child::Column::Id.is_in(chunk))
-                    .all(db)
-                    .await?
-                {
-                    out.push(StoredRow {
-                        record: records::to_record(&row)?,
-                        created_at: row.created_at,
-                        child_id: row.id,
-                        reviewed_by: None,
-                        reviewed_at: None,
-                    });
-                }
-            }
-            Entity::Visit => {
-                for row in visit::Entity::find()
-                    .filter(visit::Column::Id.is_in(chunk))
-                    .all(db)
-                    .await?
-                {
-                    out.push(StoredRow {
-                        record: records::to_record(&row)?,
-                        created_at: row.created_at,
-                        child_id: row.child_id,
-                        reviewed_by: row.reviewed_by,
-                        reviewed_at: row.reviewed_at,
-                    });
-                }
-            }
-            Entity::CasePlanItem => {
-                for row in case_plan_item::Entity::find()
-                    .filter(case_plan_item::Column::Id.is_in(chunk))
-                    .all(db)
-                    .await?
-                {
-                    out.push(StoredRow {
-                        record: records::to_record(&row)?,
-                        created_at: row.created_at,
-                        child_id: row.child_id,
-                        reviewed_by: None,
-                        reviewed_at: None,
-                    });
-                }
-            }
-        }
+    match entity {
+        Entity::Child => load_many_from::<child::Entity>(db, ids).await,
+        Entity::Visit => load_many_from::<visit::Entity>(db, ids).await,
+        Entity::CasePlanItem => load_many_from::<case_plan_item::Entity>(db, ids).await,
     }
-    Ok(out)
 }
 
 /// `(id, version, deleted)` of many records of one entity, without
@@ -150,50 +76,70 @@ pub async fn versions(
     entity: Entity,
     ids: Vec<Uuid>,
 ) -> Result<Vec<(Uuid, i64, bool)>, DbErr> {
+    match entity {
+        Entity::Child => versions_from::<child::Entity>(db, ids).await,
+        Entity::Visit => versions_from::<visit::Entity>(db, ids).await,
+        Entity::CasePlanItem => versions_from::<case_plan_item::Entity>(db, ids).await,
+    }
+}
+
+fn stored<M: SyncedModel>(row: &M) -> Result<StoredRow, RowError> {
+    let (reviewed_by, reviewed_at) = row.reviewed();
+    Ok(StoredRow {
+        record: records::to_record(row)?,
+        created_at: row.created_at(),
+        child_id: row.child_id(),
+        reviewed_by,
+        reviewed_at,
+    })
+}
+
+async fn load_from<E: SyncedTable>(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<StoredRow>, RowError> {
+    let query = E::find().filter(E::ID.eq(id));
+    let row = if lock {
+        query.lock_exclusive().one(db).await?
+    } else {
+        query.one(db).await?
+    };
+    row.as_ref().map(stored).transpose()
+}
+
+async fn load_many_from<E: SyncedTable>(
+    db: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> Result<Vec<StoredRow>, RowError> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        let chunk = chunk.to_vec();
-        let rows: Vec<(Uuid, i64, bool)> = match entity {
-            Entity::Child => {
-                child::Entity::find()
-                    .select_only()
-                    .columns([
-                        child::Column::Id,
-                        child::Column::Version,
-                        child::Column::Deleted,
-                    ])
-                    .filter(child::Column::Id.is_in(chunk))
-                    .into_tuple()
-                    .all(db)
-                    .await?
-            }
-            Entity::Visit => {
-                visit::Entity::find()
-                    .select_only()
-                    .columns([
-                        visit::Column::Id,
-                        visit::Column::Version,
-                        visit::Column::Deleted,
-                    ])
-                    .filter(visit::Column::Id.is_in(chunk))
-                    .into_tuple()
-                    .all(db)
-                    .await?
-            }
-            Entity::CasePlanItem => {
-                case_plan_item::Entity::find()
-                    .select_only()
-                    .columns([
-                        case_plan_item::Column::Id,
-                        case_plan_item::Column::Version,
-                        case_plan_item::Column::Deleted,
-                    ])
-                    .filter(case_plan_item::Column::Id.is_in(chunk))
-                    .into_tuple()
-                    .all(db)
-                    .await?
-            }
-        };
+        for row in E::find()
+            .filter(E::ID.is_in(chunk.to_vec()))
+            .all(db)
+            .await?
+        {
+            out.push(stored(&row)?);
+        }
+    }
+    Ok(out)
+}
+
+async fn versions_from<E: SyncedTable>(
+    db: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> Result<Vec<(Uuid, i64, bool)>, DbErr> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(Uuid, i64, bool)> = E::find()
+            .select_only()
+            .column(E::ID)
+            .column(E::VERSION)
+            .column(E::DELETED)
+            .filter(E::ID.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
         out.extend(rows);
     }
     Ok(out)
@@ -324,19 +270,6 @@ pub async fn belonging_to_child(
                 .map(|(id, v)| (Entity::CasePlanItem, id, v)),
         )
         .collect())
-}
-
-async fn find<E>(db: &impl ConnectionTrait, id: Uuid, lock: bool) -> Result<Option<E::Model>, DbErr>
-where
-    E: EntityTrait,
-    <E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: From<Uuid>,
-{
-    let query = E::find_by_id(id);
-    if lock {
-        query.lock_exclusive().one(db).await
-    } else {
-        query.one(db).await
-    }
 }
 
 async fn write<E>(db: &impl ConnectionTrait, row: Value, is_new: bool) -> Result<(), RowError>
