@@ -144,7 +144,10 @@ mod tests {
     }
 
     #[test]
-    #[expect(clippy::result_large_err, reason = "figment's Jail fixes the closure's error type")]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the closure's error type"
+    )]
     fn a_file_overrides_defaults_and_the_environment_overrides_the_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

@@ -148,14 +148,21 @@ pub async fn seed_demo(
     let district_id = roster.district_id;
     let town_of: BTreeMap<Uuid, Uuid> = roster.villages.iter().map(|v| (v.id, v.town_id)).collect();
     let mut changes = Vec::with_capacity(children.len() + visits.len() + items.len());
-    let mut log = |entity: &str, record_id: Uuid, village_id: Uuid| {
+    // Records follow their child; an exited child's records leave the
+    // village's phones but stay with the town and the district.
+    let exited: std::collections::BTreeSet<Uuid> = children
+        .iter()
+        .filter(|c| c.model.status == "exited")
+        .map(|c| c.model.id)
+        .collect();
+    let mut log = |entity: &str, record_id: Uuid, village_id: Uuid, child_id: Uuid| {
         changes.push(change_log::ActiveModel {
             seq: NotSet,
             entity: Set(entity.to_owned()),
             record_id: Set(record_id),
             version: Set(1),
             op: Set("upsert".to_owned()),
-            village_id: Set(Some(village_id)),
+            village_id: Set((!exited.contains(&child_id)).then_some(village_id)),
             town_id: Set(town_of.get(&village_id).copied()),
             district_id: Set(Some(district_id)),
             created_at: Set(now),
@@ -163,11 +170,13 @@ pub async fn seed_demo(
     };
     children
         .iter()
-        .for_each(|c| log("child", c.model.id, c.model.village_id));
-    visits.iter().for_each(|v| log("visit", v.id, v.village_id));
+        .for_each(|c| log("child", c.model.id, c.model.village_id, c.model.id));
+    visits
+        .iter()
+        .for_each(|v| log("visit", v.id, v.village_id, v.child_id));
     items
         .iter()
-        .for_each(|i| log("case_plan_item", i.id, i.village_id));
+        .for_each(|i| log("case_plan_item", i.id, i.village_id, i.child_id));
 
     let txn = db.begin().await?;
     // Parents before children: the district, then towns, then villages.

@@ -6,7 +6,8 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use seedling_server::entity::{case_plan_item, child, register_event, user, visit};
 use seedling_server::repo::records;
 use seedling_server::service::demo::{self, DEMO_PASSWORD};
-use seedling_tests::{TestApp, on_both_backends};
+use seedling_tests::{Device, TestApp, on_both_backends};
+use sync_core::record::Entity;
 
 on_both_backends!(the_demo_district_has_the_reported_counts_and_valid_sync_rows);
 
@@ -91,4 +92,37 @@ async fn the_demo_district_has_the_reported_counts_and_valid_sync_rows(app: Test
     }
     let (status, _) = app.login("director-001", "wrong-password").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A demo director's phone bootstraps its village: active children only,
+    // with their visits, and a checksum that matches.
+    let mut phone = Device::sign_in_with(&app, "director-001", DEMO_PASSWORD).await;
+    phone.pull_all(&app).await;
+    let me = user::Entity::find()
+        .filter(user::Column::Username.eq("director-001"))
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    let children: Vec<_> = phone
+        .records
+        .values()
+        .filter(|r| r.entity == Entity::Child)
+        .collect();
+    assert!(!children.is_empty());
+    for child in &children {
+        assert_eq!(child.get_str("status"), Some("active"));
+        assert_eq!(
+            child.get_str("village_id"),
+            Some(me.org_unit_id.to_string().as_str())
+        );
+    }
+    let active_here = child::Entity::find()
+        .filter(child::Column::VillageId.eq(me.org_unit_id))
+        .filter(child::Column::Status.eq("active"))
+        .count(db)
+        .await
+        .unwrap();
+    assert_eq!(children.len() as u64, active_here);
+    assert!(phone.records.values().any(|r| r.entity == Entity::Visit));
+    assert_eq!(phone.last_checksum, Some(phone.checksum()));
 }
