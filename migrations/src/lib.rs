@@ -12,6 +12,7 @@ mod m20261129_000002_register;
 mod m20261129_000003_visits;
 mod m20261129_000004_sync;
 mod m20261129_000005_change_log_order;
+mod m20261129_000006_attachments;
 
 /// The ordered list of Seedling's migrations.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_visits::Migration),
             Box::new(m20261129_000004_sync::Migration),
             Box::new(m20261129_000005_change_log_order::Migration),
+            Box::new(m20261129_000006_attachments::Migration),
         ]
     }
 }

@@ -73,6 +73,15 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_grace_secs: u64,
+    /// Where photos are kept. Empty: local disk under
+    /// `<data_dir>/attachments`. Otherwise a URL `object_store` opens, e.g.
+    /// `s3://bucket/prefix` (build with `--features s3`; credentials and
+    /// endpoint from the `AWS_*` environment variables).
+    pub attachment_store_url: String,
+    /// Largest photo accepted, in bytes (the whole file, not a chunk).
+    pub attachment_max_bytes: u64,
+    /// Content types a photo may have.
+    pub attachment_content_types: Vec<String>,
 }
 
 impl Default for Config {
@@ -90,6 +99,11 @@ impl Default for Config {
             max_push_mutations: 500,
             request_timeout_secs: 30,
             shutdown_grace_secs: 20,
+            attachment_store_url: String::new(),
+            attachment_max_bytes: 10 * 1024 * 1024,
+            attachment_content_types: ["image/jpeg", "image/png", "image/webp", "image/heic"]
+                .map(str::to_owned)
+                .to_vec(),
         }
     }
 }

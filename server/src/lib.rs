@@ -15,6 +15,7 @@ pub mod routes;
 pub mod service;
 pub mod startup;
 pub mod state;
+pub mod storage;
 
 use std::future::{Future, IntoFuture};
 use std::time::Duration;

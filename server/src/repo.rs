@@ -1,6 +1,7 @@
 //! Persistence: connecting, migrating, and the queries. This is the only
 //! layer that builds queries; services call it inside their transactions.
 
+pub mod attachments;
 pub mod change_log;
 pub mod devices;
 pub mod org_units;

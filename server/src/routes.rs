@@ -1,6 +1,7 @@
 //! HTTP layer: the router, its middleware and the OpenAPI document. Handlers
 //! stay thin: extract, call one service function, answer.
 
+pub mod attachments;
 pub mod auth;
 pub mod extract;
 pub mod health;
@@ -43,6 +44,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "auth", description = "Sign-in and tokens"),
         (name = "org", description = "The org tree and accounts"),
         (name = "sync", description = "Device sync: push mutations, pull changes"),
+        (name = "attachments", description = "Visit photos: resumable, content-addressed uploads"),
         (name = "operations", description = "Health and readiness"),
     )
 )]
@@ -78,6 +80,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(org::list_users, org::create_user))
         .routes(routes!(sync::push))
         .routes(routes!(sync::pull))
+        .routes(routes!(attachments::upload, attachments::download))
+        .routes(routes!(attachments::status))
 }
 
 /// The OpenAPI document of the whole API.

@@ -2,6 +2,7 @@
 //! transaction, and this is the only layer that combines persistence with
 //! `sync-core`.
 
+pub mod attachments;
 pub mod auth;
 pub mod demo;
 pub mod org;

@@ -2,6 +2,7 @@
 //! and migrated, signing key loaded), and waiting for a shutdown signal.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use base64::Engine;
@@ -12,6 +13,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::config::{Config, Secret};
 use crate::repo;
 use crate::state::AppState;
+use crate::storage::{AttachmentStore, ObjectAttachmentStore};
 
 /// Opens (creating if needed) and migrates the database, loads the signing
 /// key, and returns the state the router needs.
@@ -34,7 +36,27 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         config.access_token_ttl_secs,
     )
     .map_err(|err| anyhow::anyhow!("{err}"))?;
-    Ok(AppState::new(db, config, jwt))
+    let attachments = open_attachment_store(&config)?;
+    Ok(AppState::new(db, config, jwt, attachments))
+}
+
+/// Local disk under `<data_dir>/attachments`, or the store the configured
+/// URL names, with options from the `AWS_*` environment variables.
+fn open_attachment_store(config: &Config) -> anyhow::Result<Arc<dyn AttachmentStore>> {
+    let store = if config.attachment_store_url.is_empty() {
+        let folder = config.data_dir.join("attachments");
+        ObjectAttachmentStore::local(&folder)
+            .with_context(|| format!("opening the attachment folder {}", folder.display()))?
+    } else {
+        let url = url::Url::parse(&config.attachment_store_url)
+            .context("attachment_store_url is not a URL")?;
+        let options = std::env::vars()
+            .filter(|(key, _)| key.starts_with("AWS_"))
+            .map(|(key, value)| (key.to_ascii_lowercase(), value));
+        ObjectAttachmentStore::from_url(&url, options)
+            .with_context(|| format!("opening the attachment store {}", redact_url(url.as_str())))?
+    };
+    Ok(Arc::new(store))
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -7,20 +7,29 @@ use sea_orm::DatabaseConnection;
 
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
+use crate::storage::AttachmentStore;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub jwt: Arc<JwtKeys>,
+    /// Where photo bytes live (local disk, or an S3-compatible store).
+    pub attachments: Arc<dyn AttachmentStore>,
 }
 
 impl AppState {
-    pub fn new(db: DatabaseConnection, config: Config, jwt: JwtKeys) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        config: Config,
+        jwt: JwtKeys,
+        attachments: Arc<dyn AttachmentStore>,
+    ) -> Self {
         Self {
             db,
             config: Arc::new(config),
             jwt: Arc::new(jwt),
+            attachments,
         }
     }
 }

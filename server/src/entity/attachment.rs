@@ -17,6 +17,12 @@ pub struct Model {
     pub created_by: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub completed_at: Option<DateTimeUtc>,
+    /// The upload in progress; its chunks sit in the store's temporary area
+    /// under this id. `None` once complete.
+    pub upload_id: Option<Uuid>,
+    /// JSON array of the end offsets (exclusive) of the chunks received, in
+    /// order: chunk *i* covers `parts[i-1]..parts[i]`.
+    pub parts: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

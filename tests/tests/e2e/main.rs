@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server over real databases. Each scenario runs
 //! on SQLite and on PostgreSQL.
 
+mod attachments;
 mod auth;
 mod cursor;
 mod demo;
