@@ -5,6 +5,7 @@ mod auth;
 mod cursor;
 mod demo;
 mod errors;
+mod fleet;
 mod operations;
 mod scope;
 mod sync;
