@@ -99,7 +99,7 @@ impl Console {
     /// on every try, as a phone does).
     pub async fn push_all(&mut self) -> Result<(), SimError> {
         let mut last = String::new();
-        for _ in 0..MAX_PUSH_TRIES {
+        for try_no in 0..MAX_PUSH_TRIES {
             if self.queued.is_empty() {
                 return Ok(());
             }
@@ -119,7 +119,9 @@ impl Console {
                 Err(e @ TransportError::Retryable(_)) => last = e.to_string(),
                 Err(e) => return Err(SimError::Http(format!("the console's push: {e}"))),
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            // A server that is down (restarting) gets time to come back.
+            let wait = (20 * (try_no as u64 + 1)).min(500);
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
         }
         Err(SimError::Http(format!(
             "the console's push was never answered: {last}"
