@@ -3,6 +3,8 @@
 //! with `seedling seed-demo`, and `seedling serve` processes on free
 //! loopback ports, polled on `/readyz` until they answer.
 
+#![allow(dead_code)] // each test binary uses a different part of the helpers
+
 use std::{path::Path, process::Stdio, time::Duration};
 
 use sea_orm::{ConnectionTrait, Database};
