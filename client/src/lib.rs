@@ -11,6 +11,8 @@
 //!   [`transport::HttpTransport`];
 //! * [`sync`] — the push-then-pull loop with retry, back-off and jitter;
 //! * [`backoff`] — retry timing and an injectable sleeper;
+//! * [`faulty`] — a transport wrapper that injects network faults;
+//! * [`sim`] — the fleet simulator behind the `seedling-sim` binary;
 //! * `fake` (feature `testing`) — an in-memory server for tests.
 //!
 //! `docs/CLIENT.md` explains how a phone app uses it.
@@ -19,8 +21,10 @@ pub mod backoff;
 pub mod edit;
 #[cfg(feature = "testing")]
 pub mod fake;
+pub mod faulty;
 mod local;
 pub mod outbox;
+pub mod sim;
 pub mod store;
 pub mod sync;
 pub mod transport;

@@ -6,6 +6,7 @@ mod auth;
 mod cursor;
 mod demo;
 mod errors;
+mod fleet;
 mod operations;
 mod scope;
 mod sync;

@@ -1,0 +1,40 @@
+//! Scale-out: two `seedling serve` processes on one PostgreSQL database
+//! (sharing the signing key), and every request of every phone goes to one
+//! of them at random. Nothing keeps sync state in a process, so the fleet
+//! still converges with nothing lost.
+
+mod common;
+
+use common::{Server, free_port, fresh_postgres, seed_demo};
+use seedling_client::{
+    faulty::FaultRates,
+    sim::{SimConfig, run},
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_on_one_database_converge_with_nothing_lost() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let database_url = fresh_postgres().await;
+    seed_demo(dir.path(), &database_url).await;
+    let first = Server::start(dir.path(), &database_url, free_port()).await;
+    let second = Server::start(dir.path(), &database_url, free_port()).await;
+
+    let summary = run(SimConfig {
+        servers: vec![first.url.clone(), second.url.clone()],
+        devices: 8,
+        visits: 6,
+        days: 3,
+        faults: Some(FaultRates::MOUNTAIN),
+        seed: 11,
+        ..SimConfig::new(first.url.clone())
+    })
+    .await
+    .expect("the simulation runs");
+
+    assert!(summary.passed(), "{summary:?}");
+    assert_eq!(
+        (summary.lost, summary.duplicated, summary.diverged),
+        (0, 0, 0)
+    );
+    assert!(summary.conflicts > 0, "{summary:?}");
+}
