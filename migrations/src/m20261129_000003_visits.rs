@@ -144,7 +144,7 @@ impl MigrationTrait for Migration {
                     .not_null(),
             )
             .col(ColumnDef::new(CasePlanItems::Status).string().not_null())
-            .col(ColumnDef::new(CasePlanItems::Owner).string().not_null())
+            .col(ColumnDef::new(CasePlanItems::Owner).string().null())
             .col(ColumnDef::new(CasePlanItems::DueDate).date().null())
             .foreign_key(
                 ForeignKey::create()

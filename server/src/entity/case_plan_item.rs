@@ -26,7 +26,7 @@ pub struct Model {
     /// `open`, `in_progress` or `done`.
     pub status: String,
     /// Who carries the item out (a person or a service, free text).
-    pub owner: String,
+    pub owner: Option<String>,
     pub due_date: Option<Date>,
 }
 

@@ -23,6 +23,9 @@ on_both_backends!(
     an_approved_visit_is_locked_and_a_later_correction_becomes_an_amendment,
     implausible_records_are_refused_with_a_reason_and_kept,
     pull_answers_are_gzip_compressed,
+    a_record_with_only_its_required_fields_is_stored,
+    the_same_push_sent_twice_at_once_applies_once,
+    a_visit_recorded_offline_after_a_transfer_is_kept_and_follows_the_child,
 );
 
 /// Creates a child in `village` through the admin's phone.
@@ -656,4 +659,161 @@ async fn pull_answers_are_gzip_compressed(app: TestApp) {
             .map(|v| v.to_str().unwrap()),
         Some("gzip")
     );
+}
+
+async fn a_record_with_only_its_required_fields_is_stored(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = Uuid::new_v4();
+    let bare_child = admin
+        .create(Entity::Child, child)
+        .set("name", json!("刘小一"))
+        .set("birth_date", json!("2016-05-05"))
+        .set("category", json!("left_behind"))
+        .set("status", json!("active"))
+        .set("village_id", json!(fixture.village_a1))
+        .build();
+    let answer = admin.push(&app, &[bare_child]).await;
+    assert!(
+        matches!(answer.results[0], MutationResult::Applied { .. }),
+        "{:?}",
+        answer.results
+    );
+
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let (author, village) = (phone.user_id, fixture.village_a1);
+    let bare_visit = phone
+        .create(Entity::Visit, Uuid::new_v4())
+        .set("child_id", json!(child))
+        .set("author_id", json!(author))
+        .set("village_id", json!(village))
+        .set("kind", json!("phone_follow_up"))
+        .set("visited_at", json!(today_at(9)))
+        .set("review_status", json!("draft"))
+        .build();
+    let bare_item = phone
+        .create(Entity::CasePlanItem, Uuid::new_v4())
+        .set("child_id", json!(child))
+        .set("village_id", json!(village))
+        .set("area", json!("psychology"))
+        .set("description", json!("心理疏导"))
+        .set("status", json!("open"))
+        .build();
+    let answer = phone.push(&app, &[bare_visit, bare_item]).await;
+    for result in &answer.results {
+        assert!(
+            matches!(result, MutationResult::Applied { .. }),
+            "{result:?}"
+        );
+    }
+    phone.pull_all(&app).await;
+    assert_eq!(phone.records.len(), 3);
+}
+
+async fn the_same_push_sent_twice_at_once_applies_once(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "何小南").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let mut batch = Vec::new();
+    for hour in 8..14 {
+        batch.push(new_visit(&mut phone, child, fixture.village_a1, &today_at(hour)).1);
+    }
+    let body = json!({
+        "protocol_version": 1,
+        "device_id": phone.id,
+        "device_hlc": phone.tick(),
+        "mutations": batch,
+    });
+    let send = || {
+        app.http
+            .post(app.url("/api/v1/sync/push"))
+            .bearer_auth(&phone.token)
+            .json(&body)
+            .send()
+    };
+    let (first, second) = tokio::join!(send(), send());
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(
+        second.status(),
+        StatusCode::OK,
+        "a duplicated request must not fail"
+    );
+    let first: serde_json::Value = first.json().await.unwrap();
+    let second: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(
+        first["results"], second["results"],
+        "both copies answer the same outcomes"
+    );
+    assert_eq!(visit::Entity::find().count(app.db()).await.unwrap(), 6);
+}
+
+async fn a_visit_recorded_offline_after_a_transfer_is_kept_and_follows_the_child(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "马小川").await;
+    let mut old_director = Device::sign_in(&app, "director-a1").await;
+    old_director.pull_all(&app).await;
+
+    // The district moves the child while the old director's phone is offline…
+    admin.pull_all(&app).await;
+    let transfer = admin
+        .update(Entity::Child, child)
+        .set("village_id", json!(fixture.village_a2))
+        .build();
+    admin.push(&app, &[transfer]).await;
+    // The transfer took effect two days ago (the bureau recorded it late)…
+    let event = register_event::Entity::find()
+        .filter(register_event::Column::ChildId.eq(child))
+        .filter(register_event::Column::Kind.eq("transferred"))
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut backdated: register_event::ActiveModel = event.into();
+    backdated.effective_date =
+        sea_orm::Set((chrono::Utc::now() - chrono::Duration::days(2)).date_naive());
+    sea_orm::ActiveModelTrait::update(backdated, app.db())
+        .await
+        .unwrap();
+    // …and the old director's phone, offline, records a visit yesterday.
+    let (visit_id, m) = new_visit(&mut old_director, child, fixture.village_a1, &today_at(15));
+    let answer = old_director.push(&app, &[m]).await;
+    let result = serde_json::to_value(&answer.results[0]).unwrap();
+    assert_eq!(result["status"], "applied", "the visit is kept: {result}");
+    assert!(
+        result["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["flag"] == "visit_after_transfer"),
+        "{result}"
+    );
+
+    old_director.records.insert(
+        (Entity::Visit, visit_id),
+        sync_core::record::Record::empty(Entity::Visit, visit_id),
+    );
+    old_director.pull_all(&app).await;
+    assert!(old_director.get(Entity::Child, child).is_none());
+    assert!(
+        old_director.get(Entity::Visit, visit_id).is_none(),
+        "the recording phone is told to drop its copy"
+    );
+    assert_eq!(old_director.last_checksum, Some(old_director.checksum()));
+
+    let mut new_director = Device::sign_in(&app, "director-a2").await;
+    new_director.pull_all(&app).await;
+    assert!(
+        new_director.get(Entity::Visit, visit_id).is_some(),
+        "the visit follows the child"
+    );
+    let flagged = conflict::Entity::find()
+        .filter(conflict::Column::RecordId.eq(visit_id))
+        .filter(conflict::Column::Kind.eq("visit_after_transfer"))
+        .count(app.db())
+        .await
+        .unwrap();
+    assert_eq!(flagged, 1, "the supervisor sees the flag");
 }

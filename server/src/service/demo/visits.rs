@@ -262,7 +262,7 @@ fn ledger_items(
                 area: area.to_owned(),
                 description: need["description"].as_str().unwrap_or_default().to_owned(),
                 status: status.to_owned(),
-                owner: owner.to_owned(),
+                owner: Some(owner.to_owned()),
                 due_date: Some(visited + Days::new(if old { 30 } else { 60 })),
             };
             item.field_clocks = seed_clocks(&item, updated_at);

@@ -4,7 +4,7 @@
 //! outcome under the mutation id, and appends to the change log last.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use sea_orm::{DatabaseTransaction, SqlErr, TransactionTrait};
 use serde_json::{Map, Value, json};
 use sync_core::clock::HlcClock;
 use sync_core::merge::{Flag, MergeOutcome, Reason, Verdict, admit, merge};
@@ -51,7 +51,7 @@ pub async fn push(
     let mut clock = HlcClock::new(SERVER_NODE);
     let mut results = Vec::with_capacity(request.mutations.len());
     for mutation in urgent_first(request.mutations) {
-        results.push(apply_one(state, caller, mutation, &mut clock).await?);
+        results.push(apply_once(state, caller, mutation, &mut clock).await?);
     }
     let server_hlc = clock.tick(now_ms(Utc::now()));
     Ok(PushResponse {
@@ -59,6 +59,27 @@ pub async fn push(
         server_hlc,
         results,
     })
+}
+
+/// Applies a mutation; when a copy of it (a duplicated request, a retry
+/// racing the original, another server process) committed first, the
+/// losing transaction hits a unique key and is rolled back — then the
+/// mutation is answered again, which finds the stored outcome.
+async fn apply_once(
+    state: &AppState,
+    caller: &AuthUser,
+    mutation: Mutation,
+    clock: &mut HlcClock,
+) -> AppResult<MutationResult> {
+    match apply_one(state, caller, mutation.clone(), clock).await {
+        Err(AppError::Database(err))
+            if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
+        {
+            tracing::info!(mutation = %mutation.mutation_id, "concurrent copy of a mutation; answering from the stored outcome");
+            apply_one(state, caller, mutation, clock).await
+        }
+        other => other,
+    }
 }
 
 async fn apply_one(
@@ -343,6 +364,28 @@ async fn log_changes(
             version,
             placement,
         });
+        // Recorded in a village the child has left (a visit made offline
+        // after a transfer): the recording village's phones drop their copy;
+        // the visit lives on with the child, flagged for the supervisor.
+        if let Some(recorded_in) = record
+            .get_str("village_id")
+            .and_then(|v| Uuid::try_parse(v).ok())
+        {
+            let lineage = repo::org_units::lineage(txn, recorded_in).await?;
+            let recorded = Placement {
+                village: Some(recorded_in),
+                town: lineage.get(1).copied(),
+                district: lineage.get(2).copied(),
+            };
+            for scope in placement::lost(recorded, placement) {
+                changes.push(NewChange::Purge {
+                    entity: record.entity,
+                    record_id: record.id,
+                    version,
+                    scope,
+                });
+            }
+        }
         return Ok(changes);
     }
     let after = placement::of_child(txn, record).await?;
