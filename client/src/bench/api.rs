@@ -291,7 +291,7 @@ fn visit_create(
     visited_at: String,
     n: usize,
 ) -> Mutation {
-    let field = |value: Value| FieldChange::set(hlc.clone(), value);
+    let field = |value: Value| FieldChange::set(hlc, value);
     let fields = [
         ("child_id", field(json!(child_id))),
         ("author_id", field(json!(author_id))),
