@@ -41,7 +41,8 @@ function ratio(backend, scenario, pick) {
   const a = values(backend, scenario, pick);
   const b = values('pouchdb', scenario, pick);
   if (!a.length || !b.length || backend === 'pouchdb') return '';
-  return ` **${(median(a) / median(b)).toFixed(1)}×**`;
+  const r = median(a) / median(b);
+  return ` **${r < 1 ? r.toFixed(2) : r.toFixed(1)}×**`;
 }
 
 const lines = [
