@@ -142,7 +142,10 @@ run_pouchdb() { # rep
 }
 
 log "building release binaries into $CARGO_TARGET_DIR"
-(cd "$ROOT" && cargo build --release -p seedling-server --bin seedling -p seedling-client --bin seedling-bench)
+# Two invocations, so each package keeps its own feature set (one build of
+# both would unify features and rebuild the database drivers).
+(cd "$ROOT" && cargo build --release -p seedling-server --bin seedling)
+(cd "$ROOT" && cargo build --release -p seedling-client --bin seedling-bench)
 if [ ! -d "$BENCH/node_modules/pouchdb-server" ]; then
   log "installing pouchdb-server and pouchdb (npm ci)"
   (cd "$BENCH" && npm ci --no-audit --no-fund)
