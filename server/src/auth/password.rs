@@ -29,6 +29,33 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Password checks running at once. Each Argon2id check takes 19 MiB for a
+/// moment; a morning of 327 phones signing in together must not take
+/// gigabytes, so checks queue for one of these permits.
+static CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// [`verify_password`] on the blocking pool, at most two at a time.
+pub async fn verify_password_async(password: String, hash: String) -> Result<bool, AppError> {
+    let _permit = CHECKS
+        .acquire()
+        .await
+        .map_err(|err| AppError::Internal(err.to_string()))?;
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|err| AppError::Internal(err.to_string()))
+}
+
+/// [`hash_password`] on the blocking pool, sharing the same permits.
+pub async fn hash_password_async(password: String) -> Result<String, AppError> {
+    let _permit = CHECKS
+        .acquire()
+        .await
+        .map_err(|err| AppError::Internal(err.to_string()))?;
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|err| AppError::Internal(err.to_string()))?
+}
+
 /// A valid hash of an unguessable password, verified against when the
 /// username does not exist so that both cases take the same time.
 pub fn dummy_hash() -> &'static str {

@@ -188,11 +188,6 @@ pub async fn save(
     }
 }
 
-/// The child's row.
-pub async fn child(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<child::Model>, DbErr> {
-    child::Entity::find_by_id(id).one(db).await
-}
-
 /// Effective date of the child's latest transfer between villages.
 pub async fn last_transfer(
     db: &impl ConnectionTrait,
@@ -221,20 +216,27 @@ pub async fn visits_near(
     let to = (day + chrono::Days::new(2))
         .and_time(chrono::NaiveTime::MIN)
         .and_utc();
-    let rows = visit::Entity::find()
+    let rows: Vec<(Uuid, Option<Uuid>, DateTime<Utc>)> = visit::Entity::find()
+        .select_only()
+        .columns([
+            visit::Column::Id,
+            visit::Column::DeviceId,
+            visit::Column::VisitedAt,
+        ])
         .filter(visit::Column::ChildId.eq(child_id))
         .filter(visit::Column::Id.ne(except))
         .filter(visit::Column::Deleted.eq(false))
         .filter(visit::Column::VisitedAt.gte(from))
         .filter(visit::Column::VisitedAt.lt(to))
+        .into_tuple()
         .all(db)
         .await?;
     Ok(rows
         .into_iter()
-        .map(|row| OtherVisit {
-            visit_id: row.id,
-            device_id: row.device_id,
-            visited_on: (row.visited_at + chrono::Duration::hours(8)).date_naive(),
+        .map(|(visit_id, device_id, visited_at)| OtherVisit {
+            visit_id,
+            device_id,
+            visited_on: (visited_at + chrono::Duration::hours(8)).date_naive(),
         })
         .collect())
 }

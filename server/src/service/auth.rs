@@ -82,7 +82,7 @@ pub async fn login(state: &AppState, input: LoginRequest) -> AppResult<Session> 
         || password::dummy_hash().to_owned(),
         |u| u.password_hash.clone(),
     );
-    let password_ok = verify_blocking(input.password, hash).await?;
+    let password_ok = password::verify_password_async(input.password, hash).await?;
     let user = match found {
         Some(user) if password_ok => user,
         _ => {
@@ -219,9 +219,7 @@ pub async fn create_user(
             "password must be at least 10 characters".to_owned(),
         ));
     }
-    let hash = tokio::task::spawn_blocking(move || password::hash_password(&input.password))
-        .await
-        .map_err(|err| AppError::Internal(err.to_string()))??;
+    let hash = password::hash_password_async(input.password).await?;
     let txn = db.begin().await?;
     let unit = repo::org_units::find_by_code(&txn, &input.org_unit_code)
         .await?
@@ -293,12 +291,6 @@ pub(crate) fn ensure_device_usable(device: &device::Model) -> AppResult<()> {
         ));
     }
     Ok(())
-}
-
-async fn verify_blocking(password: String, hash: String) -> AppResult<bool> {
-    tokio::task::spawn_blocking(move || password::verify_password(&password, &hash))
-        .await
-        .map_err(|err| AppError::Internal(err.to_string()))
 }
 
 async fn issue_refresh_token(

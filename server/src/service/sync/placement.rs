@@ -2,6 +2,8 @@
 //! receive it: a child's records follow the child; an exited child leaves
 //! its village's phones but stays with the town and the district.
 
+use std::collections::HashMap;
+
 use sea_orm::ConnectionTrait;
 use sync_core::record::Record;
 use uuid::Uuid;
@@ -11,21 +13,57 @@ use crate::error::AppResult;
 use crate::repo;
 use crate::repo::change_log::{Placement, ScopeColumn};
 
-/// The placement of a child record (its current values).
-pub async fn of_child(db: &impl ConnectionTrait, child: &Record) -> AppResult<Placement> {
-    let Some(village) = child
-        .get_str("village_id")
-        .and_then(|v| Uuid::try_parse(v).ok())
-    else {
-        return Ok(Placement::default());
-    };
-    let lineage = repo::org_units::lineage(db, village).await?;
-    let active = child.get_str("status") == Some("active");
-    Ok(Placement {
-        village: active.then_some(village),
-        town: lineage.get(1).copied(),
-        district: lineage.get(2).copied(),
-    })
+/// Org-unit lineages looked up while serving one request, so a batch of
+/// mutations in one village asks the database once. Lives only as long as
+/// the request: nothing is kept between requests.
+#[derive(Debug, Default)]
+pub struct Lineages(HashMap<Uuid, Vec<Uuid>>);
+
+impl Lineages {
+    /// The unit, its parent, … up to the district (see `repo::org_units::lineage`).
+    pub async fn of(&mut self, db: &impl ConnectionTrait, unit: Uuid) -> AppResult<Vec<Uuid>> {
+        if let Some(known) = self.0.get(&unit) {
+            return Ok(known.clone());
+        }
+        let lineage = repo::org_units::lineage(db, unit).await?;
+        self.0.insert(unit, lineage.clone());
+        Ok(lineage)
+    }
+
+    /// Where a record recorded in `village` sits, `in_village` telling
+    /// whether it is still on that village's phones.
+    pub async fn placement(
+        &mut self,
+        db: &impl ConnectionTrait,
+        village: Uuid,
+        in_village: bool,
+    ) -> AppResult<Placement> {
+        let lineage = self.of(db, village).await?;
+        Ok(Placement {
+            village: in_village.then_some(village),
+            town: lineage.get(1).copied(),
+            district: lineage.get(2).copied(),
+        })
+    }
+
+    /// The placement of a child record (its current values): an exited
+    /// child leaves its village but stays with the town and the district.
+    pub async fn of_child(
+        &mut self,
+        db: &impl ConnectionTrait,
+        child: &Record,
+    ) -> AppResult<Placement> {
+        match child
+            .get_str("village_id")
+            .and_then(|v| Uuid::try_parse(v).ok())
+        {
+            Some(village) => {
+                let active = child.get_str("status") == Some("active");
+                self.placement(db, village, active).await
+            }
+            None => Ok(Placement::default()),
+        }
+    }
 }
 
 /// The scope column a caller's pull filters on, if the caller syncs.

@@ -16,7 +16,8 @@ use sync_core::rules::{Actor, rules_for};
 use sync_core::semantic::{ChildFacts, check_visit};
 use uuid::Uuid;
 
-use super::{SERVER_NODE, admit_caller, conflicts, now_ms, placement};
+use super::placement::{self, Lineages};
+use super::{SERVER_NODE, admit_caller, conflicts, now_ms};
 use crate::auth::{AuthUser, Role, Scope};
 use crate::entity::{applied_mutation, outbox, register_event};
 use crate::error::{AppError, AppResult};
@@ -48,17 +49,27 @@ pub async fn push(
             "at most {limit} mutations per push; send the rest in another push"
         )));
     }
-    let mut clock = HlcClock::new(SERVER_NODE);
+    let mut batch = Batch {
+        clock: HlcClock::new(SERVER_NODE),
+        lineages: Lineages::default(),
+    };
     let mut results = Vec::with_capacity(request.mutations.len());
     for mutation in urgent_first(request.mutations) {
-        results.push(apply_once(state, caller, mutation, &mut clock).await?);
+        results.push(apply_once(state, caller, mutation, &mut batch).await?);
     }
-    let server_hlc = clock.tick(now_ms(Utc::now()));
+    let server_hlc = batch.clock.tick(now_ms(Utc::now()));
     Ok(PushResponse {
         protocol_version: PROTOCOL_VERSION,
         server_hlc,
         results,
     })
+}
+
+/// What the mutations of one push share: the server's clock for this
+/// request and the org-tree lookups made so far.
+struct Batch {
+    clock: HlcClock,
+    lineages: Lineages,
 }
 
 /// Applies a mutation; when a copy of it (a duplicated request, a retry
@@ -69,14 +80,14 @@ async fn apply_once(
     state: &AppState,
     caller: &AuthUser,
     mutation: Mutation,
-    clock: &mut HlcClock,
+    batch: &mut Batch,
 ) -> AppResult<MutationResult> {
-    match apply_one(state, caller, mutation.clone(), clock).await {
+    match apply_one(state, caller, mutation.clone(), batch).await {
         Err(AppError::Database(err))
             if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
         {
             tracing::info!(mutation = %mutation.mutation_id, "concurrent copy of a mutation; answering from the stored outcome");
-            apply_one(state, caller, mutation, clock).await
+            apply_one(state, caller, mutation, batch).await
         }
         other => other,
     }
@@ -86,7 +97,7 @@ async fn apply_one(
     state: &AppState,
     caller: &AuthUser,
     mut mutation: Mutation,
-    clock: &mut HlcClock,
+    batch: &mut Batch,
 ) -> AppResult<MutationResult> {
     let txn = state.db.begin().await?;
     if let Some(done) = repo::sync_records::applied(&txn, mutation.mutation_id).await? {
@@ -94,11 +105,13 @@ async fn apply_one(
         return stored_result(done, caller);
     }
     let now = Utc::now();
-    let skewed = admit(&mut mutation, clock, now_ms(now));
+    let skewed = admit(&mut mutation, &mut batch.clock, now_ms(now));
+    let lineages = &mut batch.lineages;
     let current = repo::synced::load(&txn, mutation.entity, mutation.record_id, true).await?;
     let actor = Actor::new(caller.user_id, caller.role.to_sync());
 
-    let mut outcome = match check_scope(&txn, caller, &mutation, current.as_ref()).await? {
+    let mut outcome = match check_scope(&txn, caller, &mutation, current.as_ref(), lineages).await?
+    {
         Some(refused) => refused,
         None => merge(
             rules_for(mutation.entity),
@@ -137,8 +150,16 @@ async fn apply_one(
     {
         match write_record(&txn, caller, &record, current.as_ref(), now).await {
             Ok(()) => {
-                changes = log_changes(&txn, caller, &record, current.as_ref(), child.as_ref(), now)
-                    .await?;
+                changes = log_changes(
+                    &txn,
+                    caller,
+                    &record,
+                    current.as_ref(),
+                    child.as_ref(),
+                    now,
+                    lineages,
+                )
+                .await?;
             }
             Err(RowError::Shape(message)) => {
                 outcome = MergeOutcome::rejected(
@@ -206,6 +227,7 @@ async fn check_scope(
     caller: &AuthUser,
     mutation: &Mutation,
     current: Option<&StoredRow>,
+    lineages: &mut Lineages,
 ) -> AppResult<Option<MergeOutcome>> {
     let scope = Scope::of(caller);
     let mut villages = Vec::new();
@@ -228,7 +250,7 @@ async fn check_scope(
         return Ok(None); // the merge answers record_not_found
     }
     for village in villages {
-        let lineage = repo::org_units::lineage(txn, village).await?;
+        let lineage = lineages.of(txn, village).await?;
         let is_village = lineage.len() == 3;
         if !is_village || !scope.contains(&lineage) {
             return Ok(Some(MergeOutcome::rejected(
@@ -277,25 +299,29 @@ async fn check_semantics(
         return Ok(());
     };
     let before = current.map(|row| &row.record);
-    let Some(child) = child else {
-        *outcome =
-            MergeOutcome::rejected(before, Reason::UnknownChild, "no child has this child_id");
-        return Ok(());
-    };
     let touches_date = mutation.op == Op::Create || mutation.fields.contains_key("visited_at");
-    if !touches_date {
-        return Ok(());
-    }
-    let child_row = repo::synced::child(txn, child.id).await?;
-    let Some(child_row) = child_row else {
+    let Some(child) = child.filter(|_| touches_date) else {
+        return Ok(()); // an unknown child was rejected before; no date change, no check
+    };
+    let date = |field: &str| {
+        child
+            .get_str(field)
+            .and_then(|d| d.parse::<chrono::NaiveDate>().ok())
+    };
+    let (Some(birth_date), Some(village_id)) = (
+        date("birth_date"),
+        child
+            .get_str("village_id")
+            .and_then(|v| Uuid::try_parse(v).ok()),
+    ) else {
         return Ok(());
     };
     let facts = ChildFacts {
-        birth_date: child_row.birth_date,
-        exited_on: (child_row.status == "exited")
-            .then_some(child_row.exit_date)
+        birth_date,
+        exited_on: (child.get_str("status") == Some("exited"))
+            .then(|| date("exit_date"))
             .flatten(),
-        village_id: child_row.village_id,
+        village_id,
         in_village_since: repo::synced::last_transfer(txn, child.id).await?,
     };
     let day = sync_core::semantic::visited_at(&visit).map(|at| at.date_naive());
@@ -350,12 +376,13 @@ async fn log_changes(
     current: Option<&StoredRow>,
     child: Option<&Record>,
     now: DateTime<Utc>,
+    lineages: &mut Lineages,
 ) -> AppResult<Vec<NewChange>> {
     let version = i64::try_from(record.version).unwrap_or(i64::MAX);
     let mut changes = Vec::new();
     if record.entity != Entity::Child {
         let placement = match child {
-            Some(child) => placement::of_child(txn, child).await?,
+            Some(child) => lineages.of_child(txn, child).await?,
             None => Placement::default(),
         };
         changes.push(NewChange::Upsert {
@@ -371,12 +398,7 @@ async fn log_changes(
             .get_str("village_id")
             .and_then(|v| Uuid::try_parse(v).ok())
         {
-            let lineage = repo::org_units::lineage(txn, recorded_in).await?;
-            let recorded = Placement {
-                village: Some(recorded_in),
-                town: lineage.get(1).copied(),
-                district: lineage.get(2).copied(),
-            };
+            let recorded = lineages.placement(txn, recorded_in, true).await?;
             for scope in placement::lost(recorded, placement) {
                 changes.push(NewChange::Purge {
                     entity: record.entity,
@@ -388,9 +410,9 @@ async fn log_changes(
         }
         return Ok(changes);
     }
-    let after = placement::of_child(txn, record).await?;
+    let after = lineages.of_child(txn, record).await?;
     let before = match current {
-        Some(row) => placement::of_child(txn, &row.record).await?,
+        Some(row) => lineages.of_child(txn, &row.record).await?,
         None => Placement::default(),
     };
     changes.push(NewChange::Upsert {
