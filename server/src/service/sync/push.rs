@@ -49,69 +49,76 @@ pub async fn push(
             "at most {limit} mutations per push; send the rest in another push"
         )));
     }
-    let mut batch = Batch {
-        clock: HlcClock::new(SERVER_NODE),
-        lineages: Lineages::default(),
-    };
-    let mut results = Vec::with_capacity(request.mutations.len());
-    for mutation in urgent_first(request.mutations) {
-        results.push(apply_once(state, caller, mutation, &mut batch).await?);
-    }
-    let server_hlc = batch.clock.tick(now_ms(Utc::now()));
-    Ok(PushResponse {
-        protocol_version: PROTOCOL_VERSION,
-        server_hlc,
-        results,
-    })
-}
-
-/// What the mutations of one push share: the server's clock for this
-/// request and the org-tree lookups made so far.
-struct Batch {
-    clock: HlcClock,
-    lineages: Lineages,
-}
-
-/// Applies a mutation; when a copy of it (a duplicated request, a retry
-/// racing the original, another server process) committed first, the
-/// losing transaction hits a unique key and is rolled back — then the
-/// mutation is answered again, which finds the stored outcome.
-async fn apply_once(
-    state: &AppState,
-    caller: &AuthUser,
-    mutation: Mutation,
-    batch: &mut Batch,
-) -> AppResult<MutationResult> {
-    match apply_one(state, caller, mutation.clone(), batch).await {
+    let mutations = urgent_first(request.mutations);
+    match push_once(state, caller, &mutations).await {
+        // A copy of this push (a duplicated request, a retry racing the
+        // original, another server process) committed first: this attempt hit
+        // a unique key and was rolled back. Answered again, every mutation
+        // finds its stored outcome.
         Err(AppError::Database(err))
             if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
         {
-            tracing::info!(mutation = %mutation.mutation_id, "concurrent copy of a mutation; answering from the stored outcome");
-            apply_one(state, caller, mutation, batch).await
+            tracing::info!(device = %caller.device_id, "concurrent copy of a push; answering from the stored outcomes");
+            push_once(state, caller, &mutations).await
         }
         other => other,
     }
 }
 
-async fn apply_one(
+/// What the mutations of one push share: the transaction's server clock,
+/// the org-tree lookups made so far, and the change-log rows to append.
+struct Batch {
+    clock: HlcClock,
+    lineages: Lineages,
+    changes: Vec<NewChange>,
+}
+
+/// The whole push in one transaction: every mutation's record, conflicts,
+/// register events, alerts and stored outcome, then the change-log rows,
+/// appended last so the change-log writer lock is held only for the commit.
+async fn push_once(
     state: &AppState,
+    caller: &AuthUser,
+    mutations: &[Mutation],
+) -> AppResult<PushResponse> {
+    let txn = state.db.begin().await?;
+    let mut batch = Batch {
+        clock: HlcClock::new(SERVER_NODE),
+        lineages: Lineages::default(),
+        changes: Vec::new(),
+    };
+    let mut results = Vec::with_capacity(mutations.len());
+    for mutation in mutations {
+        results.push(apply_one(&txn, caller, mutation.clone(), &mut batch).await?);
+    }
+    let now = Utc::now();
+    repo::change_log::append(&txn, std::mem::take(&mut batch.changes), now).await?;
+    txn.commit().await?;
+    Ok(PushResponse {
+        protocol_version: PROTOCOL_VERSION,
+        server_hlc: batch.clock.tick(now_ms(now)),
+        results,
+    })
+}
+
+/// Applies one mutation inside the push's transaction. A mutation already
+/// applied (a retry) answers its stored outcome and changes nothing.
+async fn apply_one(
+    txn: &DatabaseTransaction,
     caller: &AuthUser,
     mut mutation: Mutation,
     batch: &mut Batch,
 ) -> AppResult<MutationResult> {
-    let txn = state.db.begin().await?;
-    if let Some(done) = repo::sync_records::applied(&txn, mutation.mutation_id).await? {
-        txn.commit().await?;
+    if let Some(done) = repo::sync_records::applied(txn, mutation.mutation_id).await? {
         return stored_result(done, caller);
     }
     let now = Utc::now();
     let skewed = admit(&mut mutation, &mut batch.clock, now_ms(now));
     let lineages = &mut batch.lineages;
-    let current = repo::synced::load(&txn, mutation.entity, mutation.record_id, true).await?;
+    let current = repo::synced::load(txn, mutation.entity, mutation.record_id, true).await?;
     let actor = Actor::new(caller.user_id, caller.role.to_sync());
 
-    let mut outcome = match check_scope(&txn, caller, &mutation, current.as_ref(), lineages).await?
-    {
+    let mut outcome = match check_scope(txn, caller, &mutation, current.as_ref(), lineages).await? {
         Some(refused) => refused,
         None => merge(
             rules_for(mutation.entity),
@@ -120,7 +127,7 @@ async fn apply_one(
             &actor,
         ),
     };
-    let child = child_of(&txn, &mutation, current.as_ref()).await?;
+    let child = child_of(txn, &mutation, current.as_ref()).await?;
     if !is_rejected(&outcome) && mutation.entity != Entity::Child && child.is_none() {
         outcome = MergeOutcome::rejected(
             current.as_ref().map(|row| &row.record),
@@ -133,7 +140,7 @@ async fn apply_one(
     }
     if !is_rejected(&outcome) && mutation.entity == Entity::Visit && mutation.op != Op::Delete {
         check_semantics(
-            &txn,
+            txn,
             &mutation,
             child.as_ref(),
             current.as_ref(),
@@ -148,10 +155,10 @@ async fn apply_one(
         && !is_rejected(&outcome)
         && let Some(record) = outcome.record.clone()
     {
-        match write_record(&txn, caller, &record, current.as_ref(), now).await {
+        match write_record(txn, caller, &record, current.as_ref(), now).await {
             Ok(()) => {
                 changes = log_changes(
-                    &txn,
+                    txn,
                     caller,
                     &record,
                     current.as_ref(),
@@ -177,16 +184,16 @@ async fn apply_one(
         .and_then(|c| c.get_str("village_id"))
         .and_then(|v| Uuid::try_parse(v).ok());
     repo::sync_records::insert_conflicts(
-        &txn,
+        txn,
         conflicts::rows_for(&mutation, &outcome, caller.user_id, village, now),
     )
     .await?;
     if !is_rejected(&outcome) && outcome.flags.contains(&Flag::Urgent) {
-        raise_alert(&txn, &mutation, outcome.record.as_ref(), village, now).await?;
+        raise_alert(txn, &mutation, outcome.record.as_ref(), village, now).await?;
     }
     let result = MutationResult::from_outcome(&mutation, &outcome);
     repo::sync_records::record_applied(
-        &txn,
+        txn,
         applied_mutation::Model {
             mutation_id: mutation.mutation_id,
             device_id: caller.device_id,
@@ -199,8 +206,7 @@ async fn apply_one(
         },
     )
     .await?;
-    repo::change_log::append(&txn, changes, now).await?;
-    txn.commit().await?;
+    batch.changes.extend(changes);
     Ok(result)
 }
 
