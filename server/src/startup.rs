@@ -15,6 +15,10 @@ use crate::repo;
 use crate::state::AppState;
 use crate::storage::{AttachmentStore, ObjectAttachmentStore};
 
+/// Read connections to a SQLite database (pulls run on them while the one
+/// writer connection applies pushes).
+const SQLITE_READERS: u32 = 4;
+
 /// Opens (creating if needed) and migrates the database, loads the signing
 /// key, and returns the state the router needs.
 pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
@@ -27,6 +31,13 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         .await
         .with_context(|| format!("opening the database ({})", redact_url(&url)))?;
     repo::migrate(&db).await.context("applying migrations")?;
+    let reader = if repo::backend(&db) == sea_orm::DbBackend::Sqlite {
+        repo::connect(&url, Some(SQLITE_READERS))
+            .await
+            .context("opening the database's read connections")?
+    } else {
+        db.clone()
+    };
     if config.jwt_secret.is_empty() {
         config.jwt_secret = load_or_create_secret(&config.data_dir.join("jwt-secret"))?;
     }
@@ -37,7 +48,7 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
     )
     .map_err(|err| anyhow::anyhow!("{err}"))?;
     let attachments = open_attachment_store(&config)?;
-    Ok(AppState::new(db, config, jwt, attachments))
+    Ok(AppState::new(db, reader, config, jwt, attachments))
 }
 
 /// Local disk under `<data_dir>/attachments`, or the store the configured

@@ -11,7 +11,13 @@ use crate::storage::AttachmentStore;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
+    /// The connection pool for writes (and reads inside write transactions).
     pub db: DatabaseConnection,
+    /// The pool for read-only work such as pulls. On PostgreSQL the same
+    /// pool as `db`; on SQLite, whose single writer connection would make
+    /// every pull wait behind every push, separate connections that read
+    /// the WAL snapshot while a push writes.
+    pub reader: DatabaseConnection,
     pub config: Arc<Config>,
     pub jwt: Arc<JwtKeys>,
     /// Where photo bytes live (local disk, or an S3-compatible store).
@@ -21,12 +27,14 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         db: DatabaseConnection,
+        reader: DatabaseConnection,
         config: Config,
         jwt: JwtKeys,
         attachments: Arc<dyn AttachmentStore>,
     ) -> Self {
         Self {
             db,
+            reader,
             config: Arc::new(config),
             jwt: Arc::new(jwt),
             attachments,

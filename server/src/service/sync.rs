@@ -16,7 +16,6 @@ use crate::auth::{AuthUser, Role};
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::service::auth::ensure_device_usable;
-use crate::state::AppState;
 
 /// The node id of the server's hybrid logical clock: fixed, so every
 /// process stamps server writes alike.
@@ -24,7 +23,11 @@ pub const SERVER_NODE: Uuid = Uuid::from_u128(0x5eed_1e55_0000_4000_8000_0000_00
 
 /// Checks what every sync call needs: a supported protocol version, a role
 /// that syncs, and a device that is registered to the caller and usable.
-async fn admit_caller(state: &AppState, caller: &AuthUser, protocol_version: u32) -> AppResult<()> {
+async fn admit_caller(
+    db: &sea_orm::DatabaseConnection,
+    caller: &AuthUser,
+    protocol_version: u32,
+) -> AppResult<()> {
     check_protocol_version(protocol_version)
         .map_err(|err| AppError::UpgradeRequired(err.to_string()))?;
     if caller.role == Role::Integration {
@@ -32,7 +35,7 @@ async fn admit_caller(state: &AppState, caller: &AuthUser, protocol_version: u32
             "the integration account exchanges data through /api/v1/integration, not device sync",
         ));
     }
-    let device = repo::devices::find(&state.db, caller.device_id)
+    let device = repo::devices::find(db, caller.device_id)
         .await?
         .ok_or_else(|| {
             AppError::unauthorized(

@@ -61,7 +61,7 @@ pub async fn pull(
     caller: &AuthUser,
     request: PullRequest,
 ) -> AppResult<PullResponse> {
-    admit_caller(state, caller, request.protocol_version).await?;
+    admit_caller(&state.reader, caller, request.protocol_version).await?;
     let scope = Scope::of(caller);
     let column = placement::scope_column(scope)
         .ok_or_else(|| AppError::forbidden("this account does not sync records to a device"))?;
@@ -70,7 +70,7 @@ pub async fn pull(
     let given = request.cursor.as_deref().map(Cursor::parse).transpose()?;
 
     let txn = state
-        .db
+        .reader
         .begin_with_config(
             Some(IsolationLevel::RepeatableRead),
             Some(AccessMode::ReadOnly),

@@ -37,7 +37,7 @@ pub async fn push(
     caller: &AuthUser,
     request: PushRequest,
 ) -> AppResult<PushResponse> {
-    admit_caller(state, caller, request.protocol_version).await?;
+    admit_caller(&state.db, caller, request.protocol_version).await?;
     if request.device_id != caller.device_id {
         return Err(AppError::Validation(
             "device_id does not match the device this token was issued to".to_owned(),
