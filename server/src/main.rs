@@ -11,6 +11,11 @@ use seedling_server::service::auth::NewUser;
 use seedling_server::{service, startup};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc hands freed memory back to the system, where the C allocator
+/// kept every blocking thread's Argon2 buffers and the demo seed's rows.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "seedling",
