@@ -74,6 +74,53 @@ impl Device {
         MutationBuilder::update(entity, id, base, hlc).id(Uuid::new_v4())
     }
 
+    /// Pushes a new child in `village` from this (admin's) phone and
+    /// returns its id.
+    pub async fn create_child(&mut self, app: &TestApp, village: Uuid, name: &str) -> Uuid {
+        let id = Uuid::new_v4();
+        let m = self
+            .create(Entity::Child, id)
+            .set("name", json!(name))
+            .set("birth_date", json!("2015-03-02"))
+            .set("category", json!("in_difficulty"))
+            .set("status", json!("active"))
+            .set("village_id", json!(village))
+            .set("guardian_name", json!("王奶奶"))
+            .build();
+        let response = self.push(app, &[m]).await;
+        assert!(
+            matches!(
+                response.results[0],
+                sync_core::protocol::MutationResult::Applied { .. }
+            ),
+            "creating a child: {:?}",
+            response.results
+        );
+        id
+    }
+
+    /// A submitted home visit by this (director's) phone, as a builder to
+    /// add fields to.
+    pub fn new_visit(
+        &mut self,
+        child: Uuid,
+        village: Uuid,
+        visited_at: &str,
+    ) -> (Uuid, MutationBuilder) {
+        let id = Uuid::new_v4();
+        let (author, device) = (self.user_id, self.id);
+        let builder = self
+            .create(Entity::Visit, id)
+            .set("child_id", json!(child))
+            .set("author_id", json!(author))
+            .set("device_id", json!(device))
+            .set("village_id", json!(village))
+            .set("kind", json!("home_visit"))
+            .set("visited_at", json!(visited_at))
+            .set("review_status", json!("submitted"));
+        (id, builder)
+    }
+
     /// Pushes and returns the raw status and body.
     pub async fn push_raw(
         &mut self,

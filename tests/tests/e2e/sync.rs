@@ -28,42 +28,18 @@ on_both_backends!(
     a_visit_recorded_offline_after_a_transfer_is_kept_and_follows_the_child,
 );
 
-/// Creates a child in `village` through the admin's phone.
 async fn create_child(app: &TestApp, admin: &mut Device, village: Uuid, name: &str) -> Uuid {
-    let id = Uuid::new_v4();
-    let m = admin
-        .create(Entity::Child, id)
-        .set("name", json!(name))
-        .set("birth_date", json!("2015-03-02"))
-        .set("category", json!("in_difficulty"))
-        .set("status", json!("active"))
-        .set("village_id", json!(village))
-        .set("guardian_name", json!("王奶奶"))
-        .build();
-    let response = admin.push(app, &[m]).await;
-    assert!(
-        matches!(response.results[0], MutationResult::Applied { .. }),
-        "{:?}",
-        response.results
-    );
-    id
+    admin.create_child(app, village, name).await
 }
 
 fn new_visit(phone: &mut Device, child: Uuid, village: Uuid, visited_at: &str) -> (Uuid, Mutation) {
-    let id = Uuid::new_v4();
-    let (author, device) = (phone.user_id, phone.id);
-    let m = phone
-        .create(Entity::Visit, id)
-        .set("child_id", json!(child))
-        .set("author_id", json!(author))
-        .set("device_id", json!(device))
-        .set("village_id", json!(village))
-        .set("kind", json!("home_visit"))
-        .set("visited_at", json!(visited_at))
-        .set("observations", json!({ "living": "生活正常" }))
-        .set("review_status", json!("submitted"))
-        .build();
-    (id, m)
+    let (id, builder) = phone.new_visit(child, village, visited_at);
+    (
+        id,
+        builder
+            .set("observations", json!({ "living": "生活正常" }))
+            .build(),
+    )
 }
 
 fn today_at(hour: u32) -> String {

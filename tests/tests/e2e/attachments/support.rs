@@ -7,7 +7,6 @@ use reqwest::{Method, StatusCode};
 use seedling_tests::{Device, TestApp};
 use serde_json::{Value, json};
 use sync_core::protocol::MutationResult;
-use sync_core::record::Entity;
 use uuid::Uuid;
 
 /// A JPEG-looking photo of `len` bytes whose content depends on `seed`.
@@ -142,34 +141,8 @@ pub async fn visit_with_photos(
     photos: &[&str],
 ) -> Uuid {
     let mut admin = Device::sign_in(app, "admin").await;
-    let child = Uuid::new_v4();
-    let m = admin
-        .create(Entity::Child, child)
-        .set("name", json!("李小明"))
-        .set("birth_date", json!("2015-03-02"))
-        .set("category", json!("in_difficulty"))
-        .set("status", json!("active"))
-        .set("village_id", json!(village))
-        .set("guardian_name", json!("王奶奶"))
-        .build();
-    let response = admin.push(app, &[m]).await;
-    assert!(
-        matches!(response.results[0], MutationResult::Applied { .. }),
-        "{:?}",
-        response.results
-    );
-
-    let visit = Uuid::new_v4();
-    let (author, device) = (phone.user_id, phone.id);
-    let mut builder = phone
-        .create(Entity::Visit, visit)
-        .set("child_id", json!(child))
-        .set("author_id", json!(author))
-        .set("device_id", json!(device))
-        .set("village_id", json!(village))
-        .set("kind", json!("home_visit"))
-        .set("visited_at", json!("2026-11-28T10:00:00+08:00"))
-        .set("review_status", json!("submitted"));
+    let child = admin.create_child(app, village, "李小明").await;
+    let (visit, mut builder) = phone.new_visit(child, village, "2026-11-28T10:00:00+08:00");
     for sha in photos {
         builder = builder.add("photos", json!({ "id": Uuid::new_v4(), "sha256": sha }));
     }
