@@ -138,9 +138,25 @@ impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
         match err {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(err),
+            other if is_transient(&other) => Self::Unavailable(other),
             other => Self::Database(other),
         }
     }
+}
+
+/// Failures that a retry resolves: a deadlock or serialisation failure the
+/// database broke by aborting this transaction, a lock wait that timed out,
+/// a busy SQLite file. The client is told to retry (503, `Retry-After`).
+fn is_transient(err: &DbErr) -> bool {
+    const TRANSIENT: [&str; 5] = [
+        "deadlock detected",
+        "could not serialize access",
+        "lock timeout",
+        "database is locked",
+        "database table is locked",
+    ];
+    let text = err.to_string();
+    TRANSIENT.iter().any(|needle| text.contains(needle))
 }
 
 impl From<crate::repo::synced::RowError> for AppError {

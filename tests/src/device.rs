@@ -56,6 +56,25 @@ impl Device {
         }
     }
 
+    /// Signs in again from this same phone (after a refusal), keeping its
+    /// records and cursor.
+    pub async fn sign_in_again(&mut self, app: &TestApp, username: &str) {
+        let (status, session) = app
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({ "username": username, "password": PASSWORD, "device_id": self.id })),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "sign-in again as {username}: {session}"
+        );
+        self.token = session["access_token"].as_str().expect("token").to_owned();
+    }
+
     /// A fresh clock reading of this phone.
     pub fn tick(&mut self) -> Hlc {
         self.clock

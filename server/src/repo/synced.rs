@@ -202,6 +202,26 @@ pub async fn last_transfer(
         .map(|event| event.effective_date))
 }
 
+/// The villages the child was transferred out of.
+pub async fn transferred_from(
+    db: &impl ConnectionTrait,
+    child_id: Uuid,
+) -> Result<Vec<Uuid>, DbErr> {
+    let from: Vec<Option<String>> = register_event::Entity::find()
+        .select_only()
+        .column(register_event::Column::FromValue)
+        .filter(register_event::Column::ChildId.eq(child_id))
+        .filter(register_event::Column::Kind.eq("transferred"))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(from
+        .into_iter()
+        .flatten()
+        .filter_map(|v| Uuid::try_parse(&v).ok())
+        .collect())
+}
+
 /// Other live visits to the child around `day` (the day before to the day
 /// after, in UTC, so any offset's calendar day is covered).
 pub async fn visits_near(

@@ -44,6 +44,19 @@ async fn admit_caller(
             )
         })?;
     ensure_device_usable(&device)?;
+    // The token's role and unit are checked against the account as it is
+    // now: a moved or disabled user must not keep the old scope until the
+    // token expires.
+    let user = repo::users::find(db, caller.user_id).await?;
+    let current = user.is_some_and(|user| {
+        user.active && user.role == caller.role.as_str() && user.org_unit_id == caller.org_unit_id
+    });
+    if !current {
+        return Err(AppError::unauthorized(
+            "stale_token",
+            "your account changed since this token was issued; refresh it or sign in again",
+        ));
+    }
     if device.user_id != caller.user_id {
         return Err(AppError::unauthorized(
             "device_reassigned",

@@ -26,6 +26,8 @@ on_both_backends!(
     a_record_with_only_its_required_fields_is_stored,
     the_same_push_sent_twice_at_once_applies_once,
     a_visit_recorded_offline_after_a_transfer_is_kept_and_follows_the_child,
+    a_moved_director_loses_the_old_village_and_receives_the_new_one,
+    an_exited_child_leaves_the_village_phones_but_not_the_town,
 );
 
 async fn create_child(app: &TestApp, admin: &mut Device, village: Uuid, name: &str) -> Uuid {
@@ -229,6 +231,18 @@ async fn a_director_cannot_write_outside_their_village(app: TestApp) {
         .unwrap();
     assert_eq!(kept, 1);
 
+    // Nor record, in their own village, a visit to another village's child.
+    let mut director_b = Device::sign_in(&app, "director-b1").await;
+    let (_, foreign) = new_visit(&mut director_b, child, fixture.village_b1, &today_at(12));
+    let response = director_b.push(&app, &[foreign]).await;
+    let MutationResult::Rejected { reason, .. } = &response.results[0] else {
+        panic!(
+            "a visit to another village's child must be refused: {:?}",
+            response.results
+        );
+    };
+    assert_eq!(serde_json::to_value(reason).unwrap(), "out_of_scope");
+
     // A director cannot change a child's category either: that field is refused, the rest applies.
     let mut director = Device::sign_in(&app, "director-a1").await;
     director.pull_all(&app).await;
@@ -289,6 +303,24 @@ async fn a_transferred_child_leaves_one_village_and_arrives_whole_in_another(app
         supervisor_a.get(Entity::Visit, visit_id).is_none(),
         "the child left town A"
     );
+
+    // A phone of the old village that bootstraps page by page never sees the
+    // child's current (new village) data, though the child's old rows come
+    // before the purge in its change log.
+    let mut late = Device::sign_in(&app, "director-a1").await;
+    for _ in 0..50 {
+        let (status, body) = late.pull_page(&app, 1).await;
+        assert_eq!(status, StatusCode::OK);
+        let leaked = body["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == child.to_string());
+        assert!(!leaked, "the old village received the moved child: {body}");
+        if body["has_more"] == false {
+            break;
+        }
+    }
 
     new_director.pull_all(&app).await;
     assert!(
@@ -792,4 +824,87 @@ async fn a_visit_recorded_offline_after_a_transfer_is_kept_and_follows_the_child
         .await
         .unwrap();
     assert_eq!(flagged, 1, "the supervisor sees the flag");
+}
+
+async fn a_moved_director_loses_the_old_village_and_receives_the_new_one(app: TestApp) {
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let old_child = create_child(&app, &mut admin, fixture.village_a1, "旧村的孩子").await;
+    let new_child = create_child(&app, &mut admin, fixture.village_a2, "新村的孩子").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    phone.pull_all(&app).await;
+    assert!(phone.get(Entity::Child, old_child).is_some());
+
+    // The bureau moves the director to village a2.
+    let user = seedling_server::repo::users::find(app.db(), phone.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut moved = user.into_active_model();
+    moved.org_unit_id = Set(fixture.village_a2);
+    moved.update(app.db()).await.unwrap();
+
+    // The old token no longer carries the old village's scope.
+    let (status, body) = phone.pull_page(&app, 100).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "stale_token");
+    phone.sign_in_again(&app, "director-a1").await;
+    phone.pull_all(&app).await;
+    assert!(
+        phone.get(Entity::Child, old_child).is_none(),
+        "the old village's child is purged"
+    );
+    assert!(
+        phone.get(Entity::Child, new_child).is_some(),
+        "the new village arrives whole"
+    );
+    assert_eq!(phone.last_checksum, Some(phone.checksum()));
+}
+
+async fn an_exited_child_leaves_the_village_phones_but_not_the_town(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "满十八岁的孩子").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let (visit_id, m) = new_visit(&mut phone, child, fixture.village_a1, &today_at(10));
+    phone.push(&app, &[m]).await;
+    phone.pull_all(&app).await;
+    let mut supervisor = Device::sign_in(&app, "supervisor-a").await;
+    supervisor.pull_all(&app).await;
+
+    admin.pull_all(&app).await;
+    let exit = admin
+        .update(Entity::Child, child)
+        .set("status", json!("exited"))
+        .set("exit_reason", json!("turned_18"))
+        .set(
+            "exit_date",
+            json!((chrono::Utc::now() - chrono::Duration::days(1)).date_naive()),
+        )
+        .build();
+    assert!(matches!(
+        admin.push(&app, &[exit]).await.results[0],
+        MutationResult::Applied { .. }
+    ));
+
+    phone.pull_all(&app).await;
+    assert!(
+        phone.get(Entity::Child, child).is_none(),
+        "purged from the village's phones at once"
+    );
+    assert!(phone.get(Entity::Visit, visit_id).is_none());
+    assert_eq!(phone.last_checksum, Some(phone.checksum()));
+    supervisor.pull_all(&app).await;
+    let kept = supervisor
+        .get(Entity::Child, child)
+        .expect("the town keeps the exited child");
+    assert_eq!(kept.get_str("status"), Some("exited"));
+    let exits = register_event::Entity::find()
+        .filter(register_event::Column::ChildId.eq(child))
+        .filter(register_event::Column::Kind.eq("exited"))
+        .all(app.db())
+        .await
+        .unwrap();
+    assert_eq!(exits.len(), 1);
+    assert_eq!(exits[0].reason.as_deref(), Some("turned_18"));
 }

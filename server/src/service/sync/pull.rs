@@ -90,6 +90,15 @@ pub async fn pull(
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next_seq = rows.last().map_or(after, |row| row.seq);
 
+    // What the scope holds now, in this snapshot: a record whose last change
+    // here was already a purge (on a later page) is not sent, even whole —
+    // its current values belong to another scope.
+    let held: std::collections::HashSet<(String, Uuid)> =
+        repo::change_log::records_in_scope(&txn, column)
+            .await?
+            .into_iter()
+            .collect();
+
     // The latest change per record in this page decides: whole record or purge.
     let mut latest: BTreeMap<(String, Uuid), String> = BTreeMap::new();
     for row in rows {
@@ -104,7 +113,7 @@ pub async fn pull(
                 record_id: id,
                 reason: PurgeReason::LeftScope,
             });
-        } else {
+        } else if held.contains(&(entity.as_str().to_owned(), id)) {
             wanted.entry(entity).or_default().push(id);
         }
     }
@@ -114,7 +123,7 @@ pub async fn pull(
             changes.push(row.record);
         }
     }
-    let scope_checksum = checksum(&txn, column).await?;
+    let scope_checksum = checksum(&txn, held).await?;
     txn.commit().await?;
 
     let mut clock = HlcClock::new(SERVER_NODE);
@@ -163,10 +172,14 @@ async fn left_behind(
         .collect()
 }
 
-/// The checksum of the live records a fully synced device of this scope holds.
-async fn checksum(txn: &DatabaseTransaction, column: ScopeColumn) -> AppResult<ScopeChecksum> {
+/// The checksum of the live records a fully synced device of this scope
+/// holds (`held`: the records whose latest change in the scope is an upsert).
+async fn checksum(
+    txn: &DatabaseTransaction,
+    held: std::collections::HashSet<(String, Uuid)>,
+) -> AppResult<ScopeChecksum> {
     let mut by_entity: BTreeMap<Entity, Vec<Uuid>> = BTreeMap::new();
-    for (entity, id) in repo::change_log::records_in_scope(txn, column).await? {
+    for (entity, id) in held {
         by_entity
             .entry(parse_entity(&entity)?)
             .or_default()

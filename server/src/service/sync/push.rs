@@ -110,7 +110,7 @@ async fn apply_one(
     batch: &mut Batch,
 ) -> AppResult<MutationResult> {
     if let Some(done) = repo::sync_records::applied(txn, mutation.mutation_id).await? {
-        return stored_result(done, caller);
+        return stored_result(done, caller, &mutation);
     }
     let now = Utc::now();
     let skewed = admit(&mut mutation, &mut batch.clock, now_ms(now));
@@ -133,6 +133,18 @@ async fn apply_one(
             current.as_ref().map(|row| &row.record),
             Reason::UnknownChild,
             "no child on the register has this child_id",
+        );
+    }
+    if !is_rejected(&outcome)
+        && mutation.entity != Entity::Child
+        && mutation.op == Op::Create
+        && let Some(child) = &child
+        && !child_reachable(txn, caller, child, lineages).await?
+    {
+        outcome = MergeOutcome::rejected(
+            None,
+            Reason::OutOfScope,
+            "this child is not on the register of your village",
         );
     }
     if !is_rejected(&outcome) && skewed {
@@ -214,13 +226,27 @@ fn is_rejected(outcome: &MergeOutcome) -> bool {
     matches!(outcome.verdict, Verdict::Rejected { .. })
 }
 
-/// A retried mutation: the stored answer, unchanged.
-fn stored_result(done: applied_mutation::Model, caller: &AuthUser) -> AppResult<MutationResult> {
-    if done.user_id != caller.user_id {
-        return Err(AppError::Conflict(format!(
-            "mutation id {} was already used by another account",
-            done.mutation_id
-        )));
+/// A retried mutation: the stored answer, unchanged. A mutation id that was
+/// used by another phone and account, or for another record, is refused for
+/// this mutation only, so the rest of the push still applies.
+fn stored_result(
+    done: applied_mutation::Model,
+    caller: &AuthUser,
+    mutation: &Mutation,
+) -> AppResult<MutationResult> {
+    let same_sender = done.device_id == caller.device_id || done.user_id == caller.user_id;
+    let same_record =
+        done.entity == mutation.entity.as_str() && done.record_id == mutation.record_id;
+    if !same_sender || !same_record {
+        return Ok(MutationResult::Rejected {
+            mutation_id: mutation.mutation_id,
+            record_id: mutation.record_id,
+            reason: Reason::EntityMismatch,
+            message: "this mutation id was already used for another change; make a new id"
+                .to_owned(),
+            refusals: Vec::new(),
+            amendment: false,
+        });
     }
     serde_json::from_value(done.outcome)
         .map_err(|err| AppError::Internal(format!("stored outcome unreadable: {err}")))
@@ -269,6 +295,29 @@ async fn check_scope(
     Ok(None)
 }
 
+/// True when the caller may record for this child: the child is in the
+/// caller's scope now, or was transferred out of it (a visit recorded
+/// offline after a transfer is kept and flagged, never refused).
+async fn child_reachable(
+    txn: &DatabaseTransaction,
+    caller: &AuthUser,
+    child: &Record,
+    lineages: &mut Lineages,
+) -> AppResult<bool> {
+    let scope = Scope::of(caller);
+    let villages = child
+        .get_str("village_id")
+        .and_then(|v| Uuid::try_parse(v).ok())
+        .into_iter()
+        .chain(repo::synced::transferred_from(txn, child.id).await?);
+    for village in villages {
+        if scope.contains(&lineages.of(txn, village).await?) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The child a record belongs to, as it is now.
 async fn child_of(
     txn: &DatabaseTransaction,
@@ -284,7 +333,9 @@ async fn child_of(
         },
     };
     match child_id {
-        Some(id) => Ok(repo::synced::load(txn, Entity::Child, id, false)
+        // Locked: a transfer of the child and a visit to it serialise, so the
+        // visit is filed where the child is when it commits.
+        Some(id) => Ok(repo::synced::load(txn, Entity::Child, id, true)
             .await?
             .map(|row| row.record)),
         None => Ok(None),
