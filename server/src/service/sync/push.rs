@@ -325,7 +325,9 @@ async fn child_of(
     current: Option<&StoredRow>,
 ) -> AppResult<Option<Record>> {
     let child_id = match (mutation.entity, current) {
-        (Entity::Child, _) => Some(mutation.record_id),
+        // The record is the child, already loaded (and locked) by the caller.
+        (Entity::Child, Some(row)) => return Ok(Some(row.record.clone())),
+        (Entity::Child, None) => return Ok(None),
         (_, Some(row)) => Some(row.child_id),
         (_, None) => match mutation.fields.get("child_id").map(|c| &c.op) {
             Some(sync_core::protocol::FieldOp::Set(Value::String(id))) => Uuid::try_parse(id).ok(),
