@@ -6,5 +6,6 @@ pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod demo;
+pub mod devices;
 pub mod org;
 pub mod sync;

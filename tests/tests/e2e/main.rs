@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod cursor;
 mod demo;
+mod devices;
 mod errors;
 mod fleet;
 mod operations;
