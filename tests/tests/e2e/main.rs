@@ -12,3 +12,4 @@ mod fleet;
 mod operations;
 mod scope;
 mod sync;
+mod throttle;
