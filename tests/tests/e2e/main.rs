@@ -4,6 +4,7 @@
 mod attachments;
 mod audit;
 mod auth;
+mod authz;
 mod cursor;
 mod demo;
 mod devices;
