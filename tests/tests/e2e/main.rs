@@ -14,3 +14,4 @@ mod operations;
 mod scope;
 mod sync;
 mod throttle;
+mod unhealthy_database;
