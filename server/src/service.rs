@@ -8,4 +8,5 @@ pub mod auth;
 pub mod demo;
 pub mod devices;
 pub mod org;
+pub mod privacy;
 pub mod sync;
