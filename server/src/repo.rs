@@ -7,9 +7,11 @@ pub mod devices;
 pub mod org_units;
 pub mod records;
 pub mod refresh_tokens;
+pub mod reports;
 pub mod sync_records;
 pub mod synced;
 pub mod users;
+pub mod visit_rules;
 
 use std::time::Duration;
 

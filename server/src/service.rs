@@ -6,4 +6,6 @@ pub mod attachments;
 pub mod auth;
 pub mod demo;
 pub mod org;
+pub mod reports;
 pub mod sync;
+pub mod visit_rules;

@@ -188,9 +188,11 @@ pub async fn seed_demo(
             .by_category
             .into_iter()
             .map(|(category, days)| visit_rule::Model {
+                district_id,
                 category,
                 interval_days: i32::try_from(days).unwrap_or(i32::MAX),
                 updated_at: now,
+                updated_by: None,
             }),
     )
     .await?;
