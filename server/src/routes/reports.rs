@@ -16,7 +16,7 @@ use crate::routes::extract::ApiQuery;
 use crate::service::reports::export::{self, Tabular};
 use crate::service::reports::{
     self, BenefitsReport, CoverageReport, Dashboard, OpenNeedsReport, OverdueReport,
-    RegisterChangesReport, ReportQuery, VisitsByMonthReport,
+    RegisterChangesReport, ReportFormat, ReportQuery, VisitsByMonthReport,
 };
 use crate::state::AppState;
 
@@ -32,19 +32,12 @@ pub struct FormatParam {
     pub format: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
-    Json,
-    Csv,
-    Xlsx,
-}
-
-fn negotiate(param: &FormatParam, headers: &HeaderMap) -> AppResult<Format> {
+fn negotiate(param: &FormatParam, headers: &HeaderMap) -> AppResult<ReportFormat> {
     if let Some(format) = param.format.as_deref() {
         return match format.to_ascii_lowercase().as_str() {
-            "json" => Ok(Format::Json),
-            "csv" => Ok(Format::Csv),
-            "xlsx" => Ok(Format::Xlsx),
+            "json" => Ok(ReportFormat::Json),
+            "csv" => Ok(ReportFormat::Csv),
+            "xlsx" => Ok(ReportFormat::Xlsx),
             other => Err(AppError::bad_request(
                 "unsupported_format",
                 format!("unknown format `{other}`; expected json, csv or xlsx"),
@@ -56,11 +49,11 @@ fn negotiate(param: &FormatParam, headers: &HeaderMap) -> AppResult<Format> {
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
     Ok(if accept.contains(XLSX) {
-        Format::Xlsx
+        ReportFormat::Xlsx
     } else if accept.contains(CSV) {
-        Format::Csv
+        ReportFormat::Csv
     } else {
-        Format::Json
+        ReportFormat::Json
     })
 }
 
@@ -68,17 +61,17 @@ fn negotiate(param: &FormatParam, headers: &HeaderMap) -> AppResult<Format> {
 /// after the report and its period.
 fn answer<R: Serialize + Tabular>(
     report: &R,
-    format: Format,
+    format: ReportFormat,
     period: (chrono::NaiveDate, chrono::NaiveDate),
 ) -> AppResult<Response> {
     let (bytes, content_type, extension) = match format {
-        Format::Json => return Ok(Json(report).into_response()),
-        Format::Csv => (
+        ReportFormat::Json => return Ok(Json(report).into_response()),
+        ReportFormat::Csv => (
             export::to_csv(&report.table())?,
             "text/csv; charset=utf-8",
             "csv",
         ),
-        Format::Xlsx => (export::to_xlsx(&report.table())?, XLSX, "xlsx"),
+        ReportFormat::Xlsx => (export::to_xlsx(&report.table())?, XLSX, "xlsx"),
     };
     let name = format!(
         "attachment; filename=\"{}-{}-{}.{extension}\"",
@@ -122,7 +115,7 @@ macro_rules! report_route {
             headers: HeaderMap,
         ) -> AppResult<Response> {
             let format = negotiate(&format, &headers)?;
-            let report = reports::$name(&state, &caller, &query).await?;
+            let report = reports::$name(&state, &caller, &query, format).await?;
             let period = (report.filters.from, report.filters.to);
             answer(&report, format, period)
         }

@@ -11,7 +11,8 @@
 //! the same intervals a phone uses.
 //!
 //! Each report reads inside one read-only transaction, so its figures are
-//! one consistent snapshot.
+//! one consistent snapshot; then one short write transaction puts the read
+//! (or export) on the audit trail, with the children it names.
 
 mod due;
 pub mod export;
@@ -22,6 +23,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use sea_orm::{AccessMode, ConnectionTrait, DatabaseTransaction, IsolationLevel, TransactionTrait};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -30,11 +32,13 @@ use crate::entity::org_unit;
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::reports::Area;
+use crate::service::audit;
 use crate::state::AppState;
 
 pub use due::{
     CoverageReport, CoverageRow, OverdueReport, OverdueRow, OverdueSummary, coverage, overdue,
 };
+pub use export::ReportFormat;
 pub use periodic::{
     BenefitRow, BenefitsReport, BenefitsSummary, OpenNeedsReport, OpenNeedsRow, OpenNeedsSummary,
     RegisterChangeRow, RegisterChangesReport, RegisterChangesSummary, VisitMonthRow,
@@ -162,9 +166,61 @@ impl Frame {
         )
     }
 
-    pub async fn close(self) -> AppResult<()> {
+    /// Ends the snapshot and puts the read on the audit trail (one short
+    /// write transaction): the report, its format and filters, how many
+    /// lines, and the children named, if the report names any.
+    pub async fn close(
+        self,
+        state: &AppState,
+        caller: &AuthUser,
+        report: Reported<'_>,
+    ) -> AppResult<()> {
         self.txn.commit().await?;
+        let txn = state.db.begin().await?;
+        audit::record(
+            &txn,
+            audit::Entry {
+                actor_id: Some(caller.user_id),
+                action: report.format.audit_action(),
+                entity: None,
+                record_id: None,
+                detail: json!({
+                    "report": report.name,
+                    "format": report.format.as_str(),
+                    "filters": self.filters,
+                    "rows": report.rows,
+                    "child_ids": report.child_ids,
+                }),
+            },
+        )
+        .await?;
+        txn.commit().await?;
         Ok(())
+    }
+}
+
+/// What a finished report tells the audit trail.
+pub(crate) struct Reported<'a> {
+    pub name: &'static str,
+    pub format: ReportFormat,
+    pub rows: usize,
+    /// The children the report names (overdue list, register changes).
+    pub child_ids: &'a [Uuid],
+}
+
+impl<'a> Reported<'a> {
+    pub fn new(name: &'static str, format: ReportFormat, rows: usize) -> Self {
+        Self {
+            name,
+            format,
+            rows,
+            child_ids: &[],
+        }
+    }
+
+    pub fn naming(mut self, child_ids: &'a [Uuid]) -> Self {
+        self.child_ids = child_ids;
+        self
     }
 }
 
@@ -304,7 +360,14 @@ pub async fn dashboard(
     let coverage = due::coverage_rows(&frame, &due);
     let visits = periodic::visit_months(&frame).await?;
     let filters = frame.filters.clone();
-    frame.close().await?;
+    let lines = due.iter().filter(|d| d.tracked).count();
+    frame
+        .close(
+            state,
+            caller,
+            Reported::new("dashboard", ReportFormat::Json, lines),
+        )
+        .await?;
     let (total, lines) = coverage;
     Ok(Dashboard {
         filters,

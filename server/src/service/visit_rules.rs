@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sync_core::rules::CATEGORIES;
 use sync_core::semantic::VisitIntervals;
 use utoipa::ToSchema;
@@ -24,6 +25,7 @@ use crate::auth::{AuthUser, Role};
 use crate::entity::visit_rule;
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::service::audit;
 use crate::state::AppState;
 
 /// The longest interval a district may set, in days.
@@ -121,6 +123,17 @@ pub async fn set(
         },
     )
     .await?;
+    audit::record(
+        &txn,
+        audit::Entry {
+            actor_id: Some(caller.user_id),
+            action: "visit_rule.set",
+            entity: Some("visit_rule"),
+            record_id: Some(district),
+            detail: json!({"category": category, "interval_days": input.interval_days}),
+        },
+    )
+    .await?;
     let answer = view(&txn, district).await?;
     txn.commit().await?;
     Ok(answer)
@@ -137,7 +150,19 @@ pub async fn reset(
     check_category(category)?;
     let txn = state.db.begin().await?;
     let district = district_of(&txn, caller.org_unit_id).await?;
-    repo::visit_rules::delete(&txn, district, category).await?;
+    if repo::visit_rules::delete(&txn, district, category).await? {
+        audit::record(
+            &txn,
+            audit::Entry {
+                actor_id: Some(caller.user_id),
+                action: "visit_rule.reset",
+                entity: Some("visit_rule"),
+                record_id: Some(district),
+                detail: json!({"category": category}),
+            },
+        )
+        .await?;
+    }
     let answer = view(&txn, district).await?;
     txn.commit().await?;
     Ok(answer)

@@ -9,7 +9,7 @@ use sync_core::semantic::{DueInput, DueStatus, due_status};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AppliedFilters, Frame, ReportQuery, day_of, day_start_utc};
+use super::{AppliedFilters, Frame, ReportFormat, ReportQuery, Reported, day_of, day_start_utc};
 use crate::auth::AuthUser;
 use crate::error::AppResult;
 use crate::repo;
@@ -129,6 +129,7 @@ pub async fn overdue(
     state: &AppState,
     caller: &AuthUser,
     query: &ReportQuery,
+    format: ReportFormat,
 ) -> AppResult<OverdueReport> {
     let frame = Frame::open(state, caller, query).await?;
     let due = compute(&frame).await?;
@@ -172,7 +173,14 @@ pub async fn overdue(
         never_visited: rows.iter().filter(|r| r.last_visit_on.is_none()).count(),
     };
     let filters = frame.filters.clone();
-    frame.close().await?;
+    let named: Vec<Uuid> = rows.iter().map(|r| r.child_id).collect();
+    frame
+        .close(
+            state,
+            caller,
+            Reported::new("overdue", format, rows.len()).naming(&named),
+        )
+        .await?;
     Ok(OverdueReport {
         filters,
         summary,
@@ -295,12 +303,15 @@ pub async fn coverage(
     state: &AppState,
     caller: &AuthUser,
     query: &ReportQuery,
+    format: ReportFormat,
 ) -> AppResult<CoverageReport> {
     let frame = Frame::open(state, caller, query).await?;
     let due = compute(&frame).await?;
     let (summary, rows) = coverage_rows(&frame, &due);
     let filters = frame.filters.clone();
-    frame.close().await?;
+    frame
+        .close(state, caller, Reported::new("coverage", format, rows.len()))
+        .await?;
     Ok(CoverageReport {
         filters,
         summary,

@@ -12,6 +12,32 @@ use super::{
 };
 use crate::error::{AppError, AppResult};
 
+/// How a report is delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    Json,
+    Csv,
+    Xlsx,
+}
+
+impl ReportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Csv => "csv",
+            Self::Xlsx => "xlsx",
+        }
+    }
+
+    /// The audit action: reading on screen, or exporting a file.
+    pub fn audit_action(self) -> &'static str {
+        match self {
+            Self::Json => "report.read",
+            Self::Csv | Self::Xlsx => "report.export",
+        }
+    }
+}
+
 /// One cell of an exported table.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cell {

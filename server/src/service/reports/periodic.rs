@@ -10,7 +10,7 @@ use sync_core::rules::{CATEGORIES, VISIT_KINDS};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AppliedFilters, Frame, ReportQuery, day_of, months};
+use super::{AppliedFilters, Frame, ReportFormat, ReportQuery, Reported, day_of, months};
 use crate::auth::AuthUser;
 use crate::error::AppResult;
 use crate::repo;
@@ -105,11 +105,18 @@ pub async fn visits_by_month(
     state: &AppState,
     caller: &AuthUser,
     query: &ReportQuery,
+    format: ReportFormat,
 ) -> AppResult<VisitsByMonthReport> {
     let frame = Frame::open(state, caller, query).await?;
     let (rows, summary) = visit_months(&frame).await?;
     let filters = frame.filters.clone();
-    frame.close().await?;
+    frame
+        .close(
+            state,
+            caller,
+            Reported::new("visits_by_month", format, rows.len()),
+        )
+        .await?;
     Ok(VisitsByMonthReport {
         filters,
         summary,
@@ -162,6 +169,7 @@ pub async fn register_changes(
     state: &AppState,
     caller: &AuthUser,
     query: &ReportQuery,
+    format: ReportFormat,
 ) -> AppResult<RegisterChangesReport> {
     let frame = Frame::open(state, caller, query).await?;
     let events = repo::reports::added_and_exited(
@@ -208,7 +216,14 @@ pub async fn register_changes(
         });
     }
     let filters = frame.filters.clone();
-    frame.close().await?;
+    let named: Vec<Uuid> = rows.iter().map(|r| r.child_id).collect();
+    frame
+        .close(
+            state,
+            caller,
+            Reported::new("register_changes", format, rows.len()).naming(&named),
+        )
+        .await?;
     Ok(RegisterChangesReport {
         filters,
         summary,
@@ -259,6 +274,7 @@ pub async fn open_needs(
     state: &AppState,
     caller: &AuthUser,
     query: &ReportQuery,
+    format: ReportFormat,
 ) -> AppResult<OpenNeedsReport> {
     let frame = Frame::open(state, caller, query).await?;
     let period_applied = query.from.is_some() || query.to.is_some();
@@ -313,12 +329,19 @@ pub async fn open_needs(
         *summary.by_needs_area.entry(item.area).or_insert(0) += 1;
     }
     let filters = frame.filters.clone();
-    frame.close().await?;
+    let rows: Vec<OpenNeedsRow> = lines.into_values().collect();
+    frame
+        .close(
+            state,
+            caller,
+            Reported::new("open_needs", format, rows.len()),
+        )
+        .await?;
     Ok(OpenNeedsReport {
         filters,
         period_applied,
         summary,
-        rows: lines.into_values().collect(),
+        rows,
     })
 }
 
@@ -359,6 +382,7 @@ pub async fn benefits(
     state: &AppState,
     caller: &AuthUser,
     query: &ReportQuery,
+    format: ReportFormat,
 ) -> AppResult<BenefitsReport> {
     let frame = Frame::open(state, caller, query).await?;
     let standards = repo::reports::benefit_standards(&frame.txn).await?;
@@ -412,7 +436,9 @@ pub async fn benefits(
         summary.by_month.insert(month, month_total);
     }
     let filters = frame.filters.clone();
-    frame.close().await?;
+    frame
+        .close(state, caller, Reported::new("benefits", format, rows.len()))
+        .await?;
     Ok(BenefitsReport {
         filters,
         summary,
