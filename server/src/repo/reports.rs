@@ -107,16 +107,19 @@ pub async fn children(db: &impl ConnectionTrait, area: Area) -> Result<Vec<Child
         .await
 }
 
-/// Each child's first `added` register event, for the children of `area`.
-pub async fn first_added(
+/// The day each child of `area` was last added to the register on or
+/// before `until` (a child re-added after an exit counts from the re-entry).
+pub async fn added_on(
     db: &impl ConnectionTrait,
     area: Area,
+    until: NaiveDate,
 ) -> Result<HashMap<Uuid, NaiveDate>, DbErr> {
     let rows: Vec<(Uuid, Option<NaiveDate>)> = register_event::Entity::find()
         .select_only()
         .column(register_event::Column::ChildId)
-        .column_as(register_event::Column::EffectiveDate.min(), "first")
+        .column_as(register_event::Column::EffectiveDate.max(), "added_on")
         .filter(register_event::Column::Kind.eq("added"))
+        .filter(register_event::Column::EffectiveDate.lte(until))
         .apply_if(
             (area != Area::All)
                 .then(|| register_event::Column::ChildId.in_subquery(children_of(area))),
@@ -132,8 +135,9 @@ pub async fn first_added(
         .collect())
 }
 
-/// Each child's latest visit (not deleted) before `before`, for the
-/// children of `area`, wherever the visit was made.
+/// Each child's latest visit that counts for the due date (not deleted, not
+/// a draft) before `before`, for the children of `area`, wherever the visit
+/// was made.
 pub async fn last_visits(
     db: &impl ConnectionTrait,
     area: Area,
@@ -144,6 +148,7 @@ pub async fn last_visits(
         .column(visit::Column::ChildId)
         .column_as(visit::Column::VisitedAt.max(), "last")
         .filter(visit::Column::Deleted.eq(false))
+        .filter(visit::Column::ReviewStatus.ne("draft"))
         .filter(visit::Column::VisitedAt.lt(before))
         .apply_if(
             (area != Area::All).then(|| visit::Column::ChildId.in_subquery(children_of(area))),
@@ -168,8 +173,10 @@ pub struct VisitCount {
     pub visits: i64,
 }
 
-/// Visits (not deleted) made in a village of `area` in `[from, to)`,
-/// counted by month (China Standard Time, UTC+8) and kind.
+/// Visits (not deleted, any review status) to the children whose current
+/// village is in `area`, made in `[from, to)`, counted by month (China
+/// Standard Time, UTC+8) and kind. A visit belongs where its child is
+/// registered now, as in the visit log.
 pub async fn visits_by_month(
     db: &impl ConnectionTrait,
     area: Area,
@@ -190,7 +197,10 @@ pub async fn visits_by_month(
         .filter(visit::Column::Deleted.eq(false))
         .apply_if(from, |q, from| q.filter(visit::Column::VisitedAt.gte(from)))
         .apply_if(to, |q, to| q.filter(visit::Column::VisitedAt.lt(to)))
-        .apply_if(in_area(visit::Column::VillageId, area), QueryFilter::filter)
+        .apply_if(
+            (area != Area::All).then(|| visit::Column::ChildId.in_subquery(children_of(area))),
+            QueryFilter::filter,
+        )
         .group_by(Expr::cust(month))
         .group_by(visit::Column::Kind)
         .into_tuple()

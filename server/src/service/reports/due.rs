@@ -35,7 +35,7 @@ pub(crate) async fn compute(frame: &Frame) -> AppResult<Vec<ChildDue>> {
     let txn = &frame.txn;
     let intervals = visit_rules::effective(txn, Some(frame.districts())).await?;
     let children = repo::reports::children(txn, frame.area).await?;
-    let added = repo::reports::first_added(txn, frame.area).await?;
+    let added = repo::reports::added_on(txn, frame.area, as_of).await?;
     let last = repo::reports::last_visits(
         txn,
         frame.area,
@@ -98,7 +98,7 @@ pub struct OverdueRow {
     pub village_name: String,
     /// The interval that applies (the child's own, else its category's).
     pub interval_days: u32,
-    /// The day the child was first added to the register.
+    /// The day the child was (last) added to the register.
     pub registered_on: NaiveDate,
     /// The last visit on or before `as_of`; `None` if never visited.
     pub last_visit_on: Option<NaiveDate>,

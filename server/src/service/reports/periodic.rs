@@ -387,7 +387,7 @@ pub async fn benefits(
     let frame = Frame::open(state, caller, query).await?;
     let standards = repo::reports::benefit_standards(&frame.txn).await?;
     let children = repo::reports::children(&frame.txn, frame.area).await?;
-    let added = repo::reports::first_added(&frame.txn, frame.area).await?;
+    let added = repo::reports::added_on(&frame.txn, frame.area, frame.filters.to).await?;
     let mut rows = Vec::new();
     let mut summary = BenefitsSummary {
         total_cny: 0,
