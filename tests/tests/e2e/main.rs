@@ -9,5 +9,6 @@ mod demo;
 mod errors;
 mod fleet;
 mod operations;
+mod reports;
 mod scope;
 mod sync;
