@@ -3,6 +3,7 @@
 
 pub mod attachments;
 pub mod audit;
+pub mod bulk;
 pub mod change_log;
 pub mod devices;
 pub mod org_units;

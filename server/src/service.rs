@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod demo;
 pub mod org;
+pub mod province;
 pub mod reports;
 pub mod sync;
 pub mod visit_rules;

@@ -210,6 +210,13 @@ pub async fn seed_demo(
     Ok(summary)
 }
 
+/// Inserts the demo's dated benefit standards (into a database seeded
+/// otherwise, such as the benchmark province).
+pub async fn seed_benefit_standards(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    insert::<benefit_standard::Entity, _>(db, benefit_standards(&mut rng)).await
+}
+
 /// Inserts models in batches of [`BATCH`] rows.
 async fn insert<E, M>(
     db: &impl ConnectionTrait,
