@@ -7,7 +7,9 @@ pub mod devices;
 pub mod extract;
 pub mod health;
 pub mod org;
+pub mod reports;
 pub mod sync;
+pub mod visit_rules;
 
 use std::time::Duration;
 
@@ -47,6 +49,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "sync", description = "Device sync: push mutations, pull changes"),
         (name = "attachments", description = "Visit photos: resumable, content-addressed uploads"),
         (name = "operations", description = "Health and readiness"),
+        (name = "reports", description = "Overdue, coverage, visits, register changes, needs and benefits; JSON, CSV or XLSX"),
+        (name = "visit-rules", description = "Visiting intervals per child category, configured by the district"),
     )
 )]
 struct ApiDoc;
@@ -85,6 +89,15 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sync::pull))
         .routes(routes!(attachments::upload, attachments::download))
         .routes(routes!(attachments::status))
+        .routes(routes!(reports::overdue))
+        .routes(routes!(reports::coverage))
+        .routes(routes!(reports::visits_by_month))
+        .routes(routes!(reports::register_changes))
+        .routes(routes!(reports::open_needs))
+        .routes(routes!(reports::benefits))
+        .routes(routes!(reports::dashboard))
+        .routes(routes!(visit_rules::show))
+        .routes(routes!(visit_rules::set, visit_rules::reset))
 }
 
 /// The OpenAPI document of the whole API.

@@ -9,4 +9,7 @@ pub mod demo;
 pub mod devices;
 pub mod org;
 pub mod privacy;
+pub mod province;
+pub mod reports;
 pub mod sync;
+pub mod visit_rules;

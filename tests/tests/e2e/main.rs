@@ -12,6 +12,7 @@ mod errors;
 mod fleet;
 mod operations;
 mod privacy;
+mod reports;
 mod scope;
 mod sync;
 mod throttle;
