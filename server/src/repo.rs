@@ -4,6 +4,7 @@
 pub mod attachments;
 pub mod change_log;
 pub mod devices;
+pub mod integration;
 pub mod org_units;
 pub mod records;
 pub mod refresh_tokens;

@@ -5,6 +5,7 @@ pub mod attachments;
 pub mod auth;
 pub mod extract;
 pub mod health;
+pub mod integration;
 pub mod org;
 pub mod sync;
 
@@ -46,6 +47,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "sync", description = "Device sync: push mutations, pull changes"),
         (name = "attachments", description = "Visit photos: resumable, content-addressed uploads"),
         (name = "operations", description = "Health and readiness"),
+        (name = "integration", description = "The provincial platform: token, roster batches, change feed, delivery admin"),
     )
 )]
 struct ApiDoc;
@@ -82,6 +84,16 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sync::pull))
         .routes(routes!(attachments::upload, attachments::download))
         .routes(routes!(attachments::status))
+        .routes(routes!(integration::token))
+        .routes(routes!(integration::roster_batch))
+        .routes(routes!(integration::changes))
+        .routes(routes!(integration::status))
+        .routes(routes!(integration::parked))
+        .routes(routes!(integration::delivery))
+        .routes(routes!(integration::replay_one))
+        .routes(routes!(integration::replay_all))
+        .routes(routes!(integration::pause))
+        .routes(routes!(integration::resume))
 }
 
 /// The OpenAPI document of the whole API.

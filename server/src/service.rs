@@ -5,5 +5,6 @@
 pub mod attachments;
 pub mod auth;
 pub mod demo;
+pub mod integration;
 pub mod org;
 pub mod sync;
