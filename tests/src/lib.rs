@@ -5,6 +5,7 @@
 
 pub mod device;
 pub mod fixture;
+pub mod platform;
 
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};

@@ -80,7 +80,7 @@ pub async fn claim(
     let mut rows = Claimed::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
         .all(db)
         .await?;
-    rows.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+    rows.sort_by_key(|row| (row.created_at, row.id));
     Ok(rows)
 }
 

@@ -7,6 +7,7 @@ mod cursor;
 mod demo;
 mod errors;
 mod fleet;
+mod integration;
 mod operations;
 mod scope;
 mod sync;
