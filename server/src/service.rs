@@ -3,6 +3,7 @@
 //! `sync-core`.
 
 pub mod attachments;
+pub mod audit;
 pub mod auth;
 pub mod demo;
 pub mod integration;

@@ -2,6 +2,7 @@
 //! on SQLite and on PostgreSQL.
 
 mod attachments;
+mod audit;
 mod auth;
 mod cursor;
 mod demo;
