@@ -333,10 +333,7 @@ fn verify(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> bool {
     if (chrono::Utc::now().timestamp() - sent_at).abs() > shared.tolerance_secs {
         return false;
     }
-    let Some(tag) = signature
-        .strip_prefix("v1=")
-        .and_then(decode_hex)
-    else {
+    let Some(tag) = signature.strip_prefix("v1=").and_then(decode_hex) else {
         return false;
     };
     let mut message = format!("{timestamp}.").into_bytes();

@@ -61,6 +61,8 @@ pub async fn page(
 
 /// How many rows have ever been appended, by the writer lock's counter.
 pub async fn appended(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
-    let lock = sync_lock::Entity::find_by_id(LOCK.to_owned()).one(db).await?;
+    let lock = sync_lock::Entity::find_by_id(LOCK.to_owned())
+        .one(db)
+        .await?;
     Ok(lock.map_or(0, |lock| lock.taken))
 }

@@ -14,6 +14,7 @@ use crate::auth::{AuthUser, Role};
 use crate::entity::delivery_attempt;
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::service::audit;
 use crate::state::AppState;
 
 /// Delivery as it stands.
@@ -216,6 +217,21 @@ pub async fn replay(state: &AppState, caller: &AuthUser, id: Option<Uuid>) -> Ap
         }
     }
     let replayed = repo::integration::replay(&txn, id, Utc::now()).await?;
+    audit::record(
+        &txn,
+        audit::Entry {
+            actor_id: Some(caller.user_id),
+            action: if id.is_some() {
+                "integration.replay"
+            } else {
+                "integration.replay_parked"
+            },
+            entity: Some("outbox"),
+            record_id: id,
+            detail: json!({ "replayed": replayed }),
+        },
+    )
+    .await?;
     txn.commit().await?;
     tracing::info!(admin = %caller.user_id, count = replayed.len(), "parked deliveries replayed");
     Ok(Replayed { replayed })
@@ -231,6 +247,21 @@ pub async fn set_paused(state: &AppState, caller: &AuthUser, pause: bool) -> App
         json!(pause),
         Some(caller.user_id),
         Utc::now(),
+    )
+    .await?;
+    audit::record(
+        &txn,
+        audit::Entry {
+            actor_id: Some(caller.user_id),
+            action: if pause {
+                "integration.pause"
+            } else {
+                "integration.resume"
+            },
+            entity: None,
+            record_id: None,
+            detail: json!({ "paused": pause }),
+        },
     )
     .await?;
     txn.commit().await?;

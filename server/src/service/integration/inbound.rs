@@ -31,6 +31,7 @@ use crate::auth::{AuthUser, Role, password};
 use crate::entity::integration_batch;
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::service::audit;
 use crate::service::sync::push::{Batch, apply_one};
 use crate::state::AppState;
 
@@ -258,6 +259,29 @@ async fn import_once(
             report: serde_json::to_value(&report)
                 .map_err(|err| AppError::Internal(err.to_string()))?,
             created_at: now,
+        },
+    )
+    .await?;
+    // After the change-log append: the lock order is change log, then audit log.
+    audit::record(
+        &txn,
+        audit::Entry {
+            actor_id: Some(caller.user_id),
+            action: "integration.roster_import",
+            entity: Some("child"),
+            record_id: None,
+            detail: json!({
+                "batch_id": batch_id,
+                "applied": report.applied,
+                "rejected": report.rejected,
+                "rows": report.rows.iter().map(|row| json!({
+                    "row_id": row.row_id,
+                    "external_id": row.external_id,
+                    "status": row.status,
+                    "child_id": row.child_id,
+                    "code": row.code,
+                })).collect::<Vec<_>>(),
+            }),
         },
     )
     .await?;

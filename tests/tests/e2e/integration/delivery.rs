@@ -4,6 +4,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
+use sea_orm::EntityTrait;
 use seedling_server::service::integration::worker::DeliveryWorker;
 use seedling_tests::platform::{Behaviour, StandIn};
 use seedling_tests::{Backend, Fixture};
@@ -296,6 +297,22 @@ async fn a_bad_signature_is_refused_parked_and_delivered_after_replay(backend: B
         history[1]["response_excerpt"]
             .as_str()
             .is_some_and(|e| e.contains("accepted"))
+    );
+
+    let audited: Vec<String> = seedling_server::entity::audit_log::Entity::find()
+        .all(app.db())
+        .await
+        .expect("audit log")
+        .into_iter()
+        .map(|row| row.action)
+        .collect();
+    assert!(
+        audited.contains(&"integration.replay".to_owned()),
+        "{audited:?}"
+    );
+    assert!(
+        audited.contains(&"integration.replay_parked".to_owned()),
+        "{audited:?}"
     );
 
     let director = app.token_for("director-a1").await;

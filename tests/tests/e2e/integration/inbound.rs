@@ -4,7 +4,7 @@
 
 use reqwest::{Method, StatusCode};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-use seedling_server::entity::{change_log, child, outbox};
+use seedling_server::entity::{audit_log, change_log, child, outbox};
 use seedling_tests::fixture::PASSWORD;
 use seedling_tests::platform::StandIn;
 use seedling_tests::{Backend, Device, Fixture, TestApp, assert_error};
@@ -241,6 +241,12 @@ async fn a_retried_batch_changes_nothing_and_a_reused_batch_id_is_refused(backen
     }
     assert_eq!(count_children(&app).await, children);
     assert_eq!(count_changes(&app).await, changes, "nothing applied twice");
+    let imports = audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq("integration.roster_import"))
+        .count(app.db())
+        .await
+        .expect("count");
+    assert_eq!(imports, 1, "the import is on the audit trail once");
 
     let (status, body) = send(
         &app,
