@@ -4,6 +4,7 @@
 //! child's messages in order; signatures, Retry-After, parking and replay,
 //! pause; the roster import and the change feed.
 
+mod bench;
 mod delivery;
 mod inbound;
 mod support;
