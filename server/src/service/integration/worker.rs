@@ -37,6 +37,10 @@ use crate::state::AppState;
 /// The setting that pauses delivery in every process.
 pub const PAUSED_SETTING: &str = "delivery_paused";
 
+/// Time kept between the end of the last request a lease allows and the
+/// end of the lease, for recording the attempt.
+const LEASE_MARGIN: Duration = Duration::from_millis(500);
+
 /// The most of an answer kept with an attempt.
 const EXCERPT_CHARS: usize = 500;
 
@@ -95,6 +99,7 @@ struct Settings {
     endpoint: String,
     key_id: String,
     secret: Vec<u8>,
+    timeout: Duration,
     lease: Duration,
     max_attempts: u32,
     backoff_base: Duration,
@@ -111,10 +116,11 @@ impl Settings {
                 "integration_signing_secret must be set when integration_endpoint is".to_owned(),
             ));
         }
-        if config.integration_lease_ms <= config.integration_timeout_ms {
-            return Err(AppError::Internal(
-                "integration_lease_ms must exceed integration_timeout_ms".to_owned(),
-            ));
+        let margin = u64::try_from(LEASE_MARGIN.as_millis()).unwrap_or(u64::MAX);
+        if config.integration_lease_ms <= config.integration_timeout_ms.saturating_add(margin) {
+            return Err(AppError::Internal(format!(
+                "integration_lease_ms must exceed integration_timeout_ms by more than {margin} ms"
+            )));
         }
         Ok(Self {
             endpoint: config.integration_endpoint.clone(),
@@ -124,6 +130,7 @@ impl Settings {
                 .expose()
                 .as_bytes()
                 .to_vec(),
+            timeout: Duration::from_millis(config.integration_timeout_ms),
             lease: Duration::from_millis(config.integration_lease_ms),
             max_attempts: config.integration_max_attempts.max(1),
             backoff_base: Duration::from_millis(config.integration_backoff_base_ms),
@@ -214,12 +221,16 @@ impl DeliveryWorker {
         let rows = repo::integration::claim(&txn, lease, now, until, self.settings.batch).await?;
         txn.commit().await?;
         let count = rows.len();
+        // A request started after this could outlive the lease, and another
+        // worker could claim the row meanwhile: such rows are handed back.
+        let last_start = until
+            - chrono::Duration::from_std(self.settings.timeout + LEASE_MARGIN).unwrap_or_default();
         let unstarted = std::sync::Mutex::new(Vec::new());
         futures::stream::iter(rows)
             .for_each_concurrent(self.settings.concurrency, |row| {
                 let unstarted = &unstarted;
                 async move {
-                    if stopping.load(Ordering::SeqCst) {
+                    if stopping.load(Ordering::SeqCst) || Utc::now() > last_start {
                         unstarted.lock().map(|mut list| list.push(row.id)).ok();
                         return;
                     }

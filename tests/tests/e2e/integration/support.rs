@@ -49,7 +49,7 @@ pub fn configure(config: &mut Config, endpoint: &str, worker_in_serve: bool) {
     config.integration_key_id = KEY_ID.to_owned();
     config.integration_signing_secret = Secret::new(SECRET);
     config.integration_timeout_ms = 400;
-    config.integration_lease_ms = 1_500;
+    config.integration_lease_ms = 3_000;
     config.integration_max_attempts = 1_000;
     config.integration_backoff_base_ms = 10;
     config.integration_backoff_max_ms = 100;
