@@ -112,6 +112,17 @@ pub struct Config {
     pub integration_concurrency: u32,
     /// Most rows accepted in one inbound roster batch.
     pub integration_max_batch_rows: usize,
+    /// Wrong passwords in a row before an account is locked out for
+    /// `login_lockout_secs`.
+    pub login_max_failures_per_account: u32,
+    /// Failed sign-ins from one address (any account) before the address is
+    /// locked out. High, because many phones share a carrier's address.
+    pub login_max_failures_per_address: u32,
+    /// How long a lockout lasts; failures older than this are forgotten.
+    pub login_lockout_secs: u64,
+    /// Take the client address from the first `X-Forwarded-For` entry. Set
+    /// it only behind a reverse proxy that overwrites that header.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for Config {
@@ -147,6 +158,10 @@ impl Default for Config {
             integration_batch_size: 50,
             integration_concurrency: 8,
             integration_max_batch_rows: 1_000,
+            login_max_failures_per_account: 5,
+            login_max_failures_per_address: 50,
+            login_lockout_secs: 15 * 60,
+            trust_forwarded_for: false,
         }
     }
 }

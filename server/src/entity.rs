@@ -13,6 +13,7 @@ pub mod delivery_attempt;
 pub mod device;
 pub mod integration_batch;
 pub mod integration_setting;
+pub mod login_failure;
 pub mod org_unit;
 pub mod outbox;
 pub mod refresh_token;

@@ -45,9 +45,12 @@ pub async fn serve(
         let _ = stop_worker.send(true);
         let _ = signalled_tx.send(());
     };
-    let server = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .into_future();
+    let server = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .into_future();
     tokio::pin!(server);
     let result = tokio::select! {
         result = &mut server => result,

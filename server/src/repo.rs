@@ -6,6 +6,7 @@ pub mod audit;
 pub mod change_log;
 pub mod devices;
 pub mod integration;
+pub mod login_failures;
 pub mod org_units;
 pub mod records;
 pub mod refresh_tokens;

@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod demo;
+pub mod devices;
 pub mod integration;
 pub mod org;
 pub mod sync;

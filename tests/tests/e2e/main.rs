@@ -4,11 +4,15 @@
 mod attachments;
 mod audit;
 mod auth;
+mod authz;
 mod cursor;
 mod demo;
+mod devices;
 mod errors;
 mod fleet;
 mod integration;
 mod operations;
 mod scope;
 mod sync;
+mod throttle;
+mod unhealthy_database;
