@@ -333,7 +333,13 @@ async fn import_row(
         message: None,
     };
     let mutation = match build_mutation(txn, caller, batch_id, &report.row_id, row).await? {
-        Ok(mutation) => mutation,
+        Ok(Plan::Apply(mutation)) => mutation,
+        Ok(Plan::Unchanged { child_id, version }) => {
+            report.status = "unchanged".to_owned();
+            report.child_id = Some(child_id);
+            report.version = Some(version);
+            return Ok(report);
+        }
         Err(refusal) => {
             report.code = Some(refusal.code.to_owned());
             report.message = Some(refusal.message);
@@ -381,6 +387,16 @@ async fn import_row(
     Ok(report)
 }
 
+/// What a valid row comes to.
+enum Plan {
+    Apply(Mutation),
+    /// The register already says what the row says.
+    Unchanged {
+        child_id: Uuid,
+        version: u64,
+    },
+}
+
 /// The mutation a row asks for, or why the row is refused.
 async fn build_mutation(
     txn: &DatabaseTransaction,
@@ -388,7 +404,7 @@ async fn build_mutation(
     batch_id: &str,
     row_id: &str,
     row: &RosterRow,
-) -> AppResult<Result<Mutation, RowRefusal>> {
+) -> AppResult<Result<Plan, RowRefusal>> {
     let external_id = row.external_id.trim();
     if external_id.is_empty() || external_id.chars().count() > 64 {
         return Ok(Err(refuse(
@@ -514,6 +530,17 @@ async fn build_mutation(
         }
     }
 
+    // Only what differs from the register is written: a row repeating what
+    // Seedling holds changes nothing and reaches no phone.
+    if let Some(stored) = &current {
+        values.retain(|name, value| stored.record.get(name).as_ref() != Some(value));
+        if values.is_empty() {
+            return Ok(Ok(Plan::Unchanged {
+                child_id: stored.record.id,
+                version: stored.record.version,
+            }));
+        }
+    }
     let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
     let mut clock = sync_core::clock::HlcClock::new(crate::service::sync::SERVER_NODE);
     let hlc = clock.tick(now_ms);
@@ -521,7 +548,7 @@ async fn build_mutation(
         Some(stored) => (Op::Update, stored.record.id, stored.record.version),
         None => (Op::Create, Uuid::now_v7(), 0),
     };
-    Ok(Ok(Mutation {
+    Ok(Ok(Plan::Apply(Mutation {
         mutation_id: row_mutation_id(caller.user_id, batch_id, row_id),
         entity: Entity::Child,
         record_id,
@@ -540,7 +567,7 @@ async fn build_mutation(
                 )
             })
             .collect(),
-    }))
+    })))
 }
 
 /// The mutation id of a batch row: the same row of the same batch always

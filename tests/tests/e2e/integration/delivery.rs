@@ -23,6 +23,7 @@ on_both!(
     a_bad_signature_is_refused_parked_and_delivered_after_replay,
     retry_after_is_honoured_and_repeated_failure_parks_the_message,
     a_paused_delivery_sends_nothing_until_resumed,
+    a_stopping_worker_finishes_what_is_in_flight_and_hands_back_the_rest,
 );
 
 async fn deliveries_survive_an_outage_errors_and_timeouts_and_apply_exactly_once_in_order(
@@ -438,5 +439,44 @@ async fn a_paused_delivery_sends_nothing_until_resumed(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(worker.round(&running).await.expect("round"), 3);
     assert_eq!(delivered(&app).await, 3);
+    assert_exactly_once_in_order(&stand_in, &order);
+}
+
+async fn a_stopping_worker_finishes_what_is_in_flight_and_hands_back_the_rest(backend: Backend) {
+    let stand_in = StandIn::start(KEY_ID, SECRET).await;
+    stand_in.set(Behaviour::Hold(Duration::from_millis(300)));
+    let app = app_for(backend, &stand_in, false, |config| {
+        config.integration_timeout_ms = 5_000;
+        config.integration_lease_ms = 60_000;
+        config.integration_batch_size = 40;
+        config.integration_concurrency = 2;
+    })
+    .await;
+    let order = enqueue(&app, 40, 1).await;
+    let worker = start_worker(&app).await;
+    wait_until("requests in flight", || async {
+        !stand_in.applied().is_empty()
+    })
+    .await;
+    worker.stop().await;
+
+    // Every request that was sent got its answer and was recorded; the rows
+    // claimed but not started went back to the queue at once, without
+    // waiting for the lease (a minute here) to run out.
+    let counts = counts(&app).await;
+    assert_eq!(counts.get("delivering"), None, "{counts:?}");
+    let sent = i64::try_from(stand_in.applied().len()).expect("fits");
+    assert_eq!(delivered(&app).await, sent);
+    assert!(sent < 40, "the worker stopped before sending everything");
+    assert_eq!(counts.get("pending").copied(), Some(40 - sent));
+
+    // The next worker delivers the rest.
+    stand_in.set(Behaviour::Normal);
+    let next = start_worker(&app).await;
+    wait_until("the rest delivered", || async {
+        delivered(&app).await == 40
+    })
+    .await;
+    next.stop().await;
     assert_exactly_once_in_order(&stand_in, &order);
 }

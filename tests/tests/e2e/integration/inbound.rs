@@ -264,6 +264,20 @@ async fn a_retried_batch_changes_nothing_and_a_reused_batch_id_is_refused(backen
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["rows"][0]["code"], "already_registered");
+
+    // Telling Seedling what it already holds changes nothing.
+    let changes = count_changes(&app).await;
+    let (status, body) = send(
+        &app,
+        &token,
+        json!({ "batch_id": "b-3", "rows": [
+            { "action": "update", "external_id": "ZJ-100", "fields": { "category": "in_difficulty" } },
+        ]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"][0]["status"], "unchanged", "{body}");
+    assert_eq!(count_changes(&app).await, changes);
 }
 
 async fn a_dry_run_reports_without_changing_anything(backend: Backend) {
