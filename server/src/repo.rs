@@ -5,6 +5,7 @@ pub mod attachments;
 pub mod audit;
 pub mod change_log;
 pub mod devices;
+pub mod id_numbers;
 pub mod integration;
 pub mod login_failures;
 pub mod org_units;

@@ -9,4 +9,5 @@ pub mod demo;
 pub mod devices;
 pub mod integration;
 pub mod org;
+pub mod privacy;
 pub mod sync;

@@ -12,6 +12,7 @@ mod errors;
 mod fleet;
 mod integration;
 mod operations;
+mod privacy;
 mod scope;
 mod sync;
 mod throttle;
