@@ -90,7 +90,9 @@ pub async fn enqueue_register_events(
 }
 
 /// The register fields of a child as the platform receives them (the
-/// village also by its administrative code).
+/// village also by its administrative code). The identity-card number is
+/// left out: it is sealed at rest, and an outbox payload is stored as it
+/// is; the platform reads it through the change feed.
 async fn child_summary(db: &impl ConnectionTrait, child: &Record) -> AppResult<Value> {
     let village_id = child
         .get_str("village_id")
@@ -100,7 +102,6 @@ async fn child_summary(db: &impl ConnectionTrait, child: &Record) -> AppResult<V
         "name",
         "gender",
         "birth_date",
-        "id_number",
         "category",
         "status",
         "exit_reason",
