@@ -82,6 +82,36 @@ pub struct Config {
     pub attachment_max_bytes: u64,
     /// Content types a photo may have.
     pub attachment_content_types: Vec<String>,
+    /// Where outbound messages for the provincial platform are posted
+    /// (docs/INTEGRATION.md). Empty: nothing is delivered; messages wait in
+    /// the outbox.
+    pub integration_endpoint: String,
+    /// Run the delivery worker inside `seedling serve` (when an endpoint is
+    /// set). Turn off on processes that should only serve requests.
+    pub integration_worker: bool,
+    /// Id of the signing key, sent as `X-Seedling-Key-Id` so keys can rotate.
+    pub integration_key_id: String,
+    /// HMAC-SHA256 key shared with the platform; required with an endpoint.
+    pub integration_signing_secret: Secret,
+    /// How long one delivery request may take.
+    pub integration_timeout_ms: u64,
+    /// How long a claimed row stays reserved for its worker; must exceed
+    /// the request timeout, so no two workers send a row at once.
+    pub integration_lease_ms: u64,
+    /// After this many failed attempts a row is parked for an admin.
+    pub integration_max_attempts: u32,
+    /// First retry delay; it doubles per attempt, with jitter.
+    pub integration_backoff_base_ms: u64,
+    /// Longest retry delay (also caps a `Retry-After`).
+    pub integration_backoff_max_ms: u64,
+    /// How often an idle worker looks for due rows.
+    pub integration_poll_interval_ms: u64,
+    /// Rows one worker claims at a time.
+    pub integration_batch_size: u32,
+    /// Requests one worker has in flight at once.
+    pub integration_concurrency: u32,
+    /// Most rows accepted in one inbound roster batch.
+    pub integration_max_batch_rows: usize,
     /// Wrong passwords in a row before an account is locked out for
     /// `login_lockout_secs`.
     pub login_max_failures_per_account: u32,
@@ -122,6 +152,19 @@ impl Default for Config {
             attachment_content_types: ["image/jpeg", "image/png", "image/webp", "image/heic"]
                 .map(str::to_owned)
                 .to_vec(),
+            integration_endpoint: String::new(),
+            integration_worker: true,
+            integration_key_id: "k1".to_owned(),
+            integration_signing_secret: Secret::default(),
+            integration_timeout_ms: 10_000,
+            integration_lease_ms: 60_000,
+            integration_max_attempts: 10,
+            integration_backoff_base_ms: 2_000,
+            integration_backoff_max_ms: 30 * 60 * 1000,
+            integration_poll_interval_ms: 1_000,
+            integration_batch_size: 50,
+            integration_concurrency: 8,
+            integration_max_batch_rows: 1_000,
             login_max_failures_per_account: 5,
             login_max_failures_per_address: 50,
             login_lockout_secs: 15 * 60,

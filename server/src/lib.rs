@@ -28,16 +28,22 @@ pub use state::AppState;
 
 /// Serves the application on `listener` until `shutdown` completes, then
 /// lets in-flight requests finish for up to the configured grace period.
+/// The integration delivery worker runs beside it when configured and stops
+/// with it, finishing the deliveries it has in flight.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
+    let worker = service::integration::worker::spawn(&state, worker_stop)
+        .map_err(|err| std::io::Error::other(err.to_string()))?;
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop_worker.send(true);
         let _ = signalled_tx.send(());
     };
     let server = axum::serve(
@@ -47,7 +53,7 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .into_future();
     tokio::pin!(server);
-    tokio::select! {
+    let result = tokio::select! {
         result = &mut server => result,
         () = async {
             let _ = signalled_rx.await;
@@ -56,5 +62,11 @@ pub async fn serve(
             tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; stopping");
             Ok(())
         }
+    };
+    if let Some(worker) = worker
+        && tokio::time::timeout(grace, worker).await.is_err()
+    {
+        tracing::warn!("the delivery worker did not stop in time");
     }
+    result
 }

@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod change_log;
 pub mod devices;
 pub mod id_numbers;
+pub mod integration;
 pub mod login_failures;
 pub mod org_units;
 pub mod records;

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod devices;
 pub mod extract;
 pub mod health;
+pub mod integration;
 pub mod org;
 pub mod reports;
 pub mod sync;
@@ -51,6 +52,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "operations", description = "Health and readiness"),
         (name = "reports", description = "Overdue, coverage, visits, register changes, needs and benefits; JSON, CSV or XLSX"),
         (name = "visit-rules", description = "Visiting intervals per child category, configured by the district"),
+        (name = "integration", description = "The provincial platform: token, roster batches, change feed, delivery admin"),
     )
 )]
 struct ApiDoc;
@@ -98,6 +100,16 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::dashboard))
         .routes(routes!(visit_rules::show))
         .routes(routes!(visit_rules::set, visit_rules::reset))
+        .routes(routes!(integration::token))
+        .routes(routes!(integration::roster_batch))
+        .routes(routes!(integration::changes))
+        .routes(routes!(integration::status))
+        .routes(routes!(integration::parked))
+        .routes(routes!(integration::delivery))
+        .routes(routes!(integration::replay_one))
+        .routes(routes!(integration::replay_all))
+        .routes(routes!(integration::pause))
+        .routes(routes!(integration::resume))
 }
 
 /// The OpenAPI document of the whole API.

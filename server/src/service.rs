@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod demo;
 pub mod devices;
+pub mod integration;
 pub mod org;
 pub mod privacy;
 pub mod province;

@@ -6,6 +6,7 @@
 pub mod chaos;
 pub mod device;
 pub mod fixture;
+pub mod platform;
 
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};

@@ -53,6 +53,9 @@ pub async fn insert_register_events(
         .map(|_| ())
 }
 
+/// Writes an outbox row for the provincial platform, keyed to the child it
+/// is about so the delivery worker keeps each child's messages in order.
 pub async fn enqueue(db: &impl ConnectionTrait, row: outbox::Model) -> Result<(), DbErr> {
-    outbox::ActiveModel::from(row).insert(db).await.map(|_| ())
+    outbox::ActiveModel::from(row.clone()).insert(db).await?;
+    super::integration::set_order_key(db, &row).await
 }

@@ -117,6 +117,8 @@ struct World {
     visit: Uuid,
     photo_sha: String,
     lost: Session,
+    /// The outbound message the child's registration wrote.
+    outbox_id: Uuid,
 }
 
 /// One request, as a row builds it for one caller.
@@ -479,6 +481,112 @@ fn rows() -> Vec<Row> {
             },
             classify: None,
         },
+        Row {
+            // Client credentials: only the integration account holds some.
+            method: "post",
+            path: "/api/v1/integration/token",
+            expect: "uuuuuuuou",
+            build: |_, caller, _| {
+                let (client, secret) = match caller.username() {
+                    Some(name) => (name, PASSWORD),
+                    None => ("integration", "wrong secret"),
+                };
+                Request::new(Method::POST, "/api/v1/integration/token").json(json!({
+                    "grant_type": "client_credentials",
+                    "client_id": client,
+                    "client_secret": secret,
+                }))
+            },
+            classify: None,
+        },
+        Row {
+            method: "post",
+            path: "/api/v1/integration/roster-batches",
+            expect: "uffffffor",
+            build: |_, _, _| {
+                Request::new(Method::POST, "/api/v1/integration/roster-batches").json(json!({
+                    "batch_id": Uuid::new_v4().to_string(),
+                    "dry_run": true,
+                    "rows": [{ "action": "add", "external_id": "MATRIX-1", "fields": {
+                        "name": "矩阵", "birth_date": "2015-01-01",
+                        "category": "in_difficulty", "village_code": "990000001001" } }],
+                }))
+            },
+            classify: None,
+        },
+        Row {
+            method: "get",
+            path: "/api/v1/integration/changes",
+            expect: "ufffffoor",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/integration/changes"),
+            classify: None,
+        },
+        Row {
+            method: "get",
+            path: "/api/v1/integration/admin/status",
+            expect: "ufffffofr",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/integration/admin/status"),
+            classify: None,
+        },
+        Row {
+            method: "get",
+            path: "/api/v1/integration/admin/parked",
+            expect: "ufffffofr",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/integration/admin/parked"),
+            classify: None,
+        },
+        Row {
+            // The message the child's registration wrote.
+            method: "get",
+            path: "/api/v1/integration/admin/deliveries/{id}",
+            expect: "ufffffofr",
+            build: |world, _, _| {
+                Request::new(
+                    Method::GET,
+                    format!("/api/v1/integration/admin/deliveries/{}", world.outbox_id),
+                )
+            },
+            classify: None,
+        },
+        Row {
+            // The message is not parked: an admin is told so (409).
+            method: "post",
+            path: "/api/v1/integration/admin/deliveries/{id}/replay",
+            expect: "ufffffofr",
+            build: |world, _, _| {
+                Request::new(
+                    Method::POST,
+                    format!(
+                        "/api/v1/integration/admin/deliveries/{}/replay",
+                        world.outbox_id
+                    ),
+                )
+            },
+            classify: Some(|_, status, _| {
+                (status == StatusCode::CONFLICT).then_some(Expect::Served)
+            }),
+        },
+        Row {
+            method: "post",
+            path: "/api/v1/integration/admin/replay-parked",
+            expect: "ufffffofr",
+            build: |_, _, _| Request::new(Method::POST, "/api/v1/integration/admin/replay-parked"),
+            classify: None,
+        },
+        Row {
+            method: "post",
+            path: "/api/v1/integration/admin/pause",
+            expect: "ufffffofr",
+            build: |_, _, _| Request::new(Method::POST, "/api/v1/integration/admin/pause"),
+            classify: None,
+        },
+        Row {
+            method: "post",
+            path: "/api/v1/integration/admin/resume",
+            expect: "ufffffofr",
+            build: |_, _, _| Request::new(Method::POST, "/api/v1/integration/admin/resume"),
+            classify: None,
+        },
     ]
 }
 
@@ -575,12 +683,24 @@ async fn world(app: &TestApp) -> World {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let outbox_id = {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        use seedling_server::entity::outbox;
+        outbox::Entity::find()
+            .filter(outbox::Column::AggregateId.eq(child))
+            .one(app.db())
+            .await
+            .unwrap()
+            .expect("the child's registration wrote an outbound message")
+            .id
+    };
     World {
         fixture,
         child,
         visit,
         photo_sha,
         lost,
+        outbox_id,
     }
 }
 

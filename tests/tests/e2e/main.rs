@@ -10,6 +10,7 @@ mod demo;
 mod devices;
 mod errors;
 mod fleet;
+mod integration;
 mod operations;
 mod privacy;
 mod reports;

@@ -39,6 +39,16 @@ async fn the_openapi_document_lists_every_route(app: TestApp) {
         ("/api/v1/org-units", "get"),
         ("/api/v1/users", "get"),
         ("/api/v1/users", "post"),
+        ("/api/v1/integration/token", "post"),
+        ("/api/v1/integration/roster-batches", "post"),
+        ("/api/v1/integration/changes", "get"),
+        ("/api/v1/integration/admin/status", "get"),
+        ("/api/v1/integration/admin/parked", "get"),
+        ("/api/v1/integration/admin/deliveries/{id}", "get"),
+        ("/api/v1/integration/admin/deliveries/{id}/replay", "post"),
+        ("/api/v1/integration/admin/replay-parked", "post"),
+        ("/api/v1/integration/admin/pause", "post"),
+        ("/api/v1/integration/admin/resume", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -83,6 +93,9 @@ async fn migrations_create_every_table(app: TestApp) {
         "outbox",
         "audit_log",
         "attachments",
+        "delivery_attempts",
+        "integration_settings",
+        "integration_batches",
     ] {
         let db = app.db();
         let count = db

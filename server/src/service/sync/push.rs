@@ -67,10 +67,25 @@ pub async fn push(
 
 /// What the mutations of one push share: the transaction's server clock,
 /// the org-tree lookups made so far, and the change-log rows to append.
-struct Batch {
+pub(crate) struct Batch {
     clock: HlcClock,
     lineages: Lineages,
     changes: Vec<NewChange>,
+}
+
+impl Batch {
+    pub(crate) fn new() -> Self {
+        Self {
+            clock: HlcClock::new(SERVER_NODE),
+            lineages: Lineages::default(),
+            changes: Vec::new(),
+        }
+    }
+
+    /// The change-log rows of the mutations applied so far, to append last.
+    pub(crate) fn take_changes(&mut self) -> Vec<NewChange> {
+        std::mem::take(&mut self.changes)
+    }
 }
 
 /// The whole push in one transaction: every mutation's record, conflicts,
@@ -103,7 +118,7 @@ async fn push_once(
 
 /// Applies one mutation inside the push's transaction. A mutation already
 /// applied (a retry) answers its stored outcome and changes nothing.
-async fn apply_one(
+pub(crate) async fn apply_one(
     txn: &DatabaseTransaction,
     caller: &AuthUser,
     mut mutation: Mutation,
@@ -508,6 +523,8 @@ async fn log_changes(
         }
     }
     let events = register_events(caller, record, current.map(|row| &row.record), now);
+    crate::service::integration::outbound::enqueue_register_events(txn, &events, record, now)
+        .await?;
     repo::sync_records::insert_register_events(txn, events).await?;
     Ok(changes)
 }

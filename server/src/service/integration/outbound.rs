@@ -1,0 +1,131 @@
+//! Outbound messages: the outbox rows a change writes in its own
+//! transaction, and the versioned JSON envelope a row travels in.
+//!
+//! Kinds (docs/INTEGRATION.md §3): `visit_approved` (written by the review
+//! service), `urgent_alert` (written by a push carrying an urgent risk
+//! flag), and one kind per register event: `register_added`,
+//! `register_category_changed`, `register_transferred`, `register_exited`.
+
+use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use sync_core::record::Record;
+use uuid::Uuid;
+
+use crate::entity::{outbox, register_event};
+use crate::error::AppResult;
+use crate::repo;
+use crate::repo::integration::Claimed;
+
+/// The envelope's schema version. A change that removes or renames a field
+/// makes a new version; new fields may appear within a version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The JSON body posted for an outbox row. The same row always gives the
+/// same bytes, so every retry carries an identical, identically signed body
+/// (only the timestamp header and its signature change).
+pub fn envelope(row: &Claimed) -> Value {
+    json!({
+        "schema_version": SCHEMA_VERSION,
+        "event_id": row.id,
+        "event_type": row.kind,
+        "occurred_at": row.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "child_id": row.order_key,
+        "aggregate_id": row.aggregate_id,
+        "data": row.payload,
+    })
+}
+
+/// Outbox rows for register events of `child`, written beside the events
+/// in the same transaction.
+pub async fn enqueue_register_events(
+    db: &impl ConnectionTrait,
+    events: &[register_event::Model],
+    child: &Record,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    for event in events {
+        let village = |value: Option<&str>| value.and_then(|v| Uuid::try_parse(v).ok());
+        let codes = if event.kind == "transferred" {
+            (
+                village_code(db, village(event.from_value.as_deref())).await?,
+                village_code(db, village(event.to_value.as_deref())).await?,
+            )
+        } else {
+            (None, None)
+        };
+        let payload = json!({
+            "child_id": child.id,
+            "external_id": child.get("external_id"),
+            "event": event.kind,
+            "effective_date": event.effective_date,
+            "source": event.source,
+            "from": event.from_value,
+            "to": event.to_value,
+            "from_village_code": codes.0,
+            "to_village_code": codes.1,
+            "reason": event.reason,
+            "recorded_by": event.recorded_by,
+            "child": child_summary(db, child).await?,
+        });
+        repo::sync_records::enqueue(
+            db,
+            outbox::Model {
+                id: Uuid::now_v7(),
+                kind: format!("register_{}", event.kind),
+                aggregate_id: child.id,
+                payload,
+                status: repo::integration::PENDING.to_owned(),
+                attempts: 0,
+                next_attempt_at: now,
+                locked_until: None,
+                last_error: None,
+                created_at: now,
+                delivered_at: None,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The register fields of a child as the platform receives them (the
+/// village also by its administrative code). The identity-card number is
+/// left out: it is sealed at rest, and an outbox payload is stored as it
+/// is; the platform reads it through the change feed.
+async fn child_summary(db: &impl ConnectionTrait, child: &Record) -> AppResult<Value> {
+    let village_id = child
+        .get_str("village_id")
+        .and_then(|v| Uuid::try_parse(v).ok());
+    let mut summary = serde_json::Map::new();
+    for field in [
+        "name",
+        "gender",
+        "birth_date",
+        "category",
+        "status",
+        "exit_reason",
+        "exit_date",
+        "village_id",
+        "guardian_name",
+        "guardian_relation",
+        "guardian_phone",
+        "benefit_standard_cny",
+        "external_id",
+    ] {
+        summary.insert(field.to_owned(), child.get(field).unwrap_or(Value::Null));
+    }
+    summary.insert(
+        "village_code".to_owned(),
+        json!(village_code(db, village_id).await?),
+    );
+    summary.insert("version".to_owned(), json!(child.version));
+    Ok(Value::Object(summary))
+}
+
+async fn village_code(db: &impl ConnectionTrait, id: Option<Uuid>) -> AppResult<Option<String>> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    Ok(repo::org_units::find(db, id).await?.map(|unit| unit.code))
+}
