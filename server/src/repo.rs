@@ -7,6 +7,7 @@ pub mod devices;
 pub mod org_units;
 pub mod records;
 pub mod refresh_tokens;
+pub mod review;
 pub mod sync_records;
 pub mod synced;
 pub mod users;

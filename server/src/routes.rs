@@ -6,6 +6,7 @@ pub mod auth;
 pub mod extract;
 pub mod health;
 pub mod org;
+pub mod review;
 pub mod sync;
 
 use std::time::Duration;
@@ -46,6 +47,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "sync", description = "Device sync: push mutations, pull changes"),
         (name = "attachments", description = "Visit photos: resumable, content-addressed uploads"),
         (name = "operations", description = "Health and readiness"),
+        (name = "review", description = "Supervisor review: visit log, decisions, children, conflict queue"),
     )
 )]
 struct ApiDoc;
@@ -82,6 +84,13 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sync::pull))
         .routes(routes!(attachments::upload, attachments::download))
         .routes(routes!(attachments::status))
+        .routes(routes!(review::list_visits))
+        .routes(routes!(review::visit_detail))
+        .routes(routes!(review::review_visit))
+        .routes(routes!(review::list_children))
+        .routes(routes!(review::child_page))
+        .routes(routes!(review::list_conflicts))
+        .routes(routes!(review::resolve_conflict))
 }
 
 /// The OpenAPI document of the whole API.

@@ -3,7 +3,9 @@
 //! `sync-core`.
 
 pub mod attachments;
+pub mod audit;
 pub mod auth;
 pub mod demo;
 pub mod org;
+pub mod review;
 pub mod sync;
