@@ -212,9 +212,15 @@ pub fn accept_amendment(
             "the amendment does not match the stored record's entity or id",
         );
     }
+    // A reviewer is whoever may move the record into its locked state.
     let may_review = rules
         .field(lock.field)
-        .is_some_and(|rule| rule.writers.admits_role(reviewer.role));
+        .is_some_and(|rule| match rule.writers {
+            crate::rules::Writers::Transitions(list) => list
+                .iter()
+                .any(|t| t.role == reviewer.role && t.to == lock.value),
+            other => other.admits_role(reviewer.role),
+        });
     if !may_review {
         return MergeOutcome::rejected(
             Some(current),
