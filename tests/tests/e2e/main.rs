@@ -8,5 +8,6 @@ mod demo;
 mod errors;
 mod fleet;
 mod operations;
+mod review;
 mod scope;
 mod sync;
