@@ -105,6 +105,7 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     router
         .route("/openapi.json", get(move || async move { Json(api) }))
+        .merge(crate::web::router())
         .fallback(|| async { AppError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(
