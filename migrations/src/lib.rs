@@ -13,6 +13,7 @@ mod m20261129_000003_visits;
 mod m20261129_000004_sync;
 mod m20261129_000005_change_log_order;
 mod m20261129_000006_attachments;
+mod m20261129_000007_audit_chain;
 mod m20261129_000009_visit_versions;
 
 /// The ordered list of Seedling's migrations.
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_sync::Migration),
             Box::new(m20261129_000005_change_log_order::Migration),
             Box::new(m20261129_000006_attachments::Migration),
+            Box::new(m20261129_000007_audit_chain::Migration),
             Box::new(m20261129_000009_visit_versions::Migration),
         ]
     }

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::AppError;
+use crate::service::auth::{DeviceUse, ensure_device_usable};
 use crate::state::AppState;
 
 pub use scope::Scope;
@@ -119,6 +120,11 @@ impl FromRequestParts<AppState> for AuthUser {
                 )
             })?;
         let claims = state.jwt.verify(token.trim())?;
+        // A phone reported lost is refused at once, whatever it asks, even
+        // while its last access token is still valid.
+        if let Some(device) = crate::repo::devices::find(&state.reader, claims.dev).await? {
+            ensure_device_usable(&device, DeviceUse::Request)?;
+        }
         Ok(Self {
             user_id: claims.sub,
             role: claims.role,

@@ -54,6 +54,17 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Inspect the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the audit log's hash chain; exits 1 when a row was edited or deleted.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +161,21 @@ async fn main() -> anyhow::Result<()> {
                 created.role.as_str(),
                 created.org_unit.name
             );
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let state = startup::build_state(config).await?;
+            let report = service::audit::verify(&state.db).await?;
+            eprintln!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.intact {
+                anyhow::bail!(
+                    "the audit log has been tampered with: {} problem(s), first at {}",
+                    report.problems.len(),
+                    report.problems[0].message
+                );
+            }
+            eprintln!("audit log intact: {} rows", report.rows);
         }
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! layer that builds queries; services call it inside their transactions.
 
 pub mod attachments;
+pub mod audit;
 pub mod change_log;
 pub mod devices;
 pub mod org_units;

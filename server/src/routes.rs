@@ -3,6 +3,7 @@
 
 pub mod attachments;
 pub mod auth;
+pub mod devices;
 pub mod extract;
 pub mod health;
 pub mod org;
@@ -80,6 +81,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::me))
         .routes(routes!(org::list_org_units))
         .routes(routes!(org::list_users, org::create_user))
+        .routes(routes!(devices::list_devices))
+        .routes(routes!(devices::set_device_state))
         .routes(routes!(sync::push))
         .routes(routes!(sync::pull))
         .routes(routes!(attachments::upload, attachments::download))

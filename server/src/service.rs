@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod demo;
+pub mod devices;
 pub mod org;
 pub mod review;
 pub mod sync;

@@ -1,6 +1,9 @@
 //! Queries on devices.
 
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, Set,
+};
 use uuid::Uuid;
 
 use crate::entity::device;
@@ -30,5 +33,29 @@ pub async fn touch(
         active.name = Set(name);
     }
     active.last_seen_at = Set(Some(now));
+    active.update(db).await
+}
+
+/// Devices last used by any of `users`, most recently seen first.
+pub async fn of_users(
+    db: &impl ConnectionTrait,
+    users: Vec<Uuid>,
+) -> Result<Vec<device::Model>, DbErr> {
+    device::Entity::find()
+        .filter(device::Column::UserId.is_in(users))
+        .order_by_desc(device::Column::LastSeenAt)
+        .order_by_asc(device::Column::Id)
+        .all(db)
+        .await
+}
+
+/// Sets a device's state.
+pub async fn set_state(
+    db: &impl ConnectionTrait,
+    device: device::Model,
+    state: &str,
+) -> Result<device::Model, DbErr> {
+    let mut active = device.into_active_model();
+    active.state = Set(state.to_owned());
     active.update(db).await
 }

@@ -56,3 +56,18 @@ pub async fn revoke_family(
         .await?;
     Ok(result.rows_affected)
 }
+
+/// Revokes every live token of a device.
+pub async fn revoke_device(
+    db: &impl ConnectionTrait,
+    device_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let result = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
+        .filter(refresh_token::Column::DeviceId.eq(device_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}

@@ -18,8 +18,16 @@ use crate::repo;
 use crate::service::org::OrgUnitView;
 use crate::state::AppState;
 
-/// A device state that refuses every sign-in and refresh.
-const BLOCKED_DEVICE_STATES: [&str; 2] = ["lost", "revoked"];
+/// What a device is about to do, for [`ensure_device_usable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DeviceUse {
+    /// Any signed-in request.
+    Request,
+    SignIn,
+    Refresh,
+    Push,
+    Pull,
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -104,7 +112,7 @@ pub async fn login(state: &AppState, input: LoginRequest) -> AppResult<Session> 
     let txn = state.db.begin().await?;
     match repo::devices::find(&txn, input.device_id).await? {
         Some(existing) => {
-            ensure_device_usable(&existing)?;
+            ensure_device_usable(&existing, DeviceUse::SignIn)?;
             repo::devices::touch(&txn, existing, user.id, input.device_name, now).await?;
         }
         None => {
@@ -181,7 +189,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Session> {
     let device = repo::devices::find(&txn, token.device_id)
         .await?
         .ok_or_else(invalid)?;
-    ensure_device_usable(&device)?;
+    ensure_device_usable(&device, DeviceUse::Refresh)?;
     repo::devices::touch(&txn, device, user.id, None, now).await?;
     let refresh_token =
         issue_refresh_token(state, &txn, &user, token.device_id, token.family_id).await?;
@@ -283,14 +291,24 @@ pub(crate) fn user_view(user: user::Model, org_unit: OrgUnitView) -> AppResult<U
     })
 }
 
-/// Refuses a device reported lost or revoked.
-pub(crate) fn ensure_device_usable(device: &device::Model) -> AppResult<()> {
-    if BLOCKED_DEVICE_STATES.contains(&device.state.as_str()) {
-        return Err(AppError::DeviceRevoked(
-            "this device was reported lost or revoked and can no longer sign in; wipe its data and use a registered phone".to_owned(),
-        ));
+/// Refuses what a device in its state may no longer do. A *lost* (or
+/// revoked) phone is refused everything and told to wipe its store. A
+/// *retired* phone — replaced by a new one — may still refresh its token
+/// and push its pending records, so nothing recorded on it is lost, but may
+/// not sign in again, and its next pull tells it to wipe: the reference
+/// client always pushes its whole outbox before it pulls.
+pub(crate) fn ensure_device_usable(device: &device::Model, about_to: DeviceUse) -> AppResult<()> {
+    match device.state.as_str() {
+        "lost" | "revoked" => Err(AppError::DeviceRevoked(
+            "this phone was reported lost and can no longer be used; its data must be wiped. Sign in on a registered phone".to_owned(),
+        )),
+        "retired" if matches!(about_to, DeviceUse::SignIn | DeviceUse::Pull) => {
+            Err(AppError::DeviceRevoked(
+                "this phone was replaced: its records have been received and its data must be wiped. Use the new phone".to_owned(),
+            ))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 async fn issue_refresh_token(

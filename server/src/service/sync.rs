@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::auth::{AuthUser, Role};
 use crate::error::{AppError, AppResult};
 use crate::repo;
-use crate::service::auth::ensure_device_usable;
+use crate::service::auth::{DeviceUse, ensure_device_usable};
 
 /// The node id of the server's hybrid logical clock: fixed, so every
 /// process stamps server writes alike.
@@ -27,6 +27,7 @@ async fn admit_caller(
     db: &sea_orm::DatabaseConnection,
     caller: &AuthUser,
     protocol_version: u32,
+    about_to: DeviceUse,
 ) -> AppResult<()> {
     check_protocol_version(protocol_version)
         .map_err(|err| AppError::UpgradeRequired(err.to_string()))?;
@@ -43,7 +44,7 @@ async fn admit_caller(
                 "this device is not registered; sign in again",
             )
         })?;
-    ensure_device_usable(&device)?;
+    ensure_device_usable(&device, about_to)?;
     // The token's role and unit are checked against the account as it is
     // now: a moved or disabled user must not keep the old scope until the
     // token expires.

@@ -43,7 +43,8 @@ pub fn sqlite_in(dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", dir.join("seedling.db").display())
 }
 
-fn seedling(dir: &Path, database_url: &str) -> Command {
+/// The `seedling` binary, configured for `dir` and `database_url`.
+pub fn seedling(dir: &Path, database_url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_seedling"));
     command
         .current_dir(dir)

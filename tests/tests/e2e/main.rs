@@ -2,9 +2,11 @@
 //! on SQLite and on PostgreSQL.
 
 mod attachments;
+mod audit;
 mod auth;
 mod cursor;
 mod demo;
+mod devices;
 mod errors;
 mod fleet;
 mod operations;

@@ -18,7 +18,7 @@ use sync_core::protocol::{
 use sync_core::record::Entity;
 use uuid::Uuid;
 
-use super::{SERVER_NODE, admit_caller, now_ms, placement};
+use super::{DeviceUse, SERVER_NODE, admit_caller, now_ms, placement};
 use crate::auth::{AuthUser, Scope};
 use crate::error::{AppError, AppResult};
 use crate::repo;
@@ -61,7 +61,13 @@ pub async fn pull(
     caller: &AuthUser,
     request: PullRequest,
 ) -> AppResult<PullResponse> {
-    admit_caller(&state.reader, caller, request.protocol_version).await?;
+    admit_caller(
+        &state.reader,
+        caller,
+        request.protocol_version,
+        DeviceUse::Pull,
+    )
+    .await?;
     let scope = Scope::of(caller);
     let column = placement::scope_column(scope)
         .ok_or_else(|| AppError::forbidden("this account does not sync records to a device"))?;

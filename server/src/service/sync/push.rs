@@ -17,7 +17,7 @@ use sync_core::semantic::{ChildFacts, check_visit};
 use uuid::Uuid;
 
 use super::placement::{self, Lineages};
-use super::{SERVER_NODE, admit_caller, conflicts, now_ms};
+use super::{DeviceUse, SERVER_NODE, admit_caller, conflicts, now_ms};
 use crate::auth::{AuthUser, Role, Scope};
 use crate::entity::{applied_mutation, outbox, register_event, visit_version};
 use crate::error::{AppError, AppResult};
@@ -37,7 +37,7 @@ pub async fn push(
     caller: &AuthUser,
     request: PushRequest,
 ) -> AppResult<PushResponse> {
-    admit_caller(&state.db, caller, request.protocol_version).await?;
+    admit_caller(&state.db, caller, request.protocol_version, DeviceUse::Push).await?;
     if request.device_id != caller.device_id {
         return Err(AppError::Validation(
             "device_id does not match the device this token was issued to".to_owned(),

@@ -1,0 +1,62 @@
+//! `seedling audit verify`: exit status 0 on an intact audit log, 1 with the
+//! broken row named when a row was edited behind the server's back.
+
+mod common;
+
+use common::{seedling, sqlite_in};
+use sea_orm::{ConnectionTrait, Database};
+use seedling_server::service::audit::{self, Entry};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_exits_nonzero_on_a_tampered_row() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = sqlite_in(dir.path());
+    let status = seedling(dir.path(), &url)
+        .arg("migrate")
+        .status()
+        .await
+        .expect("run seedling migrate");
+    assert!(status.success());
+
+    let db = Database::connect(&url).await.expect("open the database");
+    for n in 0..3 {
+        audit::record(
+            &db,
+            Entry {
+                actor_id: None,
+                action: "report.export",
+                entity: None,
+                record_id: None,
+                detail: json!({ "report": "overdue", "n": n }),
+            },
+        )
+        .await
+        .expect("append an audit row");
+    }
+
+    let verify = |dir: &std::path::Path| {
+        let mut command = seedling(dir, &url);
+        command.args(["audit", "verify"]);
+        command
+    };
+    let intact = verify(dir.path()).output().await.expect("run audit verify");
+    assert!(
+        intact.status.success(),
+        "{}",
+        String::from_utf8_lossy(&intact.stderr)
+    );
+
+    db.execute_unprepared(
+        "UPDATE audit_log SET detail = '{\"report\":\"coverage\",\"n\":1}' WHERE id = 2",
+    )
+    .await
+    .expect("tamper with a row");
+    let tampered = verify(dir.path()).output().await.expect("run audit verify");
+    let stderr = String::from_utf8_lossy(&tampered.stderr);
+    assert_eq!(tampered.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("row 2 was changed after it was written"),
+        "{stderr}"
+    );
+}
