@@ -41,7 +41,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 /// The console's routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/console", get(|| async { Redirect::permanent("/console/") }))
+        .route(
+            "/console",
+            get(|| async { Redirect::permanent("/console/") }),
+        )
         .route(
             "/console/",
             get(|| async { asset("text/html; charset=utf-8", INDEX) }),

@@ -45,6 +45,8 @@ const T = {
     saved: "已保存", failed: "操作失败", loading: "加载中…", riskFlags: "风险标记",
     observations: "走访情况", followUp: "后续跟进", reviewer: "审核人", notFound: "未找到",
     supervisor: "督导员", admin: "区民政局", backToLog: "返回走访记录",
+    ctype: "类型", action: "操作", lww: "以最后修改为准", add_wins_set: "合并（新增优先）",
+    immutable_after_create: "创建后不可改", server_only: "仅省级平台写入", riskN: "风险 {n}", conflictN: "冲突 {n}",
   },
   en: {
     title: "Child supervision console", skip: "Skip to content", nav: "Main navigation",
@@ -87,6 +89,8 @@ const T = {
     saved: "Saved", failed: "Failed", loading: "Loading…", riskFlags: "Risk flags",
     observations: "Observations", followUp: "Follow-up", reviewer: "Reviewer", notFound: "Not found",
     supervisor: "Supervisor", admin: "District bureau", backToLog: "Back to the visit log",
+    ctype: "Type", action: "Action", lww: "last writer wins", add_wins_set: "add-wins set",
+    immutable_after_create: "fixed after create", server_only: "provincial feed only", riskN: "risk {n}", conflictN: "conflicts {n}",
   },
 };
 
@@ -116,7 +120,7 @@ function h(tag, attrs, ...kids) {
 const $ = (sel) => document.querySelector(sel);
 function show(...nodes) {
   const main = $("#main");
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.filter((n) => n != null));
   main.focus({ preventScroll: true });
 }
 function toast(msg) {
@@ -270,8 +274,8 @@ async function visitsPage() {
     h("td", {}, `${v.town_name} ${v.village_name}`),
     h("td", {}, v.author_name),
     h("td", {}, label(v.kind)),
-    h("td", {}, statusBadge(v.review_status), v.risk_flags ? h("span", { class: "flag" }, " ⚑" + v.risk_flags) : null,
-      v.open_conflicts ? h("span", { class: "flag" }, " ⚠" + v.open_conflicts) : null),
+    h("td", {}, statusBadge(v.review_status), v.risk_flags ? h("span", { class: "flag" }, " " + t("riskN", { n: v.risk_flags })) : null,
+      v.open_conflicts ? h("span", { class: "flag" }, " " + t("conflictN", { n: v.open_conflicts })) : null),
     h("td", {}, h("a", { href: "#/visit/" + v.id, class: "open-visit" }, t("open")))));
   const go = (o) => { location.hash = "#/visits?" + qs({ ...p, offset: o }); };
   show(h("h1", {}, t("visits")), form,
@@ -313,10 +317,10 @@ function conflictRow(c, after) {
     h("td", {}, label(c.kind), c.field ? h("div", { class: "muted" }, c.field) : null),
     h("td", {}, h("code", {}, fmtValue(c.local_value))),
     h("td", {}, h("code", {}, fmtValue(c.remote_value))),
-    h("td", {}, c.rule || "—", c.winner ? h("div", { class: "muted" }, t("winner") + ": " + t(c.winner)) : null),
+    h("td", {}, c.rule ? label(c.rule) : "—", c.winner ? h("div", { class: "muted" }, t("winner") + ": " + t(c.winner)) : null),
     h("td", {}, c.actor_name || ""), h("td", {}, fmtTime(c.created_at)), cell);
 }
-const conflictHeaders = () => [t("kind"), t("localValue"), t("remoteValue"), t("rule"), t("who"), t("when"), t("resolve")];
+const conflictHeaders = () => [t("ctype"), t("localValue"), t("remoteValue"), t("rule"), t("who"), t("when"), t("resolve")];
 
 async function visitPage(id) {
   const v = await api("GET", "/api/v1/visits/" + id);
@@ -344,7 +348,7 @@ async function visitPage(id) {
     h("td", {}, h("ul", {}, (x.changes || []).map((c) => h("li", {}, h("b", {}, c.field), ": ", fmtValue(c.before), " → ", fmtValue(c.after)))))));
   show(h("p", {}, h("a", { href: "#/visits" }, "← " + t("backToLog"))),
     h("h1", {}, t("visit"), " · ", v.child_name),
-    h("p", {}, statusBadge(v.review_status), " ", v.locked ? h("strong", { id: "locked" }, "🔒 " + t("locked")) : null),
+    h("p", {}, statusBadge(v.review_status), " ", v.locked ? h("strong", { id: "locked" }, t("locked")) : null),
     h("section", { class: "panel" }, fields([
       [t("child"), h("a", { href: "#/child/" + v.child_id }, v.child_name)],
       [t("village"), `${v.town_name} ${v.village_name}`],
@@ -360,7 +364,7 @@ async function visitPage(id) {
     h("h2", {}, t("conflictList")),
     table(conflictHeaders(), v.conflicts.map((c) => conflictRow(c, route))),
     h("h2", {}, t("history")),
-    table([t("version"), t("kind"), t("who"), t("when"), t("changes")], history));
+    table([t("version"), t("action"), t("who"), t("when"), t("changes")], history));
 }
 
 async function conflictsPage() {
@@ -422,7 +426,7 @@ async function childPage(id) {
       [t("interval"), String(c.interval_days)], [t("lastVisit"), c.last_visit_on],
     ])),
     h("h2", {}, t("registerEvents")),
-    table([t("when"), t("kind"), t("from"), t("to"), ""], c.register_events.map((e) => h("tr", {},
+    table([t("when"), t("action"), t("from"), t("to"), ""], c.register_events.map((e) => h("tr", {},
       h("td", {}, e.effective_date), h("td", {}, label(e.kind)), h("td", {}, label(e.from_value)), h("td", {}, label(e.to_value)), h("td", {}, e.reason || "")))),
     h("h2", {}, t("visits")),
     table([t("visitedAt"), t("director"), t("kind"), t("status"), ""], c.visits.map((v) => h("tr", {},

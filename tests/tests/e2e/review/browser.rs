@@ -58,7 +58,10 @@ impl Driver {
             .expect("start chromedriver");
         // chromedriver listens once it has started; connect until it does.
         for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -79,6 +82,9 @@ impl Driver {
                          "--disable-dev-shm-usage", "--window-size=1280,900", "--lang=zh-CN"],
             }),
         );
+        // The dependency tree enables two TLS providers; pick one (the
+        // session itself is plain HTTP on loopback).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         ClientBuilder::rustls()
             .expect("TLS roots")
             .capabilities(caps)
@@ -139,7 +145,15 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     let overdue = admin.create_child(&app, fixture.village_a2, "王芳").await;
     let mut phone = Device::sign_in(&app, "director-a1").await;
     let mut a2 = Device::sign_in(&app, "director-a2").await;
-    let target = visit(&app, &mut phone, child, fixture.village_a1, &day_at(2, 10), &[]).await;
+    let target = visit(
+        &app,
+        &mut phone,
+        child,
+        fixture.village_a1,
+        &day_at(2, 10),
+        &[],
+    )
+    .await;
     // Visits the filters must leave out: another kind, another village.
     visit(
         &app,
@@ -150,7 +164,7 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
         &[("kind", json!("phone_follow_up"))],
     )
     .await;
-    visit(
+    let risky = visit(
         &app,
         &mut a2,
         other,
@@ -163,15 +177,39 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     )
     .await;
 
+    // Two phones of one director change the same field: a conflict to queue.
+    let mut a2_tablet = Device::sign_in(&app, "director-a2").await;
+    a2.pull_all(&app).await;
+    a2_tablet.pull_all(&app).await;
+    for (device, text) in [(&mut a2, "下周电话回访"), (&mut a2_tablet, "联系学校老师")]
+    {
+        let edit = device
+            .update(Entity::Visit, risky)
+            .set("follow_up", json!(text))
+            .build();
+        device.push(&app, &[edit]).await;
+    }
     // 王芳 was last seen 40 days ago: overdue (monthly).
-    visit(&app, &mut a2, overdue, fixture.village_a2, &day_at(40, 9), &[]).await;
+    visit(
+        &app,
+        &mut a2,
+        overdue,
+        fixture.village_a2,
+        &day_at(40, 9),
+        &[],
+    )
+    .await;
 
     let driver = Driver::start().await;
     let browser = driver.browser().await;
 
     // Sign in (the console opens in Chinese).
     open(&browser, &app, "").await;
-    element(&browser, "#username").await.send_keys("supervisor-a").await.unwrap();
+    element(&browser, "#username")
+        .await
+        .send_keys("supervisor-a")
+        .await
+        .unwrap();
     element(&browser, "#password")
         .await
         .send_keys(seedling_tests::fixture::PASSWORD)
@@ -183,7 +221,11 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     snap(&browser, "dashboard").await;
 
     // Filter the log: submitted home visits in village A1.
-    element(&browser, "nav a[href='#/visits']").await.click().await.unwrap();
+    element(&browser, "nav a[href='#/visits']")
+        .await
+        .click()
+        .await
+        .unwrap();
     shows(&browser, "#visit-total", "共 4 条").await;
     element(&browser, "#f-village")
         .await
@@ -200,7 +242,11 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
         .select_by_value("submitted")
         .await
         .unwrap();
-    element(&browser, "#apply-filters").await.click().await.unwrap();
+    element(&browser, "#apply-filters")
+        .await
+        .click()
+        .await
+        .unwrap();
     shows(&browser, "#visit-total", "共 1 条").await;
     snap(&browser, "visit-log").await;
 
@@ -227,7 +273,10 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     assert_eq!(tasks[0].comment.as_deref(), Some("请补充孩子的学习情况"));
     let fix = phone
         .update(Entity::Visit, target)
-        .set("observations", json!({"living": "生活正常", "study": "四年级，数学需辅导"}))
+        .set(
+            "observations",
+            json!({"living": "生活正常", "study": "四年级，数学需辅导"}),
+        )
         .set("review_status", json!("submitted"))
         .build();
     let pushed = phone.push(&app, &[fix]).await;
@@ -238,6 +287,7 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     );
 
     // The supervisor sees the correction, approves, and sees it locked.
+    open(&browser, &app, "#/visits").await;
     open(&browser, &app, &format!("#/visit/{target}")).await;
     shows(&browser, "main", "四年级，数学需辅导").await;
     element(&browser, "#approve").await.click().await.unwrap();
@@ -249,7 +299,10 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     snap(&browser, "visit-approved").await;
     phone.pull_all(&app).await;
     assert_eq!(
-        phone.get(Entity::Visit, target).unwrap().get_str("review_status"),
+        phone
+            .get(Entity::Visit, target)
+            .unwrap()
+            .get_str("review_status"),
         Some("approved")
     );
     assert!(review_tasks(phone.user_id, phone.records.values()).is_empty());
@@ -266,6 +319,9 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
             .await
             .unwrap();
         shows(&browser, "main h1", heading).await;
+        if route == "#/conflicts" {
+            shows(&browser, "main", "同时修改").await;
+        }
         snap(&browser, route.trim_start_matches("#/")).await;
     }
     open(&browser, &app, &format!("#/child/{child}")).await;
