@@ -15,6 +15,7 @@ mod m20261129_000005_change_log_order;
 mod m20261129_000006_attachments;
 mod m20261129_000007_audit_chain;
 mod m20261129_000009_visit_versions;
+mod m20261129_000012_login_throttle;
 
 /// The ordered list of Seedling's migrations.
 #[derive(Debug)]
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_attachments::Migration),
             Box::new(m20261129_000007_audit_chain::Migration),
             Box::new(m20261129_000009_visit_versions::Migration),
+            Box::new(m20261129_000012_login_throttle::Migration),
         ]
     }
 }

@@ -82,6 +82,24 @@ pub struct Config {
     pub attachment_max_bytes: u64,
     /// Content types a photo may have.
     pub attachment_content_types: Vec<String>,
+    /// Wrong passwords in a row before an account is locked out for
+    /// `login_lockout_secs`.
+    pub login_max_failures_per_account: u32,
+    /// Failed sign-ins from one address (any account) before the address is
+    /// locked out. High, because many phones share a carrier's address.
+    pub login_max_failures_per_address: u32,
+    /// How long a lockout lasts; failures older than this are forgotten.
+    pub login_lockout_secs: u64,
+    /// Take the client address from the first `X-Forwarded-For` entry. Set
+    /// it only behind a reverse proxy that overwrites that header.
+    pub trust_forwarded_for: bool,
+    /// Keys that encrypt identity-card numbers at rest, by key id (base64 of
+    /// 32 random bytes). Empty: one key, id `k1`, is generated once and kept
+    /// in `<data_dir>/id-number-key`.
+    pub id_number_keys: std::collections::BTreeMap<String, Secret>,
+    /// The key id new numbers are sealed with (see docs/SECURITY.md for
+    /// rotation).
+    pub id_number_key_id: String,
 }
 
 impl Default for Config {
@@ -104,6 +122,12 @@ impl Default for Config {
             attachment_content_types: ["image/jpeg", "image/png", "image/webp", "image/heic"]
                 .map(str::to_owned)
                 .to_vec(),
+            login_max_failures_per_account: 5,
+            login_max_failures_per_address: 50,
+            login_lockout_secs: 15 * 60,
+            trust_forwarded_for: false,
+            id_number_keys: std::collections::BTreeMap::new(),
+            id_number_key_id: "k1".to_owned(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod change_log;
 pub mod child;
 pub mod conflict;
 pub mod device;
+pub mod login_failure;
 pub mod org_unit;
 pub mod outbox;
 pub mod refresh_token;

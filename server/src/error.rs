@@ -43,6 +43,12 @@ pub enum AppError {
     /// The client speaks a protocol version this server no longer accepts.
     #[error("{0}")]
     UpgradeRequired(String),
+    /// Too many failed sign-ins: wait `retry_after_secs`.
+    #[error("{message}")]
+    Throttled {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The device was reported lost or revoked: it must wipe its store.
     #[error("{0}")]
     DeviceRevoked(String),
@@ -109,6 +115,7 @@ impl AppError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             Self::DeviceRevoked(_) => StatusCode::FORBIDDEN,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -127,6 +134,7 @@ impl AppError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::UpgradeRequired(_) => "unsupported_protocol",
             Self::DeviceRevoked(_) => "device_revoked",
+            Self::Throttled { .. } => "login_throttled",
             Self::Unavailable(_) => "database_unavailable",
             Self::Timeout => "timeout",
             Self::Database(_) | Self::Internal(_) => "internal_error",
@@ -223,6 +231,14 @@ impl IntoResponse for AppError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let Self::Throttled {
+            retry_after_secs, ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod crypto;
 pub mod entity;
 pub mod error;
 pub mod repo;
@@ -40,9 +41,12 @@ pub async fn serve(
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = signalled_tx.send(());
     };
-    let server = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .into_future();
+    let server = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .into_future();
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => result,

@@ -5,6 +5,8 @@ pub mod attachments;
 pub mod audit;
 pub mod change_log;
 pub mod devices;
+pub mod id_numbers;
+pub mod login_failures;
 pub mod org_units;
 pub mod records;
 pub mod refresh_tokens;

@@ -8,5 +8,6 @@ pub mod auth;
 pub mod demo;
 pub mod devices;
 pub mod org;
+pub mod privacy;
 pub mod review;
 pub mod sync;

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::repo;
-use crate::routes::extract::ApiJson;
+use crate::routes::extract::{ApiJson, ClientAddr};
 use crate::service::auth::{self, LoginRequest, RefreshRequest, Session, UserView};
 use crate::service::org::OrgUnitView;
 use crate::state::AppState;
@@ -20,12 +20,14 @@ use crate::state::AppState;
         (status = 401, description = "Wrong credentials or disabled account", body = ErrorBody),
         (status = 403, description = "The device was reported lost or revoked", body = ErrorBody),
         (status = 422, description = "Invalid request body", body = ErrorBody),
+        (status = 429, description = "Too many failed sign-ins for this account or address; see Retry-After", body = ErrorBody),
     ))]
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(input): ApiJson<LoginRequest>,
 ) -> AppResult<Json<Session>> {
-    auth::login(&state, input).await.map(Json)
+    auth::login(&state, input, client).await.map(Json)
 }
 
 /// Trade a refresh token for new tokens; the old refresh token is spent.

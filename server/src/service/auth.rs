@@ -1,6 +1,10 @@
 //! Sign-in, token refresh with rotation and reuse detection, sign-out, and
 //! user accounts.
 
+mod throttle;
+
+use std::net::IpAddr;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
@@ -84,7 +88,15 @@ pub struct NewUser {
     pub password: String,
 }
 
-pub async fn login(state: &AppState, input: LoginRequest) -> AppResult<Session> {
+/// Signs in from a device (registering it on first use). `client` is the
+/// caller's address, for throttling repeated failures.
+pub async fn login(
+    state: &AppState,
+    input: LoginRequest,
+    client: Option<IpAddr>,
+) -> AppResult<Session> {
+    let keys = throttle::Keys::new(&input.username, client);
+    throttle::check(state, &keys, Utc::now()).await?;
     let found = repo::users::find_by_username(&state.db, input.username.trim()).await?;
     let hash = found.as_ref().map_or_else(
         || password::dummy_hash().to_owned(),
@@ -95,6 +107,7 @@ pub async fn login(state: &AppState, input: LoginRequest) -> AppResult<Session> 
         Some(user) if password_ok => user,
         _ => {
             tracing::info!(username = %input.username, "sign-in refused: wrong credentials");
+            throttle::failed(state, &keys, Utc::now()).await?;
             return Err(AppError::unauthorized(
                 "invalid_credentials",
                 "wrong username or password",
@@ -107,6 +120,7 @@ pub async fn login(state: &AppState, input: LoginRequest) -> AppResult<Session> 
             "this account is disabled; ask the district bureau",
         ));
     }
+    throttle::succeeded(state, &keys).await?;
 
     let now = Utc::now();
     let txn = state.db.begin().await?;

@@ -4,12 +4,16 @@
 mod attachments;
 mod audit;
 mod auth;
+mod authz;
 mod cursor;
 mod demo;
 mod devices;
 mod errors;
 mod fleet;
 mod operations;
+mod privacy;
 mod review;
 mod scope;
 mod sync;
+mod throttle;
+mod unhealthy_database;

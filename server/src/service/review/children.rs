@@ -260,7 +260,7 @@ pub async fn page(state: &AppState, caller: &AuthUser, id: Uuid) -> AppResult<Ch
     let needs = repo::review::case_plan_items(db, id).await?;
     Ok(ChildPage {
         child: facts.summary(&scope, &child),
-        id_number_masked: child.id_number.as_deref().map(mask),
+        id_number_masked: child.id_number.as_ref().map(|n| crate::crypto::mask(&n.0)),
         guardian_name: child.guardian_name,
         guardian_relation: child.guardian_relation,
         guardian_phone: child.guardian_phone,
@@ -296,12 +296,4 @@ pub async fn page(state: &AppState, caller: &AuthUser, id: Uuid) -> AppResult<Ch
             })
             .collect(),
     })
-}
-
-/// `330…1234` → `**************1234`.
-fn mask(id_number: &str) -> String {
-    let chars: Vec<char> = id_number.chars().collect();
-    let keep = chars.len().min(4);
-    let hidden = chars.len() - keep;
-    "*".repeat(hidden) + &chars[hidden..].iter().collect::<String>()
 }
