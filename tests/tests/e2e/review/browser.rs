@@ -288,6 +288,7 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
 
     // The supervisor sees the correction, approves, and sees it locked.
     open(&browser, &app, "#/visits").await;
+    element(&browser, "#visit-total").await;
     open(&browser, &app, &format!("#/visit/{target}")).await;
     shows(&browser, "main", "四年级，数学需辅导").await;
     element(&browser, "#approve").await.click().await.unwrap();
