@@ -22,3 +22,4 @@ pub mod sync_lock;
 pub mod user;
 pub mod visit;
 pub mod visit_rule;
+pub mod visit_version;

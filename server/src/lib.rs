@@ -17,6 +17,7 @@ pub mod service;
 pub mod startup;
 pub mod state;
 pub mod storage;
+pub mod web;
 
 use std::future::{Future, IntoFuture};
 use std::time::Duration;

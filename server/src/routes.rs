@@ -9,6 +9,7 @@ pub mod health;
 pub mod integration;
 pub mod org;
 pub mod reports;
+pub mod review;
 pub mod sync;
 pub mod visit_rules;
 
@@ -53,6 +54,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "reports", description = "Overdue, coverage, visits, register changes, needs and benefits; JSON, CSV or XLSX"),
         (name = "visit-rules", description = "Visiting intervals per child category, configured by the district"),
         (name = "integration", description = "The provincial platform: token, roster batches, change feed, delivery admin"),
+        (name = "review", description = "Supervisor review: visit log, decisions, children, conflict queue"),
     )
 )]
 struct ApiDoc;
@@ -110,6 +112,13 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(integration::replay_all))
         .routes(routes!(integration::pause))
         .routes(routes!(integration::resume))
+        .routes(routes!(review::list_visits))
+        .routes(routes!(review::visit_detail))
+        .routes(routes!(review::review_visit))
+        .routes(routes!(review::list_children))
+        .routes(routes!(review::child_page))
+        .routes(routes!(review::list_conflicts))
+        .routes(routes!(review::resolve_conflict))
 }
 
 /// The OpenAPI document of the whole API.
@@ -124,6 +133,7 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     router
         .route("/openapi.json", get(move || async move { Json(api) }))
+        .merge(crate::web::router())
         .fallback(|| async { AppError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(

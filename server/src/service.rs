@@ -12,5 +12,6 @@ pub mod org;
 pub mod privacy;
 pub mod province;
 pub mod reports;
+pub mod review;
 pub mod sync;
 pub mod visit_rules;

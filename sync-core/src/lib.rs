@@ -7,6 +7,7 @@
 //! * [`record`] — records with per-field clocks and versions;
 //! * [`rules`] — the declarative rule table (kinds, authority, locks, deletes);
 //! * [`merge`] — [`merge::admit`] and [`merge::merge`] → [`merge::MergeOutcome`];
+//! * [`tasks`] — the director's to-do list: visits returned for revision;
 //! * [`semantic`] — visit checks and the due-date / overdue rule;
 //! * [`protocol`] — push / pull / error types and the scope checksum;
 //! * `testing` (feature `testing`) — builders and proptest strategies.
@@ -101,6 +102,7 @@ pub mod protocol;
 pub mod record;
 pub mod rules;
 pub mod semantic;
+pub mod tasks;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -183,6 +183,78 @@ fn merge_write(
     fields::apply(rules, Some(cur), m, actor, author)
 }
 
+/// Accepts a proposed amendment to a locked record (DESIGN.md §2.9: an
+/// approved visit is immutable; later corrections are amendments a reviewer
+/// accepts or rejects). `mutation` carries the amended fields; the
+/// `reviewer` must be a role that may write the lock field (for visits, a
+/// supervisor), and the change is applied under the authority of `author`,
+/// the record's author who proposed it, so every field rule still holds.
+/// The lock field and the other review fields never change here: the record
+/// stays locked.
+pub fn accept_amendment(
+    rules: &EntityRules,
+    current: &Record,
+    mutation: &Mutation,
+    reviewer: &Actor,
+    author: &Actor,
+) -> MergeOutcome {
+    let Some(lock) = rules.lock else {
+        return MergeOutcome::rejected(
+            Some(current),
+            Reason::EntityMismatch,
+            format!("a {} never locks, so it takes no amendments", rules.entity),
+        );
+    };
+    if mutation.entity != rules.entity || current.id != mutation.record_id {
+        return MergeOutcome::rejected(
+            Some(current),
+            Reason::EntityMismatch,
+            "the amendment does not match the stored record's entity or id",
+        );
+    }
+    // A reviewer is whoever may move the record into its locked state.
+    let may_review = rules
+        .field(lock.field)
+        .is_some_and(|rule| match rule.writers {
+            crate::rules::Writers::Transitions(list) => list
+                .iter()
+                .any(|t| t.role == reviewer.role && t.to == lock.value),
+            other => other.admits_role(reviewer.role),
+        });
+    if !may_review {
+        return MergeOutcome::rejected(
+            Some(current),
+            Reason::RoleNotAllowed,
+            format!("a {} may not accept amendments", reviewer.role),
+        );
+    }
+    if !is_locked(rules, current) {
+        return MergeOutcome::rejected(
+            Some(current),
+            Reason::InvalidTransition,
+            "the record is not locked; it is edited directly, not amended",
+        );
+    }
+    if let Some(field) = mutation
+        .fields
+        .keys()
+        .find(|name| lock.review_fields.contains(&name.as_str()))
+    {
+        return MergeOutcome::rejected(
+            Some(current),
+            Reason::RoleNotAllowed,
+            format!("an amendment may not change the review field {field}"),
+        );
+    }
+    fields::apply(
+        rules,
+        Some(current),
+        mutation,
+        author,
+        author_of(rules, Some(current), mutation),
+    )
+}
+
 /// True when a field other than `except` changed after version `base`.
 fn changed_since(rec: &Record, base: u64, except: &[&str]) -> bool {
     rec.fields.iter().any(|(name, f)| {

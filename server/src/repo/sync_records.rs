@@ -5,7 +5,7 @@
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait};
 use uuid::Uuid;
 
-use crate::entity::{applied_mutation, conflict, outbox, register_event};
+use crate::entity::{applied_mutation, conflict, outbox, register_event, visit_version};
 
 /// The stored outcome of a mutation, if it was applied before.
 pub async fn applied(
@@ -58,4 +58,15 @@ pub async fn insert_register_events(
 pub async fn enqueue(db: &impl ConnectionTrait, row: outbox::Model) -> Result<(), DbErr> {
     outbox::ActiveModel::from(row.clone()).insert(db).await?;
     super::integration::set_order_key(db, &row).await
+}
+
+/// One row of a visit's history.
+pub async fn insert_visit_version(
+    db: &impl ConnectionTrait,
+    row: visit_version::Model,
+) -> Result<(), DbErr> {
+    visit_version::ActiveModel::from(row)
+        .insert(db)
+        .await
+        .map(|_| ())
 }

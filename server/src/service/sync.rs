@@ -67,6 +67,6 @@ async fn admit_caller(
     Ok(())
 }
 
-fn now_ms(now: chrono::DateTime<chrono::Utc>) -> u64 {
+pub(crate) fn now_ms(now: chrono::DateTime<chrono::Utc>) -> u64 {
     u64::try_from(now.timestamp_millis()).unwrap_or(0)
 }

@@ -587,6 +587,78 @@ fn rows() -> Vec<Row> {
             build: |_, _, _| Request::new(Method::POST, "/api/v1/integration/admin/resume"),
             classify: None,
         },
+        Row {
+            // The visit log: supervisors and the district read it (another
+            // town's supervisor gets an empty page), nobody else.
+            method: "get",
+            path: "/api/v1/visits",
+            expect: "ufffooofr",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/visits"),
+            classify: None,
+        },
+        Row {
+            method: "get",
+            path: "/api/v1/visits/{id}",
+            expect: "ufffohofr",
+            build: |world, _, _| {
+                Request::new(Method::GET, format!("/api/v1/visits/{}", world.visit))
+            },
+            classify: None,
+        },
+        Row {
+            // A decision on a stale version: the town's supervisor reaches
+            // the decision (409, nothing changes); only supervisors decide.
+            method: "post",
+            path: "/api/v1/visits/{id}/review",
+            expect: "ufffohffr",
+            build: |world, _, _| {
+                Request::new(
+                    Method::POST,
+                    format!("/api/v1/visits/{}/review", world.visit),
+                )
+                .json(json!({ "decision": "return", "comment": "矩阵", "version": 0 }))
+            },
+            classify: Some(|_, status, _| {
+                (status == StatusCode::CONFLICT).then_some(Expect::Served)
+            }),
+        },
+        Row {
+            method: "get",
+            path: "/api/v1/children",
+            expect: "ufffooofr",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/children"),
+            classify: None,
+        },
+        Row {
+            method: "get",
+            path: "/api/v1/children/{id}",
+            expect: "ufffohofr",
+            build: |world, _, _| {
+                Request::new(Method::GET, format!("/api/v1/children/{}", world.child))
+            },
+            classify: None,
+        },
+        Row {
+            method: "get",
+            path: "/api/v1/conflicts",
+            expect: "ufffooofr",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/conflicts"),
+            classify: None,
+        },
+        Row {
+            // No conflict has this id: readers get 404, the rest 403.
+            method: "post",
+            path: "/api/v1/conflicts/{id}/resolve",
+            expect: "ufffhhhfr",
+            build: |_, _, _| {
+                Request::new(
+                    Method::POST,
+                    format!("/api/v1/conflicts/{}/resolve", Uuid::nil()),
+                )
+                .json(json!({ "action": "keep" }))
+            },
+            classify: None,
+        },
     ]
 }
 

@@ -32,7 +32,7 @@ use crate::entity::integration_batch;
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::service::audit;
-use crate::service::sync::push::{Batch, apply_one};
+use crate::service::sync::push::{Acting, Batch, apply_one};
 use crate::state::AppState;
 
 /// `POST /api/v1/integration/token`: OAuth 2.0 client credentials.
@@ -347,7 +347,7 @@ async fn import_row(
         }
     };
     report.child_id = Some(mutation.record_id);
-    match apply_one(txn, caller, mutation, applier).await? {
+    match apply_one(txn, caller, mutation, Acting::AsCaller, applier).await? {
         MutationResult::Applied { version, .. } => {
             report.status = "applied".to_owned();
             report.version = Some(version);

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, SqlErr, TransactionTrait};
 use serde_json::{Map, Value, json};
 use sync_core::clock::HlcClock;
-use sync_core::merge::{Flag, MergeOutcome, Reason, Verdict, admit, merge};
+use sync_core::merge::{Flag, MergeOutcome, Reason, Verdict, accept_amendment, admit, merge};
 use sync_core::protocol::{
     Mutation, MutationResult, Op, PROTOCOL_VERSION, PushRequest, PushResponse, urgent_first,
 };
@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::placement::{self, Lineages};
 use super::{DeviceUse, SERVER_NODE, admit_caller, conflicts, now_ms};
 use crate::auth::{AuthUser, Role, Scope};
-use crate::entity::{applied_mutation, outbox, register_event};
+use crate::entity::{applied_mutation, outbox, register_event, visit_version};
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::change_log::{NewChange, Placement};
@@ -67,8 +67,11 @@ pub async fn push(
 
 /// What the mutations of one push share: the transaction's server clock,
 /// the org-tree lookups made so far, and the change-log rows to append.
+/// A change made on the server (a review decision, a conflict resolution)
+/// goes through the same path as a one-mutation batch.
+#[derive(Debug)]
 pub(crate) struct Batch {
-    clock: HlcClock,
+    pub(crate) clock: HlcClock,
     lineages: Lineages,
     changes: Vec<NewChange>,
 }
@@ -86,6 +89,31 @@ impl Batch {
     pub(crate) fn take_changes(&mut self) -> Vec<NewChange> {
         std::mem::take(&mut self.changes)
     }
+
+    /// Appends the batch's change-log rows: call it last in the
+    /// transaction, before any audit row (lock order: change log, then
+    /// audit log).
+    pub(crate) async fn append_changes(
+        &mut self,
+        txn: &DatabaseTransaction,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        repo::change_log::append(txn, std::mem::take(&mut self.changes), now).await?;
+        Ok(())
+    }
+}
+
+/// Under whose authority a mutation is merged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Acting {
+    /// The caller's own role: every device push, and a supervisor's review.
+    AsCaller,
+    /// A supervisor's decision applied as the record's author would make
+    /// it: resolving a conflict over a field only the author writes
+    /// (`amendment: false`), or accepting the author's proposed amendment
+    /// to a locked visit (`amendment: true`). The caller stays the one
+    /// recorded as having made the change.
+    ForAuthor { author: Actor, amendment: bool },
 }
 
 /// The whole push in one transaction: every mutation's record, conflicts,
@@ -97,17 +125,14 @@ async fn push_once(
     mutations: &[Mutation],
 ) -> AppResult<PushResponse> {
     let txn = state.db.begin().await?;
-    let mut batch = Batch {
-        clock: HlcClock::new(SERVER_NODE),
-        lineages: Lineages::default(),
-        changes: Vec::new(),
-    };
+    let mut batch = Batch::new();
     let mut results = Vec::with_capacity(mutations.len());
     for mutation in mutations {
-        results.push(apply_one(&txn, caller, mutation.clone(), &mut batch).await?);
+        results
+            .push(apply_one(&txn, caller, mutation.clone(), Acting::AsCaller, &mut batch).await?);
     }
     let now = Utc::now();
-    repo::change_log::append(&txn, std::mem::take(&mut batch.changes), now).await?;
+    batch.append_changes(&txn, now).await?;
     txn.commit().await?;
     Ok(PushResponse {
         protocol_version: PROTOCOL_VERSION,
@@ -122,6 +147,7 @@ pub(crate) async fn apply_one(
     txn: &DatabaseTransaction,
     caller: &AuthUser,
     mut mutation: Mutation,
+    acting: Acting,
     batch: &mut Batch,
 ) -> AppResult<MutationResult> {
     if let Some(done) = repo::sync_records::applied(txn, mutation.mutation_id).await? {
@@ -135,12 +161,30 @@ pub(crate) async fn apply_one(
 
     let mut outcome = match check_scope(txn, caller, &mutation, current.as_ref(), lineages).await? {
         Some(refused) => refused,
-        None => merge(
-            rules_for(mutation.entity),
-            current.as_ref().map(|row| &row.record),
-            &mutation,
-            &actor,
-        ),
+        None => {
+            let rules = rules_for(mutation.entity);
+            let stored = current.as_ref().map(|row| &row.record);
+            match (acting, stored) {
+                (Acting::AsCaller, _) => merge(rules, stored, &mutation, &actor),
+                (
+                    Acting::ForAuthor {
+                        author,
+                        amendment: false,
+                    },
+                    _,
+                ) => merge(rules, stored, &mutation, &author),
+                (
+                    Acting::ForAuthor {
+                        author,
+                        amendment: true,
+                    },
+                    Some(stored),
+                ) => accept_amendment(rules, stored, &mutation, &actor, &author),
+                (Acting::ForAuthor { .. }, None) => {
+                    MergeOutcome::rejected(None, Reason::RecordNotFound, "no such record")
+                }
+            }
+        }
     };
     let child = child_of(txn, &mutation, current.as_ref()).await?;
     if !is_rejected(&outcome) && mutation.entity != Entity::Child && child.is_none() {
@@ -184,6 +228,18 @@ pub(crate) async fn apply_one(
     {
         match write_record(txn, caller, &record, current.as_ref(), now).await {
             Ok(()) => {
+                if record.entity == Entity::Visit {
+                    record_version(
+                        txn,
+                        caller,
+                        &mutation,
+                        &record,
+                        current.as_ref(),
+                        acting,
+                        now,
+                    )
+                    .await?;
+                }
                 changes = log_changes(
                     txn,
                     caller,
@@ -235,6 +291,68 @@ pub(crate) async fn apply_one(
     .await?;
     batch.changes.extend(changes);
     Ok(result)
+}
+
+/// One row of a visit's history: which fields changed from what to what,
+/// by whom, at which version.
+async fn record_version(
+    txn: &DatabaseTransaction,
+    caller: &AuthUser,
+    mutation: &Mutation,
+    record: &Record,
+    current: Option<&StoredRow>,
+    acting: Acting,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let before = current.map(|row| row.record.values()).unwrap_or_default();
+    let after = record.values();
+    let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
+    names.sort();
+    names.dedup();
+    let changes: Vec<Value> = names
+        .into_iter()
+        .filter(|name| before.get(*name) != after.get(*name))
+        .map(|name| json!({ "field": name, "before": before.get(name), "after": after.get(name) }))
+        .collect();
+    let review_only = changes.iter().all(|c| {
+        matches!(
+            c["field"].as_str(),
+            Some("review_status" | "review_comment")
+        )
+    });
+    let kind = if current.is_none() {
+        "created"
+    } else if record.is_deleted() {
+        "deleted"
+    } else if matches!(
+        acting,
+        Acting::ForAuthor {
+            amendment: true,
+            ..
+        }
+    ) {
+        "amendment_accepted"
+    } else if review_only && !changes.is_empty() {
+        "reviewed"
+    } else {
+        "edited"
+    };
+    repo::sync_records::insert_visit_version(
+        txn,
+        visit_version::Model {
+            id: Uuid::now_v7(),
+            visit_id: record.id,
+            version: i64::try_from(record.version).unwrap_or(i64::MAX),
+            actor_id: Some(caller.user_id),
+            actor_role: Some(caller.role.as_str().to_owned()),
+            mutation_id: Some(mutation.mutation_id),
+            kind: kind.to_owned(),
+            changes: Value::Array(changes),
+            created_at: now,
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 fn is_rejected(outcome: &MergeOutcome) -> bool {

@@ -1,0 +1,347 @@
+//! Queries behind the supervisor's review: the filtered visit log, a
+//! visit's history and conflicts, a child's page, the roster, and the
+//! conflict queue. Scope is always given as the villages the caller sees;
+//! a visit belongs to the village its child is registered in now.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select, Set,
+};
+use uuid::Uuid;
+
+use crate::entity::{
+    case_plan_item, child, conflict, register_event, user, visit, visit_rule, visit_version,
+};
+
+/// How the visit log is ordered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VisitSort {
+    /// Newest visit first.
+    #[default]
+    VisitedDesc,
+    /// Oldest visit first.
+    VisitedAsc,
+    /// Most recently changed first.
+    UpdatedDesc,
+}
+
+/// The visit log's filters. `villages` is the scope (never empty for a
+/// meaningful answer); the rest narrow it.
+#[derive(Clone, Debug, Default)]
+pub struct VisitFilter {
+    pub villages: Vec<Uuid>,
+    pub author: Option<Uuid>,
+    pub child: Option<Uuid>,
+    pub kind: Option<String>,
+    pub review_status: Option<String>,
+    /// Visits at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Visits before this instant.
+    pub until: Option<DateTime<Utc>>,
+    pub has_risk_flags: Option<bool>,
+    pub has_conflict: Option<bool>,
+    pub amended: Option<bool>,
+    pub sort: VisitSort,
+}
+
+const OPEN_CONFLICT: &str = "EXISTS (SELECT 1 FROM conflicts c WHERE c.entity = 'visit' \
+     AND c.record_id = visits.id AND c.status = 'open')";
+const AMENDED: &str = "EXISTS (SELECT 1 FROM conflicts c WHERE c.entity = 'visit' \
+     AND c.record_id = visits.id AND c.kind = 'amendment')";
+const HAS_RISK: &str = "CAST(visits.risk_flags AS TEXT) <> '[]'";
+
+fn yes_no(query: Select<visit::Entity>, wanted: Option<bool>, sql: &str) -> Select<visit::Entity> {
+    match wanted {
+        Some(true) => query.filter(Expr::cust(sql.to_owned())),
+        Some(false) => query.filter(Expr::cust(format!("NOT ({sql})"))),
+        None => query,
+    }
+}
+
+fn visit_query(filter: &VisitFilter) -> Select<visit::Entity> {
+    let mut query = visit::Entity::find()
+        .join(JoinType::InnerJoin, visit::Relation::Child.def())
+        .filter(child::Column::VillageId.is_in(filter.villages.clone()))
+        .filter(visit::Column::Deleted.eq(false));
+    if let Some(author) = filter.author {
+        query = query.filter(visit::Column::AuthorId.eq(author));
+    }
+    if let Some(child) = filter.child {
+        query = query.filter(visit::Column::ChildId.eq(child));
+    }
+    if let Some(kind) = &filter.kind {
+        query = query.filter(visit::Column::Kind.eq(kind.clone()));
+    }
+    if let Some(status) = &filter.review_status {
+        query = query.filter(visit::Column::ReviewStatus.eq(status.clone()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(visit::Column::VisitedAt.gte(from));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(visit::Column::VisitedAt.lt(until));
+    }
+    query = yes_no(query, filter.has_risk_flags, HAS_RISK);
+    query = yes_no(query, filter.has_conflict, OPEN_CONFLICT);
+    yes_no(query, filter.amended, AMENDED)
+}
+
+/// One page of the visit log and the number of visits matching in all.
+pub async fn visits(
+    db: &impl ConnectionTrait,
+    filter: &VisitFilter,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<visit::Model>), DbErr> {
+    if filter.villages.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let total = visit_query(filter).count(db).await?;
+    let query = match filter.sort {
+        VisitSort::VisitedDesc => visit_query(filter).order_by_desc(visit::Column::VisitedAt),
+        VisitSort::VisitedAsc => visit_query(filter).order_by_asc(visit::Column::VisitedAt),
+        VisitSort::UpdatedDesc => visit_query(filter).order_by_desc(visit::Column::UpdatedAt),
+    };
+    let rows = query
+        .order_by_asc(visit::Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok((total, rows))
+}
+
+pub async fn visit(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<visit::Model>, DbErr> {
+    visit::Entity::find_by_id(id).one(db).await
+}
+
+pub async fn child(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<child::Model>, DbErr> {
+    child::Entity::find_by_id(id).one(db).await
+}
+
+pub async fn children_by_ids(
+    db: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> Result<Vec<child::Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    child::Entity::find()
+        .filter(child::Column::Id.is_in(ids))
+        .all(db)
+        .await
+}
+
+pub async fn users_by_ids(
+    db: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> Result<Vec<user::Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .all(db)
+        .await
+}
+
+/// The visits (of `ids`) with open conflicts, and those ever amended.
+pub async fn conflict_marks(
+    db: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> Result<Vec<conflict::Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    conflict::Entity::find()
+        .filter(conflict::Column::Entity.eq("visit"))
+        .filter(conflict::Column::RecordId.is_in(ids))
+        .filter(
+            conflict::Column::Status
+                .eq("open")
+                .or(conflict::Column::Kind.eq("amendment")),
+        )
+        .all(db)
+        .await
+}
+
+/// A visit's history, oldest first.
+pub async fn visit_versions(
+    db: &impl ConnectionTrait,
+    visit_id: Uuid,
+) -> Result<Vec<visit_version::Model>, DbErr> {
+    visit_version::Entity::find()
+        .filter(visit_version::Column::VisitId.eq(visit_id))
+        .order_by_asc(visit_version::Column::Version)
+        .order_by_asc(visit_version::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+/// Every conflict about a record, oldest first.
+pub async fn conflicts_of(
+    db: &impl ConnectionTrait,
+    entity: &str,
+    record_id: Uuid,
+) -> Result<Vec<conflict::Model>, DbErr> {
+    conflict::Entity::find()
+        .filter(conflict::Column::Entity.eq(entity))
+        .filter(conflict::Column::RecordId.eq(record_id))
+        .order_by_asc(conflict::Column::CreatedAt)
+        .order_by_asc(conflict::Column::Id)
+        .all(db)
+        .await
+}
+
+/// The conflict queue: conflicts in the given villages (by the village of
+/// the child concerned), newest first.
+pub async fn conflicts(
+    db: &impl ConnectionTrait,
+    villages: Vec<Uuid>,
+    status: Option<&str>,
+    kind: Option<&str>,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<conflict::Model>), DbErr> {
+    if villages.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let mut query = conflict::Entity::find().filter(conflict::Column::VillageId.is_in(villages));
+    if let Some(status) = status {
+        query = query.filter(conflict::Column::Status.eq(status));
+    }
+    if let Some(kind) = kind {
+        query = query.filter(conflict::Column::Kind.eq(kind));
+    }
+    let total = query.clone().count(db).await?;
+    let rows = query
+        .order_by_desc(conflict::Column::CreatedAt)
+        .order_by_desc(conflict::Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok((total, rows))
+}
+
+/// Loads a conflict, locked on PostgreSQL until the transaction ends.
+pub async fn conflict_for_update(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<conflict::Model>, DbErr> {
+    conflict::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(db)
+        .await
+}
+
+/// Marks a conflict resolved.
+pub async fn resolve_conflict(
+    db: &impl ConnectionTrait,
+    row: conflict::Model,
+    resolution: serde_json::Value,
+    by: Uuid,
+    at: DateTime<Utc>,
+) -> Result<conflict::Model, DbErr> {
+    let mut active: conflict::ActiveModel = row.into();
+    active.status = Set("resolved".to_owned());
+    active.resolution = Set(Some(resolution));
+    active.resolved_by = Set(Some(by));
+    active.resolved_at = Set(Some(at));
+    active.update(db).await
+}
+
+/// Children registered in the given villages, by name.
+pub async fn children_in(
+    db: &impl ConnectionTrait,
+    villages: Vec<Uuid>,
+) -> Result<Vec<child::Model>, DbErr> {
+    if villages.is_empty() {
+        return Ok(Vec::new());
+    }
+    child::Entity::find()
+        .filter(child::Column::VillageId.is_in(villages))
+        .filter(child::Column::Deleted.eq(false))
+        .order_by_asc(child::Column::Name)
+        .order_by_asc(child::Column::Id)
+        .all(db)
+        .await
+}
+
+/// The day of each child's latest visit that counts for the due date (not
+/// a draft, not deleted), for the children of the given villages.
+pub async fn last_visits(
+    db: &impl ConnectionTrait,
+    villages: Vec<Uuid>,
+) -> Result<Vec<(Uuid, DateTime<Utc>)>, DbErr> {
+    if villages.is_empty() {
+        return Ok(Vec::new());
+    }
+    visit::Entity::find()
+        .select_only()
+        .column(visit::Column::ChildId)
+        .column_as(visit::Column::VisitedAt.max(), "last")
+        .join(JoinType::InnerJoin, visit::Relation::Child.def())
+        .filter(child::Column::VillageId.is_in(villages))
+        .filter(visit::Column::Deleted.eq(false))
+        .filter(visit::Column::ReviewStatus.ne("draft"))
+        .group_by(visit::Column::ChildId)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// The day each child (of the given villages) was last added to the
+/// register.
+pub async fn registered_on(
+    db: &impl ConnectionTrait,
+    villages: Vec<Uuid>,
+) -> Result<Vec<(Uuid, NaiveDate)>, DbErr> {
+    if villages.is_empty() {
+        return Ok(Vec::new());
+    }
+    register_event::Entity::find()
+        .select_only()
+        .column(register_event::Column::ChildId)
+        .column_as(register_event::Column::EffectiveDate.max(), "added_on")
+        .join(JoinType::InnerJoin, register_event::Relation::Child.def())
+        .filter(child::Column::VillageId.is_in(villages))
+        .filter(register_event::Column::Kind.eq("added"))
+        .group_by(register_event::Column::ChildId)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// The district's configured visit intervals.
+pub async fn visit_rules(db: &impl ConnectionTrait) -> Result<Vec<visit_rule::Model>, DbErr> {
+    visit_rule::Entity::find().all(db).await
+}
+
+/// A child's register events, in effective order.
+pub async fn register_events(
+    db: &impl ConnectionTrait,
+    child_id: Uuid,
+) -> Result<Vec<register_event::Model>, DbErr> {
+    register_event::Entity::find()
+        .filter(register_event::Column::ChildId.eq(child_id))
+        .order_by_asc(register_event::Column::EffectiveDate)
+        .order_by_asc(register_event::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+/// A child's needs ledger (case-plan items), live ones only.
+pub async fn case_plan_items(
+    db: &impl ConnectionTrait,
+    child_id: Uuid,
+) -> Result<Vec<case_plan_item::Model>, DbErr> {
+    case_plan_item::Entity::find()
+        .filter(case_plan_item::Column::ChildId.eq(child_id))
+        .filter(case_plan_item::Column::Deleted.eq(false))
+        .order_by_asc(case_plan_item::Column::CreatedAt)
+        .all(db)
+        .await
+}

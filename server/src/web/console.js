@@ -1,0 +1,529 @@
+// Seedling supervisor console: a small app over the JSON API, Chinese by
+// default with English available. Every piece of text from the server is
+// inserted as text (never as HTML).
+"use strict";
+
+const T = {
+  zh: {
+    title: "儿童督导工作台", skip: "跳到正文", nav: "主导航",
+    dashboard: "仪表盘", visits: "走访记录", conflicts: "冲突队列", overdue: "逾期名单",
+    children: "儿童名册", signout: "退出登录", lang: "English", signin: "登录",
+    username: "用户名", password: "密码", badLogin: "用户名或密码错误",
+    town: "镇（街道）", village: "村（社区）", all: "全部", status: "审核状态", kind: "走访方式",
+    from: "开始日期", to: "结束日期", risk: "有风险标记", hasConflict: "有未解决冲突", amended: "有修正申请",
+    filter: "筛选", reset: "重置", child: "儿童", director: "儿童主任", visitedAt: "走访时间",
+    draft: "草稿", submitted: "待审核", returned: "已退回", approved: "已通过",
+    home_visit: "入户走访", phone_follow_up: "电话回访", school_visit: "学校走访", other: "其他",
+    total: "共 {n} 条", prev: "上一页", next: "下一页", open: "查看", none: "暂无记录",
+    visit: "走访记录详情", approve: "审核通过", return: "退回修改", comment: "审核意见",
+    commentHelp: "退回时必须填写需要修改的内容", locked: "已锁定（审核通过后不可修改，后续修改作为修正申请）",
+    history: "修改历史", version: "版本", who: "操作人", when: "时间", changes: "修改内容",
+    created: "创建", edited: "修改", reviewed: "审核", amendment_accepted: "采纳修正", deleted: "删除",
+    field: "字段", before: "原值", after: "新值", conflictList: "冲突与修正",
+    rule: "规则", winner: "采用", server: "服务器一方", client: "设备一方",
+    localValue: "服务器值", remoteValue: "设备值", keep: "保留采用值", otherValue: "改用另一值",
+    newValue: "填写新值", accept: "采纳修正", reject: "不予采纳", resolved: "已处理", resolve: "处理",
+    valueJson: "新值（JSON）", note: "说明",
+    concurrent_write: "同时修改", concurrent_item_write: "同时修改（条目）", remove_vs_update: "删除与修改冲突",
+    delete_vs_edit: "删除与修改冲突", edit_vs_delete: "修改已删除记录", refused_field: "被拒绝的字段",
+    amendment: "修正申请", rejected_mutation: "被拒绝的修改", possible_duplicate: "疑似重复走访",
+    visit_after_transfer: "儿童迁出后的走访", visit_after_exit: "儿童退出保障后的走访",
+    edit_to_exited_child: "修改已退出儿童", urgent: "紧急风险",
+    name: "姓名", category: "类别", lastVisit: "最近走访", due: "下次应访", daysOverdue: "逾期天数",
+    state: "状态", upcoming: "未到期", due_today: "今日到期", not_tracked: "不跟踪",
+    search: "姓名搜索", registerEvents: "保障登记变动", needs: "需求台账", area: "领域",
+    description: "内容", owner: "负责人", dueDate: "期限", guardian: "监护人", phone: "电话",
+    address: "住址", school: "学校", birth: "出生日期", interval: "走访周期（天）", days: "{n} 天",
+    added: "纳入保障", exited: "退出保障", category_changed: "类别变更", transferred: "迁移",
+    overdueCount: "逾期未走访儿童", activeChildren: "在册儿童", toReview: "待审核走访",
+    openConflicts: "未解决冲突", coverageByTown: "各镇（街道）走访覆盖率", visitsPerMonth: "每月走访数",
+    coverage: "覆盖率", month: "月份", count: "数量", dashNote: "覆盖率 = 在走访周期内已走访的在册儿童占比；数据来自走访记录与儿童名册。",
+    institutional_orphan: "集中供养孤儿", scattered_orphan: "社会散居孤儿", de_facto_unsupported: "事实无人抚养儿童",
+    in_difficulty: "困境儿童", left_behind: "留守儿童", migrant: "流动儿童", low_income_edge: "低保边缘家庭儿童",
+    living: "生活保障", study: "学业辅导", psychology: "心理疏导", health: "健康", safety: "安全",
+    in_progress: "进行中", done: "已完成", cancelled: "已取消",
+    saved: "已保存", failed: "操作失败", loading: "加载中…", riskFlags: "风险标记",
+    observations: "走访情况", followUp: "后续跟进", reviewer: "审核人", notFound: "未找到",
+    supervisor: "督导员", admin: "区民政局", backToLog: "返回走访记录",
+    ctype: "类型", action: "操作", lww: "以最后修改为准", add_wins_set: "合并（新增优先）",
+    immutable_after_create: "创建后不可改", server_only: "仅省级平台写入", riskN: "风险 {n}", conflictN: "冲突 {n}",
+  },
+  en: {
+    title: "Child supervision console", skip: "Skip to content", nav: "Main navigation",
+    dashboard: "Dashboard", visits: "Visit log", conflicts: "Conflict queue", overdue: "Overdue",
+    children: "Children", signout: "Sign out", lang: "中文", signin: "Sign in",
+    username: "Username", password: "Password", badLogin: "Wrong username or password",
+    town: "Town", village: "Village", all: "All", status: "Review status", kind: "Kind",
+    from: "From", to: "To", risk: "Has risk flags", hasConflict: "Open conflicts", amended: "Amendments",
+    filter: "Filter", reset: "Reset", child: "Child", director: "Director", visitedAt: "Visited at",
+    draft: "Draft", submitted: "Submitted", returned: "Returned", approved: "Approved",
+    home_visit: "Home visit", phone_follow_up: "Phone follow-up", school_visit: "School visit", other: "Other",
+    total: "{n} in all", prev: "Previous", next: "Next", open: "Open", none: "Nothing here",
+    visit: "Visit", approve: "Approve", return: "Return for revision", comment: "Review comment",
+    commentHelp: "Required when returning: what should be corrected", locked: "Locked (approved; later edits become amendments)",
+    history: "History", version: "Version", who: "By", when: "When", changes: "Changes",
+    created: "Created", edited: "Edited", reviewed: "Reviewed", amendment_accepted: "Amendment accepted", deleted: "Deleted",
+    field: "Field", before: "Before", after: "After", conflictList: "Conflicts and amendments",
+    rule: "Rule", winner: "Winner", server: "server", client: "device",
+    localValue: "Server value", remoteValue: "Device value", keep: "Keep winner", otherValue: "Use other value",
+    newValue: "Enter new value", accept: "Accept", reject: "Reject", resolved: "Resolved", resolve: "Resolve",
+    valueJson: "New value (JSON)", note: "Note",
+    concurrent_write: "Concurrent edit", concurrent_item_write: "Concurrent item edit", remove_vs_update: "Remove vs update",
+    delete_vs_edit: "Delete vs edit", edit_vs_delete: "Edit of a deleted record", refused_field: "Refused field",
+    amendment: "Amendment", rejected_mutation: "Rejected change", possible_duplicate: "Possible duplicate",
+    visit_after_transfer: "Visit after transfer", visit_after_exit: "Visit after exit",
+    edit_to_exited_child: "Edit to an exited child", urgent: "Urgent risk",
+    name: "Name", category: "Category", lastVisit: "Last visit", due: "Next due", daysOverdue: "Days overdue",
+    state: "State", upcoming: "Upcoming", due_today: "Due today", not_tracked: "Not tracked",
+    search: "Name contains", registerEvents: "Register events", needs: "Needs ledger", area: "Area",
+    description: "Description", owner: "Owner", dueDate: "Due", guardian: "Guardian", phone: "Phone",
+    address: "Address", school: "School", birth: "Born", interval: "Visit interval (days)", days: "{n} days",
+    added: "Added", exited: "Exited", category_changed: "Category changed", transferred: "Transferred",
+    overdueCount: "Children overdue", activeChildren: "Children on the register", toReview: "Visits to review",
+    openConflicts: "Open conflicts", coverageByTown: "Visit coverage by town", visitsPerMonth: "Visits per month",
+    coverage: "Coverage", month: "Month", count: "Count", dashNote: "Coverage = share of active children visited within their interval; from the visit log and the roster.",
+    institutional_orphan: "Institutional orphan", scattered_orphan: "Scattered orphan", de_facto_unsupported: "De-facto unsupported",
+    in_difficulty: "In difficulty", left_behind: "Left-behind", migrant: "Migrant", low_income_edge: "Low-income edge",
+    living: "Living", study: "Study", psychology: "Psychology", health: "Health", safety: "Safety",
+    in_progress: "In progress", done: "Done", cancelled: "Cancelled",
+    saved: "Saved", failed: "Failed", loading: "Loading…", riskFlags: "Risk flags",
+    observations: "Observations", followUp: "Follow-up", reviewer: "Reviewer", notFound: "Not found",
+    supervisor: "Supervisor", admin: "District bureau", backToLog: "Back to the visit log",
+    ctype: "Type", action: "Action", lww: "last writer wins", add_wins_set: "add-wins set",
+    immutable_after_create: "fixed after create", server_only: "provincial feed only", riskN: "risk {n}", conflictN: "conflicts {n}",
+  },
+};
+
+let lang = localStorage.getItem("seedling.lang") || "zh";
+const t = (key, vars) => {
+  let s = (T[lang] && T[lang][key]) || T.zh[key] || key;
+  for (const [k, v] of Object.entries(vars || {})) s = s.replace("{" + k + "}", v);
+  return s;
+};
+const label = (key) => (key == null ? "" : t(key));
+
+// ---- DOM helpers: text only, never innerHTML with data.
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "text") el.textContent = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const kid of kids.flat()) {
+    if (kid == null || kid === false) continue;
+    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return el;
+}
+const $ = (sel) => document.querySelector(sel);
+function show(...nodes) {
+  const main = $("#main");
+  main.replaceChildren(...nodes.filter((n) => n != null));
+  main.focus({ preventScroll: true });
+}
+function toast(msg) {
+  const el = $("#status");
+  el.textContent = msg;
+  el.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { el.hidden = true; }, 4000);
+}
+const fmtTime = (s) => (s ? new Date(s).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai", hour12: false }) : "");
+const fmtValue = (v) => (v == null ? "—" : typeof v === "string" ? v : JSON.stringify(v));
+
+// ---- session and API.
+const session = {
+  get token() { return sessionStorage.getItem("seedling.token"); },
+  get user() { try { return JSON.parse(sessionStorage.getItem("seedling.user")); } catch { return null; } },
+  save(s) {
+    sessionStorage.setItem("seedling.token", s.access_token);
+    sessionStorage.setItem("seedling.refresh", s.refresh_token);
+    sessionStorage.setItem("seedling.user", JSON.stringify(s.user));
+  },
+  clear() { ["seedling.token", "seedling.refresh", "seedling.user"].forEach((k) => sessionStorage.removeItem(k)); },
+};
+function deviceId() {
+  let id = localStorage.getItem("seedling.device");
+  if (!id) {
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
+    const x = [...b].map((n) => n.toString(16).padStart(2, "0")).join("");
+    id = `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+    localStorage.setItem("seedling.device", id);
+  }
+  return id;
+}
+class ApiError extends Error {
+  constructor(status, body) { super((body && body.error && body.error.message) || String(status)); this.status = status; this.body = body; }
+}
+async function api(method, path, body, retried) {
+  const headers = { accept: "application/json" };
+  if (session.token) headers.authorization = "Bearer " + session.token;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = res.status === 204 ? null : await res.json().catch(() => null);
+  if (res.status === 401 && !retried && sessionStorage.getItem("seedling.refresh")) {
+    const r = await fetch("/api/v1/auth/refresh", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ refresh_token: sessionStorage.getItem("seedling.refresh") }),
+    });
+    if (r.ok) { session.save(await r.json()); return api(method, path, body, true); }
+    session.clear(); location.hash = "#/login";
+  }
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+const qs = (o) => new URLSearchParams(Object.entries(o).filter(([, v]) => v !== "" && v != null && v !== false)).toString();
+
+// ---- chrome.
+const PAGES = [["dashboard", "#/dashboard"], ["visits", "#/visits"], ["conflicts", "#/conflicts"], ["overdue", "#/overdue"], ["children", "#/children"]];
+function chrome(current) {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  document.title = "Seedling — " + t("title");
+  $(".skip").textContent = t("skip");
+  const signedIn = !!session.token;
+  $("#top").hidden = !signedIn;
+  $("#nav").setAttribute("aria-label", t("nav"));
+  $("#nav").replaceChildren(...PAGES.map(([key, href]) => h("a", { href, "aria-current": key === current ? "page" : null, text: t(key) })));
+  const u = session.user;
+  $("#who").textContent = u ? `${u.display_name} · ${u.org_unit.name}` : "";
+  $("#lang").textContent = t("lang");
+  $("#lang").setAttribute("lang", lang === "zh" ? "en" : "zh-CN");
+  $("#signout").textContent = t("signout");
+}
+
+// ---- pages.
+function loginPage() {
+  const err = h("p", { class: "error", role: "alert" });
+  const form = h("form", { class: "login panel", onsubmit: async (e) => {
+    e.preventDefault();
+    err.textContent = "";
+    try {
+      const s = await api("POST", "/api/v1/auth/login", {
+        username: form.username.value.trim(), password: form.password.value,
+        device_id: deviceId(), device_name: "console",
+      });
+      session.save(s);
+      location.hash = "#/dashboard";
+    } catch (e2) { err.textContent = e2.status === 401 ? t("badLogin") : e2.message; }
+  } },
+    h("h1", { text: t("title") }),
+    h("label", {}, t("username"), h("input", { name: "username", id: "username", autocomplete: "username", required: true })),
+    h("label", {}, t("password"), h("input", { name: "password", id: "password", type: "password", autocomplete: "current-password", required: true })),
+    err,
+    h("button", { class: "btn", type: "submit", id: "signin" }, t("signin")));
+  show(form);
+  form.username.focus();
+}
+
+let unitsCache = null;
+async function units() {
+  if (!unitsCache) unitsCache = await api("GET", "/api/v1/org-units");
+  return unitsCache;
+}
+function select(name, options, value, labelKey) {
+  return h("label", {}, t(labelKey),
+    h("select", { name, id: "f-" + name },
+      h("option", { value: "" }, t("all")),
+      options.map(([v, text]) => h("option", { value: v, selected: v === value }, text))));
+}
+function statusBadge(s) { return h("span", { class: "badge s-" + s }, label(s)); }
+function table(headers, rows) {
+  if (!rows.length) return h("p", { class: "muted" }, t("none"));
+  return h("div", { class: "table-wrap" }, h("table", {},
+    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
+    h("tbody", {}, rows)));
+}
+function params() {
+  const q = location.hash.split("?")[1] || "";
+  return Object.fromEntries(new URLSearchParams(q));
+}
+
+async function visitsPage() {
+  const p = params();
+  const all = await units();
+  const towns = all.filter((u) => u.kind === "town").map((u) => [u.id, u.name]);
+  const villages = all.filter((u) => u.kind === "village" && (!p.town || u.parent_id === p.town)).map((u) => [u.id, u.name]);
+  const form = h("form", { class: "filters panel", id: "visit-filters", onsubmit: (e) => {
+    e.preventDefault();
+    const f = new FormData(form);
+    const o = {};
+    for (const [k, v] of f.entries()) if (v) o[k] = v;
+    location.hash = "#/visits?" + qs(o);
+  } },
+    towns.length > 1 ? select("town", towns, p.town, "town") : null,
+    select("village", villages, p.village, "village"),
+    select("review_status", ["submitted", "returned", "approved", "draft"].map((s) => [s, t(s)]), p.review_status, "status"),
+    select("kind", ["home_visit", "phone_follow_up", "school_visit", "other"].map((s) => [s, t(s)]), p.kind, "kind"),
+    h("label", {}, t("from"), h("input", { type: "date", name: "from", id: "f-from", value: p.from || "" })),
+    h("label", {}, t("to"), h("input", { type: "date", name: "to", id: "f-to", value: p.to || "" })),
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "risk", value: "true", checked: p.risk === "true" }), t("risk")),
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "has_conflict", value: "true", checked: p.has_conflict === "true" }), t("hasConflict")),
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "amended", value: "true", checked: p.amended === "true" }), t("amended")),
+    h("div", { class: "actions" },
+      h("button", { class: "btn", type: "submit", id: "apply-filters" }, t("filter")),
+      h("a", { class: "btn secondary", href: "#/visits" }, t("reset"))));
+  const limit = 25;
+  const offset = Number(p.offset || 0);
+  const page = await api("GET", "/api/v1/visits?" + qs({ ...p, limit, offset }));
+  const rows = page.visits.map((v) => h("tr", { "data-visit": v.id },
+    h("td", {}, fmtTime(v.visited_at)),
+    h("td", {}, h("a", { href: "#/child/" + v.child_id }, v.child_name)),
+    h("td", {}, `${v.town_name} ${v.village_name}`),
+    h("td", {}, v.author_name),
+    h("td", {}, label(v.kind)),
+    h("td", {}, statusBadge(v.review_status), v.risk_flags ? h("span", { class: "flag" }, " " + t("riskN", { n: v.risk_flags })) : null,
+      v.open_conflicts ? h("span", { class: "flag" }, " " + t("conflictN", { n: v.open_conflicts })) : null),
+    h("td", {}, h("a", { href: "#/visit/" + v.id, class: "open-visit" }, t("open")))));
+  const go = (o) => { location.hash = "#/visits?" + qs({ ...p, offset: o }); };
+  show(h("h1", {}, t("visits")), form,
+    h("p", { id: "visit-total" }, t("total", { n: page.total })),
+    table([t("visitedAt"), t("child"), t("village"), t("director"), t("kind"), t("status"), ""], rows),
+    h("div", { class: "pager" },
+      h("button", { class: "btn secondary", disabled: offset === 0, onclick: () => go(Math.max(0, offset - limit)) }, t("prev")),
+      h("button", { class: "btn secondary", disabled: offset + limit >= page.total, onclick: () => go(offset + limit) }, t("next"))));
+}
+
+function fields(pairs) {
+  return h("dl", { class: "fields" }, pairs.filter(([, v]) => v != null && v !== "").flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+function conflictRow(c, after) {
+  const cell = h("td", {});
+  const note = h("input", { "aria-label": t("note"), placeholder: t("note"), name: "note" });
+  const act = async (action, value) => {
+    try {
+      await api("POST", `/api/v1/conflicts/${c.id}/resolve`, { action, value, note: note.value || undefined });
+      toast(t("saved"));
+      after();
+    } catch (e) { toast(t("failed") + ": " + e.message); }
+  };
+  if (c.actions.length) {
+    const names = { keep: "keep", other: "otherValue", new: "newValue", accept: "accept", reject: "reject" };
+    const newInput = c.actions.includes("new") ? h("input", { "aria-label": t("valueJson"), placeholder: t("valueJson"), name: "value" }) : null;
+    cell.append(h("div", { class: "actions" },
+      c.actions.map((a) => h("button", { class: "btn" + (a === "reject" ? " secondary" : ""), type: "button", "data-action": a, onclick: () => {
+        if (a !== "new") return act(a);
+        let v;
+        try { v = JSON.parse(newInput.value); } catch { v = newInput.value; }
+        return act(a, v);
+      } }, t(names[a]))), newInput, note));
+  } else {
+    cell.append(h("span", { class: "badge s-approved" }, t("resolved")));
+  }
+  return h("tr", { "data-conflict": c.id },
+    h("td", {}, label(c.kind), c.field ? h("div", { class: "muted" }, c.field) : null),
+    h("td", {}, h("code", {}, fmtValue(c.local_value))),
+    h("td", {}, h("code", {}, fmtValue(c.remote_value))),
+    h("td", {}, c.rule ? label(c.rule) : "—", c.winner ? h("div", { class: "muted" }, t("winner") + ": " + t(c.winner)) : null),
+    h("td", {}, c.actor_name || ""), h("td", {}, fmtTime(c.created_at)), cell);
+}
+const conflictHeaders = () => [t("ctype"), t("localValue"), t("remoteValue"), t("rule"), t("who"), t("when"), t("resolve")];
+
+async function visitPage(id) {
+  const v = await api("GET", "/api/v1/visits/" + id);
+  const r = v.record || {};
+  const comment = h("textarea", { id: "review-comment", name: "comment", "aria-describedby": "comment-help", maxlength: "2000" });
+  const decide = async (decision) => {
+    try {
+      await api("POST", `/api/v1/visits/${id}/review`, { decision, comment: comment.value, version: v.version });
+      toast(t("saved"));
+      route();
+    } catch (e) { toast(t("failed") + ": " + e.message); }
+  };
+  const review = v.review_status === "submitted"
+    ? h("section", { class: "panel", "aria-labelledby": "review-h" },
+      h("h2", { id: "review-h" }, t("comment")),
+      h("label", { for: "review-comment" }, t("comment")), comment,
+      h("p", { id: "comment-help", class: "muted" }, t("commentHelp")),
+      h("div", { class: "actions" },
+        h("button", { class: "btn", type: "button", id: "approve", onclick: () => decide("approve") }, t("approve")),
+        h("button", { class: "btn danger", type: "button", id: "return", onclick: () => decide("return") }, t("return"))))
+    : null;
+  const history = v.history.map((x) => h("tr", {},
+    h("td", {}, x.version), h("td", {}, label(x.kind)), h("td", {}, x.actor_name || "", x.actor_role ? h("div", { class: "muted" }, label(x.actor_role)) : null),
+    h("td", {}, fmtTime(x.at)),
+    h("td", {}, h("ul", {}, (x.changes || []).map((c) => h("li", {}, h("b", {}, c.field), ": ", fmtValue(c.before), " → ", fmtValue(c.after)))))));
+  show(h("p", {}, h("a", { href: "#/visits" }, "← " + t("backToLog"))),
+    h("h1", {}, t("visit"), " · ", v.child_name),
+    h("p", {}, statusBadge(v.review_status), " ", v.locked ? h("strong", { id: "locked" }, t("locked")) : null),
+    h("section", { class: "panel" }, fields([
+      [t("child"), h("a", { href: "#/child/" + v.child_id }, v.child_name)],
+      [t("village"), `${v.town_name} ${v.village_name}`],
+      [t("director"), v.author_name], [t("kind"), label(v.kind)], [t("visitedAt"), fmtTime(v.visited_at)],
+      [t("observations"), r.observations ? Object.entries(r.observations).map(([k, x]) => `${label(k)}: ${x}`).join("\n") : null],
+      [t("needs"), (r.needs || []).map((n) => `${label(n.area)}: ${n.description || n.note || ""}`).join("\n")],
+      [t("riskFlags"), (r.risk_flags || []).map((f) => `${f.kind || ""} ${f.note || ""}`).join("\n")],
+      [t("followUp"), r.follow_up], [t("comment"), v.review_comment],
+      [t("reviewer"), v.reviewed_by_name ? `${v.reviewed_by_name} ${fmtTime(v.reviewed_at)}` : null],
+      [t("version"), String(v.version)],
+    ])),
+    review,
+    h("h2", {}, t("conflictList")),
+    table(conflictHeaders(), v.conflicts.map((c) => conflictRow(c, route))),
+    h("h2", {}, t("history")),
+    table([t("version"), t("action"), t("who"), t("when"), t("changes")], history));
+}
+
+async function conflictsPage() {
+  const p = params();
+  const status = p.status || "open";
+  const page = await api("GET", "/api/v1/conflicts?" + qs({ status, limit: 100 }));
+  const visitLink = (c) => (c.entity === "visit" ? h("a", { href: "#/visit/" + c.record_id }, t("open")) : c.entity);
+  const rows = page.conflicts.map((c) => {
+    const row = conflictRow(c, route);
+    row.prepend(h("td", {}, visitLink(c)));
+    return row;
+  });
+  show(h("h1", {}, t("conflicts")),
+    h("div", { class: "actions", role: "group", "aria-label": t("state") },
+      ["open", "resolved", "all"].map((s) => h("a", { class: "btn" + (s === status ? "" : " secondary"), href: "#/conflicts?status=" + s, "aria-current": s === status ? "page" : null }, s === "open" ? t("openConflicts") : s === "resolved" ? t("resolved") : t("all")))),
+    h("p", {}, t("total", { n: page.total })),
+    table(["", ...conflictHeaders()], rows));
+}
+
+function dueCell(c) {
+  const d = c.due || {};
+  if (d.state === "overdue") return h("span", { class: "s-overdue" }, `${d.due} (${t("daysOverdue")} ${d.days_overdue})`);
+  return h("span", {}, d.due || "", " ", label(d.state));
+}
+
+async function childrenPage(overdueOnly) {
+  const p = params();
+  const all = await units();
+  const villages = all.filter((u) => u.kind === "village").map((u) => [u.id, u.name]);
+  const query = { ...p, overdue: overdueOnly ? "true" : p.overdue };
+  const roster = await api("GET", "/api/v1/children?" + qs(query));
+  const base = overdueOnly ? "#/overdue" : "#/children";
+  const form = h("form", { class: "filters panel", onsubmit: (e) => {
+    e.preventDefault();
+    const o = {};
+    for (const [k, v] of new FormData(form).entries()) if (v) o[k] = v;
+    location.hash = base + "?" + qs(o);
+  } },
+    select("village", villages, p.village, "village"),
+    select("category", ["institutional_orphan", "scattered_orphan", "de_facto_unsupported", "in_difficulty", "left_behind", "migrant", "low_income_edge"].map((c) => [c, t(c)]), p.category, "category"),
+    overdueOnly ? null : h("label", {}, t("search"), h("input", { name: "q", value: p.q || "" })),
+    h("div", { class: "actions" }, h("button", { class: "btn", type: "submit" }, t("filter")), h("a", { class: "btn secondary", href: base }, t("reset"))));
+  const rows = roster.children.map((c) => h("tr", {},
+    h("td", {}, h("a", { href: "#/child/" + c.id }, c.name)),
+    h("td", {}, `${c.town_name} ${c.village_name}`), h("td", {}, label(c.category)),
+    h("td", {}, c.last_visit_on || "—"), h("td", {}, String(c.interval_days)), h("td", {}, dueCell(c))));
+  show(h("h1", {}, overdueOnly ? t("overdue") : t("children")), form,
+    h("p", {}, t("total", { n: roster.total })),
+    table([t("name"), t("village"), t("category"), t("lastVisit"), t("interval"), t("due")], rows));
+}
+
+async function childPage(id) {
+  const c = await api("GET", "/api/v1/children/" + id);
+  show(h("h1", {}, c.name), h("p", {}, label(c.category), " · ", dueCell(c)),
+    h("section", { class: "panel" }, fields([
+      [t("village"), `${c.town_name} ${c.village_name}`], [t("birth"), c.birth_date],
+      [t("guardian"), [c.guardian_name, c.guardian_relation].filter(Boolean).join(" · ")],
+      [t("phone"), c.guardian_phone], [t("address"), c.address], [t("school"), c.school],
+      [t("interval"), String(c.interval_days)], [t("lastVisit"), c.last_visit_on],
+    ])),
+    h("h2", {}, t("registerEvents")),
+    table([t("when"), t("action"), t("from"), t("to"), ""], c.register_events.map((e) => h("tr", {},
+      h("td", {}, e.effective_date), h("td", {}, label(e.kind)), h("td", {}, label(e.from_value)), h("td", {}, label(e.to_value)), h("td", {}, e.reason || "")))),
+    h("h2", {}, t("visits")),
+    table([t("visitedAt"), t("director"), t("kind"), t("status"), ""], c.visits.map((v) => h("tr", {},
+      h("td", {}, fmtTime(v.visited_at)), h("td", {}, v.author_name), h("td", {}, label(v.kind)), h("td", {}, statusBadge(v.review_status)),
+      h("td", {}, h("a", { href: "#/visit/" + v.id }, t("open")))))),
+    h("h2", {}, t("needs")),
+    table([t("area"), t("description"), t("state"), t("owner"), t("dueDate")], c.needs.map((n) => h("tr", {},
+      h("td", {}, label(n.area)), h("td", {}, n.description), h("td", {}, label(n.status)), h("td", {}, n.owner || ""), h("td", {}, n.due_date || "")))));
+}
+
+function barRow(name, value, max, text) {
+  const pct = max > 0 ? Math.round((value / max) * 100) : 0;
+  return h("tr", {}, h("th", { scope: "row" }, name), h("td", {}, text),
+    h("td", { "aria-hidden": "true" }, h("div", { class: "bar" }, h("span", { style: null, "data-w": pct }))));
+}
+function sizeBars(root) {
+  // Widths set through the CSSOM (the style sheet policy allows no inline style attributes).
+  root.querySelectorAll("[data-w]").forEach((el) => { el.style.width = el.dataset.w + "%"; });
+}
+
+async function dashboardPage() {
+  const [roster, submitted, conflicts] = await Promise.all([
+    api("GET", "/api/v1/children"),
+    api("GET", "/api/v1/visits?review_status=submitted&limit=1"),
+    api("GET", "/api/v1/conflicts?limit=1"),
+  ]);
+  // Coverage by town: active children whose last visit is within their interval.
+  const byTown = new Map();
+  for (const c of roster.children) {
+    const k = c.town_name || "—";
+    const e = byTown.get(k) || { n: 0, covered: 0 };
+    e.n += 1;
+    if (c.last_visit_on && c.due && c.due.state !== "overdue") e.covered += 1;
+    byTown.set(k, e);
+  }
+  // Visits per month for the last six months, counted by the visit log.
+  const months = [];
+  const now = new Date();
+  for (let i = 5; i >= 0; i -= 1) {
+    const start = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - i, 1));
+    const end = new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 0));
+    const iso = (d) => d.toISOString().slice(0, 10);
+    months.push({ label: iso(start).slice(0, 7), from: iso(start), to: iso(end) });
+  }
+  const counts = await Promise.all(months.map((m) => api("GET", "/api/v1/visits?" + qs({ from: m.from, to: m.to, limit: 1 })).then((p) => p.total)));
+  const maxCount = Math.max(1, ...counts);
+  const card = (key, n, href) => h("a", { class: "card", href }, h("div", { class: "n", "data-card": key }, String(n)), h("div", {}, t(key)));
+  const covRows = [...byTown.entries()].map(([name, e]) => barRow(name, e.covered, e.n, `${e.n ? Math.round((e.covered / e.n) * 100) : 0}% (${e.covered}/${e.n})`));
+  const monthRows = months.map((m, i) => barRow(m.label, counts[i], maxCount, String(counts[i])));
+  const root = h("div", {},
+    h("h1", {}, t("dashboard")),
+    h("div", { class: "cards" },
+      card("overdueCount", roster.overdue, "#/overdue"), card("activeChildren", roster.total, "#/children"),
+      card("toReview", submitted.total, "#/visits?review_status=submitted"), card("openConflicts", conflicts.total, "#/conflicts")),
+    h("h2", { id: "cov-h" }, t("coverageByTown")),
+    h("div", { class: "table-wrap" }, h("table", { "aria-labelledby": "cov-h" },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("town")), h("th", { scope: "col" }, t("coverage")), h("th", { scope: "col" }, ""))),
+      h("tbody", {}, covRows))),
+    h("h2", { id: "month-h" }, t("visitsPerMonth")),
+    h("div", { class: "table-wrap" }, h("table", { "aria-labelledby": "month-h" },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("month")), h("th", { scope: "col" }, t("count")), h("th", { scope: "col" }, ""))),
+      h("tbody", {}, monthRows))),
+    h("p", { class: "muted" }, t("dashNote")));
+  sizeBars(root);
+  show(root);
+}
+
+// ---- router.
+async function route() {
+  const hash = location.hash || "#/dashboard";
+  const path = hash.slice(1).split("?")[0];
+  const parts = path.split("/").filter(Boolean);
+  if (!session.token && parts[0] !== "login") { location.hash = "#/login"; return; }
+  chrome(parts[0]);
+  if (parts[0] === "login") return loginPage();
+  show(h("p", { class: "muted" }, t("loading")));
+  try {
+    switch (parts[0]) {
+      case "visits": return await visitsPage();
+      case "visit": return await visitPage(parts[1]);
+      case "conflicts": return await conflictsPage();
+      case "overdue": return await childrenPage(true);
+      case "children": return await childrenPage(false);
+      case "child": return await childPage(parts[1]);
+      default: return await dashboardPage();
+    }
+  } catch (e) {
+    show(h("h1", {}, t("failed")), h("p", { class: "error", role: "alert" }, e.status === 404 ? t("notFound") : e.message));
+  }
+}
+
+window.addEventListener("hashchange", route);
+document.addEventListener("DOMContentLoaded", () => {
+  $("#lang").addEventListener("click", () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("seedling.lang", lang); route(); });
+  $("#signout").addEventListener("click", async () => {
+    try { await api("POST", "/api/v1/auth/logout", { refresh_token: sessionStorage.getItem("seedling.refresh") || "" }); } catch { /* signed out locally anyway */ }
+    session.clear(); unitsCache = null; location.hash = "#/login";
+  });
+  route();
+});

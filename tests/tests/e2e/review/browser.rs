@@ -1,0 +1,339 @@
+//! The console in a real headless Chromium, driven through chromedriver:
+//! a supervisor signs in, filters the visit log, returns a visit with a
+//! comment; the director's phone receives it as a task and sends a
+//! correction; the supervisor approves it and sees it locked.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs
+//! them); without them the test fails, it never skips. With
+//! `SEEDLING_SCREENSHOTS=<folder>` it also saves screenshots of the main
+//! pages there (how docs/screenshots/ is made).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use seedling_tests::{Device, Fixture, TestApp, on_both_backends};
+use serde_json::json;
+use sync_core::protocol::MutationResult;
+use sync_core::record::Entity;
+use sync_core::tasks::review_tasks;
+use tokio::process::{Child, Command};
+
+use super::{day_at, visit};
+
+on_both_backends!(a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome);
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// Longest wait for something to appear on the page (a bound, not a
+/// measurement: it only ends a broken run).
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A chromedriver process, killed when dropped.
+struct Driver {
+    _process: Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start() -> Self {
+        for tool in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(tool).exists(),
+                "{tool} is missing: install Debian's chromium and chromium-driver \
+                 (apt-get install chromium chromium-driver; .ci/run does this)"
+            );
+        }
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            probe.local_addr().expect("port").port()
+        };
+        let process = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromedriver");
+        // chromedriver listens once it has started; connect until it does.
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            _process: process,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn browser(&self) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,900", "--lang=zh-CN"],
+            }),
+        );
+        // The dependency tree enables two TLS providers; pick one (the
+        // session itself is plain HTTP on loopback).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        ClientBuilder::rustls()
+            .expect("TLS roots")
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+/// Saves a screenshot when `SEEDLING_SCREENSHOTS` names a folder.
+async fn snap(browser: &Client, name: &str) {
+    let Some(dir) = std::env::var_os("SEEDLING_SCREENSHOTS") else {
+        return;
+    };
+    let png = browser.screenshot().await.expect("screenshot");
+    let path = PathBuf::from(dir).join(format!("{name}.png"));
+    std::fs::write(&path, png).unwrap_or_else(|err| panic!("write {}: {err}", path.display()));
+}
+
+async fn element(browser: &Client, css: &str) -> fantoccini::elements::Element {
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|err| panic!("no `{css}` on the page: {err}"))
+}
+
+/// Waits until `css` shows `text`.
+async fn shows(browser: &Client, css: &str, text: &str) {
+    for _ in 0..300 {
+        if let Ok(found) = browser.find(Locator::Css(css)).await
+            && found.text().await.is_ok_and(|t| t.contains(text))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now = match browser.find(Locator::Css(css)).await {
+        Ok(found) => found.text().await.unwrap_or_default(),
+        Err(_) => "(absent)".to_owned(),
+    };
+    panic!("`{css}` never showed `{text}`; it shows `{now}`");
+}
+
+async fn open(browser: &Client, app: &TestApp, route: &str) {
+    browser
+        .goto(&app.url(&format!("/console/{route}")))
+        .await
+        .expect("navigate");
+}
+
+async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = admin.create_child(&app, fixture.village_a1, "张小花").await;
+    let other = admin.create_child(&app, fixture.village_a2, "李明").await;
+    let overdue = admin.create_child(&app, fixture.village_a2, "王芳").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let mut a2 = Device::sign_in(&app, "director-a2").await;
+    let target = visit(
+        &app,
+        &mut phone,
+        child,
+        fixture.village_a1,
+        &day_at(2, 10),
+        &[],
+    )
+    .await;
+    // Visits the filters must leave out: another kind, another village.
+    visit(
+        &app,
+        &mut phone,
+        child,
+        fixture.village_a1,
+        &day_at(45, 10),
+        &[("kind", json!("phone_follow_up"))],
+    )
+    .await;
+    let risky = visit(
+        &app,
+        &mut a2,
+        other,
+        fixture.village_a2,
+        &day_at(3, 15),
+        &[(
+            "risk_flags",
+            json!({"id": "r1", "kind": "neglect", "note": "放学后无人看管"}),
+        )],
+    )
+    .await;
+
+    // Two phones of one director change the same field: a conflict to queue.
+    let mut a2_tablet = Device::sign_in(&app, "director-a2").await;
+    a2.pull_all(&app).await;
+    a2_tablet.pull_all(&app).await;
+    for (device, text) in [(&mut a2, "下周电话回访"), (&mut a2_tablet, "联系学校老师")]
+    {
+        let edit = device
+            .update(Entity::Visit, risky)
+            .set("follow_up", json!(text))
+            .build();
+        device.push(&app, &[edit]).await;
+    }
+    // 王芳 was last seen 40 days ago: overdue (monthly).
+    visit(
+        &app,
+        &mut a2,
+        overdue,
+        fixture.village_a2,
+        &day_at(40, 9),
+        &[],
+    )
+    .await;
+
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+
+    // Sign in (the console opens in Chinese).
+    open(&browser, &app, "").await;
+    element(&browser, "#username")
+        .await
+        .send_keys("supervisor-a")
+        .await
+        .unwrap();
+    element(&browser, "#password")
+        .await
+        .send_keys(seedling_tests::fixture::PASSWORD)
+        .await
+        .unwrap();
+    element(&browser, "#signin").await.click().await.unwrap();
+    shows(&browser, "main h1", "仪表盘").await;
+    shows(&browser, "[data-card=overdueCount]", "1").await;
+    snap(&browser, "dashboard").await;
+
+    // Filter the log: submitted home visits in village A1.
+    element(&browser, "nav a[href='#/visits']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shows(&browser, "#visit-total", "共 4 条").await;
+    element(&browser, "#f-village")
+        .await
+        .select_by_value(&fixture.village_a1.to_string())
+        .await
+        .unwrap();
+    element(&browser, "#f-kind")
+        .await
+        .select_by_value("home_visit")
+        .await
+        .unwrap();
+    element(&browser, "#f-review_status")
+        .await
+        .select_by_value("submitted")
+        .await
+        .unwrap();
+    element(&browser, "#apply-filters")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shows(&browser, "#visit-total", "共 1 条").await;
+    snap(&browser, "visit-log").await;
+
+    // Return it with a comment.
+    element(&browser, &format!("tr[data-visit='{target}'] a.open-visit"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    element(&browser, "#review-comment")
+        .await
+        .send_keys("请补充孩子的学习情况")
+        .await
+        .unwrap();
+    snap(&browser, "visit-detail").await;
+    element(&browser, "#return").await.click().await.unwrap();
+    shows(&browser, "main", "已退回").await;
+
+    // The director's phone receives it as a task and sends a correction.
+    phone.pull_all(&app).await;
+    let tasks = review_tasks(phone.user_id, phone.records.values());
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0].visit_id, target);
+    assert_eq!(tasks[0].comment.as_deref(), Some("请补充孩子的学习情况"));
+    let fix = phone
+        .update(Entity::Visit, target)
+        .set(
+            "observations",
+            json!({"living": "生活正常", "study": "四年级，数学需辅导"}),
+        )
+        .set("review_status", json!("submitted"))
+        .build();
+    let pushed = phone.push(&app, &[fix]).await;
+    assert!(
+        matches!(pushed.results[0], MutationResult::Applied { .. }),
+        "{:?}",
+        pushed.results
+    );
+
+    // The supervisor sees the correction, approves, and sees it locked.
+    open(&browser, &app, "#/visits").await;
+    element(&browser, "#visit-total").await;
+    open(&browser, &app, &format!("#/visit/{target}")).await;
+    shows(&browser, "main", "四年级，数学需辅导").await;
+    element(&browser, "#approve").await.click().await.unwrap();
+    shows(&browser, "#locked", "已锁定").await;
+    assert!(
+        browser.find(Locator::Css("#approve")).await.is_err(),
+        "a locked visit offers no decision"
+    );
+    snap(&browser, "visit-approved").await;
+    phone.pull_all(&app).await;
+    assert_eq!(
+        phone
+            .get(Entity::Visit, target)
+            .unwrap()
+            .get_str("review_status"),
+        Some("approved")
+    );
+    assert!(review_tasks(phone.user_id, phone.records.values()).is_empty());
+
+    // The other pages answer, keyboard-reachable from the navigation.
+    for (route, heading) in [
+        ("#/conflicts", "冲突队列"),
+        ("#/overdue", "逾期名单"),
+        ("#/children", "儿童名册"),
+    ] {
+        element(&browser, &format!("nav a[href='{route}']"))
+            .await
+            .click()
+            .await
+            .unwrap();
+        shows(&browser, "main h1", heading).await;
+        if route == "#/conflicts" {
+            shows(&browser, "main", "同时修改").await;
+        }
+        snap(&browser, route.trim_start_matches("#/")).await;
+    }
+    open(&browser, &app, &format!("#/child/{child}")).await;
+    shows(&browser, "main h1", "张小花").await;
+    snap(&browser, "child").await;
+
+    // English on request.
+    element(&browser, "#lang").await.click().await.unwrap();
+    shows(&browser, "nav", "Visit log").await;
+    open(&browser, &app, "#/dashboard").await;
+    shows(&browser, "main h1", "Dashboard").await;
+    snap(&browser, "dashboard-en").await;
+    browser.close().await.expect("close the browser");
+}
