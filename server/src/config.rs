@@ -93,6 +93,13 @@ pub struct Config {
     /// Take the client address from the first `X-Forwarded-For` entry. Set
     /// it only behind a reverse proxy that overwrites that header.
     pub trust_forwarded_for: bool,
+    /// Keys that encrypt identity-card numbers at rest, by key id (base64 of
+    /// 32 random bytes). Empty: one key, id `k1`, is generated once and kept
+    /// in `<data_dir>/id-number-key`.
+    pub id_number_keys: std::collections::BTreeMap<String, Secret>,
+    /// The key id new numbers are sealed with (see docs/SECURITY.md for
+    /// rotation).
+    pub id_number_key_id: String,
 }
 
 impl Default for Config {
@@ -119,6 +126,8 @@ impl Default for Config {
             login_max_failures_per_address: 50,
             login_lockout_secs: 15 * 60,
             trust_forwarded_for: false,
+            id_number_keys: std::collections::BTreeMap::new(),
+            id_number_key_id: "k1".to_owned(),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod crypto;
 pub mod entity;
 pub mod error;
 pub mod repo;

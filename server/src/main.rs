@@ -71,6 +71,9 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Re-encrypt every identity-card number under the current key (after
+    /// adding a new key and making it `id_number_key_id`).
+    ResealIdNumbers,
     /// Inspect the audit trail.
     Audit {
         #[command(subcommand)]
@@ -201,6 +204,13 @@ async fn main() -> anyhow::Result<()> {
                 created.role.as_str(),
                 created.org_unit.name
             );
+        }
+        Command::ResealIdNumbers => {
+            let state = startup::build_state(config).await?;
+            let report = service::privacy::reseal_id_numbers(&state.db)
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            eprintln!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Audit {
             command: AuditCommand::Verify,

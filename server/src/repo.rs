@@ -6,6 +6,7 @@ pub mod audit;
 pub mod bulk;
 pub mod change_log;
 pub mod devices;
+pub mod id_numbers;
 pub mod login_failures;
 pub mod org_units;
 pub mod records;

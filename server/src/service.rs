@@ -8,6 +8,7 @@ pub mod auth;
 pub mod demo;
 pub mod devices;
 pub mod org;
+pub mod privacy;
 pub mod province;
 pub mod reports;
 pub mod sync;

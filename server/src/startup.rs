@@ -47,8 +47,42 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         config.access_token_ttl_secs,
     )
     .map_err(|err| anyhow::anyhow!("{err}"))?;
+    install_id_number_keys(&mut config)?;
     let attachments = open_attachment_store(&config)?;
     Ok(AppState::new(db, reader, config, jwt, attachments))
+}
+
+/// Installs the identity-number key ring: the configured keys, or one key
+/// generated once into the data folder.
+fn install_id_number_keys(config: &mut Config) -> anyhow::Result<()> {
+    if config.id_number_keys.is_empty() {
+        let path = config.data_dir.join("id-number-key");
+        let key = match std::fs::read_to_string(&path) {
+            Ok(existing) => existing.trim().to_owned(),
+            Err(_) => {
+                let key = crate::crypto::KeyRing::generate_key();
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                write_private(&path, &key)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                tracing::info!(path = %path.display(), "generated a new identity-number key");
+                key
+            }
+        };
+        config
+            .id_number_keys
+            .insert(config.id_number_key_id.clone(), Secret::new(key));
+    }
+    let ring = crate::crypto::KeyRing::new(
+        &config.id_number_key_id,
+        config
+            .id_number_keys
+            .iter()
+            .map(|(id, key)| (id.as_str(), key.expose())),
+    )?;
+    crate::crypto::install(ring)?;
+    Ok(())
 }
 
 /// Local disk under `<data_dir>/attachments`, or the store the configured

@@ -21,6 +21,9 @@ pub use fixture::Fixture;
 /// The HMAC key of every test server, so tests can forge tokens on purpose.
 pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
+/// The identity-number key of every test server (one key ring per process).
+pub const TEST_ID_NUMBER_KEY: &str = "dGVzdC1pZC1udW1iZXIta2V5LTMyLWJ5dGVzLTAxMjM=";
+
 /// Where PostgreSQL tests create their databases. CI must reach it: the
 /// PostgreSQL tests fail, never skip, when it is down.
 pub fn postgres_admin_url() -> String {
@@ -73,6 +76,7 @@ impl TestApp {
             data_dir: data_dir.path().to_path_buf(),
             database_url,
             jwt_secret: Secret::new(TEST_JWT_SECRET),
+            id_number_keys: [("k1".to_owned(), Secret::new(TEST_ID_NUMBER_KEY))].into(),
             ..Config::default()
         };
         adjust(&mut config);

@@ -22,8 +22,9 @@ pub struct Model {
     /// `male` or `female`.
     pub gender: Option<String>,
     pub birth_date: Date,
-    /// Identity-card number; to be encrypted at rest and masked by role.
-    pub id_number: Option<String>,
+    /// Identity-card number: plain in memory, sealed in the database
+    /// (see [`crate::crypto`]), masked for roles that do not need it.
+    pub id_number: Option<IdNumber>,
     /// `institutional_orphan`, `scattered_orphan`, `de_facto_unsupported`,
     /// `in_difficulty`, `left_behind`, `migrant` or `low_income_edge`.
     pub category: String,
@@ -105,3 +106,70 @@ impl Related<super::case_plan_item::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// An identity-card number: plain in memory and in the API, sealed with
+/// AES-256-GCM whenever it is written to the database, opened when read.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct IdNumber(pub String);
+
+impl std::fmt::Debug for IdNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::crypto::mask(&self.0))
+    }
+}
+
+fn sealed(number: &IdNumber) -> String {
+    crate::crypto::ring()
+        .expect("the identity-number key ring is installed by startup::build_state")
+        .seal(&number.0)
+}
+
+fn opened(stored: &str) -> Result<IdNumber, crate::crypto::CryptoError> {
+    crate::crypto::ring()?.open(stored).map(IdNumber)
+}
+
+impl From<IdNumber> for sea_orm::Value {
+    fn from(number: IdNumber) -> Self {
+        sea_orm::Value::String(Some(sealed(&number)))
+    }
+}
+
+impl sea_orm::TryGetable for IdNumber {
+    fn try_get_by<I: sea_orm::ColIdx>(
+        res: &sea_orm::QueryResult,
+        index: I,
+    ) -> Result<Self, sea_orm::TryGetError> {
+        let stored = String::try_get_by(res, index)?;
+        opened(&stored).map_err(|err| sea_orm::TryGetError::DbErr(DbErr::Type(err.to_string())))
+    }
+}
+
+impl sea_orm::sea_query::ValueType for IdNumber {
+    fn try_from(value: sea_orm::Value) -> Result<Self, sea_orm::sea_query::ValueTypeErr> {
+        match value {
+            sea_orm::Value::String(Some(stored)) => {
+                opened(&stored).map_err(|_| sea_orm::sea_query::ValueTypeErr)
+            }
+            _ => Err(sea_orm::sea_query::ValueTypeErr),
+        }
+    }
+
+    fn type_name() -> String {
+        "IdNumber".to_owned()
+    }
+
+    fn array_type() -> sea_orm::sea_query::ArrayType {
+        sea_orm::sea_query::ArrayType::String
+    }
+
+    fn column_type() -> sea_orm::sea_query::ColumnType {
+        sea_orm::sea_query::ColumnType::Text
+    }
+}
+
+impl sea_orm::sea_query::Nullable for IdNumber {
+    fn null() -> sea_orm::Value {
+        sea_orm::Value::String(None)
+    }
+}

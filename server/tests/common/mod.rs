@@ -59,7 +59,13 @@ pub fn seedling(dir: &Path, database_url: &str) -> Command {
 
 /// Loads the demo district with `seedling seed-demo`.
 pub async fn seed_demo(dir: &Path, database_url: &str) {
+    seed_demo_with(dir, database_url, &[]).await;
+}
+
+/// As [`seed_demo`], with extra environment variables.
+pub async fn seed_demo_with(dir: &Path, database_url: &str, env: &[(&str, &str)]) {
     let status = seedling(dir, database_url)
+        .envs(env.iter().copied())
         .arg("seed-demo")
         .status()
         .await

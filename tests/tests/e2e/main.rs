@@ -11,6 +11,7 @@ mod devices;
 mod errors;
 mod fleet;
 mod operations;
+mod privacy;
 mod reports;
 mod scope;
 mod sync;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Days, Months, NaiveDate, Utc};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use uuid::Uuid;
 
 use super::roster::Roster;
 use super::{
@@ -236,17 +237,19 @@ fn child_model(
     let interval_override = rng.gen_bool(0.03).then_some(14);
     let updated_at: DateTime<Utc> =
         exit.map_or(at_local(added, 9, 0), |(date, _)| at_local(date, 10, 0));
+    let id = new_id(rng);
+    let gender = if rng.gen_bool(0.5) { "male" } else { "female" };
     let mut model = child::Model {
-        id: new_id(rng),
+        id,
         version: 1,
         field_clocks: serde_json::Value::Null,
         created_at: at_local(added, 9, 0),
         updated_at,
         deleted: false,
-        gender: Some(if rng.gen_bool(0.5) { "male" } else { "female" }.to_owned()),
+        gender: Some(gender.to_owned()),
+        id_number: Some(child::IdNumber(demo_id_number(id, birth_date, gender))),
         name,
         birth_date,
-        id_number: None,
         category: category.to_owned(),
         status: if exit.is_some() { "exited" } else { "active" }.to_owned(),
         exit_reason: exit.map(|(_, reason)| reason.to_owned()),
@@ -273,4 +276,24 @@ fn years_between(from: NaiveDate, to: NaiveDate) -> i32 {
     to.years_since(from)
         .and_then(|y| i32::try_from(y).ok())
         .unwrap_or(0)
+}
+
+/// A well-formed, made-up identity-card number of the district (330213):
+/// region, birth date, a sequence whose last digit is odd for boys and even
+/// for girls, and the ISO 7064 MOD 11-2 check character. Derived from the
+/// child's id, so the generator's random stream is unchanged.
+fn demo_id_number(id: Uuid, birth_date: NaiveDate, gender: &str) -> String {
+    let mut sequence = u32::try_from(id.as_u128() % 1000).unwrap_or(0);
+    if (sequence % 2 == 1) != (gender == "male") {
+        sequence = (sequence + 1) % 1000;
+    }
+    let body = format!("330213{}{sequence:03}", birth_date.format("%Y%m%d"));
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body
+        .chars()
+        .zip(WEIGHTS)
+        .map(|(digit, weight)| digit.to_digit(10).unwrap_or(0) * weight)
+        .sum();
+    let check = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][(sum % 11) as usize];
+    format!("{body}{check}")
 }

@@ -15,11 +15,11 @@ use sync_core::clock::HlcClock;
 use sync_core::protocol::{
     PROTOCOL_VERSION, PullRequest, PullResponse, Purge, PurgeReason, ScopeChecksum,
 };
-use sync_core::record::Entity;
+use sync_core::record::{Entity, Field, Record};
 use uuid::Uuid;
 
 use super::{DeviceUse, SERVER_NODE, admit_caller, now_ms, placement};
-use crate::auth::{AuthUser, Scope};
+use crate::auth::{AuthUser, Role, Scope};
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::change_log::ScopeColumn;
@@ -126,7 +126,7 @@ pub async fn pull(
     let mut changes = Vec::new();
     for (entity, ids) in wanted {
         for row in repo::synced::load_many(&txn, entity, ids).await? {
-            changes.push(row.record);
+            changes.push(redact(caller.role, row.record));
         }
     }
     let scope_checksum = checksum(&txn, held).await?;
@@ -200,6 +200,20 @@ async fn checksum(
         }
     }
     Ok(sum)
+}
+
+/// What a phone receives of a record: the identity-card number only masked,
+/// unless the role needs it whole (admins). The sync metadata stays, so the
+/// phone's copy merges and checksums as the server's.
+fn redact(role: Role, mut record: Record) -> Record {
+    if record.entity == Entity::Child
+        && role != Role::Admin
+        && let Some(Field::Register(register)) = record.fields.get_mut("id_number")
+        && let Some(number) = register.value.as_str()
+    {
+        register.value = crate::crypto::mask(number).into();
+    }
+    record
 }
 
 fn parse_entity(name: &str) -> AppResult<Entity> {
