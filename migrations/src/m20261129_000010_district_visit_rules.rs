@@ -7,9 +7,8 @@
 //! the assumed default of `sync-core` (`semantic::VisitIntervals`).
 //!
 //! Indexes for the reports (see docs/BENCHMARKS.md for the plans):
-//! * `visits (child_id, visited_at) WHERE NOT deleted AND review_status <>
-//!   'draft'`: each child's last visit that counts for the due date, read
-//!   from the index alone (overdue, coverage);
+//! * `visits (village_id, visited_at)`: a town's or village's visits in a
+//!   period (the visit log, visits by month);
 //! * `register_events (kind, effective_date)`: children added or exited in
 //!   a period, and each child's first `added` date;
 //! * `case_plan_items (village_id, status)`: open needs-ledger items.
@@ -87,12 +86,10 @@ impl MigrationTrait for Migration {
         manager
             .create_index(
                 Index::create()
-                    .name("idx_visits_child_counted")
+                    .name("idx_visits_village_visited_at")
                     .table(Visits::Table)
-                    .col(Visits::ChildId)
+                    .col(Visits::VillageId)
                     .col(Visits::VisitedAt)
-                    .and_where(Expr::col(Visits::Deleted).eq(false))
-                    .and_where(Expr::col(Visits::ReviewStatus).ne("draft"))
                     .to_owned(),
             )
             .await?;
@@ -129,7 +126,7 @@ impl MigrationTrait for Migration {
                 "idx_register_events_kind_effective",
                 RegisterEvents::Table.into_iden(),
             ),
-            ("idx_visits_child_counted", Visits::Table.into_iden()),
+            ("idx_visits_village_visited_at", Visits::Table.into_iden()),
         ] {
             manager
                 .drop_index(Index::drop().name(name).table(table).to_owned())
@@ -211,10 +208,8 @@ enum Users {
 #[derive(DeriveIden)]
 enum Visits {
     Table,
-    ChildId,
+    VillageId,
     VisitedAt,
-    Deleted,
-    ReviewStatus,
 }
 
 #[derive(DeriveIden)]
