@@ -5,6 +5,7 @@
 #   bench/reports.sh                 # generate (once) and measure
 #   bench/reports.sh --reps 7        # more repetitions per line
 #   bench/reports.sh --regenerate    # drop and generate the province again
+#   SEEDLING_BIN=target/debug/seedling bench/reports.sh   # skip the release build
 #
 # Needs PostgreSQL at $PGURL (default postgres://postgres@127.0.0.1:5432)
 # and psql. Builds the release server, generates the province into the
@@ -30,8 +31,12 @@ DB=seedling_province
 ADDR=127.0.0.1:18091
 BASE="http://$ADDR"
 TARGET="${CARGO_TARGET_DIR:-target}"
-cargo build --release -p seedling-server --bin seedling
-BIN="$TARGET/release/seedling"
+if [ -n "${SEEDLING_BIN:-}" ]; then
+  BIN="$SEEDLING_BIN"   # e.g. a debug build: target/debug/seedling
+else
+  cargo build --release -p seedling-server --bin seedling
+  BIN="$TARGET/release/seedling"
+fi
 export DATABASE_URL="$PGURL/$DB"
 export SEEDLING_JWT_SECRET="bench-secret-bench-secret-bench-secret-00"
 export RUST_LOG=warn

@@ -15,6 +15,7 @@ mod m20261129_000005_change_log_order;
 mod m20261129_000006_attachments;
 mod m20261129_000007_audit_chain;
 mod m20261129_000009_visit_versions;
+mod m20261129_000010_counted_visits_index;
 mod m20261129_000010_district_visit_rules;
 mod m20261129_000011_integration_delivery;
 mod m20261129_000012_login_throttle;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000007_audit_chain::Migration),
             Box::new(m20261129_000009_visit_versions::Migration),
             Box::new(m20261129_000010_district_visit_rules::Migration),
+            Box::new(m20261129_000010_counted_visits_index::Migration),
             Box::new(m20261129_000011_integration_delivery::Migration),
             Box::new(m20261129_000012_login_throttle::Migration),
         ]
