@@ -14,6 +14,7 @@ mod m20261129_000004_sync;
 mod m20261129_000005_change_log_order;
 mod m20261129_000006_attachments;
 mod m20261129_000007_audit_chain;
+mod m20261129_000010_district_visit_rules;
 mod m20261129_000011_integration_delivery;
 mod m20261129_000012_login_throttle;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_change_log_order::Migration),
             Box::new(m20261129_000006_attachments::Migration),
             Box::new(m20261129_000007_audit_chain::Migration),
+            Box::new(m20261129_000010_district_visit_rules::Migration),
             Box::new(m20261129_000011_integration_delivery::Migration),
             Box::new(m20261129_000012_login_throttle::Migration),
         ]

@@ -49,6 +49,23 @@ enum Command {
         #[arg(long, default_value_t = 2025)]
         seed: u64,
     },
+    /// Generate a province-sized data set into an empty PostgreSQL
+    /// database, for benchmarks (docs/BENCHMARKS.md). Password of every
+    /// account: `seedling-bench`.
+    SeedProvince {
+        #[arg(long, default_value_t = 100)]
+        districts: usize,
+        #[arg(long, default_value_t = 12)]
+        towns_per_district: usize,
+        #[arg(long, default_value_t = 27)]
+        villages_per_town: usize,
+        #[arg(long, default_value_t = 60_000)]
+        children: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        visits: usize,
+        #[arg(long, default_value_t = 2025)]
+        seed: u64,
+    },
     /// Manage accounts.
     User {
         #[command(subcommand)]
@@ -124,6 +141,29 @@ async fn main() -> anyhow::Result<()> {
                     "the database already holds data; the demo district loads only into an empty database"
                 );
             }
+        }
+        Command::SeedProvince {
+            districts,
+            towns_per_district,
+            villages_per_town,
+            children,
+            visits,
+            seed,
+        } => {
+            let state = startup::build_state(config).await?;
+            let size = service::province::ProvinceSize {
+                districts,
+                towns_per_district,
+                villages_per_town,
+                children,
+                visits,
+                seed,
+            };
+            let summary =
+                service::province::seed_province(&state.db, size, service::reports::today())
+                    .await
+                    .map_err(|err| anyhow::anyhow!("{err}"))?;
+            eprintln!("{}", serde_json::to_string_pretty(&summary)?);
         }
         Command::User {
             command:

@@ -3,6 +3,7 @@
 
 pub mod attachments;
 pub mod audit;
+pub mod bulk;
 pub mod change_log;
 pub mod devices;
 pub mod id_numbers;
@@ -11,9 +12,11 @@ pub mod login_failures;
 pub mod org_units;
 pub mod records;
 pub mod refresh_tokens;
+pub mod reports;
 pub mod sync_records;
 pub mod synced;
 pub mod users;
+pub mod visit_rules;
 
 use std::time::Duration;
 

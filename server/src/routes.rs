@@ -8,7 +8,9 @@ pub mod extract;
 pub mod health;
 pub mod integration;
 pub mod org;
+pub mod reports;
 pub mod sync;
+pub mod visit_rules;
 
 use std::time::Duration;
 
@@ -49,6 +51,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "attachments", description = "Visit photos: resumable, content-addressed uploads"),
         (name = "operations", description = "Health and readiness"),
         (name = "integration", description = "The provincial platform: token, roster batches, change feed, delivery admin"),
+        (name = "reports", description = "Overdue, coverage, visits, register changes, needs and benefits; JSON, CSV or XLSX"),
+        (name = "visit-rules", description = "Visiting intervals per child category, configured by the district"),
     )
 )]
 struct ApiDoc;
@@ -97,6 +101,15 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(integration::replay_all))
         .routes(routes!(integration::pause))
         .routes(routes!(integration::resume))
+        .routes(routes!(reports::overdue))
+        .routes(routes!(reports::coverage))
+        .routes(routes!(reports::visits_by_month))
+        .routes(routes!(reports::register_changes))
+        .routes(routes!(reports::open_needs))
+        .routes(routes!(reports::benefits))
+        .routes(routes!(reports::dashboard))
+        .routes(routes!(visit_rules::show))
+        .routes(routes!(visit_rules::set, visit_rules::reset))
 }
 
 /// The OpenAPI document of the whole API.

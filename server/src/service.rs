@@ -10,4 +10,7 @@ pub mod devices;
 pub mod integration;
 pub mod org;
 pub mod privacy;
+pub mod province;
+pub mod reports;
 pub mod sync;
+pub mod visit_rules;

@@ -188,9 +188,11 @@ pub async fn seed_demo(
             .by_category
             .into_iter()
             .map(|(category, days)| visit_rule::Model {
+                district_id,
                 category,
                 interval_days: i32::try_from(days).unwrap_or(i32::MAX),
                 updated_at: now,
+                updated_by: None,
             }),
     )
     .await?;
@@ -206,6 +208,13 @@ pub async fn seed_demo(
     }
     txn.commit().await?;
     Ok(summary)
+}
+
+/// Inserts the demo's dated benefit standards (into a database seeded
+/// otherwise, such as the benchmark province).
+pub async fn seed_benefit_standards(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    insert::<benefit_standard::Entity, _>(db, benefit_standards(&mut rng)).await
 }
 
 /// Inserts models in batches of [`BATCH`] rows.

@@ -383,6 +383,93 @@ fn rows() -> Vec<Row> {
             classify: None,
         },
         Row {
+            // Filtered to town A: another town's supervisor is refused;
+            // directors get no reports.
+            method: "get",
+            path: "/api/v1/reports/overdue",
+            expect: "ufffofoor",
+            build: |world, _, _| {
+                Request::new(
+                    Method::GET,
+                    format!("/api/v1/reports/overdue?town_id={}", world.fixture.town_a),
+                )
+            },
+            classify: None,
+        },
+        Row {
+            // Each caller's own area; directors get no reports.
+            method: "get",
+            path: "/api/v1/reports/coverage",
+            expect: "ufffoooor",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/reports/coverage"),
+            classify: None,
+        },
+        Row {
+            // Each caller's own area; directors get no reports.
+            method: "get",
+            path: "/api/v1/reports/visits-by-month",
+            expect: "ufffoooor",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/reports/visits-by-month"),
+            classify: None,
+        },
+        Row {
+            // Each caller's own area; directors get no reports.
+            method: "get",
+            path: "/api/v1/reports/register-changes",
+            expect: "ufffoooor",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/reports/register-changes"),
+            classify: None,
+        },
+        Row {
+            // Each caller's own area; directors get no reports.
+            method: "get",
+            path: "/api/v1/reports/open-needs",
+            expect: "ufffoooor",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/reports/open-needs"),
+            classify: None,
+        },
+        Row {
+            // Each caller's own area; directors get no reports.
+            method: "get",
+            path: "/api/v1/reports/benefits",
+            expect: "ufffoooor",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/reports/benefits"),
+            classify: None,
+        },
+        Row {
+            // Each caller's own area; directors get no reports.
+            method: "get",
+            path: "/api/v1/reports/dashboard",
+            expect: "ufffoooor",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/reports/dashboard"),
+            classify: None,
+        },
+        Row {
+            // Phones compute due dates from the rules: every role reads them.
+            method: "get",
+            path: "/api/v1/visit-rules",
+            expect: "uooooooor",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/visit-rules"),
+            classify: None,
+        },
+        Row {
+            method: "put",
+            path: "/api/v1/visit-rules/{category}",
+            expect: "ufffffofr",
+            build: |_, _, _| {
+                Request::new(Method::PUT, "/api/v1/visit-rules/left_behind")
+                    .json(json!({ "interval_days": 60 }))
+            },
+            classify: None,
+        },
+        Row {
+            method: "delete",
+            path: "/api/v1/visit-rules/{category}",
+            expect: "ufffffofr",
+            build: |_, _, _| Request::new(Method::DELETE, "/api/v1/visit-rules/left_behind"),
+            classify: None,
+        },
+        Row {
             method: "get",
             path: "/api/v1/attachments/{sha256}",
             expect: "uohhohofr",

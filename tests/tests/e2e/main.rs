@@ -13,6 +13,7 @@ mod fleet;
 mod integration;
 mod operations;
 mod privacy;
+mod reports;
 mod scope;
 mod sync;
 mod throttle;
