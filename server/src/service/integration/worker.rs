@@ -215,9 +215,11 @@ impl DeliveryWorker {
             return Ok(0);
         }
         let lease = Uuid::now_v7();
+        // The clock starts once the connection is held: waiting for it must
+        // not eat into the lease.
+        let txn = self.db.begin().await?;
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
-        let txn = self.db.begin().await?;
         let rows = repo::integration::claim(&txn, lease, now, until, self.settings.batch).await?;
         txn.commit().await?;
         let count = rows.len();
