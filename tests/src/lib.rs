@@ -3,6 +3,7 @@
 //! or a new PostgreSQL database per test), and HTTP clients signed in as the
 //! roles of a small fixture district.
 
+pub mod chaos;
 pub mod device;
 pub mod fixture;
 

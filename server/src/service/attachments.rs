@@ -17,7 +17,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, Scope};
+use crate::auth::{AuthUser, Role, Scope};
 use crate::entity::attachment;
 use crate::error::{AppError, AppResult};
 use crate::repo;
@@ -85,14 +85,21 @@ pub struct Photo {
     pub download: Download,
 }
 
+/// Photos are for the people who visit and review: the integration
+/// account exchanges records, never pictures of children.
+fn require_field_role(caller: &AuthUser) -> AppResult<()> {
+    caller.require_role(&[Role::Director, Role::Supervisor, Role::Admin])
+}
+
 /// How far the server has `sha256`. Any signed-in caller may ask: it is
 /// how a phone learns it can skip an upload another phone already made.
-#[tracing::instrument(skip(state, _caller), fields(sha256 = %sha256))]
+#[tracing::instrument(skip(state, caller), fields(sha256 = %sha256))]
 pub async fn status(
     state: &AppState,
-    _caller: &AuthUser,
+    caller: &AuthUser,
     sha256: &Sha256Hex,
 ) -> AppResult<AttachmentStatus> {
+    require_field_role(caller)?;
     Ok(repo::attachments::find(&state.db, sha256.as_str())
         .await?
         .map_or_else(
@@ -109,6 +116,7 @@ pub async fn upload_chunk(
     sha256: &Sha256Hex,
     chunk: Chunk,
 ) -> AppResult<AttachmentStatus> {
+    require_field_role(caller)?;
     check_chunk(state, &chunk)?;
     let row = match repo::attachments::find(&state.db, sha256.as_str()).await? {
         Some(row) if row.status == repo::attachments::COMPLETE => {
@@ -184,6 +192,7 @@ pub async fn upload_chunk(
 /// caller uploaded it and no visit references it yet.
 #[tracing::instrument(skip(state, caller), fields(sha256 = %sha256))]
 pub async fn download(state: &AppState, caller: &AuthUser, sha256: &Sha256Hex) -> AppResult<Photo> {
+    require_field_role(caller)?;
     let row = repo::attachments::find(&state.db, sha256.as_str())
         .await?
         .filter(|row| row.status == repo::attachments::COMPLETE)

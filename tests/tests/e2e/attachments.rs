@@ -2,7 +2,7 @@
 //! deduplication, downloads only within scope, the request limits, and a
 //! visit whose photo has not arrived yet.
 
-mod support;
+pub(crate) mod support;
 
 use reqwest::{Method, StatusCode};
 use seedling_tests::{Device, Fixture, TestApp, assert_error, on_both_backends};

@@ -4,6 +4,7 @@
 mod attachments;
 mod audit;
 mod auth;
+mod authz;
 mod cursor;
 mod demo;
 mod devices;
@@ -13,3 +14,4 @@ mod operations;
 mod scope;
 mod sync;
 mod throttle;
+mod unhealthy_database;

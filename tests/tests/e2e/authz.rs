@@ -1,0 +1,547 @@
+//! The authorization matrix: every route of the API, taken from the OpenAPI
+//! document the router generates, called by every kind of caller — no
+//! token, a director of the object's village, of another village of the
+//! same town, of another town, the object's town supervisor, another town's
+//! supervisor, the district admin, the integration account, and a phone
+//! reported lost — with the answer each must get. A route without a row
+//! fails the test, so a new route cannot ship without its decision here.
+//!
+//! Objects (a child, a visit, a photo, a phone) live in village A1 of town
+//! A, so "own" and "other" are relative to them: the matrix checks
+//! object-level scope too, not only roles.
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use seedling_tests::{Device, Fixture, TestApp, fixture::PASSWORD, on_both_backends};
+use serde_json::{Value, json};
+use sync_core::merge::Reason;
+use sync_core::protocol::{MutationResult, PROTOCOL_VERSION};
+use uuid::Uuid;
+
+use crate::attachments::support::{photo, sha256_hex, upload_whole, visit_with_photos};
+
+/// A different photo for every upload of the matrix.
+fn rand_seed() -> u8 {
+    static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(100);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+on_both_backends!(every_route_answers_every_caller_as_the_matrix_says);
+
+/// Who calls, relative to the objects (which live in village A1, town A).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Caller {
+    Anonymous,
+    Director,
+    DirectorOtherVillage,
+    DirectorOtherTown,
+    Supervisor,
+    SupervisorOtherTown,
+    Admin,
+    Integration,
+    LostPhone,
+}
+
+const CALLERS: [Caller; 9] = [
+    Caller::Anonymous,
+    Caller::Director,
+    Caller::DirectorOtherVillage,
+    Caller::DirectorOtherTown,
+    Caller::Supervisor,
+    Caller::SupervisorOtherTown,
+    Caller::Admin,
+    Caller::Integration,
+    Caller::LostPhone,
+];
+
+impl Caller {
+    fn username(self) -> Option<&'static str> {
+        match self {
+            Self::Anonymous => None,
+            Self::Director | Self::LostPhone => Some("director-a1"),
+            Self::DirectorOtherVillage => Some("director-a2"),
+            Self::DirectorOtherTown => Some("director-b1"),
+            Self::Supervisor => Some("supervisor-a"),
+            Self::SupervisorOtherTown => Some("supervisor-b"),
+            Self::Admin => Some("admin"),
+            Self::Integration => Some("integration"),
+        }
+    }
+}
+
+/// What a caller must get. One letter per caller in the table below.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// `o`: served (2xx).
+    Served,
+    /// `u`: 401, not signed in (or the credentials do not hold).
+    Unauthenticated,
+    /// `f`: 403, the role may not do this.
+    Forbidden,
+    /// `h`: the object is outside the caller's area: 404 (or 403), or, for
+    /// sync, refused per mutation or absent from the pull.
+    Hidden,
+    /// `r`: 403 `device_revoked`, the phone must wipe.
+    Revoked,
+}
+
+fn expectations(row: &str) -> Vec<Expect> {
+    let letters: Vec<char> = row.chars().filter(|c| !c.is_whitespace()).collect();
+    assert_eq!(letters.len(), CALLERS.len(), "row {row:?}");
+    letters
+        .into_iter()
+        .map(|letter| match letter {
+            'o' => Expect::Served,
+            'u' => Expect::Unauthenticated,
+            'f' => Expect::Forbidden,
+            'h' => Expect::Hidden,
+            'r' => Expect::Revoked,
+            other => panic!("unknown letter {other:?} in {row:?}"),
+        })
+        .collect()
+}
+
+/// A fresh session of one caller: its token, refresh token and device.
+struct Session {
+    user_id: Uuid,
+    token: Option<String>,
+    refresh_token: String,
+    device_id: Uuid,
+}
+
+/// The objects of village A1 the requests are about.
+struct World {
+    fixture: Fixture,
+    child: Uuid,
+    visit: Uuid,
+    photo_sha: String,
+    lost: Session,
+}
+
+/// One request, as a row builds it for one caller.
+struct Request {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    raw: Option<(&'static str, Vec<u8>)>,
+}
+
+impl Request {
+    fn new(method: Method, path: impl Into<String>) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            body: None,
+            raw: None,
+        }
+    }
+
+    fn json(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
+/// How a served answer is read for object-level rows; the default treats
+/// every 2xx as served.
+type Classify = fn(&World, StatusCode, &Value) -> Option<Expect>;
+
+struct Row {
+    method: &'static str,
+    path: &'static str,
+    expect: &'static str,
+    build: fn(&World, Caller, &Session) -> Request,
+    classify: Option<Classify>,
+}
+
+/// The matrix. Letters, in order: anonymous, director (own village),
+/// director (other village), director (other town), supervisor (own town),
+/// supervisor (other town), admin, integration, lost phone.
+fn rows() -> Vec<Row> {
+    vec![
+        Row {
+            method: "get",
+            path: "/healthz",
+            expect: "ooooooooo",
+            build: |_, _, _| Request::new(Method::GET, "/healthz"),
+            classify: None,
+        },
+        Row {
+            method: "get",
+            path: "/readyz",
+            expect: "ooooooooo",
+            build: |_, _, _| Request::new(Method::GET, "/readyz"),
+            classify: None,
+        },
+        Row {
+            // The body carries the credentials; anonymous sends wrong ones,
+            // the lost phone signs in with its own device id.
+            method: "post",
+            path: "/api/v1/auth/login",
+            expect: "uooooooor",
+            build: |world, caller, _| {
+                let (username, password) = match caller.username() {
+                    Some(name) => (name, PASSWORD),
+                    None => ("director-a1", "wrong password"),
+                };
+                let device = if caller == Caller::LostPhone {
+                    world.lost.device_id
+                } else {
+                    Uuid::new_v4()
+                };
+                Request::new(Method::POST, "/api/v1/auth/login").json(
+                    json!({ "username": username, "password": password, "device_id": device }),
+                )
+            },
+            classify: None,
+        },
+        Row {
+            // Anonymous presents a made-up token; the lost phone's tokens
+            // were revoked when it was reported.
+            method: "post",
+            path: "/api/v1/auth/refresh",
+            expect: "uooooooou",
+            build: |_, _, session| {
+                Request::new(Method::POST, "/api/v1/auth/refresh")
+                    .json(json!({ "refresh_token": session.refresh_token }))
+            },
+            classify: None,
+        },
+        Row {
+            // Only the refresh token counts: an unknown or revoked one is
+            // answered 204 too, which tells nothing.
+            method: "post",
+            path: "/api/v1/auth/logout",
+            expect: "ooooooooo",
+            build: |_, _, session| {
+                Request::new(Method::POST, "/api/v1/auth/logout")
+                    .json(json!({ "refresh_token": session.refresh_token }))
+            },
+            classify: None,
+        },
+        Row {
+            method: "get",
+            path: "/api/v1/auth/me",
+            expect: "uooooooor",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/auth/me"),
+            classify: None,
+        },
+        Row {
+            method: "get",
+            path: "/api/v1/org-units",
+            expect: "uooooooor",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/org-units"),
+            classify: None,
+        },
+        Row {
+            method: "get",
+            path: "/api/v1/users",
+            expect: "ufffooofr",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/users"),
+            classify: None,
+        },
+        Row {
+            method: "post",
+            path: "/api/v1/users",
+            expect: "ufffffofr",
+            build: |_, _, _| {
+                Request::new(Method::POST, "/api/v1/users").json(json!({
+                    "username": format!("director-new-{}", Uuid::new_v4().simple()),
+                    "display_name": "新主任",
+                    "role": "director",
+                    "org_unit_code": "990000001001",
+                    "password": "a-long-enough-password",
+                }))
+            },
+            classify: None,
+        },
+        Row {
+            method: "get",
+            path: "/api/v1/devices",
+            expect: "ufffooofr",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/devices"),
+            classify: None,
+        },
+        Row {
+            // The phone of village A1's director.
+            method: "put",
+            path: "/api/v1/devices/{id}/state",
+            expect: "ufffohofr",
+            build: |world, _, _| {
+                Request::new(
+                    Method::PUT,
+                    format!("/api/v1/devices/{}/state", world.lost.device_id),
+                )
+                .json(json!({ "state": "lost", "reason": "matrix" }))
+            },
+            classify: None,
+        },
+        Row {
+            // A visit to the child of village A1, from the caller's phone.
+            method: "post",
+            path: "/api/v1/sync/push",
+            expect: "uohhfhffr",
+            build: |world, _, session| {
+                let mut phone = Device {
+                    id: session.device_id,
+                    user_id: session.user_id,
+                    token: String::new(),
+                    clock: sync_core::clock::HlcClock::new(session.device_id),
+                    cursor: None,
+                    records: Default::default(),
+                    last_checksum: None,
+                };
+                let (_, builder) = phone.new_visit(
+                    world.child,
+                    world.fixture.village_a1,
+                    "2026-11-20T09:30:00+08:00",
+                );
+                let mutation = builder
+                    .set("observations", json!({ "living": "正常" }))
+                    .build();
+                Request::new(Method::POST, "/api/v1/sync/push").json(json!({
+                    "protocol_version": PROTOCOL_VERSION,
+                    "device_id": session.device_id,
+                    "device_hlc": phone.tick(),
+                    "mutations": [mutation],
+                }))
+            },
+            classify: Some(|_, status, body| {
+                if !status.is_success() {
+                    return None;
+                }
+                let results: Vec<MutationResult> =
+                    serde_json::from_value(body["results"].clone()).ok()?;
+                Some(match results.as_slice() {
+                    [MutationResult::Applied { .. }] => Expect::Served,
+                    [
+                        MutationResult::Rejected {
+                            reason: Reason::OutOfScope | Reason::UnknownChild,
+                            ..
+                        },
+                    ] => Expect::Hidden,
+                    [MutationResult::Rejected { .. }] => Expect::Forbidden,
+                    other => panic!("one result expected: {other:?}"),
+                })
+            }),
+        },
+        Row {
+            // Is the child of village A1 in the caller's pull?
+            method: "get",
+            path: "/api/v1/sync/pull",
+            expect: "uohhohofr",
+            build: |_, _, _| {
+                Request::new(
+                    Method::GET,
+                    format!("/api/v1/sync/pull?protocol_version={PROTOCOL_VERSION}&limit=1000"),
+                )
+            },
+            classify: Some(|world, status, body| {
+                if !status.is_success() {
+                    return None;
+                }
+                let child = world.child.to_string();
+                let holds = body["changes"]
+                    .as_array()?
+                    .iter()
+                    .any(|record| record["id"] == child.as_str());
+                Some(if holds {
+                    Expect::Served
+                } else {
+                    Expect::Hidden
+                })
+            }),
+        },
+        Row {
+            // Uploading is open to every phone: photos are content-addressed
+            // and readable only through a visit in scope.
+            method: "put",
+            path: "/api/v1/attachments/{sha256}",
+            expect: "uoooooofr",
+            build: |_, _, _| {
+                let bytes = photo(1_000, rand_seed());
+                let sha = sha256_hex(&bytes);
+                let mut request = Request::new(Method::PUT, format!("/api/v1/attachments/{sha}"));
+                request.raw = Some(("image/jpeg", bytes));
+                request
+            },
+            classify: None,
+        },
+        Row {
+            method: "get",
+            path: "/api/v1/attachments/{sha256}/status",
+            expect: "uoooooofr",
+            build: |world, _, _| {
+                Request::new(
+                    Method::GET,
+                    format!("/api/v1/attachments/{}/status", world.photo_sha),
+                )
+            },
+            classify: None,
+        },
+        Row {
+            method: "get",
+            path: "/api/v1/attachments/{sha256}",
+            expect: "uohhohofr",
+            build: |world, _, _| {
+                Request::new(
+                    Method::GET,
+                    format!("/api/v1/attachments/{}", world.photo_sha),
+                )
+            },
+            classify: None,
+        },
+    ]
+}
+
+async fn sign_in(app: &TestApp, username: &str) -> Session {
+    let device_id = Uuid::new_v4();
+    let (status, session) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "username": username, "password": PASSWORD, "device_id": device_id })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "sign-in as {username}: {session}");
+    Session {
+        user_id: session["user"]["id"].as_str().unwrap().parse().unwrap(),
+        token: session["access_token"].as_str().map(str::to_owned),
+        refresh_token: session["refresh_token"].as_str().unwrap().to_owned(),
+        device_id,
+    }
+}
+
+async fn session_of(app: &TestApp, world: &World, caller: Caller) -> Session {
+    match caller {
+        Caller::Anonymous => Session {
+            user_id: Uuid::nil(),
+            token: None,
+            refresh_token: "not-a-refresh-token".to_owned(),
+            device_id: Uuid::new_v4(),
+        },
+        Caller::LostPhone => Session {
+            user_id: world.lost.user_id,
+            token: world.lost.token.clone(),
+            refresh_token: world.lost.refresh_token.clone(),
+            device_id: world.lost.device_id,
+        },
+        other => sign_in(app, other.username().unwrap()).await,
+    }
+}
+
+/// Sends the request; the answer's body as JSON (`null` when it is not,
+/// as for a photo download).
+async fn send(app: &TestApp, token: Option<&str>, request: Request) -> (StatusCode, Value) {
+    let mut builder = app.http.request(request.method, app.url(&request.path));
+    if let Some(body) = &request.body {
+        builder = builder.json(body);
+    }
+    if let Some((content_type, bytes)) = request.raw {
+        builder = builder.header("content-type", content_type).body(bytes);
+    }
+    if let Some(token) = token {
+        builder = builder.bearer_auth(token);
+    }
+    let response = builder.send().await.unwrap();
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn outcome(status: StatusCode, body: &Value) -> Expect {
+    match status {
+        s if s.is_success() => Expect::Served,
+        StatusCode::UNAUTHORIZED => Expect::Unauthenticated,
+        StatusCode::FORBIDDEN if body["error"]["code"] == "device_revoked" => Expect::Revoked,
+        StatusCode::FORBIDDEN => Expect::Forbidden,
+        StatusCode::NOT_FOUND => Expect::Hidden,
+        other => panic!("unexpected {other}: {body}"),
+    }
+}
+
+async fn world(app: &TestApp) -> World {
+    let fixture = Fixture::load(app).await;
+    let mut admin = Device::sign_in(app, "admin").await;
+    let child = admin
+        .create_child(app, fixture.village_a1, "矩阵小孩")
+        .await;
+    // A photo on a visit of village A1.
+    let director = app.token_for("director-a1").await;
+    let photo_sha = upload_whole(app, &director, &photo(2_000, 42)).await;
+    let mut phone = Device::sign_in(app, "director-a1").await;
+    let visit = visit_with_photos(app, &mut phone, fixture.village_a1, &[&photo_sha]).await;
+    // A phone of the same director, reported lost by the admin.
+    let lost = sign_in(app, "director-a1").await;
+    let admin_token = app.token_for("admin").await;
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/devices/{}/state", lost.device_id),
+            Some(&admin_token),
+            Some(json!({ "state": "lost" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    World {
+        fixture,
+        child,
+        visit,
+        photo_sha,
+        lost,
+    }
+}
+
+async fn every_route_answers_every_caller_as_the_matrix_says(app: TestApp) {
+    let world = world(&app).await;
+    let _ = world.visit;
+    let rows = rows();
+
+    // Every documented route has exactly one row, and every row a route.
+    let (status, doc) = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut routes = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            routes.insert((method.clone(), path.clone()));
+        }
+    }
+    let covered: BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|row| (row.method.to_owned(), row.path.to_owned()))
+        .collect();
+    let missing: Vec<_> = routes.difference(&covered).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without a matrix row: {missing:?}"
+    );
+    let stale: Vec<_> = covered.difference(&routes).collect();
+    assert!(stale.is_empty(), "matrix rows without a route: {stale:?}");
+
+    let mut wrong = Vec::new();
+    for row in &rows {
+        for (caller, expected) in CALLERS.into_iter().zip(expectations(row.expect)) {
+            let session = session_of(&app, &world, caller).await;
+            let request = (row.build)(&world, caller, &session);
+            let (status, body) = send(&app, session.token.as_deref(), request).await;
+            let got = row
+                .classify
+                .and_then(|classify| classify(&world, status, &body))
+                .unwrap_or_else(|| outcome(status, &body));
+            // Outside the caller's area, 403 and 404 both hide the object.
+            let hidden_as_forbidden = expected == Expect::Hidden && got == Expect::Forbidden;
+            if got != expected && !hidden_as_forbidden {
+                wrong.push(format!(
+                    "{} {} as {caller:?}: expected {expected:?}, got {got:?} ({status} {body})",
+                    row.method, row.path
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
