@@ -123,12 +123,98 @@ fn api_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of the whole API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().into_openapi()
+    let mut api = api_router().into_openapi();
+    document_common_errors(&mut api);
+    api
+}
+
+/// Adds to every operation the error answers that come from the shared
+/// extractors and middleware rather than from its handler, unless the
+/// operation already describes them: a JSON body that is not JSON (400), too
+/// large (413), not sent as JSON (415) or of the wrong shape (422); a bad
+/// path or query parameter (400); a missing or invalid token (401) and a
+/// lost device (403); a timeout or an unreachable database (503). A new route
+/// is then documented as precisely as the old ones without repeating these.
+fn document_common_errors(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let mut add = Vec::new();
+            let params = operation.parameters.iter().flatten();
+            let in_path_or_query = params.filter_map(|param| match param {
+                RefOr::T(param) => Some(&param.parameter_in),
+                RefOr::Ref(_) => None,
+            });
+            if in_path_or_query
+                .into_iter()
+                .any(|place| matches!(place, ParameterIn::Path | ParameterIn::Query))
+            {
+                add.push(("400", "A malformed path or query parameter"));
+            }
+            if let Some(RefOr::T(body)) = &operation.request_body {
+                if body.content.contains_key("application/json") {
+                    add.push(("400", "The body is not JSON"));
+                    add.push(("415", "The body was not sent as `application/json`"));
+                    add.push(("422", "The JSON does not have the expected shape"));
+                }
+                add.push(("413", "The body is larger than `max_body_bytes`"));
+            }
+            let signed_in = operation
+                .security
+                .iter()
+                .flatten()
+                .any(|requirement| *requirement != Default::default());
+            if signed_in {
+                add.push(("401", "No bearer token, or an invalid or expired one"));
+                add.push((
+                    "403",
+                    "Outside the caller's role or scope, or the device was reported lost: wipe the store",
+                ));
+            }
+            add.push((
+                "503",
+                "The request took too long or the database is unavailable; see Retry-After",
+            ));
+            for (status, description) in add {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description));
+            }
+        }
+    }
 }
 
 /// The application: every route with its middleware, bound to `state`.
 pub fn app(state: AppState) -> Router {
-    let (router, api) = api_router().split_for_parts();
+    let (router, mut api) = api_router().split_for_parts();
+    document_common_errors(&mut api);
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let body_limit = state.config.max_body_bytes;
     router

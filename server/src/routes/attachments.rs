@@ -22,7 +22,7 @@ use crate::storage::Sha256Hex;
 #[utoipa::path(put, path = "/api/v1/attachments/{sha256}", tag = "attachments",
     security(("bearer" = [])),
     params(
-        ("sha256" = String, Path, description = "SHA-256 of the whole photo, 64 lower-case hex characters"),
+        ("sha256" = String, Path, description = "SHA-256 of the whole photo, 64 lower-case hex characters", pattern = "^[0-9a-f]{64}$"),
         ("Content-Range" = Option<String>, Header, description = "`bytes <start>-<end>/<total>`, end inclusive"),
         ("Content-Type" = String, Header, description = "image/jpeg, image/png, image/webp or image/heic"),
     ),
@@ -86,7 +86,7 @@ pub async fn upload(
 /// upload is unnecessary: the server deduplicates by hash).
 #[utoipa::path(get, path = "/api/v1/attachments/{sha256}/status", tag = "attachments",
     security(("bearer" = [])),
-    params(("sha256" = String, Path, description = "SHA-256 of the photo")),
+    params(("sha256" = String, Path, description = "SHA-256 of the photo", pattern = "^[0-9a-f]{64}$")),
     responses(
         (status = 200, description = "Where the photo stands", body = AttachmentStatus),
         (status = 400, description = "Not a SHA-256", body = ErrorBody),
@@ -106,7 +106,7 @@ pub async fn status(
 /// scope, or one the caller uploaded that no visit references yet.
 #[utoipa::path(get, path = "/api/v1/attachments/{sha256}", tag = "attachments",
     security(("bearer" = [])),
-    params(("sha256" = String, Path, description = "SHA-256 of the photo")),
+    params(("sha256" = String, Path, description = "SHA-256 of the photo", pattern = "^[0-9a-f]{64}$")),
     responses(
         (status = 200, description = "The photo's bytes", content_type = "image/*", body = Vec<u8>),
         (status = 400, description = "Not a SHA-256", body = ErrorBody),

@@ -2,12 +2,12 @@
 //! marking one retired or lost.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{AppResult, ErrorBody};
-use crate::routes::extract::ApiJson;
+use crate::routes::extract::{ApiJson, ApiPath};
 use crate::service::devices::{self, DeviceView, SetDeviceState};
 use crate::state::AppState;
 
@@ -40,7 +40,7 @@ pub async fn list_devices(
 pub async fn set_device_state(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<SetDeviceState>,
 ) -> AppResult<Json<DeviceView>> {
     devices::set_state(&state, &caller, id, input)

@@ -12,13 +12,17 @@ use crate::routes::extract::{ApiJson, ApiQuery};
 use crate::service::sync;
 use crate::state::AppState;
 
+pub mod schema;
+
+use schema::{PullResponseSchema, PushRequestSchema, PushResponseSchema};
+
 /// Push a batch of mutations. Each mutation is applied in its own
 /// transaction; a retried mutation id answers the stored outcome.
 #[utoipa::path(post, path = "/api/v1/sync/push", tag = "sync",
     security(("bearer" = [])),
-    request_body(content = Object, description = "PushRequest (docs/SYNC-PROTOCOL.md §3)"),
+    request_body(content = PushRequestSchema, description = "PushRequest (docs/SYNC-PROTOCOL.md §3)"),
     responses(
-        (status = 200, description = "One result per mutation", body = Object),
+        (status = 200, description = "One result per mutation", body = PushResponseSchema),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Device lost or revoked: wipe the store", body = ErrorBody),
         (status = 413, description = "Too many mutations or too large a body", body = ErrorBody),
@@ -48,7 +52,7 @@ pub struct PullParams {
     security(("bearer" = [])),
     params(PullParams),
     responses(
-        (status = 200, description = "A page of changes (docs/SYNC-PROTOCOL.md §4)", body = Object),
+        (status = 200, description = "A page of changes (docs/SYNC-PROTOCOL.md §4)", body = PullResponseSchema),
         (status = 400, description = "Invalid cursor", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Device lost or revoked: wipe the store", body = ErrorBody),
