@@ -74,43 +74,47 @@ pub async fn append(
         .filter(sync_lock::Column::Name.eq("change_log"))
         .exec(db)
         .await?;
-    let rows = changes.into_iter().map(|change| {
-        let (entity, record_id, version, op, placement) = match change {
-            NewChange::Upsert {
-                entity,
-                record_id,
-                version,
-                placement,
-            } => (entity, record_id, version, "upsert", placement),
-            NewChange::Purge {
-                entity,
-                record_id,
-                version,
-                scope,
-            } => {
-                let mut placement = Placement::default();
-                match scope {
-                    ScopeColumn::Village(id) => placement.village = Some(id),
-                    ScopeColumn::Town(id) => placement.town = Some(id),
-                    ScopeColumn::District(id) => placement.district = Some(id),
+    let rows: Vec<change_log::ActiveModel> = changes
+        .into_iter()
+        .map(|change| {
+            let (entity, record_id, version, op, placement) = match change {
+                NewChange::Upsert {
+                    entity,
+                    record_id,
+                    version,
+                    placement,
+                } => (entity, record_id, version, "upsert", placement),
+                NewChange::Purge {
+                    entity,
+                    record_id,
+                    version,
+                    scope,
+                } => {
+                    let mut placement = Placement::default();
+                    match scope {
+                        ScopeColumn::Village(id) => placement.village = Some(id),
+                        ScopeColumn::Town(id) => placement.town = Some(id),
+                        ScopeColumn::District(id) => placement.district = Some(id),
+                    }
+                    (entity, record_id, version, "purge", placement)
                 }
-                (entity, record_id, version, "purge", placement)
+            };
+            change_log::ActiveModel {
+                seq: NotSet,
+                entity: Set(entity.as_str().to_owned()),
+                record_id: Set(record_id),
+                version: Set(version),
+                op: Set(op.to_owned()),
+                village_id: Set(placement.village),
+                town_id: Set(placement.town),
+                district_id: Set(placement.district),
+                created_at: Set(now),
             }
-        };
-        change_log::ActiveModel {
-            seq: NotSet,
-            entity: Set(entity.as_str().to_owned()),
-            record_id: Set(record_id),
-            version: Set(version),
-            op: Set(op.to_owned()),
-            village_id: Set(placement.village),
-            town_id: Set(placement.town),
-            district_id: Set(placement.district),
-            created_at: Set(now),
-        }
-    });
-    change_log::Entity::insert_many(rows).exec(db).await?;
-    Ok(())
+        })
+        .collect();
+    // In order: the rows of one statement take their sequence numbers in
+    // the order of its VALUES, and the statements run one after another.
+    super::insert_all(db, rows).await
 }
 
 /// Up to `limit` changes in `scope` after sequence `after`, in order.

@@ -1,58 +1,71 @@
 //! The rows a push writes beside the record: the stored outcome of each
 //! mutation (idempotency), conflicts for the supervisor, register events,
-//! and integration outbox rows.
+//! and integration outbox rows. A push writes each kind with multi-row
+//! inserts (see [`super::insert_all`]).
 
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::entity::{applied_mutation, conflict, outbox, register_event};
 
-/// The stored outcome of a mutation, if it was applied before.
+/// The stored outcomes of those of `mutation_ids` that were applied before.
 pub async fn applied(
     db: &impl ConnectionTrait,
-    mutation_id: Uuid,
-) -> Result<Option<applied_mutation::Model>, DbErr> {
-    applied_mutation::Entity::find_by_id(mutation_id)
-        .one(db)
-        .await
+    mutation_ids: Vec<Uuid>,
+) -> Result<Vec<applied_mutation::Model>, DbErr> {
+    let mut out = Vec::new();
+    for chunk in mutation_ids.chunks(super::MAX_BIND_PARAMETERS / 2) {
+        out.extend(
+            applied_mutation::Entity::find()
+                .filter(applied_mutation::Column::MutationId.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(out)
 }
 
 pub async fn record_applied(
     db: &impl ConnectionTrait,
-    row: applied_mutation::Model,
+    rows: Vec<applied_mutation::Model>,
 ) -> Result<(), DbErr> {
-    applied_mutation::ActiveModel::from(row)
-        .insert(db)
-        .await
-        .map(|_| ())
+    super::insert_all(
+        db,
+        rows.into_iter()
+            .map(applied_mutation::ActiveModel::from)
+            .collect(),
+    )
+    .await
 }
 
 pub async fn insert_conflicts(
     db: &impl ConnectionTrait,
     rows: Vec<conflict::Model>,
 ) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    conflict::Entity::insert_many(rows.into_iter().map(conflict::ActiveModel::from))
-        .exec(db)
-        .await
-        .map(|_| ())
+    super::insert_all(
+        db,
+        rows.into_iter().map(conflict::ActiveModel::from).collect(),
+    )
+    .await
 }
 
 pub async fn insert_register_events(
     db: &impl ConnectionTrait,
     rows: Vec<register_event::Model>,
 ) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    register_event::Entity::insert_many(rows.into_iter().map(register_event::ActiveModel::from))
-        .exec(db)
-        .await
-        .map(|_| ())
+    super::insert_all(
+        db,
+        rows.into_iter()
+            .map(register_event::ActiveModel::from)
+            .collect(),
+    )
+    .await
 }
 
-pub async fn enqueue(db: &impl ConnectionTrait, row: outbox::Model) -> Result<(), DbErr> {
-    outbox::ActiveModel::from(row).insert(db).await.map(|_| ())
+pub async fn enqueue(db: &impl ConnectionTrait, rows: Vec<outbox::Model>) -> Result<(), DbErr> {
+    super::insert_all(
+        db,
+        rows.into_iter().map(outbox::ActiveModel::from).collect(),
+    )
+    .await
 }

@@ -119,7 +119,7 @@ pub async fn pull(
     }
     let mut changes = Vec::new();
     for (entity, ids) in wanted {
-        for row in repo::synced::load_many(&txn, entity, ids).await? {
+        for row in repo::synced::load_many(&txn, entity, ids, false).await? {
             changes.push(row.record);
         }
     }
