@@ -1,7 +1,6 @@
 //! The history of every visit: one row per server version, naming who made
 //! the change (and through which mutation) and, per changed field, the value
 //! before and after. A supervisor reads a visit's whole history from it.
-//! Also the index the visit log's date filter and sort need.
 
 use sea_orm_migration::prelude::*;
 
@@ -49,28 +48,10 @@ impl MigrationTrait for Migration {
                     .col(VisitVersions::Version)
                     .to_owned(),
             )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_visits_village_visited_at")
-                    .table(Visits::Table)
-                    .col(Visits::VillageId)
-                    .col(Visits::VisitedAt)
-                    .to_owned(),
-            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_index(
-                Index::drop()
-                    .name("idx_visits_village_visited_at")
-                    .table(Visits::Table)
-                    .to_owned(),
-            )
-            .await?;
         manager
             .drop_table(Table::drop().table(VisitVersions::Table).to_owned())
             .await
@@ -89,11 +70,4 @@ enum VisitVersions {
     Kind,
     Changes,
     CreatedAt,
-}
-
-#[derive(DeriveIden)]
-enum Visits {
-    Table,
-    VillageId,
-    VisitedAt,
 }

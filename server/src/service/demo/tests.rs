@@ -11,6 +11,13 @@ use super::{DemoSummary, is_empty, seed_demo};
 use crate::entity::{change_log, child, org_unit, user, visit};
 
 async fn fresh_db() -> DatabaseConnection {
+    // Children carry sealed identity-card numbers: one test key per process.
+    let ring = crate::crypto::KeyRing::new(
+        "k1",
+        [("k1", "dW5pdC10ZXN0LWlkLW51bWJlci1rZXktMzItYnl0ZXM=")],
+    )
+    .expect("a test key");
+    crate::crypto::install(ring).expect("the same key ring in every test");
     // One connection: every connection to `sqlite::memory:` is its own database.
     let mut options = ConnectOptions::new("sqlite::memory:");
     options.max_connections(1).min_connections(1);
