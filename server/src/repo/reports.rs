@@ -85,21 +85,24 @@ pub struct ChildRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// The columns of [`ChildRow`], selected from `children`.
+fn child_rows() -> sea_orm::Select<child::Entity> {
+    child::Entity::find().select_only().columns([
+        child::Column::Id,
+        child::Column::Name,
+        child::Column::Category,
+        child::Column::Status,
+        child::Column::ExitReason,
+        child::Column::ExitDate,
+        child::Column::VillageId,
+        child::Column::VisitIntervalDays,
+        child::Column::CreatedAt,
+    ])
+}
+
 /// The children (not deleted) whose current village is in `area`.
 pub async fn children(db: &impl ConnectionTrait, area: Area) -> Result<Vec<ChildRow>, DbErr> {
-    child::Entity::find()
-        .select_only()
-        .columns([
-            child::Column::Id,
-            child::Column::Name,
-            child::Column::Category,
-            child::Column::Status,
-            child::Column::ExitReason,
-            child::Column::ExitDate,
-            child::Column::VillageId,
-            child::Column::VisitIntervalDays,
-            child::Column::CreatedAt,
-        ])
+    child_rows()
         .filter(child::Column::Deleted.eq(false))
         .apply_if(in_area(child::Column::VillageId, area), QueryFilter::filter)
         .into_model::<ChildRow>()
@@ -252,19 +255,7 @@ pub async fn added_and_exited(
     let ids: Vec<Uuid> = events.iter().map(|e| e.child_id).collect();
     let mut children: HashMap<Uuid, ChildRow> = HashMap::new();
     for chunk in ids.chunks(500) {
-        let rows = child::Entity::find()
-            .select_only()
-            .columns([
-                child::Column::Id,
-                child::Column::Name,
-                child::Column::Category,
-                child::Column::Status,
-                child::Column::ExitReason,
-                child::Column::ExitDate,
-                child::Column::VillageId,
-                child::Column::VisitIntervalDays,
-                child::Column::CreatedAt,
-            ])
+        let rows = child_rows()
             .filter(child::Column::Id.is_in(chunk.to_vec()))
             .into_model::<ChildRow>()
             .all(db)
