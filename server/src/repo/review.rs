@@ -11,9 +11,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entity::{
-    case_plan_item, child, conflict, register_event, user, visit, visit_rule, visit_version,
-};
+use crate::entity::{case_plan_item, child, conflict, register_event, user, visit, visit_version};
 
 /// How the visit log is ordered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -313,11 +311,6 @@ pub async fn registered_on(
         .into_tuple()
         .all(db)
         .await
-}
-
-/// The district's configured visit intervals.
-pub async fn visit_rules(db: &impl ConnectionTrait) -> Result<Vec<visit_rule::Model>, DbErr> {
-    visit_rule::Entity::find().all(db).await
 }
 
 /// A child's register events, in effective order.

@@ -180,6 +180,18 @@ fn check_category(category: &str) -> AppResult<()> {
 }
 
 /// The district at the top of a unit's lineage.
+/// The intervals in force for the district `unit` (any org unit) lies in.
+pub(crate) async fn intervals_for_unit(
+    db: &impl ConnectionTrait,
+    unit: Uuid,
+) -> AppResult<VisitIntervals> {
+    let district = district_of(db, unit).await?;
+    Ok(effective(db, Some(vec![district]))
+        .await?
+        .remove(&district)
+        .unwrap_or_default())
+}
+
 async fn district_of(db: &impl ConnectionTrait, unit: Uuid) -> AppResult<Uuid> {
     repo::org_units::lineage(db, unit)
         .await?

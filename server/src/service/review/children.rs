@@ -117,18 +117,6 @@ pub struct NeedView {
     pub due_date: Option<NaiveDate>,
 }
 
-/// The district's intervals: the configured rules over the documented
-/// defaults.
-async fn intervals(db: &impl sea_orm::ConnectionTrait) -> AppResult<VisitIntervals> {
-    let mut intervals = VisitIntervals::default();
-    for rule in repo::review::visit_rules(db).await? {
-        if let Ok(days) = u32::try_from(rule.interval_days) {
-            intervals.by_category.insert(rule.category, days);
-        }
-    }
-    Ok(intervals)
-}
-
 struct DueFacts {
     intervals: VisitIntervals,
     last: HashMap<Uuid, DateTime<Utc>>,
@@ -139,7 +127,13 @@ struct DueFacts {
 impl DueFacts {
     async fn load(db: &impl sea_orm::ConnectionTrait, villages: Vec<Uuid>) -> AppResult<Self> {
         Ok(Self {
-            intervals: intervals(db).await?,
+            // Every village of a scope lies in one district.
+            intervals: match villages.first() {
+                Some(village) => {
+                    crate::service::visit_rules::intervals_for_unit(db, *village).await?
+                }
+                None => VisitIntervals::default(),
+            },
             last: repo::review::last_visits(db, villages.clone())
                 .await?
                 .into_iter()
