@@ -432,7 +432,7 @@ pub async fn seed_province(
     )
     .await?;
     demo::seed_benefit_standards(db).await?;
-    repo::bulk::analyze(conn).await?;
+    repo::bulk::vacuum_analyze(conn).await?;
     Ok(ProvinceSummary {
         size,
         org_units: unit_count,
