@@ -138,25 +138,22 @@ pub async fn added_on(
         .collect())
 }
 
-/// Each child's latest visit that counts for the due date (not deleted, not
-/// a draft) before `before`, for the children of `area`, wherever the visit
-/// was made.
-pub async fn last_visits(
+/// The latest visit of each child that counts for the due date (not
+/// deleted, not a draft) made before `before`, as `(child, visited_at)`
+/// groups of the visits `filter` keeps.
+async fn latest_counted(
     db: &impl ConnectionTrait,
-    area: Area,
     before: DateTime<Utc>,
+    filter: impl FnOnce(sea_orm::Select<visit::Entity>) -> sea_orm::Select<visit::Entity>,
 ) -> Result<HashMap<Uuid, DateTime<Utc>>, DbErr> {
-    let rows: Vec<(Uuid, Option<DateTime<Utc>>)> = visit::Entity::find()
+    let query = visit::Entity::find()
         .select_only()
         .column(visit::Column::ChildId)
         .column_as(visit::Column::VisitedAt.max(), "last")
         .filter(visit::Column::Deleted.eq(false))
         .filter(visit::Column::ReviewStatus.ne("draft"))
-        .filter(visit::Column::VisitedAt.lt(before))
-        .apply_if(
-            (area != Area::All).then(|| visit::Column::ChildId.in_subquery(children_of(area))),
-            QueryFilter::filter,
-        )
+        .filter(visit::Column::VisitedAt.lt(before));
+    let rows: Vec<(Uuid, Option<DateTime<Utc>>)> = filter(query)
         .group_by(visit::Column::ChildId)
         .into_tuple()
         .all(db)
@@ -165,6 +162,59 @@ pub async fn last_visits(
         .into_iter()
         .filter_map(|(id, at)| at.map(|a| (id, a)))
         .collect())
+}
+
+/// Each child's latest visit that counts for the due date before `before`,
+/// for the children of `area`, wherever the visit was made.
+pub async fn last_visits(
+    db: &impl ConnectionTrait,
+    area: Area,
+    before: DateTime<Utc>,
+) -> Result<HashMap<Uuid, DateTime<Utc>>, DbErr> {
+    latest_counted(db, before, |query| {
+        query.apply_if(
+            (area != Area::All).then(|| visit::Column::ChildId.in_subquery(children_of(area))),
+            QueryFilter::filter,
+        )
+    })
+    .await
+}
+
+/// The same answer as [`last_visits`] for `children` (the children of
+/// `area`), read in two exact steps that suit a large area: the children
+/// visited in `[since, before)` from one range of the
+/// `(visited_at, child_id)` index, then the others child by child from the
+/// `(child_id, visited_at)` index, a few hundred ids per query. With
+/// `since` a little more than the visit interval, the second step reads
+/// only the overdue and the never visited.
+pub async fn last_visits_since(
+    db: &impl ConnectionTrait,
+    area: Area,
+    children: &[Uuid],
+    since: DateTime<Utc>,
+    before: DateTime<Utc>,
+) -> Result<HashMap<Uuid, DateTime<Utc>>, DbErr> {
+    let mut last = latest_counted(db, before, |query| {
+        query.filter(visit::Column::VisitedAt.gte(since)).apply_if(
+            (area != Area::All).then(|| visit::Column::ChildId.in_subquery(children_of(area))),
+            QueryFilter::filter,
+        )
+    })
+    .await?;
+    let rest: Vec<Uuid> = children
+        .iter()
+        .copied()
+        .filter(|id| !last.contains_key(id))
+        .collect();
+    for chunk in rest.chunks(500) {
+        last.extend(
+            latest_counted(db, before, |query| {
+                query.filter(visit::Column::ChildId.is_in(chunk.iter().copied()))
+            })
+            .await?,
+        );
+    }
+    Ok(last)
 }
 
 /// One group of [`visits_by_month`].

@@ -39,6 +39,7 @@ on_both_backends!(
     csv_and_xlsx_exports_parse_back_to_the_json_figures,
     district_visit_rules_change_the_overdue_list,
     a_per_child_interval_set_through_sync_reaches_the_reports,
+    the_last_visits_read_in_two_steps_equal_the_whole_aggregate,
 );
 
 const PERIOD: &str = "from=2026-01-01&to=2026-03-31";
@@ -991,4 +992,55 @@ async fn a_per_child_interval_set_through_sync_reaches_the_reports(app: TestApp)
     )
     .await;
     assert_eq!(body["summary"]["total"], 1);
+}
+
+/// A large report reads the children's last visits in two steps (the
+/// recent window, then the rest child by child); whatever the window, the
+/// answer must be the whole aggregate's.
+async fn the_last_visits_read_in_two_steps_equal_the_whole_aggregate(app: TestApp) {
+    use seedling_server::repo::reports::{Area, last_visits, last_visits_since};
+    let reg = Register::load(&app).await;
+    let db = app.db();
+    let cst = |d: &str| {
+        chrono::DateTime::parse_from_rfc3339(&format!("{d}T00:00:00+08:00"))
+            .expect("a day")
+            .with_timezone(&chrono::Utc)
+    };
+    let before = cst("2026-04-01");
+    for area in [
+        Area::All,
+        Area::District(reg.fixture.district),
+        Area::Town(reg.fixture.town_a),
+    ] {
+        let whole = last_visits(db, area, before).await.expect("last visits");
+        // The deleted visit of C1 and the draft of C2 do not count; C4 and
+        // C5 were never visited.
+        let when = |n: usize| whole.get(&reg.c[n]).map(|at| at.to_rfc3339());
+        assert_eq!(when(1).as_deref(), Some("2026-03-20T02:00:00+00:00"));
+        assert_eq!(when(2).as_deref(), Some("2026-02-10T01:00:00+00:00"));
+        assert_eq!(when(3).as_deref(), Some("2026-01-05T03:00:00+00:00"));
+        assert!(when(4).is_none() && when(5).is_none());
+        let mut window_missed_some = false;
+        let mut since = cst("2025-11-01");
+        while since <= before {
+            let window_only = last_visits_since(db, area, &[], since, before)
+                .await
+                .expect("window");
+            window_missed_some |= window_only.len() < whole.len();
+            // The children of the area: C7 lives in town B.
+            let ids = match area {
+                Area::Town(_) => &reg.c[1..7],
+                _ => &reg.c[1..],
+            };
+            let two_steps = last_visits_since(db, area, ids, since, before)
+                .await
+                .expect("two steps");
+            assert_eq!(two_steps, whole, "{area:?}, window from {since}");
+            since += chrono::Duration::days(6);
+        }
+        assert!(
+            window_missed_some,
+            "{area:?}: some window must leave children to the second step"
+        );
+    }
 }

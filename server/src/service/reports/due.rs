@@ -1,11 +1,11 @@
 //! Point-in-time reports: the overdue list and visit coverage, both from
 //! `sync_core::semantic::due_status` with the district's visit rules.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use sync_core::semantic::{DueInput, DueStatus, due_status};
+use sync_core::semantic::{DueInput, DueStatus, VisitIntervals, due_status};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -36,12 +36,7 @@ pub(crate) async fn compute(frame: &Frame) -> AppResult<Vec<ChildDue>> {
     let intervals = visit_rules::effective(txn, Some(frame.districts())).await?;
     let children = repo::reports::children(txn, frame.area).await?;
     let added = repo::reports::added_on(txn, frame.area, as_of).await?;
-    let last = repo::reports::last_visits(
-        txn,
-        frame.area,
-        day_start_utc(as_of.succ_opt().unwrap_or(as_of)),
-    )
-    .await?;
+    let last = last_visits(frame, &children, &intervals).await?;
     let mut out = Vec::with_capacity(children.len());
     for child in children {
         let Some(place) = frame.places.get(&child.village_id) else {
@@ -84,6 +79,37 @@ pub(crate) async fn compute(frame: &Frame) -> AppResult<Vec<ChildDue>> {
         });
     }
     Ok(out)
+}
+
+/// Above this many children, [`last_visits`] reads the recent past first.
+const MANY_CHILDREN: usize = 5_000;
+
+/// Each child's last counted visit on or before `as_of`.
+///
+/// For a large area (a province: tens of thousands of children, a million
+/// visits) aggregating every visit ever made is the cost of the report, so
+/// the visits of the longest category interval in force are read first
+/// (most children were visited then) and only the others are looked up
+/// child by child; both ways give the same answer.
+async fn last_visits(
+    frame: &Frame,
+    children: &[repo::reports::ChildRow],
+    intervals: &BTreeMap<Uuid, VisitIntervals>,
+) -> AppResult<HashMap<Uuid, DateTime<Utc>>> {
+    let as_of = frame.filters.as_of;
+    let before = day_start_utc(as_of.succ_opt().unwrap_or(as_of));
+    if children.len() <= MANY_CHILDREN {
+        return Ok(repo::reports::last_visits(&frame.txn, frame.area, before).await?);
+    }
+    let window_days = intervals
+        .values()
+        .flat_map(|rules| rules.by_category.values().chain([&rules.fallback_days]))
+        .copied()
+        .max()
+        .unwrap_or_else(|| VisitIntervals::default().fallback_days);
+    let since = day_start_utc(as_of - Duration::days(i64::from(window_days)));
+    let ids: Vec<Uuid> = children.iter().map(|c| c.id).collect();
+    Ok(repo::reports::last_visits_since(&frame.txn, frame.area, &ids, since, before).await?)
 }
 
 /// One overdue child.
