@@ -43,7 +43,9 @@ const T = {
     living: "生活保障", study: "学业辅导", psychology: "心理疏导", health: "健康", safety: "安全",
     in_progress: "进行中", done: "已完成", cancelled: "已取消",
     saved: "已保存", failed: "操作失败", loading: "加载中…", riskFlags: "风险标记",
-    observations: "走访情况", followUp: "后续跟进", reviewer: "审核人", notFound: "未找到", forbidden: "无权查看此页面",
+    observations: "走访情况", followUp: "后续跟进", reviewer: "审核人", notFound: "未找到", forbidden: "无权查看此页面", effectiveDate: "生效日期", reasonSource: "原因 · 来源",
+    district: "区民政局", data_matching: "省级数据比对", turned_18: "年满18周岁", adopted: "被收养", moved_away: "迁出",
+    died: "死亡", no_longer_eligible: "不再符合条件",
     supervisor: "督导员", admin: "区民政局", backToLog: "返回走访记录",
     ctype: "类型", action: "操作", lww: "以最后修改为准", add_wins_set: "合并（新增优先）",
     immutable_after_create: "创建后不可改", server_only: "仅省级平台写入", riskN: "风险 {n}", conflictN: "冲突 {n}",
@@ -97,7 +99,9 @@ const T = {
     living: "Living", study: "Study", psychology: "Psychology", health: "Health", safety: "Safety",
     in_progress: "In progress", done: "Done", cancelled: "Cancelled",
     saved: "Saved", failed: "Failed", loading: "Loading…", riskFlags: "Risk flags",
-    observations: "Observations", followUp: "Follow-up", reviewer: "Reviewer", notFound: "Not found", forbidden: "You may not open this page",
+    observations: "Observations", followUp: "Follow-up", reviewer: "Reviewer", notFound: "Not found", forbidden: "You may not open this page", effectiveDate: "Effective", reasonSource: "Reason · source",
+    district: "District", data_matching: "Data matching", turned_18: "Turned 18", adopted: "Adopted", moved_away: "Moved away",
+    died: "Died", no_longer_eligible: "No longer eligible",
     supervisor: "Supervisor", admin: "District bureau", backToLog: "Back to the visit log",
     ctype: "Type", action: "Action", lww: "last writer wins", add_wins_set: "add-wins set",
     immutable_after_create: "fixed after create", server_only: "provincial feed only", riskN: "risk {n}", conflictN: "conflicts {n}",
@@ -269,6 +273,8 @@ function params() {
 
 async function visitsPage() {
   const p = params();
+  // A visit's page links back to the log as it was filtered.
+  sessionStorage.setItem("seedling.log", location.hash);
   const all = await units();
   const towns = all.filter((u) => u.kind === "town").map((u) => [u.id, u.name]);
   const villages = all.filter((u) => u.kind === "village" && (!p.town || u.parent_id === p.town)).map((u) => [u.id, u.name]);
@@ -372,7 +378,7 @@ async function visitPage(id) {
     h("td", {}, x.version), h("td", {}, label(x.kind)), h("td", {}, x.actor_name || "", x.actor_role ? h("div", { class: "muted" }, label(x.actor_role)) : null),
     h("td", {}, fmtTime(x.at)),
     h("td", {}, h("ul", {}, (x.changes || []).map((c) => h("li", {}, h("b", {}, c.field), ": ", fmtValue(c.before), " → ", fmtValue(c.after)))))));
-  return view(h("p", {}, h("a", { href: "#/visits" }, "← " + t("backToLog"))),
+  return view(h("p", {}, h("a", { href: sessionStorage.getItem("seedling.log") || "#/visits", id: "back-to-log" }, "← " + t("backToLog"))),
     h("h1", {}, t("visit"), " · ", v.child_name),
     h("p", {}, statusBadge(v.review_status), " ", v.locked ? h("strong", { id: "locked" }, t("locked")) : null),
     h("section", { class: "panel" }, fields([
@@ -454,8 +460,8 @@ async function childPage(id) {
       [t("interval"), String(c.interval_days)], [t("lastVisit"), c.last_visit_on],
     ])),
     h("h2", {}, t("registerEvents")),
-    table([t("when"), t("action"), t("from"), t("to"), ""], c.register_events.map((e) => h("tr", {},
-      h("td", {}, e.effective_date), h("td", {}, label(e.kind)), h("td", {}, label(e.from_value)), h("td", {}, label(e.to_value)), h("td", {}, e.reason || "")))),
+    table([t("effectiveDate"), t("ctype"), t("before"), t("after"), t("reasonSource")], c.register_events.map((e) => h("tr", {},
+      h("td", {}, e.effective_date), h("td", {}, label(e.kind)), h("td", {}, label(e.from_value)), h("td", {}, label(e.to_value)), h("td", {}, [label(e.reason), label(e.source)].filter(Boolean).join(" · "))))),
     h("h2", {}, t("visits")),
     table([t("visitedAt"), t("director"), t("kind"), t("status"), ""], c.visits.map((v) => h("tr", {},
       h("td", {}, fmtTime(v.visited_at)), h("td", {}, v.author_name), h("td", {}, label(v.kind)), h("td", {}, statusBadge(v.review_status)),

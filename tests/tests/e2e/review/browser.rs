@@ -349,10 +349,29 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
         pushed.results
     );
 
-    // The supervisor sees the correction, approves, and sees it locked.
-    open(&browser, &app, "#/visits").await;
-    element(&browser, "#visit-total").await;
-    open(&browser, &app, &format!("#/visit/{target}")).await;
+    // The corrected visit is back in the filtered queue; the supervisor
+    // opens it, sees the correction, approves, and sees it locked.
+    element(&browser, "#back-to-log")
+        .await
+        .click()
+        .await
+        .expect("back to the log");
+    shows(&browser, "#visit-total", "共 1 条").await;
+    assert_eq!(
+        element(&browser, "#f-review_status")
+            .await
+            .prop("value")
+            .await
+            .expect("the status filter")
+            .as_deref(),
+        Some("submitted"),
+        "the log comes back as it was filtered"
+    );
+    element(&browser, &format!("tr[data-visit='{target}'] a.open-visit"))
+        .await
+        .click()
+        .await
+        .expect("open the corrected visit");
     shows(&browser, "main", "四年级，数学需辅导").await;
     element(&browser, "#approve").await.click().await.unwrap();
     shows(&browser, "#locked", "已锁定").await;
@@ -371,25 +390,61 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     );
     assert!(review_tasks(phone.user_id, phone.records.values()).is_empty());
 
-    // The other pages answer, keyboard-reachable from the navigation.
-    for (route, heading) in [
-        ("#/conflicts", "冲突队列"),
-        ("#/overdue", "逾期名单"),
-        ("#/children", "儿童名册"),
-    ] {
-        element(&browser, &format!("nav a[href='{route}']"))
-            .await
-            .click()
-            .await
-            .unwrap();
-        shows(&browser, "main h1", heading).await;
-        if route == "#/conflicts" {
-            shows(&browser, "main", "同时修改").await;
-        }
-        snap(&browser, route.trim_start_matches("#/")).await;
-    }
-    open(&browser, &app, &format!("#/child/{child}")).await;
+    // Back in the filtered queue, nothing is left to review.
+    element(&browser, "#back-to-log")
+        .await
+        .click()
+        .await
+        .expect("back to the log");
+    shows(&browser, "#visit-total", "共 0 条").await;
+
+    // The conflict queue: the two phones' follow-ups; keep the winner.
+    go(&browser, "#/conflicts").await;
+    shows(&browser, "main h1", "冲突队列").await;
+    shows(&browser, "main", "同时修改").await;
+    shows(&browser, "main", "联系学校老师").await;
+    snap(&browser, "conflicts").await;
+    element(&browser, "tr[data-conflict] button[data-action=keep]")
+        .await
+        .click()
+        .await
+        .expect("keep the winner");
+    shows(&browser, "#status", "已保存").await;
+    shows(&browser, "main", "暂无记录").await;
+    element(&browser, "a[href='#/conflicts?status=resolved']")
+        .await
+        .click()
+        .await
+        .expect("resolved conflicts");
+    shows(&browser, "tr[data-conflict]", "已处理").await;
+
+    // The overdue list: 王芳, 10 days overdue; her page from there.
+    go(&browser, "#/overdue").await;
+    shows(&browser, "main h1", "逾期名单").await;
+    shows(&browser, "main", "共 1 条").await;
+    shows(&browser, "main tbody", "王芳").await;
+    shows(&browser, "main tbody", "逾期天数 10").await;
+    snap(&browser, "overdue").await;
+    element(&browser, &format!("main tbody a[href='#/child/{overdue}']"))
+        .await
+        .click()
+        .await
+        .expect("open 王芳's page");
+    shows(&browser, "main h1", "王芳").await;
+    shows(&browser, "main", "逾期天数 10").await;
+    shows(&browser, "main", "纳入保障").await;
+
+    go(&browser, "#/children").await;
+    shows(&browser, "main h1", "儿童名册").await;
+    shows(&browser, "main", "共 3 条").await;
+    snap(&browser, "children").await;
+    element(&browser, &format!("main tbody a[href='#/child/{child}']"))
+        .await
+        .click()
+        .await
+        .expect("open 张小花's page");
     shows(&browser, "main h1", "张小花").await;
+    shows(&browser, "main", "已通过").await;
     snap(&browser, "child").await;
 
     // English on request.
