@@ -236,6 +236,7 @@ function loginPage() {
         device_id: deviceId(), device_name: "console",
       });
       session.save(s);
+      unitsCache = null;
       location.hash = "#/dashboard";
     } catch (e2) { err.textContent = e2.status === 401 ? t("badLogin") : e2.message; }
   } },
@@ -619,9 +620,15 @@ async function route() {
 window.addEventListener("hashchange", route);
 document.addEventListener("DOMContentLoaded", () => {
   $("#lang").addEventListener("click", () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("seedling.lang", lang); route(); });
-  $("#signout").addEventListener("click", async () => {
-    try { await api("POST", "/api/v1/auth/logout", { refresh_token: sessionStorage.getItem("seedling.refresh") || "" }); } catch { /* signed out locally anyway */ }
+  $("#signout").addEventListener("click", () => {
+    // Signed out here at once; the server revokes the refresh token even if
+    // the user navigates away before it answers (keepalive).
+    const refresh = sessionStorage.getItem("seedling.refresh") || "";
     session.clear(); unitsCache = null; location.hash = "#/login";
+    fetch("/api/v1/auth/logout", {
+      method: "POST", keepalive: true, headers: { "content-type": "application/json" },
+      body: JSON.stringify({ refresh_token: refresh }),
+    }).catch(() => { /* signed out locally anyway */ });
   });
   route();
 });

@@ -2,20 +2,23 @@
 //! the stand-in platform refuses two register messages, an admin sees them
 //! parked with their last error and attempts, replays one from its row and
 //! the other with "replay all" (by keyboard), sees both delivered, and
-//! pauses and resumes delivery. A supervisor's console has no such page.
+//! pauses and resumes delivery. Signing out revokes the console's refresh
+//! token. A supervisor's console has no such page.
 
 use std::time::Duration;
 
 use fantoccini::Client;
 use fantoccini::key::Key;
 use reqwest::{Method, StatusCode};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use seedling_server::entity::refresh_token;
 use seedling_tests::platform::{Behaviour, StandIn};
 use seedling_tests::{Backend, Device, Fixture, TestApp};
 use uuid::Uuid;
 
 use super::support::{KEY_ID, SECRET, app_for, counts, wait_until};
 use crate::on_both;
-use crate::review::browser::{Driver, element, go, open, shows, sign_in, snap};
+use crate::review::browser::{Driver, click, element, go, open, shows, sign_in, snap};
 
 on_both!(an_admin_replays_parked_deliveries_from_the_console);
 
@@ -129,11 +132,7 @@ async fn an_admin_replays_parked_deliveries_from_the_console(backend: Backend) {
 
     // The platform is fixed; replay one message from its row.
     stand_in.set(Behaviour::Normal);
-    element(&browser, &format!("[data-replay='{one}']"))
-        .await
-        .click()
-        .await
-        .expect("replay one");
+    click(&browser, &format!("[data-replay='{one}']")).await;
     shows(&browser, "#status", "已重新排队 1 条").await;
     refresh_until(&browser, "delivered", "1").await;
     shows(&browser, "[data-count=parked]", "1").await;
@@ -164,40 +163,46 @@ async fn an_admin_replays_parked_deliveries_from_the_console(backend: Backend) {
     );
 
     // Pause and resume, kept in the database.
-    element(&browser, "#pause")
-        .await
-        .click()
-        .await
-        .expect("pause");
+    click(&browser, "#pause").await;
     shows(&browser, "#delivery-state", "推送已暂停").await;
     assert_eq!(delivery_status(&app, &token).await["paused"], true);
-    element(&browser, "#resume")
-        .await
-        .click()
-        .await
-        .expect("resume");
+    click(&browser, "#resume").await;
     shows(&browser, "#delivery-state", "推送运行中").await;
     assert_eq!(delivery_status(&app, &token).await["paused"], false);
 
     // In English too.
-    element(&browser, "#lang")
-        .await
-        .click()
-        .await
-        .expect("English");
+    click(&browser, "#lang").await;
     shows(&browser, "main h1", "Provincial delivery").await;
-    element(&browser, "#lang")
-        .await
-        .click()
-        .await
-        .expect("中文");
+    click(&browser, "#lang").await;
 
     // A supervisor's console has no delivery page, and the API refuses it.
-    element(&browser, "#signout")
+    let refresh = browser
+        .execute("return sessionStorage.getItem('seedling.refresh');", vec![])
         .await
-        .click()
-        .await
-        .expect("sign out");
+        .expect("the console's refresh token");
+    click(&browser, "#signout").await;
+    element(&browser, "#username").await;
+    // Signing out revoked the console's refresh token on the server.
+    let admin_id = fixture.user_id("admin");
+    wait_until("the sign-out to reach the server", || async {
+        refresh_token::Entity::find()
+            .filter(refresh_token::Column::UserId.eq(admin_id))
+            .filter(refresh_token::Column::RevokedAt.is_not_null())
+            .count(app.db())
+            .await
+            .expect("refresh tokens")
+            > 0
+    })
+    .await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(serde_json::json!({ "refresh_token": refresh })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     sign_in(&browser, &app, "supervisor-a").await;
     assert!(
         browser

@@ -216,6 +216,16 @@ async fn visits_by_month_and_kind_equal_the_visit_log_totals(app: TestApp) {
     reconcile_months(&app, &admin, None, Some(("2026-01-15", "2026-02-10"))).await;
 }
 
+/// `GET /api/v1/children/{id}` for the child `id` names.
+async fn child_page(app: &TestApp, token: &str, id: &Value) -> Value {
+    report(
+        app,
+        token,
+        &format!("/api/v1/children/{}", id.as_str().expect("an id")),
+    )
+    .await
+}
+
 /// A child's due facts as the roster and the child's page give them.
 fn due_facts(child: &Value) -> Value {
     json!({
@@ -266,12 +276,7 @@ async fn overdue_and_coverage_agree_with_the_childrens_due_dates(app: TestApp) {
 
         // Each overdue line says what the child's page says.
         for row in overdue_report["rows"].as_array().unwrap() {
-            let page = report(
-                &app,
-                &token,
-                &format!("/api/v1/children/{}", row["child_id"].as_str().unwrap()),
-            )
-            .await;
+            let page = child_page(&app, &token, &row["child_id"]).await;
             assert_eq!(
                 due_facts(&page),
                 json!({
@@ -287,12 +292,7 @@ async fn overdue_and_coverage_agree_with_the_childrens_due_dates(app: TestApp) {
         }
         // The roster and the pages agree for every child, overdue or not.
         for child in &children {
-            let page = report(
-                &app,
-                &token,
-                &format!("/api/v1/children/{}", child["id"].as_str().unwrap()),
-            )
-            .await;
+            let page = child_page(&app, &token, &child["id"]).await;
             assert_eq!(due_facts(&page), due_facts(child), "{}", child["name"]);
         }
 

@@ -170,6 +170,15 @@ pub(crate) async fn sign_in(browser: &Client, app: &TestApp, username: &str) {
     shows(browser, "main h1", "仪表盘").await;
 }
 
+/// Waits for `css` and clicks it.
+pub(crate) async fn click(browser: &Client, css: &str) {
+    element(browser, css)
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|err| panic!("click `{css}`: {err}"));
+}
+
 /// Clicks the navigation link to `route` (e.g. `#/visits`). The console
 /// redraws the navigation on every page change, so a link found just
 /// before a redraw is looked up again.
@@ -284,11 +293,7 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     shows(&browser, "#visit-total", &format!("共 {counted} 条")).await;
 
     // Filter the log: submitted home visits in village A1.
-    element(&browser, "nav a[href='#/visits']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "nav a[href='#/visits']").await;
     shows(&browser, "#visit-total", "共 4 条").await;
     element(&browser, "#f-village")
         .await
@@ -305,27 +310,19 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
         .select_by_value("submitted")
         .await
         .unwrap();
-    element(&browser, "#apply-filters")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#apply-filters").await;
     shows(&browser, "#visit-total", "共 1 条").await;
     snap(&browser, "visit-log").await;
 
     // Return it with a comment.
-    element(&browser, &format!("tr[data-visit='{target}'] a.open-visit"))
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, &format!("tr[data-visit='{target}'] a.open-visit")).await;
     element(&browser, "#review-comment")
         .await
         .send_keys("请补充孩子的学习情况")
         .await
         .unwrap();
     snap(&browser, "visit-detail").await;
-    element(&browser, "#return").await.click().await.unwrap();
+    click(&browser, "#return").await;
     shows(&browser, "main", "已退回").await;
 
     // The director's phone receives it as a task and sends a correction.
@@ -351,11 +348,7 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
 
     // The corrected visit is back in the filtered queue; the supervisor
     // opens it, sees the correction, approves, and sees it locked.
-    element(&browser, "#back-to-log")
-        .await
-        .click()
-        .await
-        .expect("back to the log");
+    click(&browser, "#back-to-log").await;
     shows(&browser, "#visit-total", "共 1 条").await;
     assert_eq!(
         element(&browser, "#f-review_status")
@@ -367,13 +360,9 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
         Some("submitted"),
         "the log comes back as it was filtered"
     );
-    element(&browser, &format!("tr[data-visit='{target}'] a.open-visit"))
-        .await
-        .click()
-        .await
-        .expect("open the corrected visit");
+    click(&browser, &format!("tr[data-visit='{target}'] a.open-visit")).await;
     shows(&browser, "main", "四年级，数学需辅导").await;
-    element(&browser, "#approve").await.click().await.unwrap();
+    click(&browser, "#approve").await;
     shows(&browser, "#locked", "已锁定").await;
     assert!(
         browser.find(Locator::Css("#approve")).await.is_err(),
@@ -391,11 +380,7 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     assert!(review_tasks(phone.user_id, phone.records.values()).is_empty());
 
     // Back in the filtered queue, nothing is left to review.
-    element(&browser, "#back-to-log")
-        .await
-        .click()
-        .await
-        .expect("back to the log");
+    click(&browser, "#back-to-log").await;
     shows(&browser, "#visit-total", "共 0 条").await;
 
     // The conflict queue: the two phones' follow-ups; keep the winner.
@@ -404,18 +389,10 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     shows(&browser, "main", "同时修改").await;
     shows(&browser, "main", "联系学校老师").await;
     snap(&browser, "conflicts").await;
-    element(&browser, "tr[data-conflict] button[data-action=keep]")
-        .await
-        .click()
-        .await
-        .expect("keep the winner");
+    click(&browser, "tr[data-conflict] button[data-action=keep]").await;
     shows(&browser, "#status", "已保存").await;
     shows(&browser, "main", "暂无记录").await;
-    element(&browser, "a[href='#/conflicts?status=resolved']")
-        .await
-        .click()
-        .await
-        .expect("resolved conflicts");
+    click(&browser, "a[href='#/conflicts?status=resolved']").await;
     shows(&browser, "tr[data-conflict]", "已处理").await;
 
     // The overdue list: 王芳, 10 days overdue; her page from there.
@@ -425,11 +402,7 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     shows(&browser, "main tbody", "王芳").await;
     shows(&browser, "main tbody", "逾期天数 10").await;
     snap(&browser, "overdue").await;
-    element(&browser, &format!("main tbody a[href='#/child/{overdue}']"))
-        .await
-        .click()
-        .await
-        .expect("open 王芳's page");
+    click(&browser, &format!("main tbody a[href='#/child/{overdue}']")).await;
     shows(&browser, "main h1", "王芳").await;
     shows(&browser, "main", "逾期天数 10").await;
     shows(&browser, "main", "纳入保障").await;
@@ -438,17 +411,13 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     shows(&browser, "main h1", "儿童名册").await;
     shows(&browser, "main", "共 3 条").await;
     snap(&browser, "children").await;
-    element(&browser, &format!("main tbody a[href='#/child/{child}']"))
-        .await
-        .click()
-        .await
-        .expect("open 张小花's page");
+    click(&browser, &format!("main tbody a[href='#/child/{child}']")).await;
     shows(&browser, "main h1", "张小花").await;
     shows(&browser, "main", "已通过").await;
     snap(&browser, "child").await;
 
     // English on request.
-    element(&browser, "#lang").await.click().await.unwrap();
+    click(&browser, "#lang").await;
     shows(&browser, "nav", "Visit log").await;
     open(&browser, &app, "#/dashboard").await;
     shows(&browser, "main h1", "Dashboard").await;
