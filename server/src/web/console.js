@@ -498,14 +498,19 @@ async function dashboardPage() {
     h("td", { "data-coverage": "" }, `${pct(r.coverage)} (${r.visited_within_interval}/${r.children})`),
     h("td", {}, r.overdue ? h("a", { href: "#/overdue?" + qs({ town: r.town_id }) }, String(r.overdue)) : "0"),
     h("td", { "aria-hidden": "true" }, h("div", { class: "bar" }, h("span", { "data-w": Math.round((r.coverage || 0) * 100) })))));
+  const f = d.filters;
+  // A month's days within the report's period (ISO dates compare as text).
+  const monthDays = (m) => {
+    const first = `${m}-01`, last = lastDayOf(m);
+    return { from: first < f.from ? f.from : first, to: last > f.to ? f.to : last };
+  };
   const maxMonth = Math.max(1, ...d.visits_by_month.map((m) => m.total));
   const kinds = ["home_visit", "phone_follow_up", "school_visit", "other"];
   const monthRows = d.visits_by_month.map((m) => h("tr", { "data-month": m.month },
     h("th", { scope: "row" }, m.month),
     kinds.map((k) => h("td", {}, String(m[k]))),
-    h("td", {}, h("a", { href: "#/visits?" + qs({ from: `${m.month}-01`, to: lastDayOf(m.month) }), "data-total": "" }, String(m.total))),
+    h("td", {}, h("a", { href: "#/visits?" + qs(monthDays(m.month)), "data-total": "" }, String(m.total))),
     h("td", { "aria-hidden": "true" }, h("div", { class: "bar" }, h("span", { "data-w": Math.round((m.total / maxMonth) * 100) })))));
-  const f = d.filters;
   const root = h("div", {},
     h("h1", {}, t("dashboard")),
     h("div", { class: "cards" },
