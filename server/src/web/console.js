@@ -37,16 +37,28 @@ const T = {
     added: "纳入保障", exited: "退出保障", category_changed: "类别变更", transferred: "迁移",
     overdueCount: "逾期未走访儿童", activeChildren: "在册儿童", toReview: "待审核走访",
     openConflicts: "未解决冲突", coverageByTown: "各镇（街道）走访覆盖率", visitsPerMonth: "每月走访数",
-    coverage: "覆盖率", month: "月份", count: "数量", dashNote: "覆盖率 = 在走访周期内已走访的在册儿童占比；数据来自走访记录与儿童名册。",
+    coverage: "覆盖率", month: "月份", count: "数量", dashNote: "截至 {asOf}：覆盖率 = 在走访周期内已走访的在册儿童占比。每月走访数为 {from} 至 {to} 的走访记录（不含已删除），点击合计可查看对应记录。", total_: "合计",
     institutional_orphan: "集中供养孤儿", scattered_orphan: "社会散居孤儿", de_facto_unsupported: "事实无人抚养儿童",
     in_difficulty: "困境儿童", left_behind: "留守儿童", migrant: "流动儿童", low_income_edge: "低保边缘家庭儿童",
     living: "生活保障", study: "学业辅导", psychology: "心理疏导", health: "健康", safety: "安全",
     in_progress: "进行中", done: "已完成", cancelled: "已取消",
     saved: "已保存", failed: "操作失败", loading: "加载中…", riskFlags: "风险标记",
-    observations: "走访情况", followUp: "后续跟进", reviewer: "审核人", notFound: "未找到",
+    observations: "走访情况", followUp: "后续跟进", reviewer: "审核人", notFound: "未找到", forbidden: "无权查看此页面", effectiveDate: "生效日期", reasonSource: "原因 · 来源",
+    district: "区民政局", data_matching: "省级数据比对", turned_18: "年满18周岁", adopted: "被收养", moved_away: "迁出",
+    died: "死亡", no_longer_eligible: "不再符合条件",
     supervisor: "督导员", admin: "区民政局", backToLog: "返回走访记录",
     ctype: "类型", action: "操作", lww: "以最后修改为准", add_wins_set: "合并（新增优先）",
     immutable_after_create: "创建后不可改", server_only: "仅省级平台写入", riskN: "风险 {n}", conflictN: "冲突 {n}",
+    deliveries: "省平台推送", pending: "待发送", delivering: "发送中", delivered: "已送达", parked: "已搁置",
+    blocked_by_parked: "因搁置而等待", lag: "积压时长", lagNone: "无积压", lastDelivered: "最近送达",
+    oldestUndelivered: "最早未送达消息写入于", paused: "推送已暂停：消息照常写入，暂不发送。", running: "推送运行中。",
+    pause: "暂停推送", resume: "恢复推送", refresh: "刷新", replay: "重新发送", replayAll: "全部重新发送",
+    replayed: "已重新排队 {n} 条", parkedList: "已搁置的消息", parkedHelp: "多次发送失败或省级平台拒收的消息，需要管理员查看原因后重新发送。",
+    message: "消息", record: "记录", attempts: "尝试次数", lastStatus: "最近应答", lastError: "最近错误",
+    lastAttempt: "最近尝试", written: "写入时间", deliveryState: "推送状态", noAnswer: "无应答",
+    visit_approved: "走访审核通过", urgent_alert: "紧急风险预警", register_added: "纳入保障",
+    register_category_changed: "类别变更", register_transferred: "迁移", register_exited: "退出保障",
+    durS: "{n} 秒", durM: "{n} 分钟", durH: "{n} 小时", durD: "{n} 天",
   },
   en: {
     title: "Child supervision console", skip: "Skip to content", nav: "Main navigation",
@@ -81,16 +93,28 @@ const T = {
     added: "Added", exited: "Exited", category_changed: "Category changed", transferred: "Transferred",
     overdueCount: "Children overdue", activeChildren: "Children on the register", toReview: "Visits to review",
     openConflicts: "Open conflicts", coverageByTown: "Visit coverage by town", visitsPerMonth: "Visits per month",
-    coverage: "Coverage", month: "Month", count: "Count", dashNote: "Coverage = share of active children visited within their interval; from the visit log and the roster.",
+    coverage: "Coverage", month: "Month", count: "Count", dashNote: "As of {asOf}: coverage = share of children on the register visited within their interval. Visits per month count the visit log from {from} to {to} (deleted visits left out); open a total to see those visits.", total_: "Total",
     institutional_orphan: "Institutional orphan", scattered_orphan: "Scattered orphan", de_facto_unsupported: "De-facto unsupported",
     in_difficulty: "In difficulty", left_behind: "Left-behind", migrant: "Migrant", low_income_edge: "Low-income edge",
     living: "Living", study: "Study", psychology: "Psychology", health: "Health", safety: "Safety",
     in_progress: "In progress", done: "Done", cancelled: "Cancelled",
     saved: "Saved", failed: "Failed", loading: "Loading…", riskFlags: "Risk flags",
-    observations: "Observations", followUp: "Follow-up", reviewer: "Reviewer", notFound: "Not found",
+    observations: "Observations", followUp: "Follow-up", reviewer: "Reviewer", notFound: "Not found", forbidden: "You may not open this page", effectiveDate: "Effective", reasonSource: "Reason · source",
+    district: "District", data_matching: "Data matching", turned_18: "Turned 18", adopted: "Adopted", moved_away: "Moved away",
+    died: "Died", no_longer_eligible: "No longer eligible",
     supervisor: "Supervisor", admin: "District bureau", backToLog: "Back to the visit log",
     ctype: "Type", action: "Action", lww: "last writer wins", add_wins_set: "add-wins set",
     immutable_after_create: "fixed after create", server_only: "provincial feed only", riskN: "risk {n}", conflictN: "conflicts {n}",
+    deliveries: "Provincial delivery", pending: "Pending", delivering: "Sending", delivered: "Delivered", parked: "Parked",
+    blocked_by_parked: "Held behind a parked message", lag: "Lag", lagNone: "no backlog", lastDelivered: "Last delivered",
+    oldestUndelivered: "Oldest undelivered message written at", paused: "Delivery is paused: messages are still written, none are sent.", running: "Delivery is running.",
+    pause: "Pause delivery", resume: "Resume delivery", refresh: "Refresh", replay: "Replay", replayAll: "Replay all",
+    replayed: "{n} put back in the queue", parkedList: "Parked messages", parkedHelp: "Messages that failed repeatedly or that the platform refused; look at the reason, then replay them.",
+    message: "Message", record: "Record", attempts: "Attempts", lastStatus: "Last answer", lastError: "Last error",
+    lastAttempt: "Last attempt", written: "Written", deliveryState: "Delivery state", noAnswer: "no answer",
+    visit_approved: "Visit approved", urgent_alert: "Urgent risk alert", register_added: "Added to the register",
+    register_category_changed: "Category changed", register_transferred: "Transferred", register_exited: "Exited",
+    durS: "{n} s", durM: "{n} min", durH: "{n} h", durD: "{n} days",
   },
 };
 
@@ -123,6 +147,9 @@ function show(...nodes) {
   main.replaceChildren(...nodes.filter((n) => n != null));
   main.focus({ preventScroll: true });
 }
+// What a page function answers: the nodes of the page, rendered by the
+// router only if the user is still on that page.
+const view = (...nodes) => nodes;
 function toast(msg) {
   const el = $("#status");
   el.textContent = msg;
@@ -179,6 +206,9 @@ const qs = (o) => new URLSearchParams(Object.entries(o).filter(([, v]) => v !== 
 
 // ---- chrome.
 const PAGES = [["dashboard", "#/dashboard"], ["visits", "#/visits"], ["conflicts", "#/conflicts"], ["overdue", "#/overdue"], ["children", "#/children"]];
+// Pages only an admin (district bureau) may open.
+const ADMIN_PAGES = [["deliveries", "#/deliveries"]];
+const isAdmin = () => (session.user || {}).role === "admin";
 function chrome(current) {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
   document.title = "Seedling — " + t("title");
@@ -186,7 +216,7 @@ function chrome(current) {
   const signedIn = !!session.token;
   $("#top").hidden = !signedIn;
   $("#nav").setAttribute("aria-label", t("nav"));
-  $("#nav").replaceChildren(...PAGES.map(([key, href]) => h("a", { href, "aria-current": key === current ? "page" : null, text: t(key) })));
+  $("#nav").replaceChildren(...[...PAGES, ...(isAdmin() ? ADMIN_PAGES : [])].map(([key, href]) => h("a", { href, "aria-current": key === current ? "page" : null, text: t(key) })));
   const u = session.user;
   $("#who").textContent = u ? `${u.display_name} · ${u.org_unit.name}` : "";
   $("#lang").textContent = t("lang");
@@ -206,6 +236,7 @@ function loginPage() {
         device_id: deviceId(), device_name: "console",
       });
       session.save(s);
+      unitsCache = null;
       location.hash = "#/dashboard";
     } catch (e2) { err.textContent = e2.status === 401 ? t("badLogin") : e2.message; }
   } },
@@ -243,6 +274,8 @@ function params() {
 
 async function visitsPage() {
   const p = params();
+  // A visit's page links back to the log as it was filtered.
+  sessionStorage.setItem("seedling.log", location.hash);
   const all = await units();
   const towns = all.filter((u) => u.kind === "town").map((u) => [u.id, u.name]);
   const villages = all.filter((u) => u.kind === "village" && (!p.town || u.parent_id === p.town)).map((u) => [u.id, u.name]);
@@ -278,7 +311,7 @@ async function visitsPage() {
       v.open_conflicts ? h("span", { class: "flag" }, " " + t("conflictN", { n: v.open_conflicts })) : null),
     h("td", {}, h("a", { href: "#/visit/" + v.id, class: "open-visit" }, t("open")))));
   const go = (o) => { location.hash = "#/visits?" + qs({ ...p, offset: o }); };
-  show(h("h1", {}, t("visits")), form,
+  return view(h("h1", {}, t("visits")), form,
     h("p", { id: "visit-total" }, t("total", { n: page.total })),
     table([t("visitedAt"), t("child"), t("village"), t("director"), t("kind"), t("status"), ""], rows),
     h("div", { class: "pager" },
@@ -346,7 +379,7 @@ async function visitPage(id) {
     h("td", {}, x.version), h("td", {}, label(x.kind)), h("td", {}, x.actor_name || "", x.actor_role ? h("div", { class: "muted" }, label(x.actor_role)) : null),
     h("td", {}, fmtTime(x.at)),
     h("td", {}, h("ul", {}, (x.changes || []).map((c) => h("li", {}, h("b", {}, c.field), ": ", fmtValue(c.before), " → ", fmtValue(c.after)))))));
-  show(h("p", {}, h("a", { href: "#/visits" }, "← " + t("backToLog"))),
+  return view(h("p", {}, h("a", { href: sessionStorage.getItem("seedling.log") || "#/visits", id: "back-to-log" }, "← " + t("backToLog"))),
     h("h1", {}, t("visit"), " · ", v.child_name),
     h("p", {}, statusBadge(v.review_status), " ", v.locked ? h("strong", { id: "locked" }, t("locked")) : null),
     h("section", { class: "panel" }, fields([
@@ -377,7 +410,7 @@ async function conflictsPage() {
     row.prepend(h("td", {}, visitLink(c)));
     return row;
   });
-  show(h("h1", {}, t("conflicts")),
+  return view(h("h1", {}, t("conflicts")),
     h("div", { class: "actions", role: "group", "aria-label": t("state") },
       ["open", "resolved", "all"].map((s) => h("a", { class: "btn" + (s === status ? "" : " secondary"), href: "#/conflicts?status=" + s, "aria-current": s === status ? "page" : null }, s === "open" ? t("openConflicts") : s === "resolved" ? t("resolved") : t("all")))),
     h("p", {}, t("total", { n: page.total })),
@@ -393,7 +426,8 @@ function dueCell(c) {
 async function childrenPage(overdueOnly) {
   const p = params();
   const all = await units();
-  const villages = all.filter((u) => u.kind === "village").map((u) => [u.id, u.name]);
+  const towns = all.filter((u) => u.kind === "town").map((u) => [u.id, u.name]);
+  const villages = all.filter((u) => u.kind === "village" && (!p.town || u.parent_id === p.town)).map((u) => [u.id, u.name]);
   const query = { ...p, overdue: overdueOnly ? "true" : p.overdue };
   const roster = await api("GET", "/api/v1/children?" + qs(query));
   const base = overdueOnly ? "#/overdue" : "#/children";
@@ -403,6 +437,7 @@ async function childrenPage(overdueOnly) {
     for (const [k, v] of new FormData(form).entries()) if (v) o[k] = v;
     location.hash = base + "?" + qs(o);
   } },
+    towns.length > 1 ? select("town", towns, p.town, "town") : null,
     select("village", villages, p.village, "village"),
     select("category", ["institutional_orphan", "scattered_orphan", "de_facto_unsupported", "in_difficulty", "left_behind", "migrant", "low_income_edge"].map((c) => [c, t(c)]), p.category, "category"),
     overdueOnly ? null : h("label", {}, t("search"), h("input", { name: "q", value: p.q || "" })),
@@ -411,14 +446,14 @@ async function childrenPage(overdueOnly) {
     h("td", {}, h("a", { href: "#/child/" + c.id }, c.name)),
     h("td", {}, `${c.town_name} ${c.village_name}`), h("td", {}, label(c.category)),
     h("td", {}, c.last_visit_on || "—"), h("td", {}, String(c.interval_days)), h("td", {}, dueCell(c))));
-  show(h("h1", {}, overdueOnly ? t("overdue") : t("children")), form,
+  return view(h("h1", {}, overdueOnly ? t("overdue") : t("children")), form,
     h("p", {}, t("total", { n: roster.total })),
     table([t("name"), t("village"), t("category"), t("lastVisit"), t("interval"), t("due")], rows));
 }
 
 async function childPage(id) {
   const c = await api("GET", "/api/v1/children/" + id);
-  show(h("h1", {}, c.name), h("p", {}, label(c.category), " · ", dueCell(c)),
+  return view(h("h1", {}, c.name), h("p", {}, label(c.category), " · ", dueCell(c)),
     h("section", { class: "panel" }, fields([
       [t("village"), `${c.town_name} ${c.village_name}`], [t("birth"), c.birth_date],
       [t("guardian"), [c.guardian_name, c.guardian_relation].filter(Boolean).join(" · ")],
@@ -426,8 +461,8 @@ async function childPage(id) {
       [t("interval"), String(c.interval_days)], [t("lastVisit"), c.last_visit_on],
     ])),
     h("h2", {}, t("registerEvents")),
-    table([t("when"), t("action"), t("from"), t("to"), ""], c.register_events.map((e) => h("tr", {},
-      h("td", {}, e.effective_date), h("td", {}, label(e.kind)), h("td", {}, label(e.from_value)), h("td", {}, label(e.to_value)), h("td", {}, e.reason || "")))),
+    table([t("effectiveDate"), t("ctype"), t("before"), t("after"), t("reasonSource")], c.register_events.map((e) => h("tr", {},
+      h("td", {}, e.effective_date), h("td", {}, label(e.kind)), h("td", {}, label(e.from_value)), h("td", {}, label(e.to_value)), h("td", {}, [label(e.reason), label(e.source)].filter(Boolean).join(" · "))))),
     h("h2", {}, t("visits")),
     table([t("visitedAt"), t("director"), t("kind"), t("status"), ""], c.visits.map((v) => h("tr", {},
       h("td", {}, fmtTime(v.visited_at)), h("td", {}, v.author_name), h("td", {}, label(v.kind)), h("td", {}, statusBadge(v.review_status)),
@@ -437,93 +472,168 @@ async function childPage(id) {
       h("td", {}, label(n.area)), h("td", {}, n.description), h("td", {}, label(n.status)), h("td", {}, n.owner || ""), h("td", {}, n.due_date || "")))));
 }
 
-function barRow(name, value, max, text) {
-  const pct = max > 0 ? Math.round((value / max) * 100) : 0;
-  return h("tr", {}, h("th", { scope: "row" }, name), h("td", {}, text),
-    h("td", { "aria-hidden": "true" }, h("div", { class: "bar" }, h("span", { style: null, "data-w": pct }))));
-}
 function sizeBars(root) {
   // Widths set through the CSSOM (the style sheet policy allows no inline style attributes).
   root.querySelectorAll("[data-w]").forEach((el) => { el.style.width = el.dataset.w + "%"; });
 }
 
+const pct = (share) => (share == null ? "—" : `${Math.round(share * 100)}%`);
+const lastDayOf = (month) => {
+  const [y, m] = month.split("-").map(Number);
+  return new Date(Date.UTC(y, m, 0)).toISOString().slice(0, 10);
+};
+
+// The figures come from one report call (GET /api/v1/reports/dashboard), so
+// they are the reports' own; the two work-queue cards are the totals of the
+// queues they open.
 async function dashboardPage() {
-  const [roster, submitted, conflicts] = await Promise.all([
-    api("GET", "/api/v1/children"),
+  const [d, submitted, conflicts] = await Promise.all([
+    api("GET", "/api/v1/reports/dashboard"),
     api("GET", "/api/v1/visits?review_status=submitted&limit=1"),
     api("GET", "/api/v1/conflicts?limit=1"),
   ]);
-  // Coverage by town: active children whose last visit is within their interval.
-  const byTown = new Map();
-  for (const c of roster.children) {
-    const k = c.town_name || "—";
-    const e = byTown.get(k) || { n: 0, covered: 0 };
-    e.n += 1;
-    if (c.last_visit_on && c.due && c.due.state !== "overdue") e.covered += 1;
-    byTown.set(k, e);
-  }
-  // Visits per month for the last six months, counted by the visit log.
-  const months = [];
-  const now = new Date();
-  for (let i = 5; i >= 0; i -= 1) {
-    const start = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - i, 1));
-    const end = new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 0));
-    const iso = (d) => d.toISOString().slice(0, 10);
-    months.push({ label: iso(start).slice(0, 7), from: iso(start), to: iso(end) });
-  }
-  const counts = await Promise.all(months.map((m) => api("GET", "/api/v1/visits?" + qs({ from: m.from, to: m.to, limit: 1 })).then((p) => p.total)));
-  const maxCount = Math.max(1, ...counts);
   const card = (key, n, href) => h("a", { class: "card", href }, h("div", { class: "n", "data-card": key }, String(n)), h("div", {}, t(key)));
-  const covRows = [...byTown.entries()].map(([name, e]) => barRow(name, e.covered, e.n, `${e.n ? Math.round((e.covered / e.n) * 100) : 0}% (${e.covered}/${e.n})`));
-  const monthRows = months.map((m, i) => barRow(m.label, counts[i], maxCount, String(counts[i])));
+  const covRows = d.coverage_by_town.map((r) => h("tr", { "data-town": r.town_id },
+    h("th", { scope: "row" }, r.town_name),
+    h("td", { "data-coverage": "" }, `${pct(r.coverage)} (${r.visited_within_interval}/${r.children})`),
+    h("td", {}, r.overdue ? h("a", { href: "#/overdue?" + qs({ town: r.town_id }) }, String(r.overdue)) : "0"),
+    h("td", { "aria-hidden": "true" }, h("div", { class: "bar" }, h("span", { "data-w": Math.round((r.coverage || 0) * 100) })))));
+  const f = d.filters;
+  // A month's days within the report's period (ISO dates compare as text).
+  const monthDays = (m) => {
+    const first = `${m}-01`, last = lastDayOf(m);
+    return { from: first < f.from ? f.from : first, to: last > f.to ? f.to : last };
+  };
+  const maxMonth = Math.max(1, ...d.visits_by_month.map((m) => m.total));
+  const kinds = ["home_visit", "phone_follow_up", "school_visit", "other"];
+  const monthRows = d.visits_by_month.map((m) => h("tr", { "data-month": m.month },
+    h("th", { scope: "row" }, m.month),
+    kinds.map((k) => h("td", {}, String(m[k]))),
+    h("td", {}, h("a", { href: "#/visits?" + qs(monthDays(m.month)), "data-total": "" }, String(m.total))),
+    h("td", { "aria-hidden": "true" }, h("div", { class: "bar" }, h("span", { "data-w": Math.round((m.total / maxMonth) * 100) })))));
   const root = h("div", {},
     h("h1", {}, t("dashboard")),
     h("div", { class: "cards" },
-      card("overdueCount", roster.overdue, "#/overdue"), card("activeChildren", roster.total, "#/children"),
+      card("overdueCount", d.overdue_children, "#/overdue"), card("activeChildren", d.tracked_children, "#/children"),
+      h("div", { class: "card" }, h("div", { class: "n", "data-card": "coverage" }, pct(d.coverage.coverage)), h("div", {}, t("coverage"))),
       card("toReview", submitted.total, "#/visits?review_status=submitted"), card("openConflicts", conflicts.total, "#/conflicts")),
     h("h2", { id: "cov-h" }, t("coverageByTown")),
-    h("div", { class: "table-wrap" }, h("table", { "aria-labelledby": "cov-h" },
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("town")), h("th", { scope: "col" }, t("coverage")), h("th", { scope: "col" }, ""))),
+    h("div", { class: "table-wrap" }, h("table", { "aria-labelledby": "cov-h", id: "coverage-by-town" },
+      h("thead", {}, h("tr", {}, [t("town"), t("coverage"), t("overdueCount")].map((x) => h("th", { scope: "col" }, x)),
+        h("td", { "aria-hidden": "true" }))),
       h("tbody", {}, covRows))),
     h("h2", { id: "month-h" }, t("visitsPerMonth")),
-    h("div", { class: "table-wrap" }, h("table", { "aria-labelledby": "month-h" },
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("month")), h("th", { scope: "col" }, t("count")), h("th", { scope: "col" }, ""))),
+    h("div", { class: "table-wrap" }, h("table", { "aria-labelledby": "month-h", id: "visits-per-month" },
+      h("thead", {}, h("tr", {}, [t("month"), ...kinds.map((k) => t(k)), t("total_")].map((x) => h("th", { scope: "col" }, x)),
+        h("td", { "aria-hidden": "true" }))),
       h("tbody", {}, monthRows))),
-    h("p", { class: "muted" }, t("dashNote")));
+    h("p", { class: "muted" }, t("dashNote", { asOf: f.as_of, from: f.from, to: f.to })));
   sizeBars(root);
-  show(root);
+  return view(root);
+}
+
+// ---- provincial delivery (admins): status, lag, parked messages, replay, pause.
+function duration(seconds) {
+  if (seconds < 60) return t("durS", { n: seconds });
+  if (seconds < 3600) return t("durM", { n: Math.floor(seconds / 60) });
+  if (seconds < 86400) return t("durH", { n: Math.floor(seconds / 3600) });
+  return t("durD", { n: Math.floor(seconds / 86400) });
+}
+
+async function deliveriesPage() {
+  const base = "/api/v1/integration/admin";
+  const [s, parked] = await Promise.all([api("GET", base + "/status"), api("GET", base + "/parked?limit=100")]);
+  const post = async (path, done) => {
+    try {
+      const r = await api("POST", base + path);
+      toast(done(r));
+      route();
+    } catch (e) { toast(t("failed") + ": " + e.message); }
+  };
+  const replayedMsg = (r) => t("replayed", { n: r.replayed.length });
+  const count = (key) => h("div", { class: "card" + (key === "parked" && s.parked ? " alarm" : "") },
+    h("div", { class: "n", "data-count": key }, String(s[key])), h("div", {}, t(key)));
+  const rows = parked.map((m) => h("tr", { "data-delivery": m.id },
+    h("td", {}, label(m.kind), h("div", { class: "muted" }, h("code", {}, m.id))),
+    h("td", {}, h("code", {}, m.aggregate_id)),
+    h("td", { "data-attempts": "" }, String(m.attempts)),
+    h("td", {}, m.last_status_code == null ? t("noAnswer") : String(m.last_status_code)),
+    h("td", { class: "error-text" }, m.last_error || "—"),
+    h("td", {}, fmtTime(m.last_attempt_at)), h("td", {}, fmtTime(m.created_at)),
+    h("td", {}, h("button", { class: "btn", type: "button", "data-replay": m.id,
+      "aria-label": `${t("replay")}: ${label(m.kind)} ${m.id}`,
+      onclick: () => post(`/deliveries/${m.id}/replay`, replayedMsg) }, t("replay")))));
+  return view(
+    h("h1", {}, t("deliveries")),
+    h("section", { class: "panel", "aria-labelledby": "state-h" },
+      h("h2", { id: "state-h" }, t("deliveryState")),
+      h("p", { id: "delivery-state", class: s.paused ? "error" : "" }, s.paused ? t("paused") : t("running")),
+      h("div", { class: "actions" },
+        s.paused
+          ? h("button", { class: "btn", type: "button", id: "resume", onclick: () => post("/resume", () => t("saved")) }, t("resume"))
+          : h("button", { class: "btn danger", type: "button", id: "pause", onclick: () => post("/pause", () => t("saved")) }, t("pause")),
+        h("button", { class: "btn secondary", type: "button", id: "refresh", onclick: () => route() }, t("refresh")))),
+    h("div", { class: "cards" }, ["pending", "delivering", "delivered", "parked", "blocked_by_parked"].map(count)),
+    fields([
+      [t("lag"), h("span", { id: "lag" }, s.lag_seconds ? duration(s.lag_seconds) : t("lagNone"))],
+      [t("oldestUndelivered"), s.oldest_undelivered_at ? fmtTime(s.oldest_undelivered_at) : null],
+      [t("lastDelivered"), s.last_delivered_at ? fmtTime(s.last_delivered_at) : null],
+    ]),
+    h("h2", { id: "parked-h" }, t("parkedList")),
+    h("p", { class: "muted" }, t("parkedHelp")),
+    h("div", { class: "actions" },
+      h("button", { class: "btn", type: "button", id: "replay-all", disabled: parked.length === 0,
+        onclick: () => post("/replay-parked", replayedMsg) }, t("replayAll"))),
+    table([t("message"), t("record"), t("attempts"), t("lastStatus"), t("lastError"), t("lastAttempt"), t("written"), t("action")], rows));
 }
 
 // ---- router.
+// Each navigation gets a number; a page whose data arrives after the user
+// has moved on (a slow answer overtaken by a later hash change) is dropped
+// instead of rendering over the page the user is on now.
+let navigation = 0;
+function page(parts) {
+  switch (parts[0]) {
+    case "visits": return visitsPage();
+    case "visit": return visitPage(parts[1]);
+    case "conflicts": return conflictsPage();
+    case "overdue": return childrenPage(true);
+    case "children": return childrenPage(false);
+    case "child": return childPage(parts[1]);
+    case "deliveries": return deliveriesPage();
+    default: return dashboardPage();
+  }
+}
 async function route() {
+  const current = ++navigation;
   const hash = location.hash || "#/dashboard";
   const path = hash.slice(1).split("?")[0];
   const parts = path.split("/").filter(Boolean);
   if (!session.token && parts[0] !== "login") { location.hash = "#/login"; return; }
   chrome(parts[0]);
-  if (parts[0] === "login") return loginPage();
+  if (parts[0] === "login") { loginPage(); return; }
   show(h("p", { class: "muted" }, t("loading")));
+  let nodes;
   try {
-    switch (parts[0]) {
-      case "visits": return await visitsPage();
-      case "visit": return await visitPage(parts[1]);
-      case "conflicts": return await conflictsPage();
-      case "overdue": return await childrenPage(true);
-      case "children": return await childrenPage(false);
-      case "child": return await childPage(parts[1]);
-      default: return await dashboardPage();
-    }
+    nodes = await page(parts);
   } catch (e) {
-    show(h("h1", {}, t("failed")), h("p", { class: "error", role: "alert" }, e.status === 404 ? t("notFound") : e.message));
+    nodes = view(h("h1", {}, t("failed")), h("p", { class: "error", role: "alert" }, e.status === 404 ? t("notFound") : e.status === 403 ? t("forbidden") : e.message));
   }
+  if (current === navigation) show(...nodes);
 }
 
 window.addEventListener("hashchange", route);
 document.addEventListener("DOMContentLoaded", () => {
   $("#lang").addEventListener("click", () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("seedling.lang", lang); route(); });
-  $("#signout").addEventListener("click", async () => {
-    try { await api("POST", "/api/v1/auth/logout", { refresh_token: sessionStorage.getItem("seedling.refresh") || "" }); } catch { /* signed out locally anyway */ }
+  $("#signout").addEventListener("click", () => {
+    // Signed out here at once; the server revokes the refresh token even if
+    // the user navigates away before it answers (keepalive).
+    const refresh = sessionStorage.getItem("seedling.refresh") || "";
     session.clear(); unitsCache = null; location.hash = "#/login";
+    fetch("/api/v1/auth/logout", {
+      method: "POST", keepalive: true, headers: { "content-type": "application/json" },
+      body: JSON.stringify({ refresh_token: refresh }),
+    }).catch(() => { /* signed out locally anyway */ });
   });
   route();
 });

@@ -16,6 +16,7 @@
 //! | C7 | B1 | in_difficulty | 2026-02-01 (data matching) | 03-01 home | due 03-31 (today): visited |
 
 mod fixture;
+mod reconcile;
 
 use std::io::Cursor;
 

@@ -2,7 +2,7 @@
 //! review loop back to the director's phone, amendments, the conflict
 //! queue, children's pages, and who may see and do what.
 
-mod browser;
+pub(crate) mod browser;
 mod queue;
 
 use reqwest::{Method, StatusCode};

@@ -228,33 +228,7 @@ impl<'a> Register<'a> {
             ),
         ];
         let rows = visits.map(|(n, village, kind, when, status, deleted)| {
-            let when = at(when);
-            visit::Model {
-                id: Uuid::new_v4(),
-                version: 1,
-                field_clocks: json!({}),
-                created_at: when,
-                updated_at: when,
-                deleted,
-                child_id: c[n],
-                author_id: author,
-                device_id: None,
-                village_id: village,
-                kind: kind.to_owned(),
-                visited_at: when,
-                location: None,
-                observations: None,
-                needs: json!([]),
-                risk_flags: json!([]),
-                photos: json!([]),
-                follow_up: None,
-                next_planned_date: None,
-                review_status: status.to_owned(),
-                review_comment: None,
-                reviewed_by: None,
-                reviewed_at: None,
-            }
-            .into_active_model()
+            visit_row(c[n], author, village, kind, at(when), status, deleted).into_active_model()
         });
         visit::Entity::insert_many(rows)
             .exec_without_returning(db)
@@ -365,6 +339,20 @@ impl<'a> Register<'a> {
         Register { app, fixture, c }
     }
 
+    /// Adds visits by `director`: (child number, village, kind, moment in
+    /// RFC 3339, review status).
+    pub async fn add_visits(&self, director: &str, lines: &[(usize, Uuid, &str, String, &str)]) {
+        let author = self.fixture.user_id(director);
+        let rows = lines.iter().map(|(n, village, kind, when, status)| {
+            visit_row(self.c[*n], author, *village, kind, at(when), status, false)
+                .into_active_model()
+        });
+        visit::Entity::insert_many(rows)
+            .exec_without_returning(self.app.db())
+            .await
+            .expect("visits");
+    }
+
     /// Visits straight from the table, filtered as the visit log filters:
     /// not deleted, the child registered in one of `villages` now, on a day
     /// (China time) from `from` to `to`, of `kind` if given.
@@ -387,6 +375,43 @@ impl<'a> Register<'a> {
             query = query.filter(visit::Column::Kind.eq(kind));
         }
         query.count(self.app.db()).await.expect("count visits")
+    }
+}
+
+/// A visit row as the phones' pushes leave it, written straight to the table.
+fn visit_row(
+    child: Uuid,
+    author: Uuid,
+    village: Uuid,
+    kind: &str,
+    when: DateTime<Utc>,
+    status: &str,
+    deleted: bool,
+) -> visit::Model {
+    visit::Model {
+        id: Uuid::new_v4(),
+        version: 1,
+        field_clocks: json!({}),
+        created_at: when,
+        updated_at: when,
+        deleted,
+        child_id: child,
+        author_id: author,
+        device_id: None,
+        village_id: village,
+        kind: kind.to_owned(),
+        visited_at: when,
+        location: None,
+        observations: None,
+        needs: json!([]),
+        risk_flags: json!([]),
+        photos: json!([]),
+        follow_up: None,
+        next_planned_date: None,
+        review_status: status.to_owned(),
+        review_comment: None,
+        reviewed_by: None,
+        reviewed_at: None,
     }
 }
 

@@ -21,7 +21,10 @@ use tokio::process::{Child, Command};
 
 use super::{day_at, visit};
 
-on_both_backends!(a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome);
+on_both_backends!(
+    a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome,
+    a_slow_answer_for_a_page_already_left_never_renders_over_the_current_one,
+);
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -30,13 +33,13 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A chromedriver process, killed when dropped.
-struct Driver {
+pub(crate) struct Driver {
     _process: Child,
     url: String,
 }
 
 impl Driver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         for tool in [CHROMIUM, CHROMEDRIVER] {
             assert!(
                 std::path::Path::new(tool).exists(),
@@ -72,14 +75,22 @@ impl Driver {
         }
     }
 
-    async fn browser(&self) -> Client {
+    /// A laptop-sized browser.
+    pub(crate) async fn browser(&self) -> Client {
+        self.browser_sized(1280, 900).await
+    }
+
+    /// A browser with a window of `width` × `height` CSS pixels (768 wide
+    /// is a tablet held upright).
+    pub(crate) async fn browser_sized(&self, width: u32, height: u32) -> Client {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".to_owned(),
             json!({
                 "binary": CHROMIUM,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,900", "--lang=zh-CN"],
+                         "--disable-dev-shm-usage", format!("--window-size={width},{height}"),
+                         "--lang=zh-CN"],
             }),
         );
         // The dependency tree enables two TLS providers; pick one (the
@@ -95,7 +106,7 @@ impl Driver {
 }
 
 /// Saves a screenshot when `SEEDLING_SCREENSHOTS` names a folder.
-async fn snap(browser: &Client, name: &str) {
+pub(crate) async fn snap(browser: &Client, name: &str) {
     let Some(dir) = std::env::var_os("SEEDLING_SCREENSHOTS") else {
         return;
     };
@@ -104,7 +115,7 @@ async fn snap(browser: &Client, name: &str) {
     std::fs::write(&path, png).unwrap_or_else(|err| panic!("write {}: {err}", path.display()));
 }
 
-async fn element(browser: &Client, css: &str) -> fantoccini::elements::Element {
+pub(crate) async fn element(browser: &Client, css: &str) -> fantoccini::elements::Element {
     browser
         .wait()
         .at_most(WAIT)
@@ -114,7 +125,7 @@ async fn element(browser: &Client, css: &str) -> fantoccini::elements::Element {
 }
 
 /// Waits until `css` shows `text`.
-async fn shows(browser: &Client, css: &str, text: &str) {
+pub(crate) async fn shows(browser: &Client, css: &str, text: &str) {
     for _ in 0..300 {
         if let Ok(found) = browser.find(Locator::Css(css)).await
             && found.text().await.is_ok_and(|t| t.contains(text))
@@ -130,11 +141,57 @@ async fn shows(browser: &Client, css: &str, text: &str) {
     panic!("`{css}` never showed `{text}`; it shows `{now}`");
 }
 
-async fn open(browser: &Client, app: &TestApp, route: &str) {
+pub(crate) async fn open(browser: &Client, app: &TestApp, route: &str) {
     browser
         .goto(&app.url(&format!("/console/{route}")))
         .await
         .expect("navigate");
+}
+
+/// Signs `username` in on the console's sign-in page and waits for the
+/// dashboard.
+pub(crate) async fn sign_in(browser: &Client, app: &TestApp, username: &str) {
+    open(browser, app, "").await;
+    element(browser, "#username")
+        .await
+        .send_keys(username)
+        .await
+        .expect("type the username");
+    element(browser, "#password")
+        .await
+        .send_keys(seedling_tests::fixture::PASSWORD)
+        .await
+        .expect("type the password");
+    element(browser, "#signin")
+        .await
+        .click()
+        .await
+        .expect("sign in");
+    shows(browser, "main h1", "仪表盘").await;
+}
+
+/// Waits for `css` and clicks it.
+pub(crate) async fn click(browser: &Client, css: &str) {
+    element(browser, css)
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|err| panic!("click `{css}`: {err}"));
+}
+
+/// Clicks the navigation link to `route` (e.g. `#/visits`). The console
+/// redraws the navigation on every page change, so a link found just
+/// before a redraw is looked up again.
+pub(crate) async fn go(browser: &Client, route: &str) {
+    let css = format!("nav a[href='{route}']");
+    let mut last = None;
+    for _ in 0..5 {
+        match element(browser, &css).await.click().await {
+            Ok(_) => return,
+            Err(err) => last = Some(err),
+        }
+    }
+    panic!("open {route}: {last:?}");
 }
 
 async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app: TestApp) {
@@ -204,28 +261,39 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     let browser = driver.browser().await;
 
     // Sign in (the console opens in Chinese).
-    open(&browser, &app, "").await;
-    element(&browser, "#username")
-        .await
-        .send_keys("supervisor-a")
-        .await
-        .unwrap();
-    element(&browser, "#password")
-        .await
-        .send_keys(seedling_tests::fixture::PASSWORD)
-        .await
-        .unwrap();
-    element(&browser, "#signin").await.click().await.unwrap();
-    shows(&browser, "main h1", "仪表盘").await;
+    sign_in(&browser, &app, "supervisor-a").await;
+    // The dashboard's figures are the reports': 王芳 overdue, 张小花 and
+    // 李明 visited within their month, so town A is covered 2 of 3.
     shows(&browser, "[data-card=overdueCount]", "1").await;
+    shows(&browser, "[data-card=activeChildren]", "3").await;
+    shows(
+        &browser,
+        &format!("tr[data-town='{}'] [data-coverage]", fixture.town_a),
+        "67% (2/3)",
+    )
+    .await;
+    assert!(
+        browser
+            .find(Locator::Css("nav a[href='#/deliveries']"))
+            .await
+            .is_err(),
+        "the delivery page is for admins only"
+    );
     snap(&browser, "dashboard").await;
+    // Visits per month reconcile with the log: this month's total opens
+    // the log for this month, which counts the same.
+    let this_month = element(
+        &browser,
+        "#visits-per-month tbody tr:last-child [data-total]",
+    )
+    .await;
+    let counted = this_month.text().await.expect("this month's total");
+    assert!(counted.parse::<u32>().is_ok_and(|n| n >= 2), "{counted}");
+    this_month.click().await.expect("open the month's visits");
+    shows(&browser, "#visit-total", &format!("共 {counted} 条")).await;
 
     // Filter the log: submitted home visits in village A1.
-    element(&browser, "nav a[href='#/visits']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "nav a[href='#/visits']").await;
     shows(&browser, "#visit-total", "共 4 条").await;
     element(&browser, "#f-village")
         .await
@@ -242,27 +310,19 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
         .select_by_value("submitted")
         .await
         .unwrap();
-    element(&browser, "#apply-filters")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#apply-filters").await;
     shows(&browser, "#visit-total", "共 1 条").await;
     snap(&browser, "visit-log").await;
 
     // Return it with a comment.
-    element(&browser, &format!("tr[data-visit='{target}'] a.open-visit"))
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, &format!("tr[data-visit='{target}'] a.open-visit")).await;
     element(&browser, "#review-comment")
         .await
         .send_keys("请补充孩子的学习情况")
         .await
         .unwrap();
     snap(&browser, "visit-detail").await;
-    element(&browser, "#return").await.click().await.unwrap();
+    click(&browser, "#return").await;
     shows(&browser, "main", "已退回").await;
 
     // The director's phone receives it as a task and sends a correction.
@@ -286,12 +346,23 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
         pushed.results
     );
 
-    // The supervisor sees the correction, approves, and sees it locked.
-    open(&browser, &app, "#/visits").await;
-    element(&browser, "#visit-total").await;
-    open(&browser, &app, &format!("#/visit/{target}")).await;
+    // The corrected visit is back in the filtered queue; the supervisor
+    // opens it, sees the correction, approves, and sees it locked.
+    click(&browser, "#back-to-log").await;
+    shows(&browser, "#visit-total", "共 1 条").await;
+    assert_eq!(
+        element(&browser, "#f-review_status")
+            .await
+            .prop("value")
+            .await
+            .expect("the status filter")
+            .as_deref(),
+        Some("submitted"),
+        "the log comes back as it was filtered"
+    );
+    click(&browser, &format!("tr[data-visit='{target}'] a.open-visit")).await;
     shows(&browser, "main", "四年级，数学需辅导").await;
-    element(&browser, "#approve").await.click().await.unwrap();
+    click(&browser, "#approve").await;
     shows(&browser, "#locked", "已锁定").await;
     assert!(
         browser.find(Locator::Css("#approve")).await.is_err(),
@@ -308,32 +379,118 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     );
     assert!(review_tasks(phone.user_id, phone.records.values()).is_empty());
 
-    // The other pages answer, keyboard-reachable from the navigation.
-    for (route, heading) in [
-        ("#/conflicts", "冲突队列"),
-        ("#/overdue", "逾期名单"),
-        ("#/children", "儿童名册"),
-    ] {
-        element(&browser, &format!("nav a[href='{route}']"))
-            .await
-            .click()
-            .await
-            .unwrap();
-        shows(&browser, "main h1", heading).await;
-        if route == "#/conflicts" {
-            shows(&browser, "main", "同时修改").await;
-        }
-        snap(&browser, route.trim_start_matches("#/")).await;
-    }
-    open(&browser, &app, &format!("#/child/{child}")).await;
+    // Back in the filtered queue, nothing is left to review.
+    click(&browser, "#back-to-log").await;
+    shows(&browser, "#visit-total", "共 0 条").await;
+
+    // The conflict queue: the two phones' follow-ups; keep the winner.
+    go(&browser, "#/conflicts").await;
+    shows(&browser, "main h1", "冲突队列").await;
+    shows(&browser, "main", "同时修改").await;
+    shows(&browser, "main", "联系学校老师").await;
+    snap(&browser, "conflicts").await;
+    click(&browser, "tr[data-conflict] button[data-action=keep]").await;
+    shows(&browser, "#status", "已保存").await;
+    shows(&browser, "main", "暂无记录").await;
+    click(&browser, "a[href='#/conflicts?status=resolved']").await;
+    shows(&browser, "tr[data-conflict]", "已处理").await;
+
+    // The overdue list: 王芳, 10 days overdue; her page from there.
+    go(&browser, "#/overdue").await;
+    shows(&browser, "main h1", "逾期名单").await;
+    shows(&browser, "main", "共 1 条").await;
+    shows(&browser, "main tbody", "王芳").await;
+    shows(&browser, "main tbody", "逾期天数 10").await;
+    snap(&browser, "overdue").await;
+    click(&browser, &format!("main tbody a[href='#/child/{overdue}']")).await;
+    shows(&browser, "main h1", "王芳").await;
+    shows(&browser, "main", "逾期天数 10").await;
+    shows(&browser, "main", "纳入保障").await;
+
+    go(&browser, "#/children").await;
+    shows(&browser, "main h1", "儿童名册").await;
+    shows(&browser, "main", "共 3 条").await;
+    snap(&browser, "children").await;
+    click(&browser, &format!("main tbody a[href='#/child/{child}']")).await;
     shows(&browser, "main h1", "张小花").await;
+    shows(&browser, "main", "已通过").await;
     snap(&browser, "child").await;
 
     // English on request.
-    element(&browser, "#lang").await.click().await.unwrap();
+    click(&browser, "#lang").await;
     shows(&browser, "nav", "Visit log").await;
     open(&browser, &app, "#/dashboard").await;
     shows(&browser, "main h1", "Dashboard").await;
     snap(&browser, "dashboard-en").await;
+    browser.close().await.expect("close the browser");
+}
+
+async fn a_slow_answer_for_a_page_already_left_never_renders_over_the_current_one(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    admin.create_child(&app, fixture.village_a1, "张小花").await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    sign_in(&browser, &app, "supervisor-a").await;
+
+    // The roster's answers now arrive late (1.5 s), as on a slow network.
+    browser
+        .execute(
+            r"const fetchNow = window.fetch;
+              window.lateAnswers = 0;
+              window.fetch = (input, init) => {
+                const answer = fetchNow(input, init);
+                if (!String(input).includes('/api/v1/children')) return answer;
+                return answer.then((r) => new Promise((done) => setTimeout(() => {
+                  window.lateAnswers += 1; done(r);
+                }, 1500)));
+              };",
+            vec![],
+        )
+        .await
+        .expect("slow down the roster");
+    // Open the roster, and before it answers move on to the visit log.
+    go(&browser, "#/children").await;
+    go(&browser, "#/visits").await;
+    shows(&browser, "main h1", "走访记录").await;
+    // Wait until the roster's late answer has come in …
+    for _ in 0..100 {
+        let late = browser
+            .execute("return window.lateAnswers;", vec![])
+            .await
+            .expect("read the counter");
+        if late.as_u64().is_some_and(|n| n >= 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let late = browser
+        .execute("return window.lateAnswers;", vec![])
+        .await
+        .expect("read the counter");
+    assert_eq!(late, json!(1), "the roster was asked for and answered late");
+    // … and give it time to render, were it going to.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let heading = element(&browser, "main h1")
+        .await
+        .text()
+        .await
+        .expect("the heading");
+    assert_eq!(
+        heading, "走访记录",
+        "the page left behind rendered over the log"
+    );
+    assert!(
+        browser.find(Locator::Css("#visit-filters")).await.is_ok(),
+        "the visit log is still on screen"
+    );
+    assert_eq!(
+        element(&browser, "nav a[aria-current=page]")
+            .await
+            .text()
+            .await
+            .expect("the current page"),
+        "走访记录"
+    );
     browser.close().await.expect("close the browser");
 }
