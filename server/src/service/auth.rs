@@ -178,6 +178,17 @@ pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Session> {
     if token.used_at.is_some() || !repo::refresh_tokens::mark_used(&txn, token.id, now).await? {
         // A spent token came back: someone holds a copy. End the whole family.
         repo::refresh_tokens::revoke_family(&txn, token.family_id, now).await?;
+        crate::service::audit::record(
+            &txn,
+            crate::service::audit::Entry {
+                actor_id: Some(token.user_id),
+                action: "auth.refresh_reuse",
+                entity: Some("device"),
+                record_id: Some(token.device_id),
+                detail: serde_json::json!({ "family_id": token.family_id }),
+            },
+        )
+        .await?;
         txn.commit().await?;
         tracing::warn!(family = %token.family_id, device = %token.device_id, "refresh token reused; family revoked");
         return Err(AppError::unauthorized(
