@@ -14,6 +14,7 @@ pub mod records;
 pub mod refresh_tokens;
 pub mod reports;
 pub mod review;
+pub mod subject;
 pub mod sync_records;
 pub mod synced;
 pub mod users;
