@@ -13,6 +13,7 @@ pub mod org_units;
 pub mod records;
 pub mod refresh_tokens;
 pub mod reports;
+pub mod retention;
 pub mod review;
 pub mod subject;
 pub mod sync_records;

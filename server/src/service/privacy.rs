@@ -3,6 +3,7 @@
 //! exited children's records.
 
 pub mod export;
+pub mod retention;
 
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde::Serialize;
