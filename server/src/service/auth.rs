@@ -320,20 +320,24 @@ pub(crate) fn user_view(user: user::Model, org_unit: OrgUnitView) -> AppResult<U
 /// revoked) phone is refused everything and told to wipe its store. A
 /// *retired* phone — replaced by a new one — may still refresh its token
 /// and push its pending records, so nothing recorded on it is lost, but may
-/// not sign in again, and its next pull tells it to wipe: the reference
-/// client always pushes its whole outbox before it pulls.
+/// not sign in again, and its next pull tells it to wipe (the reference
+/// client always pushes its whole outbox before it pulls); from then on it
+/// is *wiped* and refused everything.
 pub(crate) fn ensure_device_usable(device: &device::Model, about_to: DeviceUse) -> AppResult<()> {
     match device.state.as_str() {
         "lost" | "revoked" => Err(AppError::DeviceRevoked(
             "this phone was reported lost and can no longer be used; its data must be wiped. Sign in on a registered phone".to_owned(),
         )),
-        "retired" if matches!(about_to, DeviceUse::SignIn | DeviceUse::Pull) => {
-            Err(AppError::DeviceRevoked(
-                "this phone was replaced: its records have been received and its data must be wiped. Use the new phone".to_owned(),
-            ))
-        }
+        "wiped" => Err(replaced()),
+        "retired" if matches!(about_to, DeviceUse::SignIn | DeviceUse::Pull) => Err(replaced()),
         _ => Ok(()),
     }
+}
+
+fn replaced() -> AppError {
+    AppError::DeviceRevoked(
+        "this phone was replaced: its records have been received and its data must be wiped. Use the new phone".to_owned(),
+    )
 }
 
 async fn issue_refresh_token(
