@@ -35,12 +35,7 @@ async fn register(app: &TestApp, admin: &mut Device, village: Uuid, name: &str) 
         .set("guardian_phone", json!("13800000000"))
         .set("health_notes", json!("哮喘"))
         .build();
-    let answer = admin.push(app, &[m]).await;
-    assert!(
-        matches!(answer.results[0], MutationResult::Applied { .. }),
-        "{:?}",
-        answer.results
-    );
+    applied(app, admin, m).await;
     id
 }
 
@@ -52,6 +47,10 @@ async fn exit(app: &TestApp, admin: &mut Device, child: Uuid, on: NaiveDate) {
         .set("exit_reason", json!("turned_18"))
         .set("exit_date", json!(on))
         .build();
+    applied(app, admin, m).await;
+}
+
+async fn applied(app: &TestApp, admin: &mut Device, m: sync_core::protocol::Mutation) {
     let answer = admin.push(app, &[m]).await;
     assert!(
         matches!(answer.results[0], MutationResult::Applied { .. }),
@@ -98,8 +97,9 @@ async fn a_child_exited_beyond_the_policy_is_archived_and_a_recent_exit_is_untou
     )
     .await;
     let recent_visit = visit(&app, &mut phone, recent, village, &day_at(2, 10), &[]).await;
+    let need_id = Uuid::new_v4();
     let need = phone
-        .create(Entity::CasePlanItem, Uuid::new_v4())
+        .create(Entity::CasePlanItem, need_id)
         .set("child_id", json!(old))
         .set("village_id", json!(village))
         .set("area", json!("health"))
@@ -122,6 +122,7 @@ async fn a_child_exited_beyond_the_policy_is_archived_and_a_recent_exit_is_untou
         (Entity::Child, recent),
         (Entity::Visit, old_visit),
         (Entity::Visit, recent_visit),
+        (Entity::CasePlanItem, need_id),
     ] {
         assert!(
             phone.get(entity, id).is_none(),
