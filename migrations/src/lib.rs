@@ -19,6 +19,7 @@ mod m20261129_000010_counted_visits_index;
 mod m20261129_000010_district_visit_rules;
 mod m20261129_000011_integration_delivery;
 mod m20261129_000012_login_throttle;
+mod m20261129_000015_child_archive;
 mod m20261129_000020_counted_visits_by_time;
 
 /// The ordered list of Seedling's migrations.
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000010_counted_visits_index::Migration),
             Box::new(m20261129_000011_integration_delivery::Migration),
             Box::new(m20261129_000012_login_throttle::Migration),
+            Box::new(m20261129_000015_child_archive::Migration),
             Box::new(m20261129_000020_counted_visits_by_time::Migration),
         ]
     }

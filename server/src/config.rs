@@ -54,12 +54,19 @@ pub struct Config {
     pub database_url: String,
     /// Pool size. SQLite serialises writers, so its default is 1.
     pub db_max_connections: Option<u32>,
-    /// HMAC key for access tokens. Empty: a random key is generated once and
-    /// kept in `<data_dir>/jwt-secret` (set it explicitly when several server
-    /// processes share a database).
-    pub jwt_secret: Secret,
-    /// Key id written into each token header, so keys can rotate.
+    /// HMAC keys that verify access tokens, by key id (each at least 32
+    /// bytes). Set them (and `jwt_key_id`) when several server processes
+    /// share a database. Empty, with `jwt_secret` empty too: the keys are
+    /// the files in `<data_dir>/jwt-keys/`, one per key id, and the signing
+    /// key's file is generated on first start. See docs/SECURITY.md for
+    /// rotation.
+    pub jwt_keys: std::collections::BTreeMap<String, Secret>,
+    /// The key id new access tokens are signed with and carry in their
+    /// header (`kid`).
     pub jwt_key_id: String,
+    /// Shorthand for one key: the secret of `jwt_key_id`, when `jwt_keys`
+    /// does not name it.
+    pub jwt_secret: Secret,
     /// Lifetime of an access token.
     pub access_token_ttl_secs: u64,
     /// Lifetime of a refresh token. Phones stay offline for weeks, so this
@@ -130,6 +137,11 @@ pub struct Config {
     /// The key id new numbers are sealed with (see docs/SECURITY.md for
     /// rotation).
     pub id_number_key_id: String,
+    /// Years after the effective date of a child's exit until
+    /// `seedling retention run` archives the record (removes the personal
+    /// fields, keeps what reports count). 0 turns archiving off. The default
+    /// is an assumption: no rule fixes it (docs/SECURITY.md).
+    pub retention_exited_years: u32,
 }
 
 impl Default for Config {
@@ -139,8 +151,9 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             database_url: String::new(),
             db_max_connections: None,
-            jwt_secret: Secret::default(),
+            jwt_keys: std::collections::BTreeMap::new(),
             jwt_key_id: "k1".to_owned(),
+            jwt_secret: Secret::default(),
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_days: 90,
             max_body_bytes: 6 * 1024 * 1024,
@@ -171,6 +184,7 @@ impl Default for Config {
             trust_forwarded_for: false,
             id_number_keys: std::collections::BTreeMap::new(),
             id_number_key_id: "k1".to_owned(),
+            retention_exited_years: 5,
         }
     }
 }
@@ -217,10 +231,12 @@ mod tests {
     fn secrets_never_show_in_debug_output() {
         let config = Config {
             jwt_secret: Secret::new("hunter2"),
+            jwt_keys: [("k2".to_owned(), Secret::new("swordfish"))].into(),
             ..Config::default()
         };
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("swordfish"), "{printed}");
         assert!(printed.contains("<redacted>"));
     }
 
@@ -244,6 +260,34 @@ mod tests {
             assert_eq!(
                 config.access_token_ttl_secs, 900,
                 "untouched settings keep their default"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the closure's error type"
+    )]
+    fn token_keys_from_the_file_and_the_environment_are_merged_by_key_id() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "seedling.toml",
+                "jwt_key_id = \"k1\"\n[jwt_keys]\nk1 = \"old-old-old-old-old-old-old-old-old\"\n",
+            )?;
+            let config = Config::load(None).map_err(|err| err.to_string())?;
+            assert_eq!(config.jwt_keys.keys().collect::<Vec<_>>(), ["k1"]);
+
+            jail.set_env("SEEDLING_JWT_KEYS", "{k2=\"new\"}");
+            jail.set_env("SEEDLING_JWT_KEY_ID", "k2");
+            let config = Config::load(None).map_err(|err| err.to_string())?;
+            assert_eq!(config.jwt_key_id, "k2");
+            assert_eq!(config.jwt_keys.keys().collect::<Vec<_>>(), ["k1", "k2"]);
+            assert_eq!(config.jwt_keys["k2"].expose(), "new");
+            assert_eq!(
+                config.jwt_keys["k1"].expose(),
+                "old-old-old-old-old-old-old-old-old"
             );
             Ok(())
         });

@@ -79,6 +79,22 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The retention policy for exited children.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Archive every child who exited `retention_exited_years` or more ago:
+    /// personal fields removed, counts kept, audited. Safe to re-run.
+    Run {
+        /// The day to count from (default: today, China time).
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,6 +224,16 @@ async fn main() -> anyhow::Result<()> {
         Command::ResealIdNumbers => {
             let state = startup::build_state(config).await?;
             let report = service::privacy::reseal_id_numbers(&state.db)
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            eprintln!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Retention {
+            command: RetentionCommand::Run { as_of },
+        } => {
+            let state = startup::build_state(config).await?;
+            let today = as_of.unwrap_or_else(service::privacy::retention::today);
+            let report = service::privacy::retention::run(&state, today)
                 .await
                 .map_err(|err| anyhow::anyhow!("{err}"))?;
             eprintln!("{}", serde_json::to_string_pretty(&report)?);

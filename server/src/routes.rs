@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod integration;
 pub mod org;
+pub mod privacy;
 pub mod reports;
 pub mod review;
 pub mod sync;
@@ -55,6 +56,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "visit-rules", description = "Visiting intervals per child category, configured by the district"),
         (name = "integration", description = "The provincial platform: token, roster batches, change feed, delivery admin"),
         (name = "review", description = "Supervisor review: visit log, decisions, children, conflict queue"),
+        (name = "privacy", description = "Minors' personal data: the subject-access export of one child"),
     )
 )]
 struct ApiDoc;
@@ -117,6 +119,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(review::review_visit))
         .routes(routes!(review::list_children))
         .routes(routes!(review::child_page))
+        .routes(routes!(privacy::export_child))
         .routes(routes!(review::list_conflicts))
         .routes(routes!(review::resolve_conflict))
 }

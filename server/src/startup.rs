@@ -38,18 +38,83 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
     } else {
         db.clone()
     };
-    if config.jwt_secret.is_empty() {
-        config.jwt_secret = load_or_create_secret(&config.data_dir.join("jwt-secret"))?;
-    }
-    let jwt = JwtKeys::new(
-        config.jwt_secret.expose().as_bytes(),
-        &config.jwt_key_id,
-        config.access_token_ttl_secs,
-    )
-    .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let jwt = token_keys(&config)?;
     install_id_number_keys(&mut config)?;
     let attachments = open_attachment_store(&config)?;
     Ok(AppState::new(db, reader, config, jwt, attachments))
+}
+
+/// The access-token key ring: the configured keys (`jwt_keys`, plus
+/// `jwt_secret` as the key of `jwt_key_id`), or else the key files of
+/// `<data_dir>/jwt-keys/`.
+fn token_keys(config: &Config) -> anyhow::Result<JwtKeys> {
+    let mut keys = config.jwt_keys.clone();
+    if !config.jwt_secret.is_empty() {
+        keys.entry(config.jwt_key_id.clone())
+            .or_insert_with(|| config.jwt_secret.clone());
+    }
+    if keys.is_empty() {
+        keys = token_key_files(
+            &config.data_dir.join("jwt-keys"),
+            &config.jwt_key_id,
+            &config.data_dir.join("jwt-secret"),
+        )?;
+    }
+    let jwt = JwtKeys::new(
+        &config.jwt_key_id,
+        keys.iter()
+            .map(|(id, key)| (id.as_str(), key.expose().as_bytes())),
+        config.access_token_ttl_secs,
+    )
+    .map_err(|err| anyhow::anyhow!("{err}"))?;
+    tracing::info!(
+        signing = jwt.signing_key_id(),
+        verifying = ?jwt.key_ids().collect::<Vec<_>>(),
+        "access-token keys loaded"
+    );
+    Ok(jwt)
+}
+
+/// Reads every key file of `folder` (the file name is the key id) and
+/// generates the signing key's file when it is absent. A folder created
+/// fresh adopts the single key earlier versions kept in `legacy`
+/// (`<data_dir>/jwt-secret`) as the signing key, so an upgrade signs nobody
+/// out.
+fn token_key_files(
+    folder: &Path,
+    signing_key_id: &str,
+    legacy: &Path,
+) -> anyhow::Result<std::collections::BTreeMap<String, Secret>> {
+    let created = !folder.exists();
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("creating the key folder {}", folder.display()))?;
+    let signing_path = folder.join(signing_key_id);
+    if created
+        && !signing_path.exists()
+        && let Ok(old) = std::fs::read_to_string(legacy)
+        && old.trim().len() >= crate::auth::jwt::MIN_KEY_BYTES
+    {
+        write_private(&signing_path, old.trim())
+            .with_context(|| format!("writing {}", signing_path.display()))?;
+        tracing::info!(from = %legacy.display(), to = %signing_path.display(), "adopted the existing token signing key");
+    }
+    if !signing_path.exists() {
+        load_or_create_secret(&signing_path)?;
+    }
+    let mut keys = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(folder)
+        .with_context(|| format!("reading the key folder {}", folder.display()))?
+    {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.file_type()?.is_file() {
+            continue;
+        }
+        let key = std::fs::read_to_string(entry.path())
+            .with_context(|| format!("reading {}", entry.path().display()))?;
+        keys.insert(name, Secret::new(key.trim()));
+    }
+    Ok(keys)
 }
 
 /// Installs the identity-number key ring: the configured keys, or one key
@@ -178,7 +243,37 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{redact_url, token_key_files};
+
+    #[test]
+    fn token_key_files_are_generated_once_and_every_file_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (folder, legacy) = (dir.path().join("jwt-keys"), dir.path().join("jwt-secret"));
+        let first = token_key_files(&folder, "k1", &legacy).unwrap();
+        assert_eq!(first.keys().collect::<Vec<_>>(), ["k1"]);
+        let again = token_key_files(&folder, "k1", &legacy).unwrap();
+        assert_eq!(again["k1"], first["k1"], "the key is generated only once");
+
+        // Rotating: a new signing key id generates its file; the old stays.
+        let rotated = token_key_files(&folder, "k2", &legacy).unwrap();
+        assert_eq!(rotated.keys().collect::<Vec<_>>(), ["k1", "k2"]);
+        assert_eq!(rotated["k1"], first["k1"]);
+        assert_ne!(rotated["k2"], first["k1"]);
+
+        std::fs::remove_file(folder.join("k1")).unwrap();
+        let retired = token_key_files(&folder, "k2", &legacy).unwrap();
+        assert_eq!(retired.keys().collect::<Vec<_>>(), ["k2"]);
+    }
+
+    #[test]
+    fn the_single_key_of_earlier_versions_is_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (folder, legacy) = (dir.path().join("jwt-keys"), dir.path().join("jwt-secret"));
+        let old = "an-old-single-key-of-more-than-32-bytes";
+        std::fs::write(&legacy, old).unwrap();
+        let keys = token_key_files(&folder, "k1", &legacy).unwrap();
+        assert_eq!(keys["k1"].expose(), old);
+    }
 
     #[test]
     fn passwords_are_redacted_from_database_urls() {

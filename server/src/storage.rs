@@ -152,4 +152,7 @@ pub trait AttachmentStore: Send + Sync + fmt::Debug {
 
     /// Removes every chunk of `upload` from the temporary area.
     fn delete_temp(&self, upload: Uuid) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Removes the photo stored under this hash (nothing when there is none).
+    fn delete<'a>(&'a self, sha256: &'a Sha256Hex) -> BoxFuture<'a, Result<(), StoreError>>;
 }

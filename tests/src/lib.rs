@@ -81,29 +81,30 @@ impl TestApp {
             ..Config::default()
         };
         adjust(&mut config);
-        let state = seedling_server::startup::build_state(config)
-            .await
-            .expect("server state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let serve_state = state.clone();
-        tokio::spawn(async move {
-            let _ = seedling_server::serve(serve_state, listener, async {
-                let _ = rx.await;
-            })
-            .await;
-        });
+        let (state, base_url, shutdown) = start(config).await;
         Self {
             base_url,
             state,
             http: reqwest::Client::new(),
             backend,
             _data_dir: data_dir,
-            shutdown: Some(tx),
+            shutdown: Some(shutdown),
         }
+    }
+
+    /// Stops this server and starts a new one over the same database and
+    /// data folder, with the configuration adjusted first: an operator's
+    /// restart after editing the configuration.
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let mut config = Config::clone(&self.state.config);
+        adjust(&mut config);
+        let (state, base_url, shutdown) = start(config).await;
+        self.state = state;
+        self.base_url = base_url;
+        self.shutdown = Some(shutdown);
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -176,6 +177,26 @@ impl TestApp {
             .expect("access token")
             .to_owned()
     }
+}
+
+/// Builds the state and serves it on `127.0.0.1:0`.
+async fn start(config: Config) -> (AppState, String, tokio::sync::oneshot::Sender<()>) {
+    let state = seedling_server::startup::build_state(config)
+        .await
+        .expect("server state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let serve_state = state.clone();
+    tokio::spawn(async move {
+        let _ = seedling_server::serve(serve_state, listener, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    (state, base_url, tx)
 }
 
 /// Asserts the standard error envelope with the given status and code.

@@ -1,5 +1,9 @@
 //! Short-lived access tokens: HS256 JWTs carrying the user, role, org unit
-//! and device, with a key id in the header so keys can rotate.
+//! and device. Each token names its signing key in the header (`kid`); the
+//! server verifies with any key it still holds and signs with one, so keys
+//! rotate without signing anyone out (docs/SECURITY.md).
+
+use std::collections::BTreeMap;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -9,6 +13,9 @@ use super::Role;
 use crate::error::AppError;
 
 const ISSUER: &str = "seedling";
+
+/// Shortest HMAC key accepted, in bytes.
+pub const MIN_KEY_BYTES: usize = 32;
 
 /// The claims of an access token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,11 +32,12 @@ pub struct Claims {
     pub iss: String,
 }
 
-/// Signing and verification keys for access tokens.
+/// The key ring for access tokens: verification keys by key id, and the
+/// one key new tokens are signed with.
 pub struct JwtKeys {
-    key_id: String,
+    signing_key_id: String,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    decoding: BTreeMap<String, DecodingKey>,
     validation: Validation,
     ttl_secs: i64,
 }
@@ -37,29 +45,56 @@ pub struct JwtKeys {
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtKeys")
-            .field("key_id", &self.key_id)
+            .field("signing_key_id", &self.signing_key_id)
+            .field("key_ids", &self.decoding.keys().collect::<Vec<_>>())
             .field("ttl_secs", &self.ttl_secs)
             .finish_non_exhaustive()
     }
 }
 
 impl JwtKeys {
-    /// Keys from a shared secret (at least 32 bytes).
-    pub fn new(secret: &[u8], key_id: &str, ttl_secs: u64) -> Result<Self, AppError> {
-        if secret.len() < 32 {
-            return Err(AppError::Internal(
-                "the JWT secret must be at least 32 bytes".to_owned(),
-            ));
-        }
+    /// A key ring of `keys` (key id, secret of at least [`MIN_KEY_BYTES`]),
+    /// signing with the key named `signing_key_id`.
+    pub fn new<'a>(
+        signing_key_id: &str,
+        keys: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        ttl_secs: u64,
+    ) -> Result<Self, AppError> {
         let key_error = |err: jsonwebtoken::errors::Error| AppError::Internal(err.to_string());
+        let mut encoding = None;
+        let mut decoding = BTreeMap::new();
+        for (key_id, secret) in keys {
+            if key_id.is_empty() {
+                return Err(AppError::Internal(
+                    "a token signing key needs a non-empty key id".to_owned(),
+                ));
+            }
+            if secret.len() < MIN_KEY_BYTES {
+                return Err(AppError::Internal(format!(
+                    "token signing key `{key_id}` must be at least {MIN_KEY_BYTES} bytes"
+                )));
+            }
+            if key_id == signing_key_id {
+                encoding = Some(EncodingKey::from_secret(secret).map_err(key_error)?);
+            }
+            decoding.insert(
+                key_id.to_owned(),
+                DecodingKey::from_secret(secret).map_err(key_error)?,
+            );
+        }
+        let encoding = encoding.ok_or_else(|| {
+            AppError::Internal(format!(
+                "jwt_key_id `{signing_key_id}` names no configured token signing key"
+            ))
+        })?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 30;
         Ok(Self {
-            key_id: key_id.to_owned(),
-            encoding: EncodingKey::from_secret(secret).map_err(key_error)?,
-            decoding: DecodingKey::from_secret(secret).map_err(key_error)?,
+            signing_key_id: signing_key_id.to_owned(),
+            encoding,
+            decoding,
             validation,
             ttl_secs: i64::try_from(ttl_secs).unwrap_or(i64::MAX),
         })
@@ -70,7 +105,18 @@ impl JwtKeys {
         self.ttl_secs
     }
 
-    /// Signs a token for this user and device, valid from `now` (Unix seconds).
+    /// The key id new tokens carry.
+    pub fn signing_key_id(&self) -> &str {
+        &self.signing_key_id
+    }
+
+    /// Every key id a token may carry and still verify.
+    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+        self.decoding.keys().map(String::as_str)
+    }
+
+    /// Signs a token for this user and device, valid from `now` (Unix
+    /// seconds), with the signing key; its id goes into the header.
     pub fn issue(
         &self,
         user_id: Uuid,
@@ -89,23 +135,32 @@ impl JwtKeys {
             iss: ISSUER.to_owned(),
         };
         let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(self.key_id.clone());
+        header.kid = Some(self.signing_key_id.clone());
         jsonwebtoken::encode(&header, &claims, &self.encoding)
             .map_err(|err| AppError::Internal(format!("token signing failed: {err}")))
     }
 
-    /// Checks signature, algorithm, issuer and expiry. Tokens with any other
-    /// algorithm, including `none`, are refused.
+    /// Checks the key id, signature, algorithm, issuer and expiry. A token
+    /// without a key id, or naming a key this server does not hold (never
+    /// had, or removed after a rotation), is refused like a forged one; so
+    /// are tokens with any other algorithm, including `none`.
     pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
         use jsonwebtoken::errors::ErrorKind;
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let invalid = || AppError::unauthorized("invalid_token", "the access token is not valid");
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.decoding.get(kid))
+            .ok_or_else(invalid)?;
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map(|data| data.claims)
             .map_err(|err| match err.kind() {
                 ErrorKind::ExpiredSignature => AppError::unauthorized(
                     "token_expired",
                     "the access token has expired; refresh it or sign in again",
                 ),
-                _ => AppError::unauthorized("invalid_token", "the access token is not valid"),
+                _ => invalid(),
             })
     }
 }
@@ -114,8 +169,25 @@ impl JwtKeys {
 mod tests {
     use super::*;
 
+    const OLD: [u8; 32] = [7; 32];
+    const NEW: [u8; 32] = [9; 32];
+
+    fn ring(signing: &str, keys: &[(&'static str, &'static [u8])]) -> JwtKeys {
+        JwtKeys::new(signing, keys.iter().copied(), 900).unwrap()
+    }
+
     fn keys() -> JwtKeys {
-        JwtKeys::new(&[7; 32], "k1", 900).unwrap()
+        ring("k1", &[("k1", &OLD)])
+    }
+
+    fn token(keys: &JwtKeys) -> String {
+        let id = Uuid::new_v4();
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        keys.issue(id, Role::Director, id, id, now).unwrap()
+    }
+
+    fn kid(token: &str) -> Option<String> {
+        jsonwebtoken::decode_header(token).unwrap().kid
     }
 
     #[test]
@@ -126,22 +198,68 @@ mod tests {
         let claims = keys().verify(&token).unwrap();
         assert_eq!((claims.sub, claims.org, claims.dev), (user, org, dev));
         assert_eq!(claims.role, Role::Director);
-        let header = jsonwebtoken::decode_header(&token).unwrap();
-        assert_eq!(header.kid.as_deref(), Some("k1"));
+        assert_eq!(kid(&token).as_deref(), Some("k1"));
     }
 
     #[test]
     fn a_token_signed_with_another_key_is_refused() {
-        let other = JwtKeys::new(&[8; 32], "k1", 900).unwrap();
-        let now = jsonwebtoken::get_current_timestamp() as i64;
-        let id = Uuid::new_v4();
-        let token = other.issue(id, Role::Admin, id, id, now).unwrap();
-        let err = keys().verify(&token).unwrap_err();
+        let other = ring("k1", &[("k1", &NEW)]);
+        let err = keys().verify(&token(&other)).unwrap_err();
         assert_eq!(err.code(), "invalid_token");
     }
 
     #[test]
-    fn short_secrets_are_refused() {
-        assert!(JwtKeys::new(b"short", "k1", 900).is_err());
+    fn after_a_rotation_old_tokens_verify_until_their_key_is_removed() {
+        let before = keys();
+        let old_token = token(&before);
+
+        let during = ring("k2", &[("k1", &OLD), ("k2", &NEW)]);
+        let new_token = token(&during);
+        assert_eq!(kid(&new_token).as_deref(), Some("k2"));
+        assert!(during.verify(&old_token).is_ok(), "old tokens stay valid");
+        assert!(during.verify(&new_token).is_ok());
+        assert_eq!(
+            before.verify(&new_token).unwrap_err().code(),
+            "invalid_token",
+            "a server without k2 does not know the new key"
+        );
+
+        let after = ring("k2", &[("k2", &NEW)]);
+        assert!(after.verify(&new_token).is_ok());
+        assert_eq!(
+            after.verify(&old_token).unwrap_err().code(),
+            "invalid_token"
+        );
+    }
+
+    #[test]
+    fn a_token_without_a_key_id_or_with_an_unknown_one_is_refused() {
+        let keys = keys();
+        let id = Uuid::new_v4();
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let claims = Claims {
+            sub: id,
+            role: Role::Admin,
+            org: id,
+            dev: id,
+            iat: now,
+            exp: now + 600,
+            iss: ISSUER.to_owned(),
+        };
+        let secret = EncodingKey::from_secret(&OLD).unwrap();
+        for header_kid in [None, Some("k9".to_owned())] {
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = header_kid.clone();
+            let token = jsonwebtoken::encode(&header, &claims, &secret).unwrap();
+            let err = keys.verify(&token).unwrap_err();
+            assert_eq!(err.code(), "invalid_token", "kid {header_kid:?}");
+        }
+    }
+
+    #[test]
+    fn short_keys_empty_ids_and_a_missing_signing_key_are_refused() {
+        assert!(JwtKeys::new("k1", [("k1", &b"short"[..])], 900).is_err());
+        assert!(JwtKeys::new("", [("", &OLD[..])], 900).is_err());
+        assert!(JwtKeys::new("k2", [("k1", &OLD[..])], 900).is_err());
     }
 }

@@ -48,6 +48,9 @@ pub struct Model {
     /// The provincial platform's id for this child.
     #[sea_orm(unique)]
     pub external_id: Option<String>,
+    /// When the retention policy for exited children removed the personal
+    /// fields (server bookkeeping, not synced).
+    pub archived_at: Option<DateTimeUtc>,
 }
 
 /// Hides the identity-card number: children's records are minors' personal

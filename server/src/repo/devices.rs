@@ -1,5 +1,6 @@
 //! Queries on devices.
 
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, Set,
@@ -58,4 +59,21 @@ pub async fn set_state(
     let mut active = device.into_active_model();
     active.state = Set(state.to_owned());
     active.update(db).await
+}
+
+/// Moves a device from `from` to `to`, unless something else moved it
+/// first; true when this call did.
+pub async fn transition(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    from: &str,
+    to: &str,
+) -> Result<bool, DbErr> {
+    let result = device::Entity::update_many()
+        .col_expr(device::Column::State, Expr::value(to))
+        .filter(device::Column::Id.eq(id))
+        .filter(device::Column::State.eq(from))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
 }

@@ -178,6 +178,17 @@ pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Session> {
     if token.used_at.is_some() || !repo::refresh_tokens::mark_used(&txn, token.id, now).await? {
         // A spent token came back: someone holds a copy. End the whole family.
         repo::refresh_tokens::revoke_family(&txn, token.family_id, now).await?;
+        crate::service::audit::record(
+            &txn,
+            crate::service::audit::Entry {
+                actor_id: Some(token.user_id),
+                action: "auth.refresh_reuse",
+                entity: Some("device"),
+                record_id: Some(token.device_id),
+                detail: serde_json::json!({ "family_id": token.family_id }),
+            },
+        )
+        .await?;
         txn.commit().await?;
         tracing::warn!(family = %token.family_id, device = %token.device_id, "refresh token reused; family revoked");
         return Err(AppError::unauthorized(
@@ -309,20 +320,24 @@ pub(crate) fn user_view(user: user::Model, org_unit: OrgUnitView) -> AppResult<U
 /// revoked) phone is refused everything and told to wipe its store. A
 /// *retired* phone — replaced by a new one — may still refresh its token
 /// and push its pending records, so nothing recorded on it is lost, but may
-/// not sign in again, and its next pull tells it to wipe: the reference
-/// client always pushes its whole outbox before it pulls.
+/// not sign in again, and its next pull tells it to wipe (the reference
+/// client always pushes its whole outbox before it pulls); from then on it
+/// is *wiped* and refused everything.
 pub(crate) fn ensure_device_usable(device: &device::Model, about_to: DeviceUse) -> AppResult<()> {
     match device.state.as_str() {
         "lost" | "revoked" => Err(AppError::DeviceRevoked(
             "this phone was reported lost and can no longer be used; its data must be wiped. Sign in on a registered phone".to_owned(),
         )),
-        "retired" if matches!(about_to, DeviceUse::SignIn | DeviceUse::Pull) => {
-            Err(AppError::DeviceRevoked(
-                "this phone was replaced: its records have been received and its data must be wiped. Use the new phone".to_owned(),
-            ))
-        }
+        "wiped" => Err(replaced()),
+        "retired" if matches!(about_to, DeviceUse::SignIn | DeviceUse::Pull) => Err(replaced()),
         _ => Ok(()),
     }
+}
+
+fn replaced() -> AppError {
+    AppError::DeviceRevoked(
+        "this phone was replaced: its records have been received and its data must be wiped. Use the new phone".to_owned(),
+    )
 }
 
 async fn issue_refresh_token(

@@ -2,7 +2,7 @@
 //! to do when one is replaced or lost.
 
 use chrono::{DateTime, Utc};
-use sea_orm::TransactionTrait;
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -138,4 +138,30 @@ pub async fn set_state(
     txn.commit().await?;
     tracing::warn!(device = %device_id, from = %before, to = %device.state, "device state changed");
     Ok(view(device, &owner))
+}
+
+/// A retired phone has pushed its outbox and asked to pull: it is told to
+/// wipe its store, and from now on refused everything (state `wiped`, its
+/// refresh tokens revoked), so it pushes its pending records once and only
+/// once. Audited; a second call changes nothing.
+pub(crate) async fn told_to_wipe(db: &DatabaseConnection, device_id: Uuid) -> AppResult<()> {
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    if repo::devices::transition(&txn, device_id, "retired", "wiped").await? {
+        let revoked = repo::refresh_tokens::revoke_device(&txn, device_id, now).await?;
+        audit::record_at(
+            &txn,
+            audit::Entry {
+                actor_id: None,
+                action: "device.told_to_wipe",
+                entity: Some("device"),
+                record_id: Some(device_id),
+                detail: json!({ "from": "retired", "to": "wiped", "refresh_tokens_revoked": revoked }),
+            },
+            now,
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(())
 }

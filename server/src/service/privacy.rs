@@ -1,5 +1,9 @@
 //! Minors' personal data: re-encrypting identity-card numbers after a key
-//! rotation.
+//! rotation, the subject-access export of one child, and the retention of
+//! exited children's records.
+
+pub mod export;
+pub mod retention;
 
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde::Serialize;

@@ -44,7 +44,13 @@ async fn admit_caller(
                 "this device is not registered; sign in again",
             )
         })?;
-    ensure_device_usable(&device, about_to)?;
+    if let Err(refused) = ensure_device_usable(&device, about_to) {
+        if device.state == "retired" && about_to == DeviceUse::Pull {
+            // Its outbox went first; it is told to wipe now, and nothing more.
+            crate::service::devices::told_to_wipe(db, device.id).await?;
+        }
+        return Err(refused);
+    }
     // The token's role and unit are checked against the account as it is
     // now: a moved or disabled user must not keep the old scope until the
     // token expires.

@@ -177,6 +177,16 @@ impl AttachmentStore for ObjectAttachmentStore {
         .boxed()
     }
 
+    fn delete<'a>(&'a self, sha256: &'a Sha256Hex) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            match self.store.delete(&self.object_path(sha256)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(err) => Err(err.into()),
+            }
+        }
+        .boxed()
+    }
+
     fn delete_temp(&self, upload: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
             let dir = self.upload_dir(upload);

@@ -15,6 +15,7 @@ on_both_backends!(
     refresh_rotates_and_a_reused_token_ends_the_session,
     logout_ends_the_session,
     expired_tampered_and_unsigned_tokens_are_refused,
+    signing_keys_rotate_without_signing_anyone_out,
 );
 
 async fn every_role_signs_in_and_sees_itself(app: TestApp) {
@@ -79,7 +80,9 @@ async fn a_disabled_account_cannot_sign_in(app: TestApp) {
 }
 
 async fn refresh_rotates_and_a_reused_token_ends_the_session(app: TestApp) {
-    Fixture::load(&app).await;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use seedling_server::entity::{audit_log, refresh_token};
+    let fixture = Fixture::load(&app).await;
     let (_, first) = app.login("director-a1", PASSWORD).await;
     let first_refresh = first["refresh_token"].as_str().unwrap().to_owned();
 
@@ -104,6 +107,22 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session(app: TestApp) {
         StatusCode::UNAUTHORIZED,
         "refresh_token_reused",
     );
+    // The reuse is on the audit trail, against the phone.
+    let reuse = audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq("auth.refresh_reuse"))
+        .all(app.db())
+        .await
+        .unwrap();
+    assert_eq!(reuse.len(), 1, "{reuse:?}");
+    assert_eq!(reuse[0].actor_id, Some(fixture.user_id("director-a1")));
+    let session_device = refresh_token::Entity::find()
+        .filter(refresh_token::Column::UserId.eq(fixture.user_id("director-a1")))
+        .one(app.db())
+        .await
+        .unwrap()
+        .expect("the session's tokens")
+        .device_id;
+    assert_eq!(reuse[0].record_id, Some(session_device));
     // ...and the whole family is revoked, including the newest token.
     let (status, body) = refresh(&app, &second_refresh).await;
     assert_error(
@@ -209,6 +228,66 @@ async fn expired_tampered_and_unsigned_tokens_are_refused(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The operator's rotation (docs/SECURITY.md): add the new key beside the
+/// old and sign with it; later remove the old key.
+async fn signing_keys_rotate_without_signing_anyone_out(mut app: TestApp) {
+    use seedling_server::config::Secret;
+    use seedling_tests::TEST_JWT_SECRET;
+    const NEW_KEY: &str = "a-new-signing-key-of-at-least-32-bytes!";
+    Fixture::load(&app).await;
+    let (_, session) = app.login("director-a1", PASSWORD).await;
+    let old_access = session["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(kid(&old_access), "k1");
+
+    app.restart_with(|config| {
+        config.jwt_secret = Secret::default();
+        config.jwt_keys = [
+            ("k1".to_owned(), Secret::new(TEST_JWT_SECRET)),
+            ("k2".to_owned(), Secret::new(NEW_KEY)),
+        ]
+        .into();
+        config.jwt_key_id = "k2".to_owned();
+    })
+    .await;
+    let (status, body) = me(&app, &old_access).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a token of the old key still works: {body}"
+    );
+    // The phone refreshes as usual and is handed a token of the new key.
+    let (status, renewed) = refresh(&app, session["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    let new_access = renewed["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(kid(&new_access), "k2");
+    let (_, fresh) = app.login("supervisor-a", PASSWORD).await;
+    assert_eq!(kid(fresh["access_token"].as_str().unwrap()), "k2");
+    assert_eq!(me(&app, &new_access).await.0, StatusCode::OK);
+
+    app.restart_with(|config| {
+        config.jwt_keys.remove("k1");
+    })
+    .await;
+    let (status, body) = me(&app, &old_access).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "invalid_token");
+    let (status, body) = me(&app, &new_access).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The session itself survives: its refresh token is not a JWT.
+    let (status, again) = refresh(&app, renewed["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+}
+
+async fn me(app: &TestApp, token: &str) -> (StatusCode, Value) {
+    app.call(Method::GET, "/api/v1/auth/me", Some(token), None)
+        .await
+}
+
+fn kid(token: &str) -> String {
+    let header = token.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    header["kid"].as_str().unwrap_or_default().to_owned()
 }
 
 async fn refresh(app: &TestApp, token: &str) -> (StatusCode, Value) {

@@ -639,6 +639,19 @@ fn rows() -> Vec<Row> {
             classify: None,
         },
         Row {
+            // Subject access is the bureau's: admins only, audited.
+            method: "get",
+            path: "/api/v1/children/{id}/export",
+            expect: "ufffffofr",
+            build: |world, _, _| {
+                Request::new(
+                    Method::GET,
+                    format!("/api/v1/children/{}/export", world.child),
+                )
+            },
+            classify: None,
+        },
+        Row {
             method: "get",
             path: "/api/v1/conflicts",
             expect: "ufffooofr",

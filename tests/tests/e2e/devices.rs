@@ -55,6 +55,14 @@ async fn a_retired_phone_sends_its_pending_visits_then_is_told_to_wipe(app: Test
     let (status, body) = old_phone.pull_page(&app, 50).await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "device_revoked");
     assert!(body["error"]["message"].as_str().unwrap().contains("wipe"));
+    // Told to wipe, it may push no more: its pending work went once.
+    let (_, late) = old_phone.new_visit(child, fixture.village_a1, "2026-11-21T10:00:00+08:00");
+    let (status, body) = old_phone.push_raw(&app, &[late.build()], 1).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "device_revoked");
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/auth/me", Some(&old_phone.token), None)
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "device_revoked");
     let (status, body) = app
         .call(
             Method::POST,
@@ -76,7 +84,10 @@ async fn a_retired_phone_sends_its_pending_visits_then_is_told_to_wipe(app: Test
 
     let report = audit::verify(app.db()).await.unwrap();
     assert!(report.intact);
-    assert_eq!(report.rows, 1, "the change of state is on the record");
+    assert_eq!(
+        report.rows, 2,
+        "the retirement and the wipe instruction are on the record"
+    );
 }
 
 async fn a_lost_phone_is_refused_everything_at_once(app: TestApp) {

@@ -14,6 +14,7 @@ mod integration;
 mod operations;
 mod privacy;
 mod reports;
+mod retention;
 mod review;
 mod scope;
 mod sync;

@@ -36,6 +36,7 @@ async fn the_openapi_document_lists_every_route(app: TestApp) {
         ("/api/v1/auth/refresh", "post"),
         ("/api/v1/auth/logout", "post"),
         ("/api/v1/auth/me", "get"),
+        ("/api/v1/children/{id}/export", "get"),
         ("/api/v1/org-units", "get"),
         ("/api/v1/users", "get"),
         ("/api/v1/users", "post"),

@@ -265,6 +265,7 @@ fn child_model(
         benefit_standard_cny: benefit_standard(category, standard_on),
         visit_interval_days: interval_override,
         external_id: None,
+        archived_at: None,
     };
     model.field_clocks = seed_clocks(&model, updated_at);
     let interval = interval_override.unwrap_or_else(|| visit_interval(category));

@@ -117,11 +117,63 @@ pub async fn changes(
     }
     txn.commit().await?;
     changes.sort_by_key(|change| change.seq);
+    if !changes.is_empty() {
+        audit_read(state, caller, after, next, &changes).await?;
+    }
     Ok(FeedPage {
         changes,
         next_cursor: next.to_string(),
         has_more,
     })
+}
+
+/// Puts a page that named records on the audit trail, like a report read
+/// (one short write transaction after the snapshot): the cursor, how many
+/// records, and the children they are about. Empty pages disclose nothing
+/// and are not recorded, so a platform polling every few seconds does not
+/// fill the log.
+async fn audit_read(
+    state: &AppState,
+    caller: &AuthUser,
+    after: i64,
+    next: i64,
+    changes: &[FeedChange],
+) -> AppResult<()> {
+    let mut child_ids: Vec<Uuid> = changes
+        .iter()
+        .filter_map(|change| {
+            if change.entity == Entity::Child.as_str() {
+                Some(change.id)
+            } else {
+                change
+                    .fields
+                    .get("child_id")
+                    .and_then(Value::as_str)
+                    .and_then(|id| Uuid::try_parse(id).ok())
+            }
+        })
+        .collect();
+    child_ids.sort();
+    child_ids.dedup();
+    let txn = state.db.begin().await?;
+    crate::service::audit::record(
+        &txn,
+        crate::service::audit::Entry {
+            actor_id: Some(caller.user_id),
+            action: "change_feed.read",
+            entity: None,
+            record_id: None,
+            detail: json!({
+                "cursor": after,
+                "next_cursor": next,
+                "records": changes.len(),
+                "child_ids": child_ids,
+            }),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -195,6 +195,18 @@ pub(crate) async fn apply_one(
         );
     }
     if !is_rejected(&outcome)
+        && let Some(child) = &child
+        && repo::retention::is_archived(txn, child.id).await?
+    {
+        // Archived under the retention policy: on no phone any more, and
+        // its personal fields are gone; nothing may bring them back.
+        outcome = MergeOutcome::rejected(
+            current.as_ref().map(|row| &row.record),
+            Reason::OutOfScope,
+            "this child exited long ago and the record was archived; it no longer syncs",
+        );
+    }
+    if !is_rejected(&outcome)
         && mutation.entity != Entity::Child
         && mutation.op == Op::Create
         && let Some(child) = &child

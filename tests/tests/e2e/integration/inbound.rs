@@ -370,6 +370,7 @@ async fn register_changes_go_out_to_the_platform_and_into_the_change_feed(backen
     // The change feed, page by page, from the beginning.
     let mut cursor: Option<String> = None;
     let mut seen = Vec::new();
+    let mut pages_read = 0;
     for _ in 0..10 {
         let path = match &cursor {
             Some(c) => format!("/api/v1/integration/changes?limit=1&cursor={c}"),
@@ -377,7 +378,9 @@ async fn register_changes_go_out_to_the_platform_and_into_the_change_feed(backen
         };
         let (status, page) = app.call(Method::GET, &path, Some(&token), None).await;
         assert_eq!(status, StatusCode::OK, "{page}");
-        seen.extend(page["changes"].as_array().expect("changes").clone());
+        let named = page["changes"].as_array().expect("changes");
+        pages_read += usize::from(!named.is_empty());
+        seen.extend(named.clone());
         cursor = Some(page["next_cursor"].as_str().expect("cursor").to_owned());
         if page["has_more"] == false {
             break;
@@ -421,4 +424,24 @@ async fn register_changes_go_out_to_the_platform_and_into_the_change_feed(backen
         .expect("query")
         .expect("child");
     assert_eq!(kept.status, "exited");
+
+    // Feed reads are audited like report reads: each page that named
+    // records, with the children it was about; empty pages are not.
+    let reads = audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq("change_feed.read"))
+        .all(app.db())
+        .await
+        .expect("audit rows");
+    assert_eq!(reads.len(), pages_read, "one entry per page with changes");
+    assert!(reads.iter().all(|r| r.actor_id.is_some()));
+    let kept_id = json!(kept.id);
+    assert!(
+        reads.iter().all(|r| {
+            r.detail.as_ref().expect("detail")["child_ids"]
+                .as_array()
+                .expect("child ids")
+                .contains(&kept_id)
+        }),
+        "every page here was about the one child: {reads:?}"
+    );
 }

@@ -108,6 +108,7 @@ impl<'a> Register<'a> {
                 benefit_standard_cny: None,
                 visit_interval_days: own,
                 external_id: None,
+                archived_at: None,
             };
             child::Entity::insert(model.into_active_model())
                 .exec_without_returning(db)
