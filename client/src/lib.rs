@@ -13,6 +13,8 @@
 //! * [`backoff`] — retry timing and an injectable sleeper;
 //! * [`faulty`] — a transport wrapper that injects network faults;
 //! * [`sim`] — the fleet simulator behind the `seedling-sim` binary;
+//! * [`stats`] — latency percentiles and server memory readings for the
+//!   simulator's and the benchmarks' reports;
 //! * `fake` (feature `testing`) — an in-memory server for tests.
 //!
 //! `docs/CLIENT.md` explains how a phone app uses it.
@@ -25,6 +27,7 @@ pub mod faulty;
 mod local;
 pub mod outbox;
 pub mod sim;
+pub mod stats;
 pub mod store;
 pub mod sync;
 pub mod transport;

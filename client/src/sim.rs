@@ -38,6 +38,7 @@ use serde::Serialize;
 use crate::{
     backoff::{Backoff, Jitter},
     faulty::FaultRates,
+    stats::{Latency, round3},
     store::StoreError,
     sync::{SyncError, SyncOptions},
 };
@@ -72,7 +73,9 @@ pub struct SimConfig {
     /// Base URLs of the servers (loopback only); with several, each request
     /// of each phone goes to one of them at random.
     pub servers: Vec<String>,
-    /// Directors' phones (`director-001` …).
+    /// Directors' phones: `director-001` … `director-327`, then a second
+    /// phone of each (`director-001-phone2` …), a third, and so on up to
+    /// [`MAX_DEVICES`].
     pub devices: usize,
     /// Visits each director records.
     pub visits: usize,
@@ -133,10 +136,10 @@ impl SimConfig {
                 )));
             }
         }
-        if !(1..=327).contains(&self.devices) {
-            return Err(SimError::Config(
-                "devices must be 1..=327 (the demo directors)".into(),
-            ));
+        if !(1..=MAX_DEVICES).contains(&self.devices) {
+            return Err(SimError::Config(format!(
+                "devices must be 1..={MAX_DEVICES} ({PHONES_PER_DIRECTOR} phones of each of the {DIRECTORS} demo directors)"
+            )));
         }
         if self.days == 0 || self.max_rounds == 0 {
             return Err(SimError::Config(
@@ -145,6 +148,27 @@ impl SimConfig {
         }
         Ok(())
     }
+}
+
+/// Directors of the demo district.
+pub const DIRECTORS: usize = 327;
+/// Phones one director may carry in a run.
+pub const PHONES_PER_DIRECTOR: usize = 10;
+/// The largest fleet: ten times the district.
+pub const MAX_DEVICES: usize = DIRECTORS * PHONES_PER_DIRECTOR;
+/// Phones signing in at the same time while the fleet starts (each sign-in
+/// costs the server a password hash).
+const SIGN_IN_CONCURRENCY: usize = 8;
+
+/// The user and the name of phone `n` (from 0) of the fleet: the directors
+/// in order, then each director's second phone, and so on.
+pub fn phone(n: usize) -> (String, String) {
+    let username = format!("director-{:03}", n % DIRECTORS + 1);
+    let label = match n / DIRECTORS {
+        0 => username.clone(),
+        k => format!("{username}-phone{}", k + 1),
+    };
+    (username, label)
 }
 
 /// The outcome of a run; the binary prints it as its last line.
@@ -172,6 +196,20 @@ pub struct Summary {
     pub faults: usize,
     /// Requests that reached a server.
     pub requests: usize,
+    /// Of those, requests that failed below the fault layer (no
+    /// connection, a timeout, a 5xx, another error answer).
+    pub request_errors: usize,
+    /// Time of each answered push, from sending it to reading the answer.
+    pub push_latency: Latency,
+    /// The same for pulls (one page each).
+    pub pull_latency: Latency,
+    /// Wall time from the first bootstrap pull until the fleet was quiet
+    /// (sign-ins and the checks excluded).
+    pub sync_seconds: f64,
+    /// Requests that reached a server per second of `sync_seconds`.
+    pub requests_per_second: f64,
+    /// Visits recorded per second of `sync_seconds`.
+    pub visits_per_second: f64,
     /// Push requests the servers answered.
     pub pushes: usize,
     /// Rounds of the final sync until the fleet was quiet.
@@ -222,6 +260,40 @@ where
     Ok(back.into_iter().flatten().collect())
 }
 
+/// Opens and signs in every phone, a few at a time, and hands them back in
+/// the order of `names` (user, label).
+async fn open_all(
+    shared: &Arc<Shared>,
+    dir: &std::path::Path,
+    names: Vec<(String, String)>,
+    seed: u64,
+) -> Result<Vec<SimDevice>, SimError> {
+    let gate = Arc::new(tokio::sync::Semaphore::new(SIGN_IN_CONCURRENCY));
+    let mut set = tokio::task::JoinSet::new();
+    let n = names.len();
+    for (i, (username, label)) in names.into_iter().enumerate() {
+        let (shared, gate) = (shared.clone(), gate.clone());
+        let skew = i.checked_sub(1).map_or(0, skew_of);
+        let path = dir.join(format!("{label}.db"));
+        let device_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+        set.spawn(async move {
+            let _turn = gate
+                .acquire_owned()
+                .await
+                .map_err(|e| SimError::Task(e.to_string()))?;
+            let device =
+                SimDevice::open(&shared, &username, &label, path, skew, device_seed).await?;
+            Ok::<_, SimError>((i, device))
+        });
+    }
+    let mut back: Vec<Option<SimDevice>> = (0..n).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        let (i, device) = joined.map_err(|e| SimError::Task(e.to_string()))??;
+        back[i] = Some(device);
+    }
+    Ok(back.into_iter().flatten().collect())
+}
+
 /// The wall-clock error of phone `i`: one far ahead (a year), one behind
 /// (three days), the rest right.
 fn skew_of(director: usize) -> i64 {
@@ -258,19 +330,14 @@ pub async fn run(config: SimConfig) -> Result<Summary, SimError> {
     });
     let seed = config.seed;
 
-    // Index 0 is a town supervisor, then the directors; the district admin
-    // works at a console.
-    let mut names = vec!["supervisor-01".to_owned()];
-    names.extend((1..=config.devices).map(|i| format!("director-{i:03}")));
-    let mut devices = Vec::with_capacity(names.len());
-    for (i, name) in names.iter().enumerate() {
-        let skew = i.checked_sub(1).map_or(0, skew_of);
-        let path = dir.join(format!("{name}.db"));
-        let device_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
-        devices.push(SimDevice::open(&shared, name, path, skew, device_seed).await?);
-    }
+    // Index 0 is a town supervisor, then the directors' phones; the
+    // district admin works at a console.
+    let mut names = vec![("supervisor-01".to_owned(), "supervisor-01".to_owned())];
+    names.extend((0..config.devices).map(phone));
+    let mut devices = open_all(&shared, &dir, names, seed).await?;
 
     // Online once: every phone downloads its scope.
+    let syncing = Instant::now();
     devices = run_all(devices, |_, mut d| async move {
         d.sync().await;
         Ok(d)
@@ -279,8 +346,10 @@ pub async fn run(config: SimConfig) -> Result<Summary, SimError> {
 
     let mut console = Console::open(&shared, seed ^ 0xad).await?;
     let plan = {
-        let (lead, directors) = devices.split_at_mut(1);
-        work::concurrent_edits(&mut console, &lead[0], directors, seed).await?
+        // One phone of each director takes part in the concurrent edits.
+        let (lead, phones) = devices.split_at_mut(1);
+        let firsts = phones.len().min(DIRECTORS);
+        work::concurrent_edits(&mut console, &lead[0], &mut phones[..firsts], seed).await?
     };
     // The district's edits reach the server while the phones are offline.
     console.push_all().await?;
@@ -351,11 +420,20 @@ pub async fn run(config: SimConfig) -> Result<Summary, SimError> {
             .problems
             .push(format!("not quiet after {} rounds", summary.rounds));
     }
+    let sync_seconds = syncing.elapsed().as_secs_f64();
 
     verify(&config, &devices, &plan, &tap, &dir, &mut summary).await?;
     summary.faults = device::total_faults(&devices) + console.faults();
     summary.requests = tap.requests();
+    summary.request_errors = tap.errors();
     summary.pushes = tap.pushes();
+    summary.push_latency = tap.push_latency();
+    summary.pull_latency = tap.pull_latency();
+    summary.sync_seconds = round3(sync_seconds);
+    if sync_seconds > 0.0 {
+        summary.requests_per_second = round3(summary.requests as f64 / sync_seconds);
+        summary.visits_per_second = round3(summary.visits as f64 / sync_seconds);
+    }
     summary.elapsed_seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     drop(devices);
     drop(temp);
@@ -392,7 +470,7 @@ async fn verify(
     for town in 1..=TOWNS {
         let name = format!("supervisor-{town:02}");
         let path = dir.join(format!("verify-{name}.db"));
-        let mut verifier = SimDevice::open(&clean, &name, path, 0, town as u64).await?;
+        let mut verifier = SimDevice::open(&clean, &name, &name, path, 0, town as u64).await?;
         if verifier.sync().await.is_none() {
             return Err(SimError::Http(format!(
                 "the verifying pull of {name} failed"
@@ -405,12 +483,19 @@ async fn verify(
 
     summary.visits = devices.iter().map(|d| d.recorded.len()).sum();
     (summary.lost, summary.duplicated) = check::lost_and_duplicated(devices, &server);
+    let villages = check::villages(
+        &server,
+        devices
+            .iter()
+            .filter(|d| d.role == sync_core::rules::Role::Director)
+            .map(|d| d.unit),
+    );
     for device in devices {
-        let problems = check::divergence(device, &server, &towns).await?;
+        let problems = check::divergence(device, &server, &towns, &villages).await?;
         if !problems.is_empty() {
             summary.diverged += 1;
             for p in problems.into_iter().take(3) {
-                summary.problems.push(format!("{}: {p}", device.username));
+                summary.problems.push(format!("{}: {p}", device.label));
             }
         }
         summary.repairs += device.repairs;
@@ -443,4 +528,34 @@ async fn verify(
             .push(format!("{} visits doubled", summary.duplicated));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_go_round_the_directors_then_add_a_phone_each() {
+        assert_eq!(phone(0), ("director-001".into(), "director-001".into()));
+        assert_eq!(phone(326), ("director-327".into(), "director-327".into()));
+        assert_eq!(
+            phone(327),
+            ("director-001".into(), "director-001-phone2".into())
+        );
+        assert_eq!(
+            phone(MAX_DEVICES - 1),
+            ("director-327".into(), "director-327-phone10".into())
+        );
+    }
+
+    #[test]
+    fn the_fleet_is_at_most_ten_times_the_district() {
+        let config = |devices| SimConfig {
+            devices,
+            ..SimConfig::new("http://127.0.0.1:1")
+        };
+        assert!(config(MAX_DEVICES).validate().is_ok());
+        assert!(config(MAX_DEVICES + 1).validate().is_err());
+        assert!(config(0).validate().is_err());
+    }
 }

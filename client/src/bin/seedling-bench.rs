@@ -19,8 +19,6 @@
 
 #[path = "../bench/api.rs"]
 mod api;
-#[path = "../bench/stats.rs"]
-mod stats;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -29,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use api::{BenchError, ChildRef, Device, PullSummary};
 use clap::{Parser, ValueEnum};
+use seedling_client::stats::{Latency, proc_status_mib, round3};
 use serde_json::{Value, json};
-use stats::{Latency, proc_status_mib, round3};
 use tokio::sync::{Barrier, Semaphore};
 use tokio::task::JoinSet;
 

@@ -19,7 +19,8 @@ struct Cli {
     /// twice or more to spread each phone's requests over several servers.
     #[arg(long, required = true)]
     server: Vec<String>,
-    /// Directors' phones (director-001 …).
+    /// Directors' phones: director-001 … director-327, then a second phone
+    /// of each director, and so on, up to 3,270 (ten per director).
     #[arg(long, default_value_t = 10)]
     devices: usize,
     /// Visits each director records.

@@ -85,14 +85,28 @@ fn village_scope(server: &ServerCopy, village: Uuid) -> HashSet<(Entity, Uuid)> 
         .collect()
 }
 
-/// The records of each town, as its supervisor's fresh pull returned them.
-pub type Towns = HashMap<Uuid, HashSet<(Entity, Uuid)>>;
+/// The records each unit's phones must hold, by unit: each town as its
+/// supervisor's fresh pull returned it, each village as [`villages`] found it.
+pub type Scopes = HashMap<Uuid, HashSet<(Entity, Uuid)>>;
+
+/// The records a director's phone must hold in each of `villages` (every
+/// village computed once, however many phones work in it).
+pub fn villages(server: &ServerCopy, villages: impl IntoIterator<Item = Uuid>) -> Scopes {
+    let mut scopes = Scopes::new();
+    for village in villages {
+        scopes
+            .entry(village)
+            .or_insert_with(|| village_scope(server, village));
+    }
+    scopes
+}
 
 /// What is wrong with one device's copy (empty: it equals the server's).
 pub async fn divergence(
     device: &SimDevice,
     server: &ServerCopy,
-    towns: &Towns,
+    towns: &Scopes,
+    villages: &Scopes,
 ) -> Result<Vec<String>, SimError> {
     let mut problems = Vec::new();
     match &device.last_report {
@@ -132,15 +146,15 @@ pub async fn divergence(
         }
     }
     let expected = match device.role {
-        Role::Director => Some(village_scope(server, device.unit)),
-        Role::Supervisor => towns.get(&device.unit).cloned(),
+        Role::Director => villages.get(&device.unit),
+        Role::Supervisor => towns.get(&device.unit),
         _ => None,
     };
     if let Some(expected) = expected {
         for missing in expected.difference(&held).take(5) {
             problems.push(format!("{missing:?} is in scope but not on the phone"));
         }
-        for extra in held.difference(&expected).take(5) {
+        for extra in held.difference(expected).take(5) {
             problems.push(format!("{extra:?} is on the phone but outside its scope"));
         }
     }

@@ -52,6 +52,7 @@ impl Console {
             &shared.http,
             &shared.servers[0],
             "admin",
+            "admin console",
             &shared.password,
             device_id,
         )

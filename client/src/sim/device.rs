@@ -55,6 +55,9 @@ pub struct Recorded {
 pub struct SimDevice {
     /// The user signed in (`director-001`, `admin`, …).
     pub username: String,
+    /// The phone's name in tags and reports: the username, or for a
+    /// director's further phones `director-001-phone2` ….
+    pub label: String,
     /// The user's role.
     pub role: Role,
     /// The user's id.
@@ -93,10 +96,11 @@ fn clock(skew_ms: i64) -> NowFn {
 
 impl SimDevice {
     /// Opens a store at `path` whose clock runs `skew_ms` off the true time,
-    /// signs `username` in and prepares its syncer.
+    /// signs `username` in and prepares its syncer; `label` names the phone.
     pub async fn open(
         shared: &Shared,
         username: &str,
+        label: &str,
         path: PathBuf,
         skew_ms: i64,
         seed: u64,
@@ -104,8 +108,15 @@ impl SimDevice {
         let store = Store::open_with_clock(&path, clock(skew_ms)).await?;
         let device_id = store.device_id().await?;
         let server = &shared.servers[0];
-        let session =
-            net::sign_in(&shared.http, server, username, &shared.password, device_id).await?;
+        let session = net::sign_in(
+            &shared.http,
+            server,
+            username,
+            label,
+            &shared.password,
+            device_id,
+        )
+        .await?;
         let role: Role = serde_json::from_value(json!(session.user.role))
             .map_err(|e| SimError::Http(format!("role of {username}: {e}")))?;
         store.sign_in(Actor::new(session.user.id, role)).await?;
@@ -113,6 +124,7 @@ impl SimDevice {
         let syncer = make_syncer(shared, store, &token, seed)?;
         Ok(Self {
             username: username.to_owned(),
+            label: label.to_owned(),
             role,
             user_id: session.user.id,
             unit: session.user.org_unit.id,

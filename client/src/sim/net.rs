@@ -10,7 +10,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use serde::Deserialize;
@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::SimError;
 use crate::{
     backoff::Jitter,
+    stats::Latency,
     transport::{HttpTransport, Transport, TransportError},
 };
 
@@ -54,12 +55,13 @@ pub struct OrgUnitRef {
     pub id: Uuid,
 }
 
-/// Signs `username` in from the device `device_id`, retrying a few times
-/// when the server is not reachable yet.
+/// Signs `username` in from the device `device_id` named after `label`,
+/// retrying a few times when the server is not reachable yet.
 pub async fn sign_in(
     http: &reqwest::Client,
     server: &str,
     username: &str,
+    label: &str,
     password: &str,
     device_id: Uuid,
 ) -> Result<Session, SimError> {
@@ -67,7 +69,7 @@ pub async fn sign_in(
         "username": username,
         "password": password,
         "device_id": device_id,
-        "device_name": format!("seedling-sim {username}"),
+        "device_name": format!("seedling-sim {label}"),
     });
     let mut last = String::new();
     for attempt in 0..5u32 {
@@ -104,12 +106,16 @@ pub async fn sign_in(
     Err(SimError::Http(format!("signing in as {username}: {last}")))
 }
 
-/// Every answer the servers sent, shared by all phones of a run.
+/// Every answer the servers sent, shared by all phones of a run, and how
+/// long each request took.
 #[derive(Debug, Default)]
 pub struct Tap {
     results: Mutex<HashMap<Uuid, MutationResult>>,
     pushes: AtomicUsize,
     requests: AtomicUsize,
+    errors: AtomicUsize,
+    push_times: Mutex<Vec<Duration>>,
+    pull_times: Mutex<Vec<Duration>>,
     progress: Option<Arc<AtomicUsize>>,
 }
 
@@ -150,6 +156,43 @@ impl Tap {
     /// Requests sent to the servers (pushes and pulls, faults excluded).
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests that failed below the fault layer: no connection, a
+    /// timeout, a 5xx or any other error answer.
+    pub fn errors(&self) -> usize {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Percentiles of the time from sending a push to reading its answer,
+    /// over the pushes the servers answered.
+    pub fn push_latency(&self) -> Latency {
+        self.push_times
+            .lock()
+            .map_or_else(|_| Latency::default(), |t| Latency::of(&t))
+    }
+
+    /// The same for pulls.
+    pub fn pull_latency(&self) -> Latency {
+        self.pull_times
+            .lock()
+            .map_or_else(|_| Latency::default(), |t| Latency::of(&t))
+    }
+
+    /// Counts a request and, when it was answered, how long it took.
+    fn time<T>(
+        &self,
+        times: &Mutex<Vec<Duration>>,
+        started: Instant,
+        outcome: &Result<T, TransportError>,
+    ) {
+        if outcome.is_ok() {
+            if let Ok(mut t) = times.lock() {
+                t.push(started.elapsed());
+            }
+        } else {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -197,13 +240,19 @@ impl SimTransport {
 impl Transport for SimTransport {
     async fn push(&self, request: PushRequest) -> Result<PushResponse, TransportError> {
         self.tap.requests.fetch_add(1, Ordering::Relaxed);
-        let answer = self.route().push(request).await?;
+        let started = Instant::now();
+        let outcome = self.route().push(request).await;
+        self.tap.time(&self.tap.push_times, started, &outcome);
+        let answer = outcome?;
         self.tap.record(&answer);
         Ok(answer)
     }
 
     async fn pull(&self, request: PullRequest) -> Result<PullResponse, TransportError> {
         self.tap.requests.fetch_add(1, Ordering::Relaxed);
-        self.route().pull(request).await
+        let started = Instant::now();
+        let outcome = self.route().pull(request).await;
+        self.tap.time(&self.tap.pull_times, started, &outcome);
+        outcome
     }
 }

@@ -68,7 +68,7 @@ pub async fn record_visit(
     days_back: usize,
     seed: u64,
 ) -> Result<Uuid, SimError> {
-    let tag = format!("sim-{seed}-{}-{}", device.username, device.recorded.len());
+    let tag = format!("sim-{seed}-{}-{}", device.label, device.recorded.len());
     let id = device
         .store()
         .create_visit(NewVisit {

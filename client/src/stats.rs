@@ -1,11 +1,12 @@
-//! Latency percentiles and server memory readings for the benchmark report.
+//! Latency percentiles and server memory readings for the reports of the
+//! fleet simulator and the benchmarks.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
 /// Percentiles of a set of request latencies, in milliseconds.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Latency {
     /// Requests measured.
     pub requests: usize,
