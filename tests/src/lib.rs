@@ -5,6 +5,7 @@
 
 pub mod chaos;
 pub mod device;
+pub mod disk;
 pub mod fixture;
 pub mod platform;
 

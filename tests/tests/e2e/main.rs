@@ -16,6 +16,8 @@ mod privacy;
 mod reports;
 mod review;
 mod scope;
+mod slow_clients;
+mod storage_faults;
 mod sync;
 mod throttle;
 mod unhealthy_database;
