@@ -13,6 +13,7 @@ mod fleet;
 mod integration;
 mod operations;
 mod privacy;
+mod push_fuzz;
 mod reports;
 mod review;
 mod scope;
