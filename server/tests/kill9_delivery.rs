@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::{Server, free_port, fresh_postgres, seedling, sqlite_in};
 use sea_orm::Database;
 use seedling_tests::platform::{Behaviour, StandIn, assert_exactly_once_in_order, enqueue};
+use seedling_tests::wait_until;
 
 const KEY_ID: &str = "k1";
 const SECRET: &str = "platform-shared-secret-kill9-0123456789";
@@ -43,20 +44,6 @@ async fn delivered(db: &sea_orm::DatabaseConnection) -> i64 {
         .into_iter()
         .find(|(status, _)| status == "delivered")
         .map_or(0, |(_, n)| n)
-}
-
-async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let waited = tokio::time::timeout(Duration::from_secs(90), async {
-        while !check().await {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "gave up waiting for {what}");
 }
 
 async fn killed_mid_delivery_and_restarted_delivers_each_message_once(

@@ -179,6 +179,21 @@ impl TestApp {
     }
 }
 
+/// Waits (polling) until `check` holds, failing after a generous deadline.
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(90), async {
+        while !check().await {
+            tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "gave up waiting for {what}");
+}
+
 /// Asserts the standard error envelope with the given status and code.
 pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
     assert_eq!(status, expected, "unexpected status; body: {body}");

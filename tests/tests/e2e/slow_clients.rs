@@ -176,7 +176,9 @@ async fn a_stalled_upload_is_answered_408_frees_its_connection_and_keeps_nothing
     assert!(stored_files(&app).is_empty(), "{:?}", stored_files(&app));
 }
 
-async fn a_stalled_push_is_answered_408(backend: Backend) {
+/// A server, and a signed-in director's push announcing `length` bytes of
+/// which only `start` has been sent.
+async fn push_started(backend: Backend, length: usize, start: &str) -> (TestApp, TcpStream) {
     let app = app_with_short_timeouts(backend).await;
     Fixture::load(&app).await;
     let token = app.token_for("director-a1").await;
@@ -184,12 +186,18 @@ async fn a_stalled_push_is_answered_408(backend: Backend) {
     let head = format!(
         "POST /api/v1/sync/push HTTP/1.1\r\nHost: seedling\r\n\
          Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
-         Content-Length: 5000\r\n\r\n{{\"protocol_version\": 1, \"mutations\": ["
+         Content-Length: {length}\r\n\r\n{start}"
     );
     stream
         .write_all(head.as_bytes())
         .await
-        .expect("a beginning");
+        .expect("the beginning");
+    (app, stream)
+}
+
+async fn a_stalled_push_is_answered_408(backend: Backend) {
+    let (_app, mut stream) =
+        push_started(backend, 5_000, "{\"protocol_version\": 1, \"mutations\": [").await;
     let (received, _) = until_closed(&mut stream).await;
     let (status, body) = parse_answer(&received);
     assert_eq!(status, 408, "{body}");
@@ -197,16 +205,7 @@ async fn a_stalled_push_is_answered_408(backend: Backend) {
 }
 
 async fn a_body_that_trickles_forever_runs_into_the_request_timeout(backend: Backend) {
-    let app = app_with_short_timeouts(backend).await;
-    Fixture::load(&app).await;
-    let token = app.token_for("director-a1").await;
-    let mut stream = connect(&app).await;
-    let head = format!(
-        "POST /api/v1/sync/push HTTP/1.1\r\nHost: seedling\r\n\
-         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
-         Content-Length: 100000\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).await.expect("headers");
+    let (_app, mut stream) = push_started(backend, 100_000, "").await;
     // A byte every 300 ms: never a pause long enough for the body timeout.
     let started = Instant::now();
     let mut received = Vec::new();

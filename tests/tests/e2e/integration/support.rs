@@ -3,8 +3,6 @@
 //! deadline (never a timing assertion).
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::Duration;
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use seedling_server::config::{Config, Secret};
@@ -106,20 +104,7 @@ pub async fn enqueue(
     seedling_tests::platform::enqueue(app.db(), children, per_child).await
 }
 
-/// Waits (polling) until `check` holds, failing after a generous deadline.
-pub async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let waited = tokio::time::timeout(Duration::from_secs(90), async {
-        while !check().await {
-            tokio::time::sleep(Duration::from_millis(15)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "gave up waiting for {what}");
-}
+pub use seedling_tests::wait_until;
 
 /// Outbox rows per status.
 pub async fn counts(app: &TestApp) -> BTreeMap<String, i64> {
