@@ -77,7 +77,16 @@ pub struct Config {
     /// Most mutations accepted in one push.
     pub max_push_mutations: usize,
     /// A request that takes longer is answered 503 and its work dropped.
+    /// It runs from the end of the headers to the start of the answer, so
+    /// it covers reading the body but not streaming a download.
     pub request_timeout_secs: u64,
+    /// A client must send its request line and headers within this time of
+    /// opening the connection (or of its previous answer, on a kept-alive
+    /// connection); otherwise the connection is closed.
+    pub header_read_timeout_secs: u64,
+    /// Longest pause while a request body arrives: a body that stops for
+    /// longer is answered 408 `body_timeout` and nothing of it is kept.
+    pub body_read_timeout_secs: u64,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_grace_secs: u64,
     /// Where photos are kept. Empty: local disk under
@@ -159,6 +168,8 @@ impl Default for Config {
             max_body_bytes: 6 * 1024 * 1024,
             max_push_mutations: 500,
             request_timeout_secs: 30,
+            header_read_timeout_secs: 30,
+            body_read_timeout_secs: 20,
             shutdown_grace_secs: 20,
             attachment_store_url: String::new(),
             attachment_max_bytes: 10 * 1024 * 1024,

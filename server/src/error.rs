@@ -6,12 +6,15 @@
 //! with their detail and answered without it.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sea_orm::DbErr;
 use serde::Serialize;
 use utoipa::ToSchema;
+
+/// Seconds a client waits before retrying an upload the store refused.
+pub const INSUFFICIENT_STORAGE_RETRY_AFTER: &str = "60";
 
 /// Result alias for everything below the HTTP layer.
 pub type AppResult<T> = Result<T, AppError>;
@@ -57,6 +60,14 @@ pub enum AppError {
     Unavailable(#[source] DbErr),
     #[error("the request took too long")]
     Timeout,
+    /// The request body stopped arriving for longer than
+    /// `body_read_timeout_secs`.
+    #[error("the request body stopped arriving; send it again")]
+    BodyTimeout,
+    /// The attachment store is full or read-only; the bytes received so far
+    /// are kept and the client should retry later. `detail` is logged only.
+    #[error("attachment store {}: {detail}", if *.read_only { "read-only" } else { "full" })]
+    InsufficientStorage { read_only: bool, detail: String },
     #[error("database error")]
     Database(#[source] DbErr),
     #[error("internal error: {0}")]
@@ -117,6 +128,8 @@ impl AppError {
             Self::DeviceRevoked(_) => StatusCode::FORBIDDEN,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -137,6 +150,8 @@ impl AppError {
             Self::Throttled { .. } => "login_throttled",
             Self::Unavailable(_) => "database_unavailable",
             Self::Timeout => "timeout",
+            Self::BodyTimeout => "body_timeout",
+            Self::InsufficientStorage { .. } => "insufficient_storage",
             Self::Database(_) | Self::Internal(_) => "internal_error",
         }
     }
@@ -177,8 +192,36 @@ impl From<crate::repo::synced::RowError> for AppError {
     }
 }
 
+/// True when reading the request body failed because it stopped arriving
+/// for longer than `body_read_timeout_secs` (the router's body timeout).
+fn body_stopped_arriving(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(rejection);
+    while let Some(err) = next {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
+impl From<BytesRejection> for AppError {
+    fn from(rejection: BytesRejection) -> Self {
+        if body_stopped_arriving(&rejection) {
+            Self::BodyTimeout
+        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge(rejection.body_text())
+        } else {
+            Self::bad_request("unreadable_body", rejection.body_text())
+        }
+    }
+}
+
 impl From<JsonRejection> for AppError {
     fn from(rejection: JsonRejection) -> Self {
+        if body_stopped_arriving(&rejection) {
+            return Self::BodyTimeout;
+        }
         let message = rejection.body_text();
         match rejection {
             JsonRejection::JsonDataError(_) => Self::Validation(message),
@@ -215,6 +258,11 @@ impl IntoResponse for AppError {
             match &self {
                 Self::Unavailable(_) => "the database is unavailable; retry shortly".to_owned(),
                 Self::Timeout => "the request took too long; retry shortly".to_owned(),
+                Self::InsufficientStorage { read_only, .. } => format!(
+                    "the server cannot store more bytes now (its photo store is {}); \
+                     what it received before is kept: ask the status and resume later",
+                    if *read_only { "read-only" } else { "full" }
+                ),
                 _ => "an internal error occurred; it has been logged".to_owned(),
             }
         } else {
@@ -231,6 +279,13 @@ impl IntoResponse for AppError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if status == StatusCode::INSUFFICIENT_STORAGE {
+            // Freeing space takes an operator: ask for a slower retry.
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(INSUFFICIENT_STORAGE_RETRY_AFTER),
+            );
         }
         if let Self::Throttled {
             retry_after_secs, ..

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod entity;
 pub mod error;
+mod listen;
 pub mod repo;
 pub mod routes;
 pub mod service;
@@ -19,7 +20,7 @@ pub mod state;
 pub mod storage;
 pub mod web;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -47,12 +48,8 @@ pub async fn serve(
         let _ = stop_worker.send(true);
         let _ = signalled_tx.send(());
     };
-    let server = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .into_future();
+    let header_read_timeout = Duration::from_secs(state.config.header_read_timeout_secs);
+    let server = listen::run(listener, app(state), header_read_timeout, shutdown);
     tokio::pin!(server);
     let result = tokio::select! {
         result = &mut server => result,

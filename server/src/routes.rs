@@ -27,6 +27,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -134,7 +135,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Adds to every operation the error answers that come from the shared
 /// extractors and middleware rather than from its handler, unless the
 /// operation already describes them: a JSON body that is not JSON (400), too
-/// large (413), not sent as JSON (415) or of the wrong shape (422); a bad
+/// large (413), stalled (408), not sent as JSON (415) or of the wrong shape
+/// (422); a bad
 /// path or query parameter (400); a missing or invalid token (401) and a
 /// lost device (403); a timeout or an unreachable database (503). A new route
 /// is then documented as precisely as the old ones without repeating these.
@@ -186,6 +188,10 @@ fn document_common_errors(api: &mut utoipa::openapi::OpenApi) {
                     add.push(("422", "The JSON does not have the expected shape"));
                 }
                 add.push(("413", "The body is larger than `max_body_bytes`"));
+                add.push((
+                    "408",
+                    "The body stopped arriving for longer than `body_read_timeout_secs`",
+                ));
             }
             let signed_in = operation
                 .security
@@ -219,6 +225,7 @@ pub fn app(state: AppState) -> Router {
     let (router, mut api) = api_router().split_for_parts();
     document_common_errors(&mut api);
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    let body_timeout = Duration::from_secs(state.config.body_read_timeout_secs);
     let body_limit = state.config.max_body_bytes;
     router
         .route("/openapi.json", get(move || async move { Json(api) }))
@@ -251,6 +258,7 @@ pub fn app(state: AppState) -> Router {
                     AppError::Timeout
                 }))
                 .timeout(timeout)
+                .layer(RequestBodyTimeoutLayer::new(body_timeout))
                 .layer(CompressionLayer::new())
                 .layer(RequestDecompressionLayer::new())
                 .layer(DefaultBodyLimit::max(body_limit)),

@@ -121,6 +121,41 @@ pub enum StoreError {
     },
 }
 
+/// A store that cannot take more bytes right now: a condition of the
+/// machine, not of the request, that ends when an operator frees space or
+/// remounts the disk writable. The bytes already received stay where they
+/// were, so the upload resumes afterwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageFault {
+    /// No space left, a quota reached, or a file-size limit hit.
+    Full,
+    /// The store's file system is mounted read-only.
+    ReadOnly,
+}
+
+impl StoreError {
+    /// The out-of-space or read-only condition behind this error, if that
+    /// is what it is: found by walking the error chain down to the
+    /// operating system's error (`ENOSPC`, `EDQUOT`, `EFBIG`, `EROFS`).
+    pub fn fault(&self) -> Option<StorageFault> {
+        use std::io::ErrorKind;
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(err) = next {
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                match io.kind() {
+                    ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge => {
+                        return Some(StorageFault::Full);
+                    }
+                    ErrorKind::ReadOnlyFilesystem => return Some(StorageFault::ReadOnly),
+                    _ => {}
+                }
+            }
+            next = err.source();
+        }
+        None
+    }
+}
+
 /// The attachment store as the service sees it. Implementations must make a
 /// photo visible under its hash atomically (write, then rename or commit).
 pub trait AttachmentStore: Send + Sync + fmt::Debug {

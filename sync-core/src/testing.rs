@@ -1,5 +1,6 @@
 //! Test support, behind the `testing` feature: fixed ids, actors, mutation
-//! builders for each entity, and proptest strategies for concurrent edits.
+//! builders for each entity, proptest strategies for concurrent edits, and
+//! arbitrary JSON and JSON mutation for fuzzing decoders.
 //! Used by this crate's tests and benches and by the server's and client's
 //! tests.
 
@@ -388,4 +389,78 @@ pub fn any_edit(entity: Entity, base: u64) -> impl Strategy<Value = Mutation> {
                 to_mutation(entity, id, base, hlc(wall, 0xb0 + node), edits)
             }
         })
+}
+
+/// Any JSON, with the edges a decoder meets: extreme numbers, floats where
+/// integers belong, empty and long strings, clock-like and id-like text.
+pub fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::from)),
+        Just(json!(u64::MAX)),
+        Just(json!(-1)),
+        ".{0,24}".prop_map(Value::from),
+        Just(json!(
+            "999999999999999-ffffffff-ffffffffffffffffffffffffffffffff"
+        )),
+        Just(json!(
+            "000000000000000-00000000-00000000000000000000000000000000"
+        )),
+        Just(json!("00000000-0000-0000-0000-000000000000")),
+        Just(json!("create")),
+        Just(json!("update")),
+        Just(json!("delete")),
+        Just(json!("visit")),
+        Just(json!("child")),
+        Just(json!("case_plan_item")),
+        Just(json!("approved")),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+            prop::collection::btree_map(
+                prop_oneof![
+                    ".{0,8}",
+                    Just("set".to_owned()),
+                    Just("add".to_owned()),
+                    Just("remove".to_owned()),
+                    Just("hlc".to_owned()),
+                    Just("id".to_owned()),
+                    Just("urgent".to_owned()),
+                ],
+                inner,
+                0..5
+            )
+            .prop_map(|map| Value::Object(map.into_iter().collect::<serde_json::Map<_, _>>())),
+        ]
+    })
+}
+
+/// Replaces the value at a path chosen by `steps` (each step picks a child
+/// of an array or object, modulo its length) with `with`; a path that
+/// reaches a leaf early replaces that leaf. With `remove`, a chosen object
+/// key is dropped instead.
+pub fn mutate_json(value: &mut Value, steps: &[usize], with: Value, remove: bool) {
+    let Some((&step, rest)) = steps.split_first() else {
+        *value = with;
+        return;
+    };
+    match value {
+        Value::Array(items) if !items.is_empty() => {
+            let i = step % items.len();
+            mutate_json(&mut items[i], rest, with, remove);
+        }
+        Value::Object(map) if !map.is_empty() => {
+            let key = map.keys().nth(step % map.len()).cloned().expect("a key");
+            if remove && rest.is_empty() {
+                map.remove(&key);
+            } else if let Some(child) = map.get_mut(&key) {
+                mutate_json(child, rest, with, remove);
+            }
+        }
+        _ => *value = with,
+    }
 }

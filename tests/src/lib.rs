@@ -5,6 +5,7 @@
 
 pub mod chaos;
 pub mod device;
+pub mod disk;
 pub mod fixture;
 pub mod platform;
 
@@ -197,6 +198,21 @@ async fn start(config: Config) -> (AppState, String, tokio::sync::oneshot::Sende
         .await;
     });
     (state, base_url, tx)
+}
+
+/// Waits (polling) until `check` holds, failing after a generous deadline.
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(90), async {
+        while !check().await {
+            tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "gave up waiting for {what}");
 }
 
 /// Asserts the standard error envelope with the given status and code.

@@ -8,7 +8,7 @@
 //! hold answers past the sender's timeout, fail a share of requests, or go
 //! down altogether (and come back on the same port).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +20,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::Value;
+use uuid::Uuid;
 
 /// How the stand-in answers.
 #[derive(Clone, Debug, PartialEq)]
@@ -350,4 +351,70 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// Writes `per_child` messages for each child, interleaved across
+/// children, with strictly increasing creation times. Returns each child's
+/// message ids in order.
+pub async fn enqueue(
+    db: &impl sea_orm::ConnectionTrait,
+    children: usize,
+    per_child: usize,
+) -> BTreeMap<Uuid, Vec<Uuid>> {
+    let ids: Vec<Uuid> = (0..children).map(|_| Uuid::new_v4()).collect();
+    let mut order: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    let start = chrono::Utc::now() - chrono::Duration::seconds(60);
+    let mut n = 0i64;
+    for round in 0..per_child {
+        for child in &ids {
+            n += 1;
+            let id = Uuid::now_v7();
+            let at = start + chrono::Duration::milliseconds(n);
+            seedling_server::repo::sync_records::enqueue(
+                db,
+                seedling_server::entity::outbox::Model {
+                    id,
+                    kind: "visit_approved".to_owned(),
+                    aggregate_id: Uuid::new_v4(),
+                    payload: serde_json::json!({ "child_id": child, "round": round }),
+                    status: "pending".to_owned(),
+                    attempts: 0,
+                    next_attempt_at: at,
+                    locked_until: None,
+                    last_error: None,
+                    created_at: at,
+                    delivered_at: None,
+                },
+            )
+            .await
+            .expect("enqueue");
+            order.entry(*child).or_default().push(id);
+        }
+    }
+    order
+}
+
+/// Every message applied exactly once by the stand-in, and each child's
+/// messages applied in the order they were written.
+pub fn assert_exactly_once_in_order(stand_in: &StandIn, order: &BTreeMap<Uuid, Vec<Uuid>>) {
+    let applied = stand_in.applied();
+    let expected: usize = order.values().map(Vec::len).sum();
+    assert_eq!(applied.len(), expected, "every message applied once");
+    let mut seen = std::collections::HashSet::new();
+    for message in &applied {
+        assert!(
+            seen.insert(message.idempotency_key.clone()),
+            "{} applied twice",
+            message.idempotency_key
+        );
+    }
+    for (child, ids) in order {
+        let got: Vec<String> = applied
+            .iter()
+            .filter(|m| m.child_id.as_deref() == Some(&child.to_string()))
+            .map(|m| m.idempotency_key.clone())
+            .collect();
+        let want: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        assert_eq!(got, want, "messages of child {child} out of order");
+    }
 }

@@ -34,7 +34,9 @@ use crate::storage::Sha256Hex;
         (status = 409, description = "The chunk does not start where the server stands; ask the status", body = ErrorBody),
         (status = 413, description = "The photo or the chunk is too large", body = ErrorBody),
         (status = 415, description = "Not an accepted image type", body = ErrorBody),
+        (status = 408, description = "The body stopped arriving for `body_read_timeout_secs`; nothing of it was kept", body = ErrorBody),
         (status = 422, description = "The bytes do not hash to the name (upload discarded), or the range does not fit", body = ErrorBody),
+        (status = 507, description = "The photo store is full or read-only; the bytes received before are kept. Retry after `Retry-After` seconds from `received_bytes`", body = ErrorBody),
     ))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -50,7 +52,7 @@ pub async fn upload(
                 state.config.max_body_bytes
             ))
         } else {
-            AppError::bad_request("unreadable_body", rejection.body_text())
+            AppError::from(rejection)
         }
     })?;
     let content_type = headers

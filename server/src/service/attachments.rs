@@ -22,7 +22,7 @@ use crate::entity::attachment;
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::state::AppState;
-use crate::storage::{Download, Part, Promotion, Sha256Hex, StoreError};
+use crate::storage::{Download, Part, Promotion, Sha256Hex, StorageFault, StoreError};
 
 /// How far the server has a photo.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
@@ -349,6 +349,14 @@ fn usize_of(n: u64) -> AppResult<usize> {
     usize::try_from(n).map_err(|_| AppError::Internal("offset overflow".to_owned()))
 }
 
+/// A full or read-only store is the machine's condition, answered 507 so
+/// the phone keeps its bytes and retries later; anything else is internal.
 fn store_error(err: StoreError) -> AppError {
-    AppError::Internal(err.to_string())
+    match err.fault() {
+        Some(fault) => AppError::InsufficientStorage {
+            read_only: fault == StorageFault::ReadOnly,
+            detail: err.to_string(),
+        },
+        None => AppError::Internal(err.to_string()),
+    }
 }

@@ -91,7 +91,18 @@ pub struct Server {
 impl Server {
     /// Starts `seedling serve` on `port` and waits until `/readyz` answers.
     pub async fn start(dir: &Path, database_url: &str, port: u16) -> Self {
+        Self::start_with(dir, database_url, port, &[]).await
+    }
+
+    /// As [`Server::start`], with extra environment variables.
+    pub async fn start_with(
+        dir: &Path,
+        database_url: &str,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Self {
         let process = seedling(dir, database_url)
+            .envs(env.iter().copied())
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .spawn()
             .expect("start seedling serve");

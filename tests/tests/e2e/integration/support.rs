@@ -3,10 +3,7 @@
 //! deadline (never a timing assertion).
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::Duration;
 
-use chrono::Utc;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use seedling_server::config::{Config, Secret};
 use seedling_server::entity::{delivery_attempt, outbox};
@@ -97,61 +94,17 @@ impl RunningWorker {
     }
 }
 
-/// Writes `per_child` messages for each child, interleaved across
-/// children, with strictly increasing creation times. Returns each child's
-/// message ids in order.
+/// Writes `per_child` messages for each child (see
+/// [`seedling_tests::platform::enqueue`]).
 pub async fn enqueue(
     app: &TestApp,
     children: usize,
     per_child: usize,
 ) -> BTreeMap<Uuid, Vec<Uuid>> {
-    let ids: Vec<Uuid> = (0..children).map(|_| Uuid::new_v4()).collect();
-    let mut order: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
-    let start = Utc::now() - chrono::Duration::seconds(60);
-    let mut n = 0i64;
-    for round in 0..per_child {
-        for child in &ids {
-            n += 1;
-            let id = Uuid::now_v7();
-            let at = start + chrono::Duration::milliseconds(n);
-            repo::sync_records::enqueue(
-                app.db(),
-                outbox::Model {
-                    id,
-                    kind: "visit_approved".to_owned(),
-                    aggregate_id: Uuid::new_v4(),
-                    payload: serde_json::json!({ "child_id": child, "round": round }),
-                    status: "pending".to_owned(),
-                    attempts: 0,
-                    next_attempt_at: at,
-                    locked_until: None,
-                    last_error: None,
-                    created_at: at,
-                    delivered_at: None,
-                },
-            )
-            .await
-            .expect("enqueue");
-            order.entry(*child).or_default().push(id);
-        }
-    }
-    order
+    seedling_tests::platform::enqueue(app.db(), children, per_child).await
 }
 
-/// Waits (polling) until `check` holds, failing after a generous deadline.
-pub async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let waited = tokio::time::timeout(Duration::from_secs(90), async {
-        while !check().await {
-            tokio::time::sleep(Duration::from_millis(15)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "gave up waiting for {what}");
-}
+pub use seedling_tests::wait_until;
 
 /// Outbox rows per status.
 pub async fn counts(app: &TestApp) -> BTreeMap<String, i64> {
@@ -183,27 +136,4 @@ pub async fn row(app: &TestApp, id: Uuid) -> outbox::Model {
         .expect("row exists")
 }
 
-/// Every message applied exactly once by the stand-in, and each child's
-/// messages applied in the order they were written.
-pub fn assert_exactly_once_in_order(stand_in: &StandIn, order: &BTreeMap<Uuid, Vec<Uuid>>) {
-    let applied = stand_in.applied();
-    let expected: usize = order.values().map(Vec::len).sum();
-    assert_eq!(applied.len(), expected, "every message applied once");
-    let mut seen = std::collections::HashSet::new();
-    for message in &applied {
-        assert!(
-            seen.insert(message.idempotency_key.clone()),
-            "{} applied twice",
-            message.idempotency_key
-        );
-    }
-    for (child, ids) in order {
-        let got: Vec<String> = applied
-            .iter()
-            .filter(|m| m.child_id.as_deref() == Some(&child.to_string()))
-            .map(|m| m.idempotency_key.clone())
-            .collect();
-        let want: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        assert_eq!(got, want, "messages of child {child} out of order");
-    }
-}
+pub use seedling_tests::platform::assert_exactly_once_in_order;
