@@ -1,8 +1,8 @@
-//! The sync API's domain operations: [`push`] applies a device's mutations,
-//! each in its own transaction, through `sync-core`; [`pull`] pages the
-//! changes of the caller's scope after a cursor. Nothing here is kept in
-//! process memory between requests: any number of server processes can
-//! serve the same devices.
+//! The sync API's domain operations: [`push`] applies a device's mutations
+//! through `sync-core`, the whole push in one transaction with batched reads
+//! and writes; [`pull`] pages the changes of the caller's scope after a
+//! cursor. Nothing here is kept in process memory between requests: any
+//! number of server processes can serve the same devices.
 
 mod conflicts;
 mod placement;

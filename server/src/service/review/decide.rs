@@ -207,7 +207,7 @@ async fn enqueue_approved(
     payload.insert("version".to_owned(), json!(row.record.version));
     repo::sync_records::enqueue(
         txn,
-        outbox::Model {
+        vec![outbox::Model {
             id: Uuid::now_v7(),
             kind: "visit_approved".to_owned(),
             aggregate_id: visit_id,
@@ -219,7 +219,7 @@ async fn enqueue_approved(
             last_error: None,
             created_at: now,
             delivered_at: None,
-        },
+        }],
     )
     .await?;
     Ok(())

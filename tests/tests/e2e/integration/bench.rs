@@ -49,7 +49,7 @@ async fn burst(backend: Backend, failing_share: f64) {
         let now = Utc::now();
         repo::sync_records::enqueue(
             &txn,
-            outbox::Model {
+            vec![outbox::Model {
                 id: Uuid::now_v7(),
                 kind: "visit_approved".to_owned(),
                 aggregate_id: visit,
@@ -69,7 +69,7 @@ async fn burst(backend: Backend, failing_share: f64) {
                 last_error: None,
                 created_at: now,
                 delivered_at: None,
-            },
+            }],
         )
         .await
         .expect("enqueue");

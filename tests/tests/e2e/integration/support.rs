@@ -116,7 +116,7 @@ pub async fn enqueue(
             let at = start + chrono::Duration::milliseconds(n);
             repo::sync_records::enqueue(
                 app.db(),
-                outbox::Model {
+                vec![outbox::Model {
                     id,
                     kind: "visit_approved".to_owned(),
                     aggregate_id: Uuid::new_v4(),
@@ -128,7 +128,7 @@ pub async fn enqueue(
                     last_error: None,
                     created_at: at,
                     delivered_at: None,
-                },
+                }],
             )
             .await
             .expect("enqueue");
