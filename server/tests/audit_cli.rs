@@ -60,3 +60,56 @@ async fn audit_verify_exits_nonzero_on_a_tampered_row() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_child_lists_the_rows_naming_that_child() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = sqlite_in(dir.path());
+    let status = seedling(dir.path(), &url)
+        .arg("migrate")
+        .status()
+        .await
+        .expect("run seedling migrate");
+    assert!(status.success());
+    let db = Database::connect(&url).await.expect("open the database");
+    let (child, other) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    for (action, children) in [
+        ("sync.push", vec![child, other]),
+        ("sync.pull", vec![other]),
+        ("sync.pull", vec![child]),
+    ] {
+        audit::record(
+            &db,
+            Entry {
+                actor_id: None,
+                action,
+                entity: Some("child"),
+                record_id: None,
+                detail: json!({ "children": children }),
+            },
+        )
+        .await
+        .expect("append an audit row");
+    }
+    let listed = seedling(dir.path(), &url)
+        .args(["audit", "child", &child.to_string()])
+        .output()
+        .await
+        .expect("run audit child");
+    assert!(listed.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    let found: Vec<_> = lines
+        .iter()
+        .map(|l| (l["id"].clone(), l["action"].clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (json!(1), json!("sync.push")),
+            (json!(3), json!("sync.pull"))
+        ]
+    );
+}

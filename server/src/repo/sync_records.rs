@@ -3,6 +3,7 @@
 //! integration outbox rows and visit history. A push writes each kind with
 //! multi-row inserts (see [`super::insert_all`]).
 
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, IntoIden, Query};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use sea_orm::{Iterable, JsonValue};
@@ -98,6 +99,28 @@ pub async fn enqueue(db: &impl ConnectionTrait, rows: Vec<outbox::Model>) -> Res
         super::integration::set_order_key(db, &row).await?;
     }
     Ok(())
+}
+
+/// A new outbox row, due at once.
+pub fn message(
+    kind: String,
+    aggregate_id: Uuid,
+    payload: JsonValue,
+    now: DateTime<Utc>,
+) -> outbox::Model {
+    outbox::Model {
+        id: Uuid::now_v7(),
+        kind,
+        aggregate_id,
+        payload,
+        status: super::integration::PENDING.to_owned(),
+        attempts: 0,
+        next_attempt_at: now,
+        locked_until: None,
+        last_error: None,
+        created_at: now,
+        delivered_at: None,
+    }
 }
 
 fn payload_child(payload: &JsonValue) -> Option<Uuid> {

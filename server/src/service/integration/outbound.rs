@@ -73,19 +73,12 @@ pub async fn register_messages(
             "recorded_by": event.recorded_by,
             "child": child_summary(db, child, codes).await?,
         });
-        rows.push(outbox::Model {
-            id: Uuid::now_v7(),
-            kind: format!("register_{}", event.kind),
-            aggregate_id: child.id,
+        rows.push(repo::sync_records::message(
+            format!("register_{}", event.kind),
+            child.id,
             payload,
-            status: repo::integration::PENDING.to_owned(),
-            attempts: 0,
-            next_attempt_at: now,
-            locked_until: None,
-            last_error: None,
-            created_at: now,
-            delivered_at: None,
-        });
+            now,
+        ));
     }
     Ok(rows)
 }

@@ -5,12 +5,14 @@
 //! in commit order (see `repo::change_log`), so a page never runs ahead of
 //! an uncommitted change. A cursor made for another scope (the user was
 //! moved) restarts from the beginning and purges what the old scope held.
-//! The page, its records and the checksum are read in one snapshot.
+//! The page, its records and the checksum are read in one snapshot. A page
+//! that carries records is put on the audit trail before it is answered.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Utc;
 use sea_orm::{AccessMode, DatabaseTransaction, IsolationLevel, TransactionTrait};
+use serde_json::json;
 use sync_core::clock::HlcClock;
 use sync_core::protocol::{
     PROTOCOL_VERSION, PullRequest, PullResponse, Purge, PurgeReason, ScopeChecksum,
@@ -23,6 +25,7 @@ use crate::auth::{AuthUser, Role, Scope};
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::change_log::ScopeColumn;
+use crate::service::audit;
 use crate::state::AppState;
 
 /// A parsed cursor: the scope it was made for and the last sequence seen.
@@ -146,6 +149,7 @@ pub async fn pull(
     }
     let scope_checksum = checksum(&txn, column).await?;
     txn.commit().await?;
+    record_read(state, caller, &changes, after, next_seq).await?;
 
     let mut clock = HlcClock::new(SERVER_NODE);
     Ok(PullResponse {
@@ -161,6 +165,47 @@ pub async fn pull(
         has_more,
         scope_checksum,
     })
+}
+
+/// Puts the page's read on the audit trail before it is answered: one entry
+/// naming the children whose records it carries (a child's register entry,
+/// visits or needs items), in a write transaction of its own since the page
+/// was read from a read-only snapshot. A page that carries no record is
+/// not recorded. Should the entry fail, the page is not sent.
+async fn record_read(
+    state: &AppState,
+    caller: &AuthUser,
+    changes: &[Record],
+    after: i64,
+    next_seq: i64,
+) -> AppResult<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let children = changes
+        .iter()
+        .filter_map(|record| match record.entity {
+            Entity::Child => Some(record.id),
+            _ => record
+                .get_str("child_id")
+                .and_then(|id| Uuid::try_parse(id).ok()),
+        })
+        .collect();
+    let entry = super::audit_entry(
+        caller,
+        "sync.pull",
+        children,
+        changes.iter().map(|record| record.entity),
+        json!({
+            "after": after,
+            "through": next_seq,
+            "id_numbers": if caller.role == Role::Admin { "whole" } else { "masked" },
+        }),
+    );
+    let txn = state.db.begin().await?;
+    audit::record(&txn, entry).await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// Purge notices for what a device of the old scope holds that the new

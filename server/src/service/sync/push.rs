@@ -10,8 +10,8 @@
 //! merge and semantic checks, each seeing what the earlier ones changed.
 //! Last it writes the records, visit history, register events (with their
 //! outbox rows), conflicts, alerts, stored outcomes and change-log rows with
-//! multi-row inserts, the change log last under its writer lock, and
-//! commits.
+//! multi-row inserts, the change log under its writer lock, then the audit
+//! entry of the push (lock order: change log, then audit log), and commits.
 //! Every database read of the push sees the state the push started from;
 //! what the push has changed so far lives in [`Batch`], which answers first.
 //!
@@ -51,6 +51,7 @@ use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::change_log::{NewChange, Placement};
 use crate::repo::synced::{RowError, StoredRow, SyncedRow};
+use crate::service::audit;
 use crate::state::AppState;
 
 /// How far in the future a visit's date may lie (the phone's date may be a
@@ -121,6 +122,10 @@ async fn push_once(
     let now = Utc::now();
     batch.flush(&txn).await?;
     batch.append_changes(&txn, now).await?;
+    // After the change-log append: the lock order is change log, then audit log.
+    if let Some(entry) = batch.audit_entry(caller) {
+        audit::record_at(&txn, entry, now).await?;
+    }
     txn.commit().await?;
     Ok(PushResponse {
         protocol_version: PROTOCOL_VERSION,

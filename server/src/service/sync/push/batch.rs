@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::DatabaseTransaction;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sync_core::clock::HlcClock;
 use sync_core::protocol::{FieldOp, Mutation};
 use sync_core::record::{Entity, Record};
@@ -17,11 +17,13 @@ use uuid::Uuid;
 
 use super::super::SERVER_NODE;
 use super::super::placement::Lineages;
+use crate::auth::AuthUser;
 use crate::entity::{applied_mutation, conflict, outbox, register_event, visit_version};
 use crate::error::AppResult;
 use crate::repo;
 use crate::repo::change_log::NewChange;
 use crate::repo::synced::{StoredRow, SyncedRow};
+use crate::service::audit;
 
 pub(super) type Key = (Entity, Uuid);
 
@@ -58,6 +60,8 @@ pub(crate) struct Batch {
     pub(super) outbox: Vec<outbox::Model>,
     pub(super) outcomes: Vec<applied_mutation::Model>,
     pub(super) changes: Vec<NewChange>,
+    /// The records written so far, in order, for the audit trail.
+    pub(super) written: Vec<Key>,
 }
 
 impl Batch {
@@ -78,6 +82,7 @@ impl Batch {
             outbox: Vec::new(),
             outcomes: Vec::new(),
             changes: Vec::new(),
+            written: Vec::new(),
         }
     }
 
@@ -361,6 +366,7 @@ impl Batch {
         }
         self.records.insert(key, (row, is_new));
         self.rows.insert(key, Some(Arc::new(stored)));
+        self.written.push(key);
     }
 
     /// Writes everything decided since the last flush except the change
@@ -387,6 +393,32 @@ impl Batch {
         repo::sync_records::enqueue(txn, std::mem::take(&mut self.outbox)).await?;
         repo::sync_records::record_applied(txn, std::mem::take(&mut self.outcomes)).await?;
         Ok(())
+    }
+}
+
+impl Batch {
+    /// The audit entry for what this batch wrote: the children whose
+    /// records (the child's register entry, its visits, its needs items)
+    /// changed, and how many records of each kind; `None` when nothing was
+    /// written.
+    pub(super) fn audit_entry(&self, caller: &AuthUser) -> Option<audit::Entry> {
+        let mut children = BTreeSet::new();
+        let mut records: BTreeSet<Key> = BTreeSet::new();
+        for key in &self.written {
+            if let Some(Some(row)) = self.rows.get(key) {
+                children.insert(row.child_id);
+                records.insert(*key);
+            }
+        }
+        (!records.is_empty()).then(|| {
+            super::super::audit_entry(
+                caller,
+                "sync.push",
+                children,
+                records.iter().map(|(entity, _)| *entity),
+                json!({}),
+            )
+        })
     }
 }
 

@@ -158,17 +158,5 @@ pub(super) fn alert(
         "raised_at": now,
     });
     tracing::warn!(visit = %mutation.record_id, "urgent risk flag raised");
-    outbox::Model {
-        id: Uuid::now_v7(),
-        kind: "urgent_alert".to_owned(),
-        aggregate_id: mutation.record_id,
-        payload,
-        status: "pending".to_owned(),
-        attempts: 0,
-        next_attempt_at: now,
-        locked_until: None,
-        last_error: None,
-        created_at: now,
-        delivered_at: None,
-    }
+    crate::repo::sync_records::message("urgent_alert".to_owned(), mutation.record_id, payload, now)
 }
