@@ -8,8 +8,8 @@ use sea_orm::{ConnectionTrait, Database};
 use seedling_server::service::audit::{self, Entry};
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audit_verify_exits_nonzero_on_a_tampered_row() {
+/// A fresh SQLite database in a temporary folder, migrated by `seedling migrate`.
+async fn migrated() -> (tempfile::TempDir, String, sea_orm::DatabaseConnection) {
     let dir = tempfile::tempdir().expect("temporary folder");
     let url = sqlite_in(dir.path());
     let status = seedling(dir.path(), &url)
@@ -18,8 +18,13 @@ async fn audit_verify_exits_nonzero_on_a_tampered_row() {
         .await
         .expect("run seedling migrate");
     assert!(status.success());
-
     let db = Database::connect(&url).await.expect("open the database");
+    (dir, url, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_exits_nonzero_on_a_tampered_row() {
+    let (dir, url, db) = migrated().await;
     for n in 0..3 {
         audit::record(
             &db,
@@ -63,15 +68,7 @@ async fn audit_verify_exits_nonzero_on_a_tampered_row() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_child_lists_the_rows_naming_that_child() {
-    let dir = tempfile::tempdir().expect("temporary folder");
-    let url = sqlite_in(dir.path());
-    let status = seedling(dir.path(), &url)
-        .arg("migrate")
-        .status()
-        .await
-        .expect("run seedling migrate");
-    assert!(status.success());
-    let db = Database::connect(&url).await.expect("open the database");
+    let (dir, url, db) = migrated().await;
     let (child, other) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     for (action, children) in [
         ("sync.push", vec![child, other]),
