@@ -69,6 +69,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most mutations accepted in one push.
     pub max_push_mutations: usize,
+    /// Most sync requests (pushes and pulls together) one process serves
+    /// at once; one more is answered 503 `server_busy` with `Retry-After`,
+    /// so a burst of phones cannot grow the process's memory without bound.
+    pub max_sync_in_flight: usize,
     /// A request that takes longer is answered 503 and its work dropped.
     pub request_timeout_secs: u64,
     /// How long in-flight requests may run after a shutdown signal.
@@ -145,6 +149,7 @@ impl Default for Config {
             refresh_token_ttl_days: 90,
             max_body_bytes: 6 * 1024 * 1024,
             max_push_mutations: 500,
+            max_sync_in_flight: 64,
             request_timeout_secs: 30,
             shutdown_grace_secs: 20,
             attachment_store_url: String::new(),

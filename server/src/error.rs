@@ -57,6 +57,9 @@ pub enum AppError {
     Unavailable(#[source] DbErr),
     #[error("the request took too long")]
     Timeout,
+    /// As many sync requests as the server takes at once are in flight.
+    #[error("the server is busy")]
+    Busy,
     #[error("database error")]
     Database(#[source] DbErr),
     #[error("internal error: {0}")]
@@ -116,7 +119,7 @@ impl AppError {
             Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             Self::DeviceRevoked(_) => StatusCode::FORBIDDEN,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Timeout | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -137,6 +140,7 @@ impl AppError {
             Self::Throttled { .. } => "login_throttled",
             Self::Unavailable(_) => "database_unavailable",
             Self::Timeout => "timeout",
+            Self::Busy => "server_busy",
             Self::Database(_) | Self::Internal(_) => "internal_error",
         }
     }
@@ -215,6 +219,9 @@ impl IntoResponse for AppError {
             match &self {
                 Self::Unavailable(_) => "the database is unavailable; retry shortly".to_owned(),
                 Self::Timeout => "the request took too long; retry shortly".to_owned(),
+                Self::Busy => {
+                    "the server is serving as many syncs as it can; retry shortly".to_owned()
+                }
                 _ => "an internal error occurred; it has been logged".to_owned(),
             }
         } else {
@@ -228,9 +235,12 @@ impl IntoResponse for AppError {
         };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
+            // A full sync cap frees within a request's time; an unreachable
+            // database takes longer.
+            let after = if matches!(self, Self::Busy) { "1" } else { "5" };
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(after));
         }
         if let Self::Throttled {
             retry_after_secs, ..

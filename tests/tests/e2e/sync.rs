@@ -30,6 +30,7 @@ on_both_backends!(
     a_moved_director_loses_the_old_village_and_receives_the_new_one,
     an_exited_child_leaves_the_village_phones_but_not_the_town,
     every_sync_read_and_write_of_a_child_is_audited,
+    a_server_at_its_sync_cap_answers_busy_and_serves_again_when_a_slot_frees,
 );
 
 async fn create_child(app: &TestApp, admin: &mut Device, village: Uuid, name: &str) -> Uuid {
@@ -986,4 +987,66 @@ async fn every_sync_read_and_write_of_a_child_is_audited(app: TestApp) {
 
     let report = audit::verify(app.db()).await.expect("verify");
     assert!(report.intact, "{report:?}");
+}
+
+async fn a_server_at_its_sync_cap_answers_busy_and_serves_again_when_a_slot_frees(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "忙时的孩子").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let (visit_id, m) = new_visit(&mut phone, child, fixture.village_a1, &today_at(11));
+
+    // Every slot taken, as by that many syncs in flight.
+    let cap = u32::try_from(app.state.config.max_sync_in_flight).unwrap();
+    let held = app
+        .state
+        .sync_slots
+        .clone()
+        .acquire_many_owned(cap)
+        .await
+        .unwrap();
+    let (status, body) = phone
+        .push_raw(
+            &app,
+            std::slice::from_ref(&m),
+            sync_core::protocol::PROTOCOL_VERSION,
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_busy",
+    );
+    let answer = reqwest::Client::new()
+        .get(app.url(&format!(
+            "/api/v1/sync/pull?protocol_version={}",
+            sync_core::protocol::PROTOCOL_VERSION
+        )))
+        .bearer_auth(&phone.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        answer.headers().contains_key(reqwest::header::RETRY_AFTER),
+        "a busy answer says when to retry"
+    );
+    assert!(
+        visit::Entity::find_by_id(visit_id)
+            .one(app.db())
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused push stores nothing"
+    );
+
+    // A slot frees: the same push goes through.
+    drop(held);
+    let response = phone.push(&app, &[m]).await;
+    assert!(
+        matches!(response.results[0], MutationResult::Applied { .. }),
+        "{:?}",
+        response.results
+    );
 }
