@@ -76,6 +76,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most mutations accepted in one push.
     pub max_push_mutations: usize,
+    /// Most sync requests (pushes and pulls together) one process serves
+    /// at once; one more is answered 503 `server_busy` with `Retry-After`,
+    /// so a burst of phones cannot grow the process's memory without bound.
+    pub max_sync_in_flight: usize,
     /// A request that takes longer is answered 503 and its work dropped.
     /// It runs from the end of the headers to the start of the answer, so
     /// it covers reading the body but not streaming a download.
@@ -167,6 +171,7 @@ impl Default for Config {
             refresh_token_ttl_days: 90,
             max_body_bytes: 6 * 1024 * 1024,
             max_push_mutations: 500,
+            max_sync_in_flight: 64,
             request_timeout_secs: 30,
             header_read_timeout_secs: 30,
             body_read_timeout_secs: 20,

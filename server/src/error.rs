@@ -68,6 +68,9 @@ pub enum AppError {
     /// are kept and the client should retry later. `detail` is logged only.
     #[error("attachment store {}: {detail}", if *.read_only { "read-only" } else { "full" })]
     InsufficientStorage { read_only: bool, detail: String },
+    /// As many sync requests as the server takes at once are in flight.
+    #[error("the server is busy")]
+    Busy,
     #[error("database error")]
     Database(#[source] DbErr),
     #[error("internal error: {0}")]
@@ -127,7 +130,7 @@ impl AppError {
             Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             Self::DeviceRevoked(_) => StatusCode::FORBIDDEN,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Timeout | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -152,6 +155,7 @@ impl AppError {
             Self::Timeout => "timeout",
             Self::BodyTimeout => "body_timeout",
             Self::InsufficientStorage { .. } => "insufficient_storage",
+            Self::Busy => "server_busy",
             Self::Database(_) | Self::Internal(_) => "internal_error",
         }
     }
@@ -263,6 +267,9 @@ impl IntoResponse for AppError {
                      what it received before is kept: ask the status and resume later",
                     if *read_only { "read-only" } else { "full" }
                 ),
+                Self::Busy => {
+                    "the server is serving as many syncs as it can; retry shortly".to_owned()
+                }
                 _ => "an internal error occurred; it has been logged".to_owned(),
             }
         } else {
@@ -276,9 +283,12 @@ impl IntoResponse for AppError {
         };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
+            // A full sync cap frees within a request's time; an unreachable
+            // database takes longer.
+            let after = if matches!(self, Self::Busy) { "1" } else { "5" };
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(after));
         }
         if status == StatusCode::INSUFFICIENT_STORAGE {
             // Freeing space takes an operator: ask for a slower retry.

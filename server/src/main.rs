@@ -1,5 +1,6 @@
 //! `seedling`: the server binary and its administrative commands.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -101,6 +102,13 @@ enum RetentionCommand {
 enum AuditCommand {
     /// Check the audit log's hash chain; exits 1 when a row was edited or deleted.
     Verify,
+    /// Every audit row recording a read or write of one child's records
+    /// (sync pushes and pulls, reviews, imports, exports), one JSON object
+    /// per line, oldest first.
+    Child {
+        /// The child's id.
+        id: uuid::Uuid,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,6 +260,27 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             eprintln!("audit log intact: {} rows", report.rows);
+        }
+        Command::Audit {
+            command: AuditCommand::Child { id },
+        } => {
+            let state = startup::build_state(config).await?;
+            let mut out = std::io::stdout().lock();
+            for row in service::audit::about_child(&state.db, id).await? {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({
+                        "id": row.id,
+                        "at": row.at,
+                        "actor_id": row.actor_id,
+                        "action": row.action,
+                        "entity": row.entity,
+                        "record_id": row.record_id,
+                        "detail": row.detail,
+                    })
+                )?;
+            }
         }
     }
     Ok(())

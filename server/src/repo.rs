@@ -25,7 +25,10 @@ use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{
+    ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    DbErr, EntityTrait, Iterable,
+};
 
 /// Opens the database at `url`. SQLite files are created when missing and
 /// run in WAL mode with foreign keys on and a busy timeout; SQLite gets one
@@ -65,4 +68,27 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// The backend in use, for the few queries that differ.
 pub fn backend(db: &DatabaseConnection) -> DbBackend {
     db.get_database_backend()
+}
+
+/// Bind parameters per statement: well under SQLite's limit (32,766) and
+/// PostgreSQL's (65,535), so a multi-row insert of any size is split into
+/// statements that both accept.
+pub const MAX_BIND_PARAMETERS: usize = 16_000;
+
+/// Inserts rows with multi-row `INSERT`s, as few as the bind-parameter
+/// limit allows.
+pub async fn insert_all<A>(db: &impl ConnectionTrait, rows: Vec<A>) -> Result<(), DbErr>
+where
+    A: ActiveModelTrait + Send,
+{
+    let columns = <A::Entity as EntityTrait>::Column::iter().count().max(1);
+    let per_statement = (MAX_BIND_PARAMETERS / columns).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(per_statement).collect();
+        <A::Entity as EntityTrait>::insert_many(chunk)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
 }

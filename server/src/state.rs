@@ -22,6 +22,9 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     /// Where photo bytes live (local disk, or an S3-compatible store).
     pub attachments: Arc<dyn AttachmentStore>,
+    /// Slots for sync requests in flight in this process
+    /// (`max_sync_in_flight`): load shedding, not sync state.
+    pub sync_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -35,6 +38,7 @@ impl AppState {
         Self {
             db,
             reader,
+            sync_slots: Arc::new(tokio::sync::Semaphore::new(config.max_sync_in_flight)),
             config: Arc::new(config),
             jwt: Arc::new(jwt),
             attachments,

@@ -13,7 +13,8 @@ use std::{
     time::Duration,
 };
 
-use common::{Server, free_port, fresh_postgres, seed_demo, sqlite_in};
+use common::{Server, free_port, fresh_postgres, seed_demo, seedling, sqlite_in};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use seedling_client::{
     faulty::FaultRates,
     sim::{SimConfig, run},
@@ -70,6 +71,27 @@ async fn killed_mid_push_and_restarted_loses_nothing(database_url: String, dir: 
         summary.pushes > answered_before,
         "the fleet pushed after the restart: {summary:?}"
     );
+
+    // The audit entries of the pushes and pulls were written with them: the
+    // chain survived the kill whole, and it records the fleet's syncs.
+    let verify = seedling(dir, &database_url)
+        .args(["audit", "verify"])
+        .output()
+        .await
+        .expect("run audit verify");
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "{stderr}");
+    let db = sea_orm::Database::connect(&database_url)
+        .await
+        .expect("open the database");
+    for action in ["sync.push", "sync.pull"] {
+        let rows = seedling_server::entity::audit_log::Entity::find()
+            .filter(seedling_server::entity::audit_log::Column::Action.eq(action))
+            .count(&db)
+            .await
+            .expect("count audit rows");
+        assert!(rows > 0, "no {action} entry after a fleet run");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

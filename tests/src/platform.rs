@@ -372,7 +372,7 @@ pub async fn enqueue(
             let at = start + chrono::Duration::milliseconds(n);
             seedling_server::repo::sync_records::enqueue(
                 db,
-                seedling_server::entity::outbox::Model {
+                vec![seedling_server::entity::outbox::Model {
                     id,
                     kind: "visit_approved".to_owned(),
                     aggregate_id: Uuid::new_v4(),
@@ -384,7 +384,7 @@ pub async fn enqueue(
                     last_error: None,
                     created_at: at,
                     delivered_at: None,
-                },
+                }],
             )
             .await
             .expect("enqueue");

@@ -155,13 +155,13 @@ impl Device {
                 query.push(("cursor", c.clone()));
             }
             let started = Instant::now();
-            let answer = self
-                .http
-                .get(format!("{}/api/v1/sync/pull", self.base))
-                .bearer_auth(&self.token)
-                .query(&query)
-                .send()
-                .await?;
+            let answer = send_when_served(|| {
+                self.http
+                    .get(format!("{}/api/v1/sync/pull", self.base))
+                    .bearer_auth(&self.token)
+                    .query(&query)
+            })
+            .await?;
             let status = answer.status();
             let body = answer.bytes().await?;
             summary.latencies.push(started.elapsed());
@@ -251,14 +251,14 @@ impl Device {
         };
         let body = serde_json::to_vec(&request)?;
         let started = Instant::now();
-        let answer = self
-            .http
-            .post(format!("{}/api/v1/sync/push", self.base))
-            .bearer_auth(&self.token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await?;
+        let answer = send_when_served(|| {
+            self.http
+                .post(format!("{}/api/v1/sync/push", self.base))
+                .bearer_auth(&self.token)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        })
+        .await?;
         let status = answer.status();
         let bytes = answer.bytes().await?;
         let latency = started.elapsed();
@@ -331,4 +331,27 @@ pub fn observations(n: usize) -> Value {
         "health": "no complaints",
         "safety": "no concerns",
     })
+}
+
+/// Sends the request; while the server answers 503 `server_busy` (its cap
+/// of sync requests in flight is reached), waits `Retry-After` seconds and
+/// sends it again, as a phone does. The latency measured includes the
+/// waits.
+async fn send_when_served(
+    request: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<reqwest::Response, reqwest::Error> {
+    for _ in 0..100 {
+        let answer = request().send().await?;
+        if answer.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return Ok(answer);
+        }
+        let wait = answer
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1);
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+    }
+    request().send().await
 }

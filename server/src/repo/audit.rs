@@ -1,11 +1,12 @@
 //! Audit-log queries: appending to the hash chain under its writer lock and
 //! reading it back in order.
 
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, NotSet, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    NotSet, QueryFilter, QueryOrder, QuerySelect,
 };
+use uuid::Uuid;
 
 use crate::entity::{audit_log, sync_lock};
 
@@ -65,4 +66,31 @@ pub async fn appended(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
         .one(db)
         .await?;
     Ok(lock.map_or(0, |lock| lock.taken))
+}
+
+/// Rows that may concern `id`: about it (`record_id`), or naming it
+/// anywhere in their detail (a sync request lists the children it read or
+/// wrote). A text search over the detail, in chain order after `after`: an
+/// investigator's query, not a hot path. The caller checks each row.
+pub async fn naming(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<audit_log::Model>, DbErr> {
+    let detail = match db.get_database_backend() {
+        DbBackend::Postgres => Expr::col(audit_log::Column::Detail).cast_as(Alias::new("text")),
+        _ => Expr::col(audit_log::Column::Detail),
+    };
+    audit_log::Entity::find()
+        .filter(audit_log::Column::Id.gt(after))
+        .filter(
+            Condition::any()
+                .add(audit_log::Column::RecordId.eq(id))
+                .add(detail.like(format!("%{id}%"))),
+        )
+        .order_by_asc(audit_log::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
 }

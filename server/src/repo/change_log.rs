@@ -12,8 +12,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
 };
 use sync_core::record::Entity;
 use uuid::Uuid;
@@ -74,43 +74,47 @@ pub async fn append(
         .filter(sync_lock::Column::Name.eq("change_log"))
         .exec(db)
         .await?;
-    let rows = changes.into_iter().map(|change| {
-        let (entity, record_id, version, op, placement) = match change {
-            NewChange::Upsert {
-                entity,
-                record_id,
-                version,
-                placement,
-            } => (entity, record_id, version, "upsert", placement),
-            NewChange::Purge {
-                entity,
-                record_id,
-                version,
-                scope,
-            } => {
-                let mut placement = Placement::default();
-                match scope {
-                    ScopeColumn::Village(id) => placement.village = Some(id),
-                    ScopeColumn::Town(id) => placement.town = Some(id),
-                    ScopeColumn::District(id) => placement.district = Some(id),
+    let rows: Vec<change_log::ActiveModel> = changes
+        .into_iter()
+        .map(|change| {
+            let (entity, record_id, version, op, placement) = match change {
+                NewChange::Upsert {
+                    entity,
+                    record_id,
+                    version,
+                    placement,
+                } => (entity, record_id, version, "upsert", placement),
+                NewChange::Purge {
+                    entity,
+                    record_id,
+                    version,
+                    scope,
+                } => {
+                    let mut placement = Placement::default();
+                    match scope {
+                        ScopeColumn::Village(id) => placement.village = Some(id),
+                        ScopeColumn::Town(id) => placement.town = Some(id),
+                        ScopeColumn::District(id) => placement.district = Some(id),
+                    }
+                    (entity, record_id, version, "purge", placement)
                 }
-                (entity, record_id, version, "purge", placement)
+            };
+            change_log::ActiveModel {
+                seq: NotSet,
+                entity: Set(entity.as_str().to_owned()),
+                record_id: Set(record_id),
+                version: Set(version),
+                op: Set(op.to_owned()),
+                village_id: Set(placement.village),
+                town_id: Set(placement.town),
+                district_id: Set(placement.district),
+                created_at: Set(now),
             }
-        };
-        change_log::ActiveModel {
-            seq: NotSet,
-            entity: Set(entity.as_str().to_owned()),
-            record_id: Set(record_id),
-            version: Set(version),
-            op: Set(op.to_owned()),
-            village_id: Set(placement.village),
-            town_id: Set(placement.town),
-            district_id: Set(placement.district),
-            created_at: Set(now),
-        }
-    });
-    change_log::Entity::insert_many(rows).exec(db).await?;
-    Ok(())
+        })
+        .collect();
+    // In order: the rows of one statement take their sequence numbers in
+    // the order of its VALUES, and the statements run one after another.
+    super::insert_all(db, rows).await
 }
 
 /// Up to `limit` changes in `scope` after sequence `after`, in order.
@@ -153,6 +157,80 @@ pub async fn records_in_scope(
         .filter(|(_, op)| op == "upsert")
         .map(|(key, _)| key)
         .collect())
+}
+
+/// The changes in `scope` after sequence `after` to the given records, in
+/// order: `(entity, record_id, op)`. What decides whether a record on a
+/// page is still in the scope at the end of the snapshot.
+pub async fn later_changes(
+    db: &impl ConnectionTrait,
+    scope: ScopeColumn,
+    after: i64,
+    record_ids: Vec<Uuid>,
+) -> Result<Vec<(String, Uuid, String)>, DbErr> {
+    let mut out = Vec::new();
+    for chunk in record_ids.chunks(500) {
+        let rows: Vec<(String, Uuid, String, i64)> = filtered(scope, change_log::Entity::find())
+            .select_only()
+            .column(change_log::Column::Entity)
+            .column(change_log::Column::RecordId)
+            .column(change_log::Column::Op)
+            .column(change_log::Column::Seq)
+            .filter(change_log::Column::Seq.gt(after))
+            .filter(change_log::Column::RecordId.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        out.extend(rows);
+    }
+    out.sort_by_key(|row| row.3);
+    Ok(out
+        .into_iter()
+        .map(|(entity, id, op, _)| (entity, id, op))
+        .collect())
+}
+
+/// `(id, version)` of every live record of `entity` that `scope` holds
+/// (its latest change in the scope is an upsert), in one query that the
+/// database answers from the change log's scope index and the record
+/// table's primary key: what the scope checksum sums.
+pub async fn held_versions(
+    db: &impl ConnectionTrait,
+    scope: ScopeColumn,
+    entity: Entity,
+) -> Result<Vec<(Uuid, i64)>, DbErr> {
+    let backend = db.get_database_backend();
+    let param = |n: usize| match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    };
+    let (column, scope_id) = match scope {
+        ScopeColumn::Village(id) => ("village_id", id),
+        ScopeColumn::Town(id) => ("town_id", id),
+        ScopeColumn::District(id) => ("district_id", id),
+    };
+    let table = match entity {
+        Entity::Child => "children",
+        Entity::Visit => "visits",
+        Entity::CasePlanItem => "case_plan_items",
+    };
+    let sql = format!(
+        "SELECT r.id, r.version FROM {table} r \
+         JOIN (SELECT record_id, MAX(seq) AS last_seq FROM change_log \
+               WHERE {column} = {p1} AND entity = {p2} GROUP BY record_id) l \
+           ON l.record_id = r.id \
+         JOIN change_log c ON c.seq = l.last_seq \
+         WHERE c.op = 'upsert' AND NOT r.deleted",
+        p1 = param(1),
+        p2 = param(2),
+    );
+    let statement =
+        Statement::from_sql_and_values(backend, sql, [scope_id.into(), entity.as_str().into()]);
+    db.query_all_raw(statement)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect()
 }
 
 fn filtered(

@@ -1,7 +1,10 @@
 //! Queries on the org tree.
 
+use std::collections::HashMap;
+
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -39,6 +42,62 @@ pub async fn lineage(db: &impl ConnectionTrait, id: Uuid) -> Result<Vec<Uuid>, D
         }
     }
     Ok(lineage)
+}
+
+/// The lineages (see [`lineage`]) of many units, asking one query per
+/// level of the tree rather than one per unit.
+pub async fn lineages(
+    db: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> Result<HashMap<Uuid, Vec<Uuid>>, DbErr> {
+    let mut parents: HashMap<Uuid, Option<Uuid>> = HashMap::new();
+    let mut frontier: Vec<Uuid> = ids.clone();
+    frontier.sort_unstable();
+    frontier.dedup();
+    for _ in 0..=8 {
+        if frontier.is_empty() {
+            break;
+        }
+        let mut next = Vec::new();
+        for chunk in frontier.chunks(super::MAX_BIND_PARAMETERS) {
+            let rows: Vec<(Uuid, Option<Uuid>)> = org_unit::Entity::find()
+                .select_only()
+                .column(org_unit::Column::Id)
+                .column(org_unit::Column::ParentId)
+                .filter(org_unit::Column::Id.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(db)
+                .await?;
+            for (id, parent) in rows {
+                parents.insert(id, parent);
+                next.extend(parent);
+            }
+        }
+        next.retain(|id| !parents.contains_key(id));
+        next.sort_unstable();
+        next.dedup();
+        frontier = next;
+    }
+    Ok(ids
+        .into_iter()
+        .map(|id| {
+            let mut lineage = Vec::with_capacity(3);
+            let mut next = Some(id);
+            while let Some(current) = next {
+                if lineage.contains(&current) || lineage.len() > 8 {
+                    break;
+                }
+                match parents.get(&current) {
+                    Some(parent) => {
+                        lineage.push(current);
+                        next = *parent;
+                    }
+                    None => break,
+                }
+            }
+            (id, lineage)
+        })
+        .collect())
 }
 
 /// The unit with `root` as id and every unit below it, ordered by code.

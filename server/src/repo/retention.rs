@@ -33,15 +33,24 @@ pub async fn due(
         .await
 }
 
-/// True when the child's record was archived.
-pub async fn is_archived(db: &impl ConnectionTrait, child_id: Uuid) -> Result<bool, DbErr> {
-    let archived: Option<Option<DateTime<Utc>>> = child::Entity::find_by_id(child_id)
-        .select_only()
-        .column(child::Column::ArchivedAt)
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(matches!(archived, Some(Some(_))))
+/// Those of `children` whose record was archived.
+pub async fn archived_among(
+    db: &impl ConnectionTrait,
+    children: Vec<Uuid>,
+) -> Result<Vec<Uuid>, DbErr> {
+    let mut out = Vec::new();
+    for chunk in children.chunks(crate::repo::MAX_BIND_PARAMETERS) {
+        let ids: Vec<Uuid> = child::Entity::find()
+            .select_only()
+            .column(child::Column::Id)
+            .filter(child::Column::Id.is_in(chunk.iter().copied()))
+            .filter(child::Column::ArchivedAt.is_not_null())
+            .into_tuple()
+            .all(db)
+            .await?;
+        out.extend(ids);
+    }
+    Ok(out)
 }
 
 /// Replaces the personal fields of the child's register entry, unless

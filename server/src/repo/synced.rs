@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -56,16 +56,20 @@ pub async fn load(
     }
 }
 
-/// Loads the current rows of many records of one entity, as records.
+/// Loads the current rows of many records of one entity, as records. With
+/// `lock` on PostgreSQL, the rows stay locked (`FOR UPDATE`) until the
+/// transaction ends; they are locked in id order, so two transactions
+/// locking overlapping sets wait for each other instead of deadlocking.
 pub async fn load_many(
     db: &impl ConnectionTrait,
     entity: Entity,
     ids: Vec<Uuid>,
+    lock: bool,
 ) -> Result<Vec<StoredRow>, RowError> {
     match entity {
-        Entity::Child => load_many_from::<child::Entity>(db, ids).await,
-        Entity::Visit => load_many_from::<visit::Entity>(db, ids).await,
-        Entity::CasePlanItem => load_many_from::<case_plan_item::Entity>(db, ids).await,
+        Entity::Child => load_many_from::<child::Entity>(db, ids, lock).await,
+        Entity::Visit => load_many_from::<visit::Entity>(db, ids, lock).await,
+        Entity::CasePlanItem => load_many_from::<case_plan_item::Entity>(db, ids, lock).await,
     }
 }
 
@@ -110,15 +114,22 @@ async fn load_from<E: SyncedTable>(
 
 async fn load_many_from<E: SyncedTable>(
     db: &impl ConnectionTrait,
-    ids: Vec<Uuid>,
+    mut ids: Vec<Uuid>,
+    lock: bool,
 ) -> Result<Vec<StoredRow>, RowError> {
     let mut out = Vec::with_capacity(ids.len());
+    if lock {
+        ids.sort_unstable();
+        ids.dedup();
+    }
     for chunk in ids.chunks(500) {
-        for row in E::find()
-            .filter(E::ID.is_in(chunk.to_vec()))
-            .all(db)
-            .await?
-        {
+        let query = E::find().filter(E::ID.is_in(chunk.to_vec()));
+        let rows = if lock {
+            query.order_by_asc(E::ID).lock_exclusive().all(db).await?
+        } else {
+            query.all(db).await?
+        };
+        for row in rows {
             out.push(stored(&row)?);
         }
     }
@@ -145,16 +156,23 @@ async fn versions_from<E: SyncedTable>(
     Ok(out)
 }
 
-/// Writes a merged record: inserted when `is_new`, else the row is
-/// replaced. Columns outside the sync rules come from `server_columns`.
-pub async fn save(
-    db: &impl ConnectionTrait,
+/// A merged record as a row of its table, ready to write.
+#[derive(Debug, Clone)]
+pub enum SyncedRow {
+    Child(child::Model),
+    Visit(visit::Model),
+    CasePlanItem(case_plan_item::Model),
+}
+
+/// The row for a merged record. Columns outside the sync rules come from
+/// `server_columns`. A record that does not fit its table (a missing or
+/// mistyped column) is a [`RowError::Shape`]: nothing is written.
+pub fn to_row(
     record: &Record,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     server_columns: Map<String, Value>,
-    is_new: bool,
-) -> Result<(), RowError> {
+) -> Result<SyncedRow, RowError> {
     let (mut columns, meta) = record.split();
     columns.extend(server_columns);
     // An absent set is the empty set (set columns are NOT NULL).
@@ -181,84 +199,133 @@ pub async fn save(
     );
     columns.insert("deleted".into(), Value::Bool(record.is_deleted()));
     let row = Value::Object(columns);
-    match record.entity {
-        Entity::Child => write::<child::Entity>(db, row, is_new).await,
-        Entity::Visit => write::<visit::Entity>(db, row, is_new).await,
-        Entity::CasePlanItem => write::<case_plan_item::Entity>(db, row, is_new).await,
+    Ok(match record.entity {
+        Entity::Child => SyncedRow::Child(model_of(row)?),
+        Entity::Visit => SyncedRow::Visit(model_of(row)?),
+        Entity::CasePlanItem => SyncedRow::CasePlanItem(model_of(row)?),
+    })
+}
+
+fn model_of<M: DeserializeOwned + SyncedModel>(row: Value) -> Result<M, RowError> {
+    serde_json::from_value(row)
+        .map_err(|err| RowError::Shape(format!("the {} does not fit its table: {err}", M::ENTITY)))
+}
+
+/// Inserts new rows: children first, then the visits and case-plan items
+/// that may refer to them, each table with multi-row inserts.
+pub async fn insert_rows(db: &impl ConnectionTrait, rows: Vec<SyncedRow>) -> Result<(), DbErr> {
+    let (mut children, mut visits, mut items) = (Vec::new(), Vec::new(), Vec::new());
+    for row in rows {
+        match row {
+            SyncedRow::Child(m) => children.push(child::ActiveModel::from(m)),
+            SyncedRow::Visit(m) => visits.push(visit::ActiveModel::from(m)),
+            SyncedRow::CasePlanItem(m) => items.push(case_plan_item::ActiveModel::from(m)),
+        }
+    }
+    super::insert_all(db, children).await?;
+    super::insert_all(db, visits).await?;
+    super::insert_all(db, items).await
+}
+
+/// Replaces an existing row with every column of `row`.
+pub async fn update_row(db: &impl ConnectionTrait, row: SyncedRow) -> Result<(), DbErr> {
+    match row {
+        SyncedRow::Child(m) => update::<child::Entity>(db, m).await,
+        SyncedRow::Visit(m) => update::<visit::Entity>(db, m).await,
+        SyncedRow::CasePlanItem(m) => update::<case_plan_item::Entity>(db, m).await,
     }
 }
 
-/// Effective date of the child's latest transfer between villages.
-pub async fn last_transfer(
-    db: &impl ConnectionTrait,
-    child_id: Uuid,
-) -> Result<Option<NaiveDate>, DbErr> {
-    Ok(register_event::Entity::find()
-        .filter(register_event::Column::ChildId.eq(child_id))
-        .filter(register_event::Column::Kind.eq("transferred"))
-        .order_by_desc(register_event::Column::EffectiveDate)
-        .one(db)
-        .await?
-        .map(|event| event.effective_date))
+async fn update<E>(db: &impl ConnectionTrait, model: E::Model) -> Result<(), DbErr>
+where
+    E: EntityTrait,
+    E::Model: IntoActiveModel<E::ActiveModel>,
+    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
+{
+    model.into_active_model().reset_all().update(db).await?;
+    Ok(())
 }
 
-/// The villages the child was transferred out of.
-pub async fn transferred_from(
+/// The transfers between villages of the given children:
+/// `(child_id, village transferred from, effective date)`.
+pub async fn transfers(
     db: &impl ConnectionTrait,
-    child_id: Uuid,
-) -> Result<Vec<Uuid>, DbErr> {
-    let from: Vec<Option<String>> = register_event::Entity::find()
-        .select_only()
-        .column(register_event::Column::FromValue)
-        .filter(register_event::Column::ChildId.eq(child_id))
-        .filter(register_event::Column::Kind.eq("transferred"))
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(from
-        .into_iter()
-        .flatten()
-        .filter_map(|v| Uuid::try_parse(&v).ok())
-        .collect())
+    child_ids: Vec<Uuid>,
+) -> Result<Vec<(Uuid, Option<String>, NaiveDate)>, DbErr> {
+    let mut out = Vec::new();
+    for chunk in child_ids.chunks(500) {
+        let rows: Vec<(Uuid, Option<String>, NaiveDate)> = register_event::Entity::find()
+            .select_only()
+            .column(register_event::Column::ChildId)
+            .column(register_event::Column::FromValue)
+            .column(register_event::Column::EffectiveDate)
+            .filter(register_event::Column::ChildId.is_in(chunk.iter().copied()))
+            .filter(register_event::Column::Kind.eq("transferred"))
+            .into_tuple()
+            .all(db)
+            .await?;
+        out.extend(rows);
+    }
+    Ok(out)
 }
 
-/// Other live visits to the child around `day` (the day before to the day
-/// after, in UTC, so any offset's calendar day is covered).
-pub async fn visits_near(
+/// The calendar day of a visit's date-time as the duplicate check counts
+/// it (the district's offset, UTC+8).
+pub fn visit_day(at: DateTime<Utc>) -> NaiveDate {
+    (at + chrono::Duration::hours(VISIT_DAY_OFFSET_HOURS)).date_naive()
+}
+
+const VISIT_DAY_OFFSET_HOURS: i64 = 8;
+
+/// The live visits to the given children on the given days (as
+/// [`visit_day`] counts them): `(child_id, visit)` for each.
+pub async fn visits_on_days(
     db: &impl ConnectionTrait,
-    child_id: Uuid,
-    except: Uuid,
-    day: NaiveDate,
-) -> Result<Vec<OtherVisit>, DbErr> {
-    let from = (day - chrono::Days::new(1))
-        .and_time(chrono::NaiveTime::MIN)
-        .and_utc();
-    let to = (day + chrono::Days::new(2))
-        .and_time(chrono::NaiveTime::MIN)
-        .and_utc();
-    let rows: Vec<(Uuid, Option<Uuid>, DateTime<Utc>)> = visit::Entity::find()
-        .select_only()
-        .columns([
-            visit::Column::Id,
-            visit::Column::DeviceId,
-            visit::Column::VisitedAt,
-        ])
-        .filter(visit::Column::ChildId.eq(child_id))
-        .filter(visit::Column::Id.ne(except))
-        .filter(visit::Column::Deleted.eq(false))
-        .filter(visit::Column::VisitedAt.gte(from))
-        .filter(visit::Column::VisitedAt.lt(to))
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(visit_id, device_id, visited_at)| OtherVisit {
-            visit_id,
-            device_id,
-            visited_on: (visited_at + chrono::Duration::hours(8)).date_naive(),
-        })
-        .collect())
+    days: Vec<(Uuid, NaiveDate)>,
+) -> Result<Vec<(Uuid, OtherVisit)>, DbErr> {
+    let mut out = Vec::new();
+    // Three bind parameters per day.
+    for chunk in days.chunks(200) {
+        let mut any = Condition::any();
+        for &(child_id, day) in chunk {
+            let from = day.and_time(chrono::NaiveTime::MIN).and_utc()
+                - chrono::Duration::hours(VISIT_DAY_OFFSET_HOURS);
+            let to = from + chrono::Duration::days(1);
+            any = any.add(
+                Condition::all()
+                    .add(visit::Column::ChildId.eq(child_id))
+                    .add(visit::Column::VisitedAt.gte(from))
+                    .add(visit::Column::VisitedAt.lt(to)),
+            );
+        }
+        let rows: Vec<(Uuid, Uuid, Option<Uuid>, DateTime<Utc>)> = visit::Entity::find()
+            .select_only()
+            .columns([
+                visit::Column::ChildId,
+                visit::Column::Id,
+                visit::Column::DeviceId,
+                visit::Column::VisitedAt,
+            ])
+            .filter(visit::Column::Deleted.eq(false))
+            .filter(any)
+            .into_tuple()
+            .all(db)
+            .await?;
+        out.extend(
+            rows.into_iter()
+                .map(|(child_id, visit_id, device_id, visited_at)| {
+                    (
+                        child_id,
+                        OtherVisit {
+                            visit_id,
+                            device_id,
+                            visited_on: visit_day(visited_at),
+                        },
+                    )
+                }),
+        );
+    }
+    Ok(out)
 }
 
 /// Ids of the visits and case-plan items of a child (they follow the child
@@ -292,25 +359,4 @@ pub async fn belonging_to_child(
                 .map(|(id, v)| (Entity::CasePlanItem, id, v)),
         )
         .collect())
-}
-
-async fn write<E>(db: &impl ConnectionTrait, row: Value, is_new: bool) -> Result<(), RowError>
-where
-    E: EntityTrait,
-    E::Model: DeserializeOwned + IntoActiveModel<E::ActiveModel> + SyncedModel,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
-{
-    let model: E::Model = serde_json::from_value(row).map_err(|err| {
-        RowError::Shape(format!(
-            "the {} does not fit its table: {err}",
-            E::Model::ENTITY
-        ))
-    })?;
-    let active = model.into_active_model().reset_all();
-    if is_new {
-        active.insert(db).await?;
-    } else {
-        active.update(db).await?;
-    }
-    Ok(())
 }

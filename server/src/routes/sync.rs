@@ -1,13 +1,15 @@
 //! `/api/v1/sync/*`: the device sync protocol (docs/SYNC-PROTOCOL.md).
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use serde::Deserialize;
 use sync_core::protocol::{PullRequest, PullResponse, PushRequest, PushResponse};
+use tokio::sync::OwnedSemaphorePermit;
 use utoipa::IntoParams;
 
 use crate::auth::AuthUser;
-use crate::error::{AppResult, ErrorBody};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::routes::extract::{ApiJson, ApiQuery};
 use crate::service::sync;
 use crate::state::AppState;
@@ -16,8 +18,8 @@ pub mod schema;
 
 use schema::{PullResponseSchema, PushRequestSchema, PushResponseSchema};
 
-/// Push a batch of mutations. Each mutation is applied in its own
-/// transaction; a retried mutation id answers the stored outcome.
+/// Push a batch of mutations, applied in one transaction; a retried
+/// mutation id answers the stored outcome.
 #[utoipa::path(post, path = "/api/v1/sync/push", tag = "sync",
     security(("bearer" = [])),
     request_body(content = PushRequestSchema, description = "PushRequest (docs/SYNC-PROTOCOL.md §3)"),
@@ -30,6 +32,7 @@ use schema::{PullResponseSchema, PushRequestSchema, PushResponseSchema};
         (status = 426, description = "Unsupported protocol version: update the app", body = ErrorBody),
     ))]
 pub async fn push(
+    _slot: SyncSlot,
     State(state): State<AppState>,
     caller: AuthUser,
     ApiJson(request): ApiJson<PushRequest>,
@@ -59,6 +62,7 @@ pub struct PullParams {
         (status = 426, description = "Unsupported protocol version: update the app", body = ErrorBody),
     ))]
 pub async fn pull(
+    _slot: SyncSlot,
     State(state): State<AppState>,
     caller: AuthUser,
     ApiQuery(params): ApiQuery<PullParams>,
@@ -71,4 +75,23 @@ pub async fn pull(
             .unwrap_or(sync_core::protocol::DEFAULT_PULL_LIMIT),
     };
     sync::pull::pull(&state, &caller, request).await.map(Json)
+}
+
+/// A slot among the `max_sync_in_flight` sync requests served at once,
+/// taken before the body is read and held until the answer is made; none
+/// free: 503 `server_busy` with `Retry-After`.
+#[derive(Debug)]
+pub struct SyncSlot(#[expect(dead_code, reason = "held for its drop")] OwnedSemaphorePermit);
+
+impl FromRequestParts<AppState> for SyncSlot {
+    type Rejection = AppError;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        state
+            .sync_slots
+            .clone()
+            .try_acquire_owned()
+            .map(SyncSlot)
+            .map_err(|_| AppError::Busy)
+    }
 }

@@ -63,6 +63,39 @@ pub async fn record_at(
     repo::audit::insert(db, row).await
 }
 
+/// Every row that records a read or write of `child`'s records, in chain
+/// order: rows about the child itself (`record_id`) and rows whose detail
+/// lists it — a sync push or pull page (`children`), a roster import
+/// (`rows[].child_id`), a report export (`child_ids`). Answers "who read or
+/// wrote this child's record, and when" (docs/SECURITY.md).
+pub async fn about_child(
+    db: &impl ConnectionTrait,
+    child: Uuid,
+) -> Result<Vec<audit_log::Model>, DbErr> {
+    const PAGE: u64 = 1_000;
+    let wanted = Value::String(child.to_string());
+    let mut found = Vec::new();
+    let mut after = 0;
+    loop {
+        let rows = repo::audit::naming(db, child, after, PAGE).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        found.extend(rows.into_iter().filter(|row| {
+            row.record_id == Some(child) || row.detail.as_ref().is_some_and(|d| names(d, &wanted))
+        }));
+    }
+    Ok(found)
+}
+
+/// True when `value` holds `wanted` as a whole string anywhere inside it.
+fn names(value: &Value, wanted: &Value) -> bool {
+    match value {
+        Value::Array(items) => items.iter().any(|item| names(item, wanted)),
+        Value::Object(map) => map.values().any(|item| names(item, wanted)),
+        other => other == wanted,
+    }
+}
+
 /// What [`verify`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {

@@ -1,8 +1,8 @@
-//! The sync API's domain operations: [`push`] applies a device's mutations,
-//! each in its own transaction, through `sync-core`; [`pull`] pages the
-//! changes of the caller's scope after a cursor. Nothing here is kept in
-//! process memory between requests: any number of server processes can
-//! serve the same devices.
+//! The sync API's domain operations: [`push`] applies a device's mutations
+//! through `sync-core`, the whole push in one transaction with batched reads
+//! and writes; [`pull`] pages the changes of the caller's scope after a
+//! cursor. Nothing here is kept in process memory between requests: any
+//! number of server processes can serve the same devices.
 
 mod conflicts;
 mod placement;
@@ -75,4 +75,40 @@ async fn admit_caller(
 
 pub(crate) fn now_ms(now: chrono::DateTime<chrono::Utc>) -> u64 {
     u64::try_from(now.timestamp_millis()).unwrap_or(0)
+}
+
+/// The audit entry of a sync request that wrote or sent children's records:
+/// one entry per request, not per record, listing the children concerned
+/// (sorted) so "who read or wrote this child's record, and when" is
+/// answered by the entries naming the child (docs/SECURITY.md). `entities`
+/// yields the entity of each record concerned, counted per kind.
+fn audit_entry(
+    caller: &AuthUser,
+    action: &'static str,
+    children: std::collections::BTreeSet<Uuid>,
+    entities: impl IntoIterator<Item = sync_core::record::Entity>,
+    extra: serde_json::Value,
+) -> crate::service::audit::Entry {
+    let mut counts = serde_json::Map::new();
+    for entity in entities {
+        let count = counts
+            .entry(entity.as_str().to_owned())
+            .or_insert(serde_json::Value::from(0_u64));
+        *count = serde_json::Value::from(count.as_u64().unwrap_or(0) + 1);
+    }
+    let mut detail = serde_json::Map::new();
+    detail.insert("device_id".to_owned(), serde_json::json!(caller.device_id));
+    detail.insert("role".to_owned(), serde_json::json!(caller.role.as_str()));
+    detail.insert("records".to_owned(), serde_json::Value::Object(counts));
+    detail.insert("children".to_owned(), serde_json::json!(children));
+    if let serde_json::Value::Object(extra) = extra {
+        detail.extend(extra);
+    }
+    crate::service::audit::Entry {
+        actor_id: Some(caller.user_id),
+        action,
+        entity: Some("child"),
+        record_id: None,
+        detail: serde_json::Value::Object(detail),
+    }
 }

@@ -5,8 +5,9 @@
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use seedling_server::entity::{applied_mutation, conflict, outbox, register_event, visit};
+use seedling_server::service::audit;
 use seedling_tests::{Device, Fixture, TestApp, assert_error, on_both_backends};
-use serde_json::json;
+use serde_json::{Value, json};
 use sync_core::protocol::{Mutation, MutationResult};
 use sync_core::record::Entity;
 use uuid::Uuid;
@@ -28,6 +29,8 @@ on_both_backends!(
     a_visit_recorded_offline_after_a_transfer_is_kept_and_follows_the_child,
     a_moved_director_loses_the_old_village_and_receives_the_new_one,
     an_exited_child_leaves_the_village_phones_but_not_the_town,
+    every_sync_read_and_write_of_a_child_is_audited,
+    a_server_at_its_sync_cap_answers_busy_and_serves_again_when_a_slot_frees,
 );
 
 async fn create_child(app: &TestApp, admin: &mut Device, village: Uuid, name: &str) -> Uuid {
@@ -907,4 +910,143 @@ async fn an_exited_child_leaves_the_village_phones_but_not_the_town(app: TestApp
         .unwrap();
     assert_eq!(exits.len(), 1);
     assert_eq!(exits[0].reason.as_deref(), Some("turned_18"));
+}
+
+/// The audit rows of `action` that name `child`, as (actor, detail).
+async fn audited(app: &TestApp, action: &str, child: Uuid) -> Vec<(Option<Uuid>, Value)> {
+    audit::about_child(app.db(), child)
+        .await
+        .expect("read the audit trail")
+        .into_iter()
+        .filter(|row| row.action == action)
+        .map(|row| (row.actor_id, row.detail.unwrap_or_default()))
+        .collect()
+}
+
+async fn every_sync_read_and_write_of_a_child_is_audited(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "审计小明").await;
+    let elsewhere = create_child(&app, &mut admin, fixture.village_b1, "别村的孩子").await;
+    let created = audited(&app, "sync.push", child).await;
+    assert_eq!(created.len(), 1, "the child's creation: {created:?}");
+    assert_eq!(created[0].0, Some(admin.user_id));
+    assert_eq!(created[0].1["records"]["child"], json!(1));
+
+    // A director's visit: one entry for the push, naming the child.
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let (_, m) = new_visit(&mut phone, child, fixture.village_a1, &today_at(10));
+    phone.push(&app, std::slice::from_ref(&m)).await;
+    let writes = audited(&app, "sync.push", child).await;
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    let (actor, detail) = &writes[1];
+    assert_eq!(*actor, Some(phone.user_id));
+    assert_eq!(detail["device_id"], json!(phone.id));
+    assert_eq!(detail["records"], json!({ "visit": 1 }));
+    assert_eq!(detail["children"], json!([child]));
+    // A retry changes nothing, so it writes no entry either.
+    phone.push(&app, &[m]).await;
+    assert_eq!(audited(&app, "sync.push", child).await.len(), 2);
+
+    // A fresh phone's bootstrap: the pages that carried the child's
+    // records name it, with the director as reader; the other village's
+    // child is named by no read of this director.
+    let mut fresh = Device::sign_in(&app, "director-a1").await;
+    fresh.pull_all(&app).await;
+    let reads = audited(&app, "sync.pull", child).await;
+    let by_fresh: Vec<_> = reads
+        .iter()
+        .filter(|(_, detail)| detail["device_id"] == json!(fresh.id))
+        .collect();
+    assert!(
+        !by_fresh.is_empty(),
+        "the bootstrap read is audited: {reads:?}"
+    );
+    for (actor, detail) in &by_fresh {
+        assert_eq!(*actor, Some(fresh.user_id));
+        assert_eq!(detail["id_numbers"], json!("masked"));
+    }
+    let counted: u64 = by_fresh
+        .iter()
+        .map(|(_, d)| {
+            d["records"]["child"].as_u64().unwrap_or(0)
+                + d["records"]["visit"].as_u64().unwrap_or(0)
+        })
+        .sum();
+    assert!(
+        counted >= 2,
+        "the child and its visit were read: {by_fresh:?}"
+    );
+    assert!(
+        audited(&app, "sync.pull", elsewhere)
+            .await
+            .iter()
+            .all(|(actor, _)| *actor != Some(fresh.user_id)),
+        "a read of another village's child is never put on this director"
+    );
+
+    let report = audit::verify(app.db()).await.expect("verify");
+    assert!(report.intact, "{report:?}");
+}
+
+async fn a_server_at_its_sync_cap_answers_busy_and_serves_again_when_a_slot_frees(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "忙时的孩子").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let (visit_id, m) = new_visit(&mut phone, child, fixture.village_a1, &today_at(11));
+
+    // Every slot taken, as by that many syncs in flight.
+    let cap = u32::try_from(app.state.config.max_sync_in_flight).unwrap();
+    let held = app
+        .state
+        .sync_slots
+        .clone()
+        .acquire_many_owned(cap)
+        .await
+        .unwrap();
+    let (status, body) = phone
+        .push_raw(
+            &app,
+            std::slice::from_ref(&m),
+            sync_core::protocol::PROTOCOL_VERSION,
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_busy",
+    );
+    let answer = reqwest::Client::new()
+        .get(app.url(&format!(
+            "/api/v1/sync/pull?protocol_version={}",
+            sync_core::protocol::PROTOCOL_VERSION
+        )))
+        .bearer_auth(&phone.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        answer.headers().contains_key(reqwest::header::RETRY_AFTER),
+        "a busy answer says when to retry"
+    );
+    assert!(
+        visit::Entity::find_by_id(visit_id)
+            .one(app.db())
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused push stores nothing"
+    );
+
+    // A slot frees: the same push goes through.
+    drop(held);
+    let response = phone.push(&app, &[m]).await;
+    assert!(
+        matches!(response.results[0], MutationResult::Applied { .. }),
+        "{:?}",
+        response.results
+    );
 }

@@ -100,7 +100,7 @@ pub async fn changes(
             .into_iter()
             .find(|entity| entity.as_str() == name)
             .ok_or_else(|| AppError::Internal(format!("change log names `{name}`")))?;
-        for row in repo::synced::load_many(&txn, entity, ids).await? {
+        for row in repo::synced::load_many(&txn, entity, ids, false).await? {
             let record = row.record;
             changes.push(FeedChange {
                 seq: latest

@@ -6,6 +6,8 @@
 //! flag), and one kind per register event: `register_added`,
 //! `register_category_changed`, `register_transferred`, `register_exited`.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
@@ -36,20 +38,23 @@ pub fn envelope(row: &Claimed) -> Value {
     })
 }
 
-/// Outbox rows for register events of `child`, written beside the events
-/// in the same transaction.
-pub async fn enqueue_register_events(
+/// Outbox rows for register events of `child`, to be written beside the
+/// events in the same transaction. `codes` keeps the village codes looked
+/// up so far (a batch of changes in one village asks once).
+pub async fn register_messages(
     db: &impl ConnectionTrait,
     events: &[register_event::Model],
     child: &Record,
     now: DateTime<Utc>,
-) -> AppResult<()> {
+    codes: &mut HashMap<Uuid, Option<String>>,
+) -> AppResult<Vec<outbox::Model>> {
+    let mut rows = Vec::with_capacity(events.len());
     for event in events {
         let village = |value: Option<&str>| value.and_then(|v| Uuid::try_parse(v).ok());
-        let codes = if event.kind == "transferred" {
+        let moved = if event.kind == "transferred" {
             (
-                village_code(db, village(event.from_value.as_deref())).await?,
-                village_code(db, village(event.to_value.as_deref())).await?,
+                village_code(db, village(event.from_value.as_deref()), codes).await?,
+                village_code(db, village(event.to_value.as_deref()), codes).await?,
             )
         } else {
             (None, None)
@@ -62,38 +67,31 @@ pub async fn enqueue_register_events(
             "source": event.source,
             "from": event.from_value,
             "to": event.to_value,
-            "from_village_code": codes.0,
-            "to_village_code": codes.1,
+            "from_village_code": moved.0,
+            "to_village_code": moved.1,
             "reason": event.reason,
             "recorded_by": event.recorded_by,
-            "child": child_summary(db, child).await?,
+            "child": child_summary(db, child, codes).await?,
         });
-        repo::sync_records::enqueue(
-            db,
-            outbox::Model {
-                id: Uuid::now_v7(),
-                kind: format!("register_{}", event.kind),
-                aggregate_id: child.id,
-                payload,
-                status: repo::integration::PENDING.to_owned(),
-                attempts: 0,
-                next_attempt_at: now,
-                locked_until: None,
-                last_error: None,
-                created_at: now,
-                delivered_at: None,
-            },
-        )
-        .await?;
+        rows.push(repo::sync_records::message(
+            format!("register_{}", event.kind),
+            child.id,
+            payload,
+            now,
+        ));
     }
-    Ok(())
+    Ok(rows)
 }
 
 /// The register fields of a child as the platform receives them (the
 /// village also by its administrative code). The identity-card number is
 /// left out: it is sealed at rest, and an outbox payload is stored as it
 /// is; the platform reads it through the change feed.
-async fn child_summary(db: &impl ConnectionTrait, child: &Record) -> AppResult<Value> {
+async fn child_summary(
+    db: &impl ConnectionTrait,
+    child: &Record,
+    codes: &mut HashMap<Uuid, Option<String>>,
+) -> AppResult<Value> {
     let village_id = child
         .get_str("village_id")
         .and_then(|v| Uuid::try_parse(v).ok());
@@ -117,15 +115,24 @@ async fn child_summary(db: &impl ConnectionTrait, child: &Record) -> AppResult<V
     }
     summary.insert(
         "village_code".to_owned(),
-        json!(village_code(db, village_id).await?),
+        json!(village_code(db, village_id, codes).await?),
     );
     summary.insert("version".to_owned(), json!(child.version));
     Ok(Value::Object(summary))
 }
 
-async fn village_code(db: &impl ConnectionTrait, id: Option<Uuid>) -> AppResult<Option<String>> {
+async fn village_code(
+    db: &impl ConnectionTrait,
+    id: Option<Uuid>,
+    codes: &mut HashMap<Uuid, Option<String>>,
+) -> AppResult<Option<String>> {
     let Some(id) = id else {
         return Ok(None);
     };
-    Ok(repo::org_units::find(db, id).await?.map(|unit| unit.code))
+    if let Some(code) = codes.get(&id) {
+        return Ok(code.clone());
+    }
+    let code = repo::org_units::find(db, id).await?.map(|unit| unit.code);
+    codes.insert(id, code.clone());
+    Ok(code)
 }

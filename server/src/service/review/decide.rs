@@ -22,7 +22,6 @@ use uuid::Uuid;
 use super::ScopeUnits;
 use super::log::visit_in_scope;
 use crate::auth::{AuthUser, Role};
-use crate::entity::outbox;
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::service::sync::now_ms;
@@ -207,19 +206,12 @@ async fn enqueue_approved(
     payload.insert("version".to_owned(), json!(row.record.version));
     repo::sync_records::enqueue(
         txn,
-        outbox::Model {
-            id: Uuid::now_v7(),
-            kind: "visit_approved".to_owned(),
-            aggregate_id: visit_id,
-            payload: Value::Object(payload),
-            status: "pending".to_owned(),
-            attempts: 0,
-            next_attempt_at: now,
-            locked_until: None,
-            last_error: None,
-            created_at: now,
-            delivered_at: None,
-        },
+        vec![repo::sync_records::message(
+            "visit_approved".to_owned(),
+            visit_id,
+            Value::Object(payload),
+            now,
+        )],
     )
     .await?;
     Ok(())

@@ -30,6 +30,25 @@ impl Lineages {
         Ok(lineage)
     }
 
+    /// Looks up the lineages of many units at once (one query per level of
+    /// the tree), so the mutations of a push need no query of their own.
+    pub async fn prefetch(
+        &mut self,
+        db: &impl ConnectionTrait,
+        units: impl IntoIterator<Item = Uuid>,
+    ) -> AppResult<()> {
+        let wanted: Vec<Uuid> = units
+            .into_iter()
+            .filter(|unit| !self.0.contains_key(unit))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !wanted.is_empty() {
+            self.0.extend(repo::org_units::lineages(db, wanted).await?);
+        }
+        Ok(())
+    }
+
     /// Where a record recorded in `village` sits, `in_village` telling
     /// whether it is still on that village's phones.
     pub async fn placement(

@@ -5,12 +5,14 @@
 //! in commit order (see `repo::change_log`), so a page never runs ahead of
 //! an uncommitted change. A cursor made for another scope (the user was
 //! moved) restarts from the beginning and purges what the old scope held.
-//! The page, its records and the checksum are read in one snapshot.
+//! The page, its records and the checksum are read in one snapshot. A page
+//! that carries records is put on the audit trail before it is answered.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Utc;
 use sea_orm::{AccessMode, DatabaseTransaction, IsolationLevel, TransactionTrait};
+use serde_json::json;
 use sync_core::clock::HlcClock;
 use sync_core::protocol::{
     PROTOCOL_VERSION, PullRequest, PullResponse, Purge, PurgeReason, ScopeChecksum,
@@ -23,6 +25,7 @@ use crate::auth::{AuthUser, Role, Scope};
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::change_log::ScopeColumn;
+use crate::service::audit;
 use crate::state::AppState;
 
 /// A parsed cursor: the scope it was made for and the last sequence seen.
@@ -96,41 +99,57 @@ pub async fn pull(
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next_seq = rows.last().map_or(after, |row| row.seq);
 
-    // What the scope holds now, in this snapshot: a record whose last change
-    // here was already a purge (on a later page) is not sent, even whole —
-    // its current values belong to another scope.
-    let held: std::collections::HashSet<(String, Uuid)> =
-        repo::change_log::records_in_scope(&txn, column)
-            .await?
-            .into_iter()
-            .collect();
-
-    // The latest change per record in this page decides: whole record or purge.
+    // The latest change per record in this page decides: whole record or
+    // purge. A record is sent whole only if the scope still holds it at the
+    // end of this snapshot: a record whose last change here is a purge (on
+    // a later page) is not sent, even whole — its current values belong to
+    // another scope.
     let mut latest: BTreeMap<(String, Uuid), String> = BTreeMap::new();
     for row in rows {
         latest.insert((row.entity, row.record_id), row.op);
     }
+    let upserted: Vec<Uuid> = latest
+        .iter()
+        .filter(|(_, op)| *op == "upsert")
+        .map(|((_, id), _)| *id)
+        .collect();
+    for (entity, id, op) in
+        repo::change_log::later_changes(&txn, column, next_seq, upserted).await?
+    {
+        if let Some(last) = latest.get_mut(&(entity, id))
+            && *last != "purge"
+        {
+            // Only whether the record is still held matters here: a later
+            // purge leaves it to the page that carries the purge.
+            *last = if op == "upsert" {
+                "upsert".to_owned()
+            } else {
+                "gone".to_owned()
+            };
+        }
+    }
     let mut wanted: BTreeMap<Entity, Vec<Uuid>> = BTreeMap::new();
     for ((entity, id), op) in latest {
         let entity = parse_entity(&entity)?;
-        if op == "purge" {
-            purges.push(Purge {
+        match op.as_str() {
+            "purge" => purges.push(Purge {
                 entity,
                 record_id: id,
                 reason: PurgeReason::LeftScope,
-            });
-        } else if held.contains(&(entity.as_str().to_owned(), id)) {
-            wanted.entry(entity).or_default().push(id);
+            }),
+            "upsert" => wanted.entry(entity).or_default().push(id),
+            _ => {}
         }
     }
     let mut changes = Vec::new();
     for (entity, ids) in wanted {
-        for row in repo::synced::load_many(&txn, entity, ids).await? {
+        for row in repo::synced::load_many(&txn, entity, ids, false).await? {
             changes.push(redact(caller.role, row.record));
         }
     }
-    let scope_checksum = checksum(&txn, held).await?;
+    let scope_checksum = checksum(&txn, column).await?;
     txn.commit().await?;
+    record_read(state, caller, &changes, after, next_seq).await?;
 
     let mut clock = HlcClock::new(SERVER_NODE);
     Ok(PullResponse {
@@ -146,6 +165,47 @@ pub async fn pull(
         has_more,
         scope_checksum,
     })
+}
+
+/// Puts the page's read on the audit trail before it is answered: one entry
+/// naming the children whose records it carries (a child's register entry,
+/// visits or needs items), in a write transaction of its own since the page
+/// was read from a read-only snapshot. A page that carries no record is
+/// not recorded. Should the entry fail, the page is not sent.
+async fn record_read(
+    state: &AppState,
+    caller: &AuthUser,
+    changes: &[Record],
+    after: i64,
+    next_seq: i64,
+) -> AppResult<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let children = changes
+        .iter()
+        .filter_map(|record| match record.entity {
+            Entity::Child => Some(record.id),
+            _ => record
+                .get_str("child_id")
+                .and_then(|id| Uuid::try_parse(id).ok()),
+        })
+        .collect();
+    let entry = super::audit_entry(
+        caller,
+        "sync.pull",
+        children,
+        changes.iter().map(|record| record.entity),
+        json!({
+            "after": after,
+            "through": next_seq,
+            "id_numbers": if caller.role == Role::Admin { "whole" } else { "masked" },
+        }),
+    );
+    let txn = state.db.begin().await?;
+    audit::record(&txn, entry).await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// Purge notices for what a device of the old scope holds that the new
@@ -179,24 +239,12 @@ async fn left_behind(
 }
 
 /// The checksum of the live records a fully synced device of this scope
-/// holds (`held`: the records whose latest change in the scope is an upsert).
-async fn checksum(
-    txn: &DatabaseTransaction,
-    held: std::collections::HashSet<(String, Uuid)>,
-) -> AppResult<ScopeChecksum> {
-    let mut by_entity: BTreeMap<Entity, Vec<Uuid>> = BTreeMap::new();
-    for (entity, id) in held {
-        by_entity
-            .entry(parse_entity(&entity)?)
-            .or_default()
-            .push(id);
-    }
+/// holds (the records whose latest change in the scope is an upsert).
+async fn checksum(txn: &DatabaseTransaction, column: ScopeColumn) -> AppResult<ScopeChecksum> {
     let mut sum = ScopeChecksum::default();
-    for (entity, ids) in by_entity {
-        for (id, version, deleted) in repo::synced::versions(txn, entity, ids).await? {
-            if !deleted {
-                sum.add(entity, id, u64::try_from(version).unwrap_or(0));
-            }
+    for entity in Entity::ALL {
+        for (id, version) in repo::change_log::held_versions(txn, column, entity).await? {
+            sum.add(entity, id, u64::try_from(version).unwrap_or(0));
         }
     }
     Ok(sum)

@@ -1,29 +1,57 @@
-//! `push`: apply a device's mutations. Each mutation is one transaction
-//! that checks the idempotency store, merges through `sync-core`, writes
-//! the record, its conflicts, register events and alerts, stores the
-//! outcome under the mutation id, and appends to the change log last.
+//! `push`: apply a device's mutations, all in one transaction.
+//!
+//! **Batched.** The push first reads, with a few `IN (…)` queries, what its
+//! mutations need: their stored outcomes (idempotency), the current rows of
+//! the records they touch and of those records' children (locked, so a
+//! transfer of a child and a visit to it serialise), the children's
+//! transfers, the org-tree lineages, and the other visits on the days the
+//! duplicate check looks at. It then applies the mutations one after the
+//! other in memory, in order (urgent first), each through `sync-core`'s
+//! merge and semantic checks, each seeing what the earlier ones changed.
+//! Last it writes the records, visit history, register events (with their
+//! outbox rows), conflicts, alerts, stored outcomes and change-log rows with
+//! multi-row inserts, the change log under its writer lock, then the audit
+//! entry of the push (lock order: change log, then audit log), and commits.
+//! Every database read of the push sees the state the push started from;
+//! what the push has changed so far lives in [`Batch`], which answers first.
+//!
+//! A mutation that is refused (scope, authority, shape, semantics) only
+//! changes its own result; a database error fails the whole push, which
+//! then changed nothing and is sent again by the phone.
+//!
+//! [`apply_one`] is also how the server makes a change itself (a review
+//! decision, a conflict resolution, a roster row): one mutation through the
+//! same path, written at once.
+
+mod batch;
+mod rows;
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, SqlErr, TransactionTrait};
 use serde_json::{Map, Value, json};
-use sync_core::clock::HlcClock;
 use sync_core::merge::{Flag, MergeOutcome, Reason, Verdict, accept_amendment, admit, merge};
 use sync_core::protocol::{
-    Mutation, MutationResult, Op, PROTOCOL_VERSION, PushRequest, PushResponse, urgent_first,
+    FieldOp, Mutation, MutationResult, Op, PROTOCOL_VERSION, PushRequest, PushResponse,
+    urgent_first,
 };
 use sync_core::record::{Entity, Record};
 use sync_core::rules::{Actor, rules_for};
-use sync_core::semantic::{ChildFacts, check_visit};
+use sync_core::semantic::{ChildFacts, check_visit, visited_at};
 use uuid::Uuid;
 
+pub(crate) use self::batch::Batch;
+use self::batch::{set_uuid, uuid_field};
 use super::placement::{self, Lineages};
-use super::{DeviceUse, SERVER_NODE, admit_caller, conflicts, now_ms};
-use crate::auth::{AuthUser, Role, Scope};
-use crate::entity::{applied_mutation, outbox, register_event, visit_version};
+use super::{DeviceUse, admit_caller, conflicts, now_ms};
+use crate::auth::{AuthUser, Scope};
+use crate::entity::applied_mutation;
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::change_log::{NewChange, Placement};
-use crate::repo::synced::{RowError, StoredRow};
+use crate::repo::synced::{RowError, StoredRow, SyncedRow};
+use crate::service::audit;
 use crate::state::AppState;
 
 /// How far in the future a visit's date may lie (the phone's date may be a
@@ -65,44 +93,6 @@ pub async fn push(
     }
 }
 
-/// What the mutations of one push share: the transaction's server clock,
-/// the org-tree lookups made so far, and the change-log rows to append.
-/// A change made on the server (a review decision, a conflict resolution)
-/// goes through the same path as a one-mutation batch.
-#[derive(Debug)]
-pub(crate) struct Batch {
-    pub(crate) clock: HlcClock,
-    lineages: Lineages,
-    changes: Vec<NewChange>,
-}
-
-impl Batch {
-    pub(crate) fn new() -> Self {
-        Self {
-            clock: HlcClock::new(SERVER_NODE),
-            lineages: Lineages::default(),
-            changes: Vec::new(),
-        }
-    }
-
-    /// The change-log rows of the mutations applied so far, to append last.
-    pub(crate) fn take_changes(&mut self) -> Vec<NewChange> {
-        std::mem::take(&mut self.changes)
-    }
-
-    /// Appends the batch's change-log rows: call it last in the
-    /// transaction, before any audit row (lock order: change log, then
-    /// audit log).
-    pub(crate) async fn append_changes(
-        &mut self,
-        txn: &DatabaseTransaction,
-        now: DateTime<Utc>,
-    ) -> AppResult<()> {
-        repo::change_log::append(txn, std::mem::take(&mut self.changes), now).await?;
-        Ok(())
-    }
-}
-
 /// Under whose authority a mutation is merged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Acting {
@@ -116,9 +106,7 @@ pub(crate) enum Acting {
     ForAuthor { author: Actor, amendment: bool },
 }
 
-/// The whole push in one transaction: every mutation's record, conflicts,
-/// register events, alerts and stored outcome, then the change-log rows,
-/// appended last so the change-log writer lock is held only for the commit.
+/// The whole push in one transaction (see the module doc).
 async fn push_once(
     state: &AppState,
     caller: &AuthUser,
@@ -126,13 +114,18 @@ async fn push_once(
 ) -> AppResult<PushResponse> {
     let txn = state.db.begin().await?;
     let mut batch = Batch::new();
+    batch.prefetch(&txn, mutations).await?;
     let mut results = Vec::with_capacity(mutations.len());
     for mutation in mutations {
-        results
-            .push(apply_one(&txn, caller, mutation.clone(), Acting::AsCaller, &mut batch).await?);
+        results.push(apply(&txn, caller, mutation.clone(), Acting::AsCaller, &mut batch).await?);
     }
     let now = Utc::now();
+    batch.flush(&txn).await?;
     batch.append_changes(&txn, now).await?;
+    // After the change-log append: the lock order is change log, then audit log.
+    if let Some(entry) = batch.audit_entry(caller) {
+        audit::record_at(&txn, entry, now).await?;
+    }
     txn.commit().await?;
     Ok(PushResponse {
         protocol_version: PROTOCOL_VERSION,
@@ -141,67 +134,66 @@ async fn push_once(
     })
 }
 
-/// Applies one mutation inside the push's transaction. A mutation already
-/// applied (a retry) answers its stored outcome and changes nothing.
+/// Applies one mutation made on the server and writes it at once (the
+/// change-log rows stay in the batch, for [`Batch::append_changes`]). A
+/// mutation already applied answers its stored outcome and changes nothing.
 pub(crate) async fn apply_one(
+    txn: &DatabaseTransaction,
+    caller: &AuthUser,
+    mutation: Mutation,
+    acting: Acting,
+    batch: &mut Batch,
+) -> AppResult<MutationResult> {
+    if !batch.applied.contains_key(&mutation.mutation_id) {
+        for done in repo::sync_records::applied(txn, vec![mutation.mutation_id]).await? {
+            batch.applied.insert(done.mutation_id, done);
+        }
+    }
+    let result = apply(txn, caller, mutation, acting, batch).await?;
+    batch.flush(txn).await?;
+    Ok(result)
+}
+
+/// Applies one mutation in memory (see the module doc). A mutation already
+/// applied (a retry) answers its stored outcome and changes nothing.
+async fn apply(
     txn: &DatabaseTransaction,
     caller: &AuthUser,
     mut mutation: Mutation,
     acting: Acting,
     batch: &mut Batch,
 ) -> AppResult<MutationResult> {
-    if let Some(done) = repo::sync_records::applied(txn, mutation.mutation_id).await? {
+    if let Some(done) = batch.applied.get(&mutation.mutation_id) {
         return stored_result(done, caller, &mutation);
     }
     let now = Utc::now();
     let skewed = admit(&mut mutation, &mut batch.clock, now_ms(now));
-    let lineages = &mut batch.lineages;
-    let current = repo::synced::load(txn, mutation.entity, mutation.record_id, true).await?;
+    let stored = batch.row(txn, mutation.entity, mutation.record_id).await?;
+    let current = stored.as_deref();
     let actor = Actor::new(caller.user_id, caller.role.to_sync());
 
-    let mut outcome = match check_scope(txn, caller, &mutation, current.as_ref(), lineages).await? {
-        Some(refused) => refused,
-        None => {
-            let rules = rules_for(mutation.entity);
-            let stored = current.as_ref().map(|row| &row.record);
-            match (acting, stored) {
-                (Acting::AsCaller, _) => merge(rules, stored, &mutation, &actor),
-                (
-                    Acting::ForAuthor {
-                        author,
-                        amendment: false,
-                    },
-                    _,
-                ) => merge(rules, stored, &mutation, &author),
-                (
-                    Acting::ForAuthor {
-                        author,
-                        amendment: true,
-                    },
-                    Some(stored),
-                ) => accept_amendment(rules, stored, &mutation, &actor, &author),
-                (Acting::ForAuthor { .. }, None) => {
-                    MergeOutcome::rejected(None, Reason::RecordNotFound, "no such record")
-                }
-            }
-        }
-    };
-    let child = child_of(txn, &mutation, current.as_ref()).await?;
+    let mut outcome =
+        match check_scope(txn, caller, &mutation, current, &mut batch.lineages).await? {
+            Some(refused) => refused,
+            None => merge_as(acting, &mutation, current, &actor),
+        };
+    let child = child_of(txn, &mutation, stored.as_ref(), batch).await?;
+    let child = child.as_deref().map(|row| &row.record);
     if !is_rejected(&outcome) && mutation.entity != Entity::Child && child.is_none() {
         outcome = MergeOutcome::rejected(
-            current.as_ref().map(|row| &row.record),
+            current.map(|row| &row.record),
             Reason::UnknownChild,
             "no child on the register has this child_id",
         );
     }
     if !is_rejected(&outcome)
-        && let Some(child) = &child
-        && repo::retention::is_archived(txn, child.id).await?
+        && let Some(child) = child
+        && batch.is_archived(txn, child.id).await?
     {
         // Archived under the retention policy: on no phone any more, and
         // its personal fields are gone; nothing may bring them back.
         outcome = MergeOutcome::rejected(
-            current.as_ref().map(|row| &row.record),
+            current.map(|row| &row.record),
             Reason::OutOfScope,
             "this child exited long ago and the record was archived; it no longer syncs",
         );
@@ -209,8 +201,8 @@ pub(crate) async fn apply_one(
     if !is_rejected(&outcome)
         && mutation.entity != Entity::Child
         && mutation.op == Op::Create
-        && let Some(child) = &child
-        && !child_reachable(txn, caller, child, lineages).await?
+        && let Some(child) = child
+        && !child_reachable(txn, caller, child, batch).await?
     {
         outcome = MergeOutcome::rejected(
             None,
@@ -222,50 +214,28 @@ pub(crate) async fn apply_one(
         outcome.flags.push(Flag::ClockSkewed);
     }
     if !is_rejected(&outcome) && mutation.entity == Entity::Visit && mutation.op != Op::Delete {
-        check_semantics(
-            txn,
-            &mutation,
-            child.as_ref(),
-            current.as_ref(),
-            &mut outcome,
-            now,
-        )
-        .await?;
+        check_semantics(txn, &mutation, child, current, &mut outcome, now, batch).await?;
     }
 
-    let mut changes = Vec::new();
+    let mut written = None;
     if outcome.changed
         && !is_rejected(&outcome)
-        && let Some(record) = outcome.record.clone()
+        && let Some(record) = &outcome.record
     {
-        match write_record(txn, caller, &record, current.as_ref(), now).await {
-            Ok(()) => {
+        match to_row(caller, record, current, now) {
+            Ok(row) => {
                 if record.entity == Entity::Visit {
-                    record_version(
-                        txn,
-                        caller,
-                        &mutation,
-                        &record,
-                        current.as_ref(),
-                        acting,
-                        now,
-                    )
-                    .await?;
+                    let version =
+                        rows::visit_version(caller, &mutation, record, current, acting, now);
+                    batch.versions.push(version);
                 }
-                changes = log_changes(
-                    txn,
-                    caller,
-                    &record,
-                    current.as_ref(),
-                    child.as_ref(),
-                    now,
-                    lineages,
-                )
-                .await?;
+                let changes = log_changes(txn, caller, record, current, child, now, batch).await?;
+                batch.changes.extend(changes);
+                written = Some(row);
             }
             Err(RowError::Shape(message)) => {
                 outcome = MergeOutcome::rejected(
-                    current.as_ref().map(|r| &r.record),
+                    current.map(|r| &r.record),
                     Reason::InvalidValue,
                     message,
                 );
@@ -274,97 +244,86 @@ pub(crate) async fn apply_one(
         }
     }
 
-    let village = child
-        .as_ref()
-        .and_then(|c| c.get_str("village_id"))
-        .and_then(|v| Uuid::try_parse(v).ok());
-    repo::sync_records::insert_conflicts(
-        txn,
-        conflicts::rows_for(&mutation, &outcome, caller.user_id, village, now),
-    )
-    .await?;
+    let village = child.and_then(|c| uuid_field(c, "village_id"));
+    batch.conflicts.extend(conflicts::rows_for(
+        &mutation,
+        &outcome,
+        caller.user_id,
+        village,
+        now,
+    ));
     if !is_rejected(&outcome) && outcome.flags.contains(&Flag::Urgent) {
-        raise_alert(txn, &mutation, outcome.record.as_ref(), village, now).await?;
+        batch.outbox.push(rows::alert(
+            &mutation,
+            outcome.record.as_ref(),
+            village,
+            now,
+        ));
     }
     let result = MutationResult::from_outcome(&mutation, &outcome);
-    repo::sync_records::record_applied(
-        txn,
-        applied_mutation::Model {
-            mutation_id: mutation.mutation_id,
-            device_id: caller.device_id,
-            user_id: caller.user_id,
-            entity: mutation.entity.as_str().to_owned(),
-            record_id: mutation.record_id,
-            outcome: serde_json::to_value(&result)
-                .map_err(|err| AppError::Internal(err.to_string()))?,
-            created_at: now,
-        },
-    )
-    .await?;
-    batch.changes.extend(changes);
+    let done = applied_mutation::Model {
+        mutation_id: mutation.mutation_id,
+        device_id: caller.device_id,
+        user_id: caller.user_id,
+        entity: mutation.entity.as_str().to_owned(),
+        record_id: mutation.record_id,
+        outcome: serde_json::to_value(&result)
+            .map_err(|err| AppError::Internal(err.to_string()))?,
+        created_at: now,
+    };
+    batch.applied.insert(done.mutation_id, done.clone());
+    batch.outcomes.push(done);
+    if let (Some(row), Some(record)) = (written, outcome.record) {
+        let child_id = match (current, record.entity) {
+            (Some(stored), _) => stored.child_id,
+            (None, Entity::Child) => record.id,
+            (None, _) => uuid_field(&record, "child_id").unwrap_or_default(),
+        };
+        let (reviewed_by, reviewed_at) = match &row {
+            SyncedRow::Visit(visit) => (visit.reviewed_by, visit.reviewed_at),
+            _ => (None, None),
+        };
+        let stored = StoredRow {
+            record,
+            created_at: current.map_or(now, |row| row.created_at),
+            child_id,
+            reviewed_by,
+            reviewed_at,
+        };
+        batch.keep(row, stored, current.is_some());
+    }
     Ok(result)
 }
 
-/// One row of a visit's history: which fields changed from what to what,
-/// by whom, at which version.
-async fn record_version(
-    txn: &DatabaseTransaction,
-    caller: &AuthUser,
-    mutation: &Mutation,
-    record: &Record,
-    current: Option<&StoredRow>,
+/// The merge under the authority `acting` names.
+fn merge_as(
     acting: Acting,
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    let before = current.map(|row| row.record.values()).unwrap_or_default();
-    let after = record.values();
-    let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
-    names.sort();
-    names.dedup();
-    let changes: Vec<Value> = names
-        .into_iter()
-        .filter(|name| before.get(*name) != after.get(*name))
-        .map(|name| json!({ "field": name, "before": before.get(name), "after": after.get(name) }))
-        .collect();
-    let review_only = changes.iter().all(|c| {
-        matches!(
-            c["field"].as_str(),
-            Some("review_status" | "review_comment")
-        )
-    });
-    let kind = if current.is_none() {
-        "created"
-    } else if record.is_deleted() {
-        "deleted"
-    } else if matches!(
-        acting,
-        Acting::ForAuthor {
-            amendment: true,
-            ..
+    mutation: &Mutation,
+    current: Option<&StoredRow>,
+    actor: &Actor,
+) -> MergeOutcome {
+    let rules = rules_for(mutation.entity);
+    let stored = current.map(|row| &row.record);
+    match (acting, stored) {
+        (Acting::AsCaller, _) => merge(rules, stored, mutation, actor),
+        (
+            Acting::ForAuthor {
+                author,
+                amendment: false,
+            },
+            _,
+        ) => merge(rules, stored, mutation, &author),
+        (
+            Acting::ForAuthor {
+                author,
+                amendment: true,
+            },
+            Some(stored),
+        ) => accept_amendment(rules, stored, mutation, actor, &author),
+        (Acting::ForAuthor { .. }, None) => {
+            MergeOutcome::rejected(None, Reason::RecordNotFound, "no such record")
         }
-    ) {
-        "amendment_accepted"
-    } else if review_only && !changes.is_empty() {
-        "reviewed"
-    } else {
-        "edited"
-    };
-    repo::sync_records::insert_visit_version(
-        txn,
-        visit_version::Model {
-            id: Uuid::now_v7(),
-            visit_id: record.id,
-            version: i64::try_from(record.version).unwrap_or(i64::MAX),
-            actor_id: Some(caller.user_id),
-            actor_role: Some(caller.role.as_str().to_owned()),
-            mutation_id: Some(mutation.mutation_id),
-            kind: kind.to_owned(),
-            changes: Value::Array(changes),
-            created_at: now,
-        },
-    )
-    .await?;
-    Ok(())
+    }
 }
 
 fn is_rejected(outcome: &MergeOutcome) -> bool {
@@ -375,7 +334,7 @@ fn is_rejected(outcome: &MergeOutcome) -> bool {
 /// used by another phone and account, or for another record, is refused for
 /// this mutation only, so the rest of the push still applies.
 fn stored_result(
-    done: applied_mutation::Model,
+    done: &applied_mutation::Model,
     caller: &AuthUser,
     mutation: &Mutation,
 ) -> AppResult<MutationResult> {
@@ -393,7 +352,7 @@ fn stored_result(
             amendment: false,
         });
     }
-    serde_json::from_value(done.outcome)
+    serde_json::from_value(done.outcome.clone())
         .map_err(|err| AppError::Internal(format!("stored outcome unreadable: {err}")))
 }
 
@@ -409,14 +368,10 @@ async fn check_scope(
     let scope = Scope::of(caller);
     let mut villages = Vec::new();
     if let Some(row) = current {
-        villages.extend(
-            row.record
-                .get_str("village_id")
-                .and_then(|v| Uuid::try_parse(v).ok()),
-        );
+        villages.extend(uuid_field(&row.record, "village_id"));
     }
     if let Some(change) = mutation.fields.get("village_id")
-        && let sync_core::protocol::FieldOp::Set(Value::String(v)) = &change.op
+        && let FieldOp::Set(Value::String(v)) = &change.op
     {
         match Uuid::try_parse(v) {
             Ok(village) => villages.push(village),
@@ -447,44 +402,42 @@ async fn child_reachable(
     txn: &DatabaseTransaction,
     caller: &AuthUser,
     child: &Record,
-    lineages: &mut Lineages,
+    batch: &mut Batch,
 ) -> AppResult<bool> {
     let scope = Scope::of(caller);
-    let villages = child
-        .get_str("village_id")
-        .and_then(|v| Uuid::try_parse(v).ok())
-        .into_iter()
-        .chain(repo::synced::transferred_from(txn, child.id).await?);
+    let mut villages: Vec<Uuid> = uuid_field(child, "village_id").into_iter().collect();
+    villages.extend(
+        batch
+            .transfers_of(txn, child.id)
+            .await?
+            .iter()
+            .filter_map(|(from, _)| *from),
+    );
     for village in villages {
-        if scope.contains(&lineages.of(txn, village).await?) {
+        if scope.contains(&batch.lineages.of(txn, village).await?) {
             return Ok(true);
         }
     }
     Ok(false)
 }
 
-/// The child a record belongs to, as it is now.
+/// The child a record belongs to, as it is now (locked, so a transfer of
+/// the child and a visit to it serialise and the visit is filed where the
+/// child is when it commits).
 async fn child_of(
     txn: &DatabaseTransaction,
     mutation: &Mutation,
-    current: Option<&StoredRow>,
-) -> AppResult<Option<Record>> {
+    current: Option<&Arc<StoredRow>>,
+    batch: &mut Batch,
+) -> AppResult<Option<Arc<StoredRow>>> {
     let child_id = match (mutation.entity, current) {
-        // The record is the child, already loaded (and locked) by the caller.
-        (Entity::Child, Some(row)) => return Ok(Some(row.record.clone())),
-        (Entity::Child, None) => return Ok(None),
+        // The record is the child, already loaded (and locked).
+        (Entity::Child, _) => return Ok(current.cloned()),
         (_, Some(row)) => Some(row.child_id),
-        (_, None) => match mutation.fields.get("child_id").map(|c| &c.op) {
-            Some(sync_core::protocol::FieldOp::Set(Value::String(id))) => Uuid::try_parse(id).ok(),
-            _ => None,
-        },
+        (_, None) => set_uuid(mutation, "child_id"),
     };
     match child_id {
-        // Locked: a transfer of the child and a visit to it serialise, so the
-        // visit is filed where the child is when it commits.
-        Some(id) => Ok(repo::synced::load(txn, Entity::Child, id, true)
-            .await?
-            .map(|row| row.record)),
+        Some(id) => batch.row(txn, Entity::Child, id).await,
         None => Ok(None),
     }
 }
@@ -498,8 +451,9 @@ async fn check_semantics(
     current: Option<&StoredRow>,
     outcome: &mut MergeOutcome,
     now: DateTime<Utc>,
+    batch: &mut Batch,
 ) -> AppResult<()> {
-    let Some(visit) = outcome.record.clone() else {
+    let Some(visit) = &outcome.record else {
         return Ok(());
     };
     let before = current.map(|row| &row.record);
@@ -512,12 +466,9 @@ async fn check_semantics(
             .get_str(field)
             .and_then(|d| d.parse::<chrono::NaiveDate>().ok())
     };
-    let (Some(birth_date), Some(village_id)) = (
-        date("birth_date"),
-        child
-            .get_str("village_id")
-            .and_then(|v| Uuid::try_parse(v).ok()),
-    ) else {
+    let (Some(birth_date), Some(village_id)) =
+        (date("birth_date"), uuid_field(child, "village_id"))
+    else {
         return Ok(());
     };
     let facts = ChildFacts {
@@ -526,25 +477,30 @@ async fn check_semantics(
             .then(|| date("exit_date"))
             .flatten(),
         village_id,
-        in_village_since: repo::synced::last_transfer(txn, child.id).await?,
+        in_village_since: batch
+            .transfers_of(txn, child.id)
+            .await?
+            .iter()
+            .map(|(_, date)| *date)
+            .max(),
     };
-    let day = sync_core::semantic::visited_at(&visit).map(|at| at.date_naive());
-    let others = match day {
-        Some(day) => repo::synced::visits_near(txn, child.id, visit.id, day).await?,
+    let others = match visited_at(visit) {
+        Some(at) => batch.visits_on(txn, child.id, at.date_naive()).await?,
         None => Vec::new(),
     };
     let now_ms = now.timestamp_millis();
-    check_visit(&visit, &facts, &others, now_ms, VISIT_FUTURE_TOLERANCE_MS).apply(before, outcome);
+    let check = check_visit(visit, &facts, &others, now_ms, VISIT_FUTURE_TOLERANCE_MS);
+    check.apply(before, outcome);
     Ok(())
 }
 
-async fn write_record(
-    txn: &DatabaseTransaction,
+/// The row to write for a merged record, with the server's own columns.
+fn to_row(
     caller: &AuthUser,
     record: &Record,
     current: Option<&StoredRow>,
     now: DateTime<Utc>,
-) -> Result<(), RowError> {
+) -> Result<SyncedRow, RowError> {
     let mut server_columns = Map::new();
     if record.entity == Entity::Visit {
         let (mut by, mut at) =
@@ -559,15 +515,7 @@ async fn write_record(
         server_columns.insert("reviewed_at".into(), json!(at));
     }
     let created_at = current.map_or(now, |row| row.created_at);
-    repo::synced::save(
-        txn,
-        record,
-        created_at,
-        now,
-        server_columns,
-        current.is_none(),
-    )
-    .await
+    repo::synced::to_row(record, created_at, now, server_columns)
 }
 
 /// The change-log rows for a written record, and for a child that moved
@@ -580,9 +528,10 @@ async fn log_changes(
     current: Option<&StoredRow>,
     child: Option<&Record>,
     now: DateTime<Utc>,
-    lineages: &mut Lineages,
+    batch: &mut Batch,
 ) -> AppResult<Vec<NewChange>> {
     let version = i64::try_from(record.version).unwrap_or(i64::MAX);
+    let lineages = &mut batch.lineages;
     let mut changes = Vec::new();
     if record.entity != Entity::Child {
         let placement = match child {
@@ -598,10 +547,7 @@ async fn log_changes(
         // Recorded in a village the child has left (a visit made offline
         // after a transfer): the recording village's phones drop their copy;
         // the visit lives on with the child, flagged for the supervisor.
-        if let Some(recorded_in) = record
-            .get_str("village_id")
-            .and_then(|v| Uuid::try_parse(v).ok())
-        {
+        if let Some(recorded_in) = uuid_field(record, "village_id") {
             let recorded = lineages.placement(txn, recorded_in, true).await?;
             for scope in placement::lost(recorded, placement) {
                 changes.push(NewChange::Purge {
@@ -635,7 +581,7 @@ async fn log_changes(
         });
     }
     if before != after && current.is_some() {
-        for (entity, id, version) in repo::synced::belonging_to_child(txn, record.id).await? {
+        for (entity, id, version) in batch.belonging_to_child(txn, record.id).await? {
             changes.push(NewChange::Upsert {
                 entity,
                 record_id: id,
@@ -652,119 +598,24 @@ async fn log_changes(
             }
         }
     }
-    let events = register_events(caller, record, current.map(|row| &row.record), now);
-    crate::service::integration::outbound::enqueue_register_events(txn, &events, record, now)
-        .await?;
-    repo::sync_records::insert_register_events(txn, events).await?;
-    Ok(changes)
-}
-
-/// Register events for what changed in a child's register entry.
-fn register_events(
-    caller: &AuthUser,
-    after: &Record,
-    before: Option<&Record>,
-    now: DateTime<Utc>,
-) -> Vec<register_event::Model> {
-    let today = (now + chrono::Duration::hours(8)).date_naive();
-    let source = match caller.role {
-        Role::Integration => "data_matching",
-        Role::Director => "director",
-        Role::Supervisor | Role::Admin => "district",
-    };
-    let event = |kind: &str, from: Option<&str>, to: Option<&str>, date, reason: Option<&str>| {
-        register_event::Model {
-            id: Uuid::now_v7(),
-            child_id: after.id,
-            kind: kind.to_owned(),
-            effective_date: date,
-            source: source.to_owned(),
-            from_value: from.map(str::to_owned),
-            to_value: to.map(str::to_owned),
-            reason: reason.map(str::to_owned),
-            recorded_by: Some(caller.user_id),
-            created_at: now,
-        }
-    };
-    let Some(before) = before else {
-        return vec![event("added", None, after.get_str("category"), today, None)];
-    };
-    let mut events = Vec::new();
-    let changed = |field: &str| before.get_str(field) != after.get_str(field);
-    if changed("category") {
-        events.push(event(
-            "category_changed",
-            before.get_str("category"),
-            after.get_str("category"),
-            today,
-            None,
-        ));
-    }
-    if changed("village_id") {
-        events.push(event(
-            "transferred",
-            before.get_str("village_id"),
-            after.get_str("village_id"),
-            today,
-            None,
-        ));
-    }
-    if changed("status") {
-        let exit_date = after
-            .get_str("exit_date")
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(today);
-        match after.get_str("status") {
-            Some("exited") => events.push(event(
-                "exited",
-                Some("active"),
-                Some("exited"),
-                exit_date,
-                after.get_str("exit_reason"),
-            )),
-            Some("active") => {
-                events.push(event("added", Some("exited"), Some("active"), today, None))
-            }
-            _ => {}
-        }
-    }
-    events
-}
-
-/// An urgent risk flag (suspected abuse or neglect falls under mandatory
-/// reporting): an open alert for the town supervisor and the district, and
-/// an outbox row for the provincial platform, in the same transaction.
-async fn raise_alert(
-    txn: &DatabaseTransaction,
-    mutation: &Mutation,
-    record: Option<&Record>,
-    village: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    let payload = json!({
-        "visit_id": mutation.record_id,
-        "child_id": record.and_then(|r| r.get("child_id")),
-        "village_id": village,
-        "risk_flags": record.and_then(|r| r.get("risk_flags")),
-        "raised_at": now,
-    });
-    repo::sync_records::enqueue(
+    let events = rows::register_events(caller, record, current.map(|row| &row.record), now);
+    let messages = crate::service::integration::outbound::register_messages(
         txn,
-        outbox::Model {
-            id: Uuid::now_v7(),
-            kind: "urgent_alert".to_owned(),
-            aggregate_id: mutation.record_id,
-            payload: payload.clone(),
-            status: "pending".to_owned(),
-            attempts: 0,
-            next_attempt_at: now,
-            locked_until: None,
-            last_error: None,
-            created_at: now,
-            delivered_at: None,
-        },
+        &events,
+        record,
+        now,
+        &mut batch.village_codes,
     )
     .await?;
-    tracing::warn!(visit = %mutation.record_id, "urgent risk flag raised");
-    Ok(())
+    batch.outbox.extend(messages);
+    for event in events.iter().filter(|e| e.kind == "transferred") {
+        let from = event
+            .from_value
+            .as_deref()
+            .and_then(|v| Uuid::try_parse(v).ok());
+        let date = event.effective_date;
+        batch.transfers_of(txn, record.id).await?.push((from, date));
+    }
+    batch.register_events.extend(events);
+    Ok(changes)
 }

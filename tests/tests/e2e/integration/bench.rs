@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sea_orm::TransactionTrait;
-use seedling_server::entity::outbox;
 use seedling_server::repo;
 use seedling_tests::platform::{Behaviour, StandIn};
 use seedling_tests::{Backend, TestApp};
@@ -49,11 +48,10 @@ async fn burst(backend: Backend, failing_share: f64) {
         let now = Utc::now();
         repo::sync_records::enqueue(
             &txn,
-            outbox::Model {
-                id: Uuid::now_v7(),
-                kind: "visit_approved".to_owned(),
-                aggregate_id: visit,
-                payload: json!({
+            vec![repo::sync_records::message(
+                "visit_approved".to_owned(),
+                visit,
+                json!({
                     "id": visit, "child_id": child, "author_id": Uuid::new_v4(),
                     "village_id": Uuid::new_v4(), "kind": "home_visit",
                     "visited_at": "2026-11-20T09:30:00+08:00", "location": "家中",
@@ -62,14 +60,8 @@ async fn burst(backend: Backend, failing_share: f64) {
                     "risk_flags": [], "photos": [], "follow_up": "下月电话回访",
                     "review_status": "approved", "review_comment": "记录完整"
                 }),
-                status: "pending".to_owned(),
-                attempts: 0,
-                next_attempt_at: now,
-                locked_until: None,
-                last_error: None,
-                created_at: now,
-                delivered_at: None,
-            },
+                now,
+            )],
         )
         .await
         .expect("enqueue");
