@@ -67,6 +67,11 @@ impl Default for SyncOptions {
     }
 }
 
+/// How many `server_busy` answers one sync waits out before it counts them
+/// as failed attempts (at the server's usual `Retry-After: 1`, a few
+/// minutes).
+pub const MAX_BUSY_WAITS: u32 = 120;
+
 /// The device's copy differs from the server's view of its scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Divergence {
@@ -143,11 +148,25 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
     /// wipes its store before the error is returned.
     pub async fn sync(&self) -> Result<SyncReport, SyncError> {
         let mut attempt = 0;
+        let mut busy = 0;
         loop {
             match self.sync_once().await {
                 Ok(mut report) => {
                     report.attempts = attempt + 1;
                     return Ok(report);
+                }
+                // A busy server names its own wait; that is no failure of
+                // this sync, so it spends no attempt (up to a bound), and the
+                // wait is spread so the phones it turned away do not return
+                // in step.
+                Err(SyncError::Transport(TransportError::Busy { retry_after }))
+                    if busy < MAX_BUSY_WAITS =>
+                {
+                    let draw = self.jitter.lock().map_or(0.5, |mut j| j.next_f64());
+                    self.sleeper
+                        .sleep(retry_after.mul_f64(1.0 + draw.clamp(0.0, 1.0)))
+                        .await;
+                    busy += 1;
                 }
                 Err(SyncError::Transport(e))
                     if e.is_retryable() && attempt + 1 < self.options.backoff.max_attempts =>

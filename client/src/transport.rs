@@ -13,6 +13,14 @@ pub enum TransportError {
     /// No network, a timeout, a 5xx, 408 or 429: try again later, unchanged.
     #[error("temporary failure, will retry: {0}")]
     Retryable(String),
+    /// 503 `server_busy`: the server serves as many syncs as it can and
+    /// asks to be tried again after `retry_after`. Not a failure of this
+    /// device's sync: the sync loop waits and tries again.
+    #[error("the server is busy; retry after {retry_after:?}")]
+    Busy {
+        /// The server's `Retry-After` (1 s when it sent none).
+        retry_after: Duration,
+    },
     /// 401: the session expired; the user must sign in again. The outbox is kept.
     #[error("signed out: please sign in again ({0})")]
     SignInAgain(String),
@@ -39,15 +47,30 @@ pub enum TransportError {
 impl TransportError {
     /// True when the same request may simply be sent again later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, TransportError::Retryable(_))
+        matches!(
+            self,
+            TransportError::Retryable(_) | TransportError::Busy { .. }
+        )
     }
 
     /// Classifies an HTTP error answer.
     pub fn from_status(status: u16, envelope: Option<ErrorEnvelope>) -> Self {
+        Self::from_answer(status, envelope, None)
+    }
+
+    /// Classifies an HTTP error answer with its `Retry-After` header.
+    pub fn from_answer(
+        status: u16,
+        envelope: Option<ErrorEnvelope>,
+        retry_after: Option<Duration>,
+    ) -> Self {
         let (code, message) = envelope
             .map(|e| (e.error.code, e.error.message))
             .unwrap_or_else(|| (String::new(), format!("HTTP {status}")));
         match status {
+            503 if code == "server_busy" => TransportError::Busy {
+                retry_after: retry_after.unwrap_or(Duration::from_secs(1)),
+            },
             401 => TransportError::SignInAgain(message),
             426 => TransportError::UpdateApp(message),
             403 if code == "device_revoked" => TransportError::DeviceRevoked(message),
@@ -129,14 +152,21 @@ impl HttpTransport {
     ) -> Result<T, TransportError> {
         let response = sent.map_err(|e| TransportError::Retryable(e.to_string()))?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let body = response
             .bytes()
             .await
             .map_err(|e| TransportError::Retryable(e.to_string()))?;
         if !(200..300).contains(&status) {
-            return Err(TransportError::from_status(
+            return Err(TransportError::from_answer(
                 status,
                 serde_json::from_slice(&body).ok(),
+                retry_after,
             ));
         }
         serde_json::from_slice(&body).map_err(|e| TransportError::Fatal {
@@ -200,6 +230,15 @@ mod tests {
         for status in [408, 429, 500, 502, 503, 504] {
             assert!(TransportError::from_status(status, None).is_retryable());
         }
+        let busy = TransportError::from_answer(
+            503,
+            Some(ErrorEnvelope::new("server_busy", "busy")),
+            Some(Duration::from_secs(3)),
+        );
+        assert!(
+            matches!(busy, TransportError::Busy { retry_after } if retry_after == Duration::from_secs(3))
+        );
+        assert!(busy.is_retryable());
         let forbidden =
             TransportError::from_status(403, Some(ErrorEnvelope::new("forbidden", "no")));
         assert!(matches!(

@@ -377,3 +377,54 @@ async fn a_diverged_copy_is_reported_and_repaired() {
         server.scope_checksum()
     );
 }
+
+/// A server at its sync cap answers 503 `server_busy` with `Retry-After`:
+/// the phone waits at least that long (spread, so turned-away phones do not
+/// return in step) and tries again without spending its attempts, then
+/// syncs; a server busy for ever still ends the sync with an error.
+#[tokio::test]
+async fn a_busy_server_is_waited_out_without_spending_attempts() {
+    use std::time::Duration;
+    let server = FakeServer::new();
+    let phone = Phone::new(&server, director()).await;
+    let visit = phone.record_visit("home").await;
+    let busy = || {
+        Fault::Fail(TransportError::Busy {
+            retry_after: Duration::from_secs(3),
+        })
+    };
+    // Far more busy answers than the phone's four attempts.
+    for _ in 0..20 {
+        server.fault_next_push(busy());
+    }
+    let report = phone
+        .syncer
+        .sync()
+        .await
+        .expect("synced once the server had room");
+    assert_eq!(report.attempts, 1, "busy answers spent no attempt");
+    assert!(server.record(Entity::Visit, visit).is_some());
+    let waits = phone.sleeper.waits();
+    assert_eq!(waits.len(), 20);
+    assert!(
+        waits
+            .iter()
+            .all(|w| *w >= Duration::from_secs(3) && *w <= Duration::from_secs(6)),
+        "{waits:?}"
+    );
+    assert!(
+        waits.iter().any(|w| *w != waits[0]),
+        "the waits are spread: {waits:?}"
+    );
+
+    let later = phone.record_visit("school").await;
+    for _ in 0..(seedling_client::sync::MAX_BUSY_WAITS + 10) {
+        server.fault_next_push(busy());
+    }
+    let err = phone.syncer.sync().await.expect_err("busy for ever");
+    assert!(
+        matches!(err, SyncError::Transport(TransportError::Busy { .. })),
+        "{err:?}"
+    );
+    assert!(server.record(Entity::Visit, later).is_none());
+}

@@ -117,7 +117,9 @@ impl Console {
                         answer.results.iter().map(|r| r.mutation_id()).collect();
                     self.queued.retain(|m| !answered.contains(&m.mutation_id));
                 }
-                Err(e @ TransportError::Retryable(_)) => last = e.to_string(),
+                Err(e @ (TransportError::Retryable(_) | TransportError::Busy { .. })) => {
+                    last = e.to_string()
+                }
                 Err(e) => return Err(SimError::Http(format!("the console's push: {e}"))),
             }
             // A server that is down (restarting) gets time to come back.

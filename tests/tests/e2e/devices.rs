@@ -3,6 +3,8 @@
 //! refused at once; every change of state is audited.
 
 use reqwest::{Method, StatusCode};
+use sea_orm::{EntityTrait, QueryOrder};
+use seedling_server::entity::audit_log;
 use seedling_server::service::audit;
 use seedling_tests::{Device, Fixture, TestApp, assert_error, on_both_backends};
 use serde_json::json;
@@ -84,8 +86,18 @@ async fn a_retired_phone_sends_its_pending_visits_then_is_told_to_wipe(app: Test
 
     let report = audit::verify(app.db()).await.unwrap();
     assert!(report.intact);
+    let actions: Vec<String> = audit_log::Entity::find()
+        .order_by_asc(audit_log::Column::Id)
+        .all(app.db())
+        .await
+        .expect("audit rows")
+        .into_iter()
+        .filter(|row| row.action.starts_with("device."))
+        .map(|row| row.action)
+        .collect();
     assert_eq!(
-        report.rows, 2,
+        actions,
+        ["device.set_state", "device.told_to_wipe"],
         "the retirement and the wipe instruction are on the record"
     );
 }
