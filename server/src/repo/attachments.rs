@@ -110,20 +110,22 @@ pub async fn forget_lost(db: &impl ConnectionTrait, sha256: &str) -> Result<(), 
     Ok(())
 }
 
-/// The villages of the live visits whose photos include `sha256`.
+/// The village and child of each live visit whose photos include
+/// `sha256`, each pair once.
 ///
 /// Photos are a JSON array of `{id, sha256}` on the visit; the hash is
 /// validated hex, so a text match on `"<hash>"` is exact and cannot be
 /// steered by the caller. It scans the visits table (fine for a district;
 /// see docs/API.md for the index a province would want).
-pub async fn villages_referencing(
+pub async fn referencing(
     db: &impl ConnectionTrait,
     sha256: &str,
-) -> Result<Vec<Uuid>, DbErr> {
+) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
     let pattern = format!("%\"{sha256}\"%");
     visit::Entity::find()
         .select_only()
         .column(visit::Column::VillageId)
+        .column(visit::Column::ChildId)
         .distinct()
         .filter(visit::Column::Deleted.eq(false))
         .filter(
@@ -131,7 +133,7 @@ pub async fn villages_referencing(
                 .cast_as("TEXT")
                 .like(pattern),
         )
-        .into_tuple::<Uuid>()
+        .into_tuple::<(Uuid, Uuid)>()
         .all(db)
         .await
 }

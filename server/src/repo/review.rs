@@ -338,3 +338,44 @@ pub async fn case_plan_items(
         .all(db)
         .await
 }
+
+/// The children that the records of `conflicts` are about: a child itself,
+/// a visit's child or a needs item's child.
+pub async fn children_of_conflicts(
+    db: &impl ConnectionTrait,
+    conflicts: &[conflict::Model],
+) -> Result<Vec<Uuid>, DbErr> {
+    let of = |entity: &str| -> Vec<Uuid> {
+        conflicts
+            .iter()
+            .filter(|c| c.entity == entity)
+            .map(|c| c.record_id)
+            .collect()
+    };
+    let mut children = of("child");
+    let visits = of("visit");
+    if !visits.is_empty() {
+        children.extend(
+            visit::Entity::find()
+                .select_only()
+                .column(visit::Column::ChildId)
+                .filter(visit::Column::Id.is_in(visits))
+                .into_tuple::<Uuid>()
+                .all(db)
+                .await?,
+        );
+    }
+    let needs = of("case_plan_item");
+    if !needs.is_empty() {
+        children.extend(
+            case_plan_item::Entity::find()
+                .select_only()
+                .column(case_plan_item::Column::ChildId)
+                .filter(case_plan_item::Column::Id.is_in(needs))
+                .into_tuple::<Uuid>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(children)
+}

@@ -14,6 +14,7 @@ mod sniff;
 use bytes::Bytes;
 use chrono::Utc;
 use serde::Serialize;
+use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -21,6 +22,7 @@ use crate::auth::{AuthUser, Role, Scope};
 use crate::entity::attachment;
 use crate::error::{AppError, AppResult};
 use crate::repo;
+use crate::service::audit;
 use crate::state::AppState;
 use crate::storage::{Download, Part, Promotion, Sha256Hex, StorageFault, StoreError};
 
@@ -189,7 +191,10 @@ pub async fn upload_chunk(
 }
 
 /// The photo, if a live visit in the caller's scope references it, or the
-/// caller uploaded it and no visit references it yet.
+/// caller uploaded it and no visit references it yet. A download is
+/// audited (`attachment.download`), naming the children of the visits in
+/// scope that show the photo; a photo no visit shows yet names no child
+/// and is not recorded.
 #[tracing::instrument(skip(state, caller), fields(sha256 = %sha256))]
 pub async fn download(state: &AppState, caller: &AuthUser, sha256: &Sha256Hex) -> AppResult<Photo> {
     require_field_role(caller)?;
@@ -197,15 +202,25 @@ pub async fn download(state: &AppState, caller: &AuthUser, sha256: &Sha256Hex) -
         .await?
         .filter(|row| row.status == repo::attachments::COMPLETE)
         .ok_or_else(|| AppError::not_found("this photo has not been uploaded (yet)"))?;
-    let villages = repo::attachments::villages_referencing(&state.db, sha256.as_str()).await?;
+    let references = repo::attachments::referencing(&state.db, sha256.as_str()).await?;
     let scope = Scope::of(caller);
-    let mut allowed = villages.is_empty() && row.created_by == Some(caller.user_id);
+    let mut villages: Vec<Uuid> = references.iter().map(|(village, _)| *village).collect();
+    villages.sort_unstable();
+    villages.dedup();
+    let mut seen = Vec::new();
     for village in villages {
-        if allowed {
-            break;
+        if scope.contains(&repo::org_units::lineage(&state.db, village).await?) {
+            seen.push(village);
         }
-        allowed = scope.contains(&repo::org_units::lineage(&state.db, village).await?);
     }
+    // The children of the visits in scope that show the photo.
+    let children: Vec<Uuid> = references
+        .iter()
+        .filter(|(village, _)| seen.contains(village))
+        .map(|(_, child)| *child)
+        .collect();
+    let allowed =
+        !children.is_empty() || (references.is_empty() && row.created_by == Some(caller.user_id));
     if !allowed {
         return Err(AppError::forbidden(
             "this photo belongs to no visit in your scope",
@@ -217,6 +232,15 @@ pub async fn download(state: &AppState, caller: &AuthUser, sha256: &Sha256Hex) -
         .await
         .map_err(store_error)?
         .ok_or_else(|| AppError::Internal(format!("photo {sha256} is recorded but not stored")))?;
+    audit::record_read(
+        state,
+        caller,
+        "attachment.download",
+        None,
+        children,
+        json!({ "sha256": sha256.as_str() }),
+    )
+    .await?;
     Ok(Photo {
         content_type: row.content_type,
         download,

@@ -10,16 +10,23 @@
 //! [`record`] runs inside the caller's transaction, so an audit row exists
 //! exactly when the change it describes committed. Call it after any
 //! change-log append: the lock order is change log, then audit log.
+//! [`record_read`] puts a read on the trail after the read, in a short
+//! write transaction of its own.
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::auth::AuthUser;
 use crate::entity::audit_log;
+use crate::error::AppResult;
 use crate::repo;
+use crate::state::AppState;
 
 /// One thing to put on the record.
 #[derive(Clone, Debug)]
@@ -63,10 +70,50 @@ pub async fn record_at(
     repo::audit::insert(db, row).await
 }
 
+/// Puts a read of children's records on the trail: one entry per request,
+/// written after the read in one short write transaction that holds no
+/// change-log lock (so the lock order holds). `detail` (an object) gets the
+/// children the read returned, sorted, under `child_ids`, the compact form
+/// [`about_child`] finds. A read that returned no child discloses nothing
+/// and writes nothing. `about` is the one record read, if one was.
+pub(crate) async fn record_read(
+    state: &AppState,
+    caller: &AuthUser,
+    action: &'static str,
+    about: Option<(&'static str, Uuid)>,
+    child_ids: impl IntoIterator<Item = Uuid>,
+    detail: Value,
+) -> AppResult<()> {
+    let child_ids: BTreeSet<Uuid> = child_ids.into_iter().collect();
+    if child_ids.is_empty() {
+        return Ok(());
+    }
+    let mut detail = match detail {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    detail.insert("child_ids".to_owned(), serde_json::json!(child_ids));
+    let txn = state.db.begin().await?;
+    record(
+        &txn,
+        Entry {
+            actor_id: Some(caller.user_id),
+            action,
+            entity: about.map(|(entity, _)| entity),
+            record_id: about.map(|(_, id)| id),
+            detail: Value::Object(detail),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
 /// Every row that records a read or write of `child`'s records, in chain
 /// order: rows about the child itself (`record_id`) and rows whose detail
 /// lists it — a sync push or pull page (`children`), a roster import
-/// (`rows[].child_id`), a report export (`child_ids`). Answers "who read or
+/// (`rows[].child_id`), a report, a review read or a photo download
+/// (`child_ids`). Answers "who read or
 /// wrote this child's record, and when" (docs/SECURITY.md).
 pub async fn about_child(
     db: &impl ConnectionTrait,

@@ -1,9 +1,11 @@
 //! Identity-card numbers: sealed in the database, whole only for admins,
-//! masked on directors' and supervisors' phones.
+//! masked on directors' and supervisors' phones; subject access; and every
+//! read of a child's record through the review API on the audit trail.
 
 use reqwest::{Method, StatusCode};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use seedling_server::entity::{audit_log, child};
+use seedling_server::service::audit;
 use seedling_tests::{Device, Fixture, TestApp, assert_error, on_both_backends};
 use serde_json::{Value, json};
 use sync_core::protocol::MutationResult;
@@ -13,6 +15,7 @@ use uuid::Uuid;
 on_both_backends!(
     an_identity_number_is_sealed_at_rest_and_masked_on_field_phones,
     a_subject_access_export_holds_everything_about_the_child_and_is_audited,
+    every_review_read_and_photo_download_is_audited_naming_its_children,
 );
 
 const NUMBER: &str = "33021320150302123X";
@@ -293,4 +296,139 @@ async fn a_subject_access_export_holds_everything_about_the_child_and_is_audited
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let _: Value = again;
+}
+
+/// The read actions `actor` has on the trail about `child`, in order.
+async fn reads_of(app: &TestApp, child: Uuid, actor: Uuid) -> Vec<String> {
+    const READS: [&str; 6] = [
+        "children.list",
+        "child.read",
+        "visits.list",
+        "visit.read",
+        "conflicts.list",
+        "attachment.download",
+    ];
+    audit::about_child(app.db(), child)
+        .await
+        .expect("read the audit trail")
+        .into_iter()
+        .filter(|row| row.actor_id == Some(actor) && READS.contains(&row.action.as_str()))
+        .map(|row| row.action)
+        .collect()
+}
+
+async fn every_review_read_and_photo_download_is_audited_naming_its_children(app: TestApp) {
+    use crate::attachments::support::{download, photo, upload_whole};
+    use crate::review::{day_at, visit};
+
+    let fixture = Fixture::load(&app).await;
+    let (a1, b1) = (fixture.village_a1, fixture.village_b1);
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let seen = admin.create_child(&app, a1, "看得见").await;
+    let neighbour = admin.create_child(&app, a1, "同村的").await;
+    let elsewhere = admin.create_child(&app, b1, "别的镇").await;
+
+    let director = app.token_for("director-a1").await;
+    let sha = upload_whole(&app, &director, &photo(2_000, 5)).await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let photos = json!([{ "id": Uuid::new_v4(), "sha256": sha }]);
+    let first = visit(
+        &app,
+        &mut phone,
+        seen,
+        a1,
+        &day_at(4, 9),
+        &[("photos", photos)],
+    )
+    .await;
+    // A second visit the same day is flagged as a possible duplicate.
+    let mut second_phone = Device::sign_in(&app, "director-a1").await;
+    visit(&app, &mut second_phone, seen, a1, &day_at(4, 15), &[]).await;
+    visit(&app, &mut phone, neighbour, a1, &day_at(2, 9), &[]).await;
+    let mut phone_b = Device::sign_in(&app, "director-b1").await;
+    visit(&app, &mut phone_b, elsewhere, b1, &day_at(2, 9), &[]).await;
+
+    let supervisor = app.token_for("supervisor-a").await;
+    let reader = fixture.user_id("supervisor-a");
+    let get = |path: String| {
+        let (app, token) = (&app, &supervisor);
+        async move {
+            let (status, body) = app.call(Method::GET, &path, Some(token), None).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            body
+        }
+    };
+
+    let roster = get("/api/v1/children".to_owned()).await;
+    assert!(roster["total"].as_u64().unwrap() >= 2, "{roster}");
+    get(format!("/api/v1/children/{seen}")).await;
+    get("/api/v1/visits".to_owned()).await;
+    get(format!("/api/v1/visits/{first}")).await;
+    let queue = get("/api/v1/conflicts".to_owned()).await;
+    assert!(
+        queue["conflicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["kind"] == "possible_duplicate" && c["record_id"] != json!(null)),
+        "{queue}"
+    );
+    let (status, _) = download(&app, &supervisor, &sha).await;
+    assert_eq!(status, StatusCode::OK);
+
+    assert_eq!(
+        reads_of(&app, seen, reader).await,
+        [
+            "children.list",
+            "child.read",
+            "visits.list",
+            "visit.read",
+            "conflicts.list",
+            "attachment.download"
+        ],
+        "every read that returned the child names it, once per request"
+    );
+    assert_eq!(
+        reads_of(&app, neighbour, reader).await,
+        ["children.list", "visits.list"],
+        "the child's page, the visit, the queue and the photo did not show the neighbour"
+    );
+    assert!(
+        reads_of(&app, elsewhere, reader).await.is_empty(),
+        "another town's child was never returned"
+    );
+
+    let page = audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq("child.read"))
+        .one(app.db())
+        .await
+        .unwrap()
+        .expect("the child's page was audited");
+    assert_eq!(
+        (page.entity.as_deref(), page.record_id),
+        (Some("child"), Some(seen))
+    );
+    assert_eq!(page.detail.unwrap()["child_ids"], json!([seen]));
+    let opened = audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq("visit.read"))
+        .one(app.db())
+        .await
+        .unwrap()
+        .expect("the visit was audited");
+    assert_eq!(opened.record_id, Some(first));
+    let photo_read = audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq("attachment.download"))
+        .one(app.db())
+        .await
+        .unwrap()
+        .expect("the download was audited");
+    assert_eq!(photo_read.detail.unwrap()["sha256"], json!(sha));
+
+    // A read that returns no child writes nothing; the chain holds.
+    let before = audit::verify(app.db()).await.expect("verify");
+    let none = get(format!("/api/v1/visits?child={}", Uuid::new_v4())).await;
+    assert_eq!(none["visits"], json!([]));
+    let after = audit::verify(app.db()).await.expect("verify");
+    assert!(after.intact, "{after:?}");
+    assert_eq!(after.rows, before.rows, "an empty list is not recorded");
 }

@@ -165,10 +165,7 @@ async fn archive_one(
     repo::retention::scrub_delivered(&txn, aggregates).await?;
     let mut removed = Vec::new();
     for sha in photos {
-        if repo::attachments::villages_referencing(&txn, &sha)
-            .await?
-            .is_empty()
-        {
+        if repo::attachments::referencing(&txn, &sha).await?.is_empty() {
             repo::retention::forget_attachment(&txn, &sha).await?;
             removed
                 .push(Sha256Hex::try_from(sha).map_err(|_| {

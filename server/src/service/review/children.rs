@@ -1,11 +1,13 @@
 //! The children roster (with each child's due date from the visit rules)
 //! and a child's page: register entry, register events, visits, needs
-//! ledger and due date.
+//! ledger and due date. Each read that returns children is audited
+//! (`children.list`, `child.read`), naming them.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sync_core::rules::CATEGORIES;
 use sync_core::semantic::{DueInput, DueStatus, VisitIntervals, due_status};
 use utoipa::{IntoParams, ToSchema};
@@ -18,6 +20,7 @@ use crate::entity::{case_plan_item, child, register_event};
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::review::{VisitFilter, VisitSort};
+use crate::service::audit;
 use crate::state::AppState;
 
 /// Filters of `GET /api/v1/children`.
@@ -225,6 +228,15 @@ pub async fn roster(state: &AppState, caller: &AuthUser, q: ChildQuery) -> AppRe
             _ => 0,
         });
     }
+    audit::record_read(
+        state,
+        caller,
+        "children.list",
+        None,
+        children.iter().map(|c| c.id),
+        json!({ "rows": children.len() }),
+    )
+    .await?;
     Ok(Roster {
         total: children.len(),
         overdue,
@@ -252,6 +264,15 @@ pub async fn page(state: &AppState, caller: &AuthUser, id: Uuid) -> AppResult<Ch
     let visits = summaries(db, &scope, rows).await?;
     let events = repo::review::register_events(db, id).await?;
     let needs = repo::review::case_plan_items(db, id).await?;
+    audit::record_read(
+        state,
+        caller,
+        "child.read",
+        Some(("child", id)),
+        [id],
+        json!({ "visits": visits.len(), "needs": needs.len() }),
+    )
+    .await?;
     Ok(ChildPage {
         child: facts.summary(&scope, &child),
         id_number_masked: child.id_number.as_ref().map(|n| crate::crypto::mask(&n.0)),

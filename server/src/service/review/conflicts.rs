@@ -8,7 +8,8 @@
 //! `new` writes a value the supervisor enters; an amendment is `accept`ed
 //! (applied to the locked visit as its author's correction) or `reject`ed.
 //! The record change, the conflict's resolution and the audit row commit
-//! together.
+//! together. Reading the queue is audited too (`conflicts.list`), naming
+//! the children its conflicts are about.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -30,6 +31,7 @@ use crate::entity::conflict;
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::synced::StoredRow;
+use crate::service::audit;
 use crate::service::sync::now_ms;
 use crate::service::sync::push::{Acting, Batch, apply_one};
 use crate::state::AppState;
@@ -115,6 +117,16 @@ pub async fn list(
     .await?;
     let people: HashSet<Uuid> = rows.iter().filter_map(|c| c.actor_id).collect();
     let names = user_names(db, people.into_iter().collect()).await?;
+    let children = repo::review::children_of_conflicts(db, &rows).await?;
+    audit::record_read(
+        state,
+        caller,
+        "conflicts.list",
+        None,
+        children,
+        json!({ "rows": rows.len(), "offset": offset }),
+    )
+    .await?;
     Ok(ConflictPage {
         total,
         offset,
@@ -175,9 +187,9 @@ pub async fn resolve(
     let resolved =
         repo::review::resolve_conflict(&txn, row, resolution.clone(), caller.user_id, now).await?;
     batch.append_changes(&txn, now).await?;
-    crate::service::audit::record(
+    audit::record(
         &txn,
-        crate::service::audit::Entry {
+        audit::Entry {
             actor_id: Some(caller.user_id),
             action: "conflict.resolve",
             entity: Some("conflict"),

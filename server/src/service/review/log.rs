@@ -1,12 +1,14 @@
 //! The visit log: visits in the caller's scope with filters, sorting and
 //! paging, and one visit's whole history — every version with who changed
 //! which field when, its conflicts, amendments and review decisions.
+//! Each read that returns visits is audited (`visits.list`, `visit.read`),
+//! naming the children they are about.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sync_core::rules::{REVIEW_STATUSES, VISIT_KINDS};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -17,6 +19,7 @@ use crate::entity::{child, conflict, user, visit, visit_version};
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::review::{VisitFilter, VisitSort};
+use crate::service::audit;
 use crate::state::AppState;
 
 /// Largest page of the visit log.
@@ -172,6 +175,15 @@ pub async fn list(state: &AppState, caller: &AuthUser, q: VisitQuery) -> AppResu
     let offset = q.offset.unwrap_or(0);
     let (total, rows) = repo::review::visits(db, &filter, offset, limit).await?;
     let visits = summaries(db, &scope, rows).await?;
+    audit::record_read(
+        state,
+        caller,
+        "visits.list",
+        None,
+        visits.iter().map(|v| v.child_id),
+        json!({ "rows": visits.len(), "offset": offset }),
+    )
+    .await?;
     Ok(VisitPage {
         total,
         offset,
@@ -326,7 +338,7 @@ pub async fn detail(state: &AppState, caller: &AuthUser, id: Uuid) -> AppResult<
     require_reader(caller)?;
     let db = &state.db;
     let scope = ScopeUnits::load(db, caller).await?;
-    let (visit, _child) = visit_in_scope(db, &scope, id).await?;
+    let (visit, child) = visit_in_scope(db, &scope, id).await?;
     let record = repo::synced::load(db, sync_core::record::Entity::Visit, id, false)
         .await?
         .map(|row| Value::Object(row.record.values()))
@@ -340,6 +352,15 @@ pub async fn detail(state: &AppState, caller: &AuthUser, id: Uuid) -> AppResult<
     let reviewed_by = visit.reviewed_by;
     let reviewed_at = visit.reviewed_at;
     let summary = summaries(db, &scope, vec![visit]).await?.remove(0);
+    audit::record_read(
+        state,
+        caller,
+        "visit.read",
+        Some(("visit", id)),
+        [child.id],
+        json!({ "versions": versions.len(), "conflicts": conflicts.len() }),
+    )
+    .await?;
     Ok(VisitDetail {
         summary,
         record,
