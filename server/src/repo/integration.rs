@@ -149,44 +149,37 @@ pub async fn release(db: &impl ConnectionTrait, lease_id: Uuid, ids: &[Uuid]) ->
     db.execute(&update).await.map(|_| ())
 }
 
-/// Sets the child an outbox row is about. The child is the `child_id` of
-/// the payload, else the child of the visit the row is about, else the
-/// aggregate itself when it is a child.
-pub async fn set_order_key(db: &impl ConnectionTrait, row: &outbox::Model) -> Result<(), DbErr> {
+/// The child an outbox row is about, which orders its delivery: the
+/// `child_id` of the payload, else the child of the visit the row is about,
+/// else the aggregate itself when it is a child. `None` when it is about no
+/// known child.
+pub async fn order_key(
+    db: &impl ConnectionTrait,
+    row: &outbox::Model,
+) -> Result<Option<Uuid>, DbErr> {
     let from_payload = row
         .payload
         .get("child_id")
         .and_then(JsonValue::as_str)
         .and_then(|id| Uuid::try_parse(id).ok());
-    let key = match from_payload {
-        Some(key) => Some(key),
-        None => match visit::Entity::find_by_id(row.aggregate_id)
-            .select_only()
-            .column(visit::Column::ChildId)
-            .into_tuple::<Uuid>()
-            .one(db)
-            .await?
-        {
-            Some(child) => Some(child),
-            None => {
-                child::Entity::find_by_id(row.aggregate_id)
-                    .select_only()
-                    .column(child::Column::Id)
-                    .into_tuple::<Uuid>()
-                    .one(db)
-                    .await?
-            }
-        },
-    };
-    let Some(key) = key else {
-        return Ok(());
-    };
-    let update = Query::update()
-        .table(outbox::Entity)
-        .value(Alias::new("order_key"), key)
-        .and_where(Expr::col(outbox::Column::Id).eq(row.id))
-        .to_owned();
-    db.execute(&update).await.map(|_| ())
+    if from_payload.is_some() {
+        return Ok(from_payload);
+    }
+    if let Some(child) = visit::Entity::find_by_id(row.aggregate_id)
+        .select_only()
+        .column(visit::Column::ChildId)
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await?
+    {
+        return Ok(Some(child));
+    }
+    child::Entity::find_by_id(row.aggregate_id)
+        .select_only()
+        .column(child::Column::Id)
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await
 }
 
 /// Number of outbox rows per status.

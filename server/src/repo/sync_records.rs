@@ -67,13 +67,18 @@ pub async fn insert_register_events(
 
 /// Writes outbox rows for the provincial platform, each keyed to the child
 /// it is about so the delivery worker keeps each child's messages in
-/// order. Rows whose payload names the child (`child_id`) go in multi-row
-/// inserts with their key; any other row has its key looked up after.
+/// order. The key is written in the same statement as the row: a row
+/// written first and keyed after could be claimed in between, when it has
+/// no key and so no earlier message to wait for, and overtake its child's
+/// earlier messages (or be sent while an earlier one is parked). The key is
+/// the payload's `child_id`, else it is looked up (see
+/// [`super::integration::order_key`]) before the insert.
 pub async fn enqueue(db: &impl ConnectionTrait, rows: Vec<outbox::Model>) -> Result<(), DbErr> {
-    let (keyed, unkeyed): (Vec<_>, Vec<_>) = rows
-        .into_iter()
-        .map(|row| (payload_child(&row.payload), row))
-        .partition(|(key, _)| key.is_some());
+    let mut keyed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key = super::integration::order_key(db, &row).await?;
+        keyed.push((key, row));
+    }
     let columns: Vec<_> = outbox::Column::iter()
         .map(IntoIden::into_iden)
         .chain([Alias::new("order_key").into_iden()])
@@ -93,10 +98,6 @@ pub async fn enqueue(db: &impl ConnectionTrait, rows: Vec<outbox::Model>) -> Res
                 .map_err(|err| DbErr::Custom(err.to_string()))?;
         }
         db.execute(&insert).await?;
-    }
-    for (_, row) in unkeyed {
-        outbox::ActiveModel::from(row.clone()).insert(db).await?;
-        super::integration::set_order_key(db, &row).await?;
     }
     Ok(())
 }
@@ -121,13 +122,6 @@ pub fn message(
         created_at: now,
         delivered_at: None,
     }
-}
-
-fn payload_child(payload: &JsonValue) -> Option<Uuid> {
-    payload
-        .get("child_id")
-        .and_then(JsonValue::as_str)
-        .and_then(|id| Uuid::try_parse(id).ok())
 }
 
 /// Rows of visits' history.

@@ -173,10 +173,17 @@ async fn a_flaky_platform_never_sees_a_childs_messages_out_of_order(backend: Bac
 
 async fn a_bad_signature_is_refused_parked_and_delivered_after_replay(backend: Backend) {
     let stand_in = StandIn::start(KEY_ID, "the-platform-expects-another-secret").await;
-    let app = app_for(backend, &stand_in, true, |_| {}).await;
+    // Every request here is answered at once; a loaded machine must not
+    // turn a slow 401 into a timeout, which is retried (and counted).
+    let app = app_for(backend, &stand_in, true, |config| {
+        config.integration_timeout_ms = 5_000;
+        config.integration_lease_ms = 8_000;
+    })
+    .await;
     Fixture::load(&app).await;
     let admin = app.token_for("admin").await;
-    // Child A has two messages, child B one.
+    // Children A and B have two messages each, written one by one while the
+    // worker runs.
     let order = enqueue(&app, 2, 2).await;
     let mut children = order.keys();
     let (a, b) = (
