@@ -93,9 +93,8 @@ pub(crate) async fn record_read(
         _ => Map::new(),
     };
     detail.insert("child_ids".to_owned(), serde_json::json!(child_ids));
-    let txn = state.db.begin().await?;
-    record(
-        &txn,
+    record_alone(
+        state,
         Entry {
             actor_id: Some(caller.user_id),
             action,
@@ -104,7 +103,16 @@ pub(crate) async fn record_read(
             detail: Value::Object(detail),
         },
     )
-    .await?;
+    .await
+}
+
+/// Appends `entry` in a write transaction of its own: how a read made from
+/// a read-only snapshot (a report, a pull page, a change-feed page, a
+/// review read) goes on the trail. No change-log lock is held, so the lock
+/// order (change log, then audit log) holds.
+pub(crate) async fn record_alone(state: &AppState, entry: Entry) -> AppResult<()> {
+    let txn = state.db.begin().await?;
+    record(&txn, entry).await?;
     txn.commit().await?;
     Ok(())
 }

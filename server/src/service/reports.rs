@@ -176,9 +176,8 @@ impl Frame {
         report: Reported<'_>,
     ) -> AppResult<()> {
         self.txn.commit().await?;
-        let txn = state.db.begin().await?;
-        audit::record(
-            &txn,
+        audit::record_alone(
+            state,
             audit::Entry {
                 actor_id: Some(caller.user_id),
                 action: report.format.audit_action(),
@@ -193,9 +192,7 @@ impl Frame {
                 }),
             },
         )
-        .await?;
-        txn.commit().await?;
-        Ok(())
+        .await
     }
 }
 

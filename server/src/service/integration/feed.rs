@@ -155,9 +155,8 @@ async fn audit_read(
         .collect();
     child_ids.sort();
     child_ids.dedup();
-    let txn = state.db.begin().await?;
-    crate::service::audit::record(
-        &txn,
+    crate::service::audit::record_alone(
+        state,
         crate::service::audit::Entry {
             actor_id: Some(caller.user_id),
             action: "change_feed.read",
@@ -171,9 +170,7 @@ async fn audit_read(
             }),
         },
     )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    .await
 }
 
 #[cfg(test)]
