@@ -165,8 +165,10 @@ report_route!(
     params(ReportQuery),
     responses(
         (status = 200, description = "The dashboard figures", body = Dashboard),
+        (status = 400, description = "Bad filter", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Directors get no reports; a unit outside the caller's scope", body = ErrorBody),
+        (status = 422, description = "The period ends before it starts, or a unit of the wrong kind", body = ErrorBody),
     ))]
 pub async fn dashboard(
     State(state): State<AppState>,
