@@ -15,6 +15,10 @@ pub struct Model {
     pub protocol_version: Option<i32>,
     pub last_seen_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// Base64 of 32 random bytes: the key that wraps the field app's data
+    /// key on this device, handed out only on a password sign-in from it,
+    /// and replaced when another user signs in on the device.
+    pub device_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -20,18 +20,24 @@ pub async fn insert(
     device::ActiveModel::from(model).insert(db).await
 }
 
-/// Records that the device was just used by `user_id`.
+/// Records that the device was just used by `user_id` (and, on a sign-in,
+/// its store key).
 pub async fn touch(
     db: &impl ConnectionTrait,
     device: device::Model,
     user_id: Uuid,
     name: Option<String>,
+    device_key: Option<String>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<device::Model, DbErr> {
+    let changed_key = device_key.filter(|key| device.device_key.as_ref() != Some(key));
     let mut active = device.into_active_model();
     active.user_id = Set(user_id);
     if let Some(name) = name {
         active.name = Set(name);
+    }
+    if let Some(key) = changed_key {
+        active.device_key = Set(Some(key));
     }
     active.last_seen_at = Set(Some(now));
     active.update(db).await

@@ -63,6 +63,13 @@ pub struct Session {
     pub expires_in: i64,
     pub token_type: &'static str,
     pub user: UserView,
+    /// Base64 of 32 bytes, only in the answer to a password sign-in: the
+    /// device's own key, with which a field app wraps the key of its
+    /// encrypted store, so that signing in again recovers a store whose PIN
+    /// was forgotten (docs/SECURITY.md). The same on every sign-in of one
+    /// user on one device; new when another user signs in on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_key: Option<String>,
 }
 
 /// A user as the API shows it (never the password hash).
@@ -124,16 +131,32 @@ pub async fn login(
 
     let now = Utc::now();
     let txn = state.db.begin().await?;
-    match repo::devices::find(&txn, input.device_id).await? {
+    let device_key = match repo::devices::find(&txn, input.device_id).await? {
         Some(existing) => {
             ensure_device_usable(&existing, DeviceUse::SignIn)?;
-            repo::devices::touch(&txn, existing, user.id, input.device_name, now).await?;
+            // Another user on this phone gets a key of their own: the old
+            // one opened the previous user's store.
+            let key = match &existing.device_key {
+                Some(key) if existing.user_id == user.id => key.clone(),
+                _ => new_device_key(),
+            };
+            repo::devices::touch(
+                &txn,
+                existing,
+                user.id,
+                input.device_name,
+                Some(key.clone()),
+                now,
+            )
+            .await?;
+            key
         }
         None => {
             let name = input
                 .device_name
                 .filter(|name| !name.trim().is_empty())
                 .unwrap_or_else(|| "unnamed device".to_owned());
+            let key = new_device_key();
             repo::devices::insert(
                 &txn,
                 device::Model {
@@ -144,14 +167,17 @@ pub async fn login(
                     protocol_version: None,
                     last_seen_at: Some(now),
                     created_at: now,
+                    device_key: Some(key.clone()),
                 },
             )
             .await?;
+            key
         }
-    }
+    };
     let refresh_token =
         issue_refresh_token(state, &txn, &user, input.device_id, Uuid::now_v7()).await?;
-    let session = session_for(state, &txn, user, input.device_id, refresh_token).await?;
+    let mut session = session_for(state, &txn, user, input.device_id, refresh_token).await?;
+    session.device_key = Some(device_key);
     txn.commit().await?;
     tracing::info!(user = %session.user.username, device = %input.device_id, "signed in");
     Ok(session)
@@ -215,7 +241,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Session> {
         .await?
         .ok_or_else(invalid)?;
     ensure_device_usable(&device, DeviceUse::Refresh)?;
-    repo::devices::touch(&txn, device, user.id, None, now).await?;
+    repo::devices::touch(&txn, device, user.id, None, None, now).await?;
     let refresh_token =
         issue_refresh_token(state, &txn, &user, token.device_id, token.family_id).await?;
     let session = session_for(state, &txn, user, token.device_id, refresh_token).await?;
@@ -340,6 +366,12 @@ fn replaced() -> AppError {
     )
 }
 
+fn new_device_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 async fn issue_refresh_token(
     state: &AppState,
     db: &impl ConnectionTrait,
@@ -394,6 +426,7 @@ async fn session_for(
         expires_in: state.jwt.ttl_secs(),
         token_type: "Bearer",
         user: user_view(user, OrgUnitView::from(unit))?,
+        device_key: None,
     })
 }
 

@@ -16,7 +16,75 @@ on_both_backends!(
     logout_ends_the_session,
     expired_tampered_and_unsigned_tokens_are_refused,
     signing_keys_rotate_without_signing_anyone_out,
+    a_password_sign_in_hands_out_the_devices_own_store_key,
 );
+
+async fn sign_in_on(app: &TestApp, username: &str, device: Uuid) -> Value {
+    let (status, session) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({
+                "username": username,
+                "password": PASSWORD,
+                "device_id": device,
+                "device_name": "field phone",
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    session
+}
+
+/// The field app wraps its store's key with the device key, so a director
+/// who forgot the PIN signs in again and loses no pending visit. The key is
+/// stable for one user on one device, never the same for two devices or
+/// two users, and comes only with a password: a refresh token (all a stolen
+/// phone holds) never yields it.
+async fn a_password_sign_in_hands_out_the_devices_own_store_key(app: TestApp) {
+    Fixture::load(&app).await;
+    let phone = Uuid::new_v4();
+    let first = sign_in_on(&app, "director-a1", phone).await;
+    let key = first["device_key"]
+        .as_str()
+        .expect("a device key")
+        .to_owned();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&key)
+        .expect("base64");
+    assert_eq!(bytes.len(), 32);
+
+    let again = sign_in_on(&app, "director-a1", phone).await;
+    assert_eq!(
+        again["device_key"],
+        key.as_str(),
+        "the same device, the same key"
+    );
+
+    let (status, refreshed) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": again["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    assert!(refreshed.get("device_key").is_none(), "{refreshed}");
+
+    let other_phone = sign_in_on(&app, "director-a1", Uuid::new_v4()).await;
+    assert_ne!(other_phone["device_key"], key.as_str());
+
+    // A family member's account on the same phone gets a new key; the
+    // director's old one is gone with it.
+    let other_user = sign_in_on(&app, "director-a2", phone).await;
+    let theirs = other_user["device_key"].as_str().expect("a device key");
+    assert_ne!(theirs, key);
+    let back = sign_in_on(&app, "director-a1", phone).await;
+    assert_ne!(back["device_key"], key.as_str());
+    assert_ne!(back["device_key"], theirs);
+}
 
 async fn every_role_signs_in_and_sees_itself(app: TestApp) {
     let fixture = Fixture::load(&app).await;
