@@ -119,7 +119,7 @@ pub async fn seed_if_empty(
         return Ok(None);
     }
     let password_hash = password::hash_password(DEMO_PASSWORD)?;
-    let today = (Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let today = district_day(Utc::now());
     Ok(Some(seed_demo(db, &password_hash, seed, today).await?))
 }
 
@@ -130,15 +130,18 @@ pub async fn is_empty(db: &impl ConnectionTrait) -> Result<bool, DbErr> {
 
 /// Seeds the demo district in one transaction (a savepoint when `db` is
 /// already a transaction). Expects an empty database (see [`is_empty`]).
-/// Every account gets `password_hash`; `today` fixes the dates, and seeded
-/// rows are stamped at `today` 00:00 UTC.
+/// Every account gets `password_hash`; `today` (a day of the district's
+/// calendar) fixes the dates, and seeded rows are stamped at the start of
+/// `today` in the district, so nothing is ahead of the clock of anyone for
+/// whom it is already `today`: a phone that observes the pulled clocks
+/// sees none in its future.
 pub async fn seed_demo(
     db: &(impl ConnectionTrait + TransactionTrait),
     password_hash: &str,
     seed: u64,
     today: NaiveDate,
 ) -> Result<DemoSummary, DbErr> {
-    let now = today.and_time(NaiveTime::MIN).and_utc();
+    let now = at_local(today, 0, 0);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let roster = roster::build(&mut rng, password_hash, now);
     let (children, events) = children::build(&mut rng, &roster, today);
@@ -281,6 +284,13 @@ fn visit_interval(category: &str) -> i32 {
 /// A random (version 4) UUID drawn from the seeded generator.
 fn new_id(rng: &mut ChaCha8Rng) -> Uuid {
     uuid::Builder::from_random_bytes(rand::Rng::r#gen(rng)).into_uuid()
+}
+
+/// The day of the district's calendar (China Standard Time) at `instant`.
+pub(crate) fn district_day(instant: DateTime<Utc>) -> NaiveDate {
+    instant
+        .with_timezone(&crate::service::review::china())
+        .date_naive()
 }
 
 /// `date` at `hour:minute` China Standard Time (UTC+8), as UTC.

@@ -111,6 +111,7 @@ fn visit_model(
         at_local(day, rng.gen_range(8..18), rng.gen_range(0..60))
     };
     let latest = now - Duration::minutes(1);
+    let visited_at = visited_at.min(latest - Duration::minutes(10));
     let created_at = (visited_at + Duration::minutes(rng.gen_range(10..2 * 24 * 60))).min(latest);
 
     let mut observations = Map::new();
