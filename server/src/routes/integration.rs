@@ -56,6 +56,7 @@ pub async fn roster_batch(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedParams {
     /// `next_cursor` of the previous page; absent to start from the beginning.
     pub cursor: Option<String>,
@@ -97,6 +98,7 @@ pub async fn status(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ParkedParams {
     /// At most this many (default 100).
     pub limit: Option<u64>,

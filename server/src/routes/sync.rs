@@ -41,6 +41,7 @@ pub async fn push(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PullParams {
     /// The protocol version the device speaks.
     pub protocol_version: u32,

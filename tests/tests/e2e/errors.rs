@@ -19,6 +19,7 @@ on_both_backends!(
     a_bad_device_id_in_the_path_answers_in_the_envelope,
     sql_looking_strings_round_trip_unchanged,
     every_operation_documents_its_error_answers,
+    query_parameters_are_documented_as_optional_query_parameters,
 );
 
 /// Sends `body` as-is with `content_type` and returns the status and the
@@ -402,6 +403,54 @@ async fn sql_looking_strings_round_trip_unchanged(app: TestApp) {
         StatusCode::UNAUTHORIZED,
         "invalid_credentials",
     );
+}
+
+/// Found by a phone developer generating a client: the pull's
+/// `protocol_version`, `cursor` and `limit`, and every list filter, were
+/// declared `in: path, required: true`, so a generated client put them in
+/// the path and demanded all of them. A parameter is `in: path` only when
+/// the path template names it; every other one is a query parameter, and
+/// only `protocol_version` is required among those.
+async fn query_parameters_are_documented_as_optional_query_parameters(app: TestApp) {
+    let (status, doc) = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut queries = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(parameters) = operation["parameters"].as_array() else {
+                continue;
+            };
+            for parameter in parameters {
+                let name = parameter["name"].as_str().expect("a name");
+                let templated = path.contains(&format!("{{{name}}}"));
+                let place = parameter["in"].as_str().expect("a place");
+                if place == "header" {
+                    continue;
+                }
+                if templated {
+                    assert_eq!(place, "path", "{method} {path}: {name}");
+                    continue;
+                }
+                assert_eq!(place, "query", "{method} {path}: {name} is not in the path");
+                queries += 1;
+                let required = parameter["required"].as_bool().unwrap_or(false);
+                assert_eq!(
+                    required,
+                    name == "protocol_version",
+                    "{method} {path}: {name} required = {required}"
+                );
+            }
+        }
+    }
+    assert!(queries >= 20, "only {queries} query parameters");
+    let pull = &doc["paths"]["/api/v1/sync/pull"]["get"]["parameters"];
+    let cursor = pull
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "cursor")
+        .expect("the pull documents its cursor");
+    assert_eq!(cursor["in"], "query");
 }
 
 /// Found by schemathesis: JSON routes answered 400 and 415 (and the shared

@@ -25,6 +25,7 @@ use crate::state::AppState;
 
 /// Filters of `GET /api/v1/children`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChildQuery {
     /// A town (or village) in your scope.
     pub town: Option<Uuid>,

@@ -38,6 +38,7 @@ use crate::state::AppState;
 
 /// Filters of `GET /api/v1/conflicts`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConflictQuery {
     /// `open` (default), `resolved` or `all`.
     pub status: Option<String>,

@@ -28,6 +28,7 @@ pub const MAX_PAGE: u64 = 200;
 /// Filters of `GET /api/v1/visits`. Dates are days in China Standard Time;
 /// `to` is inclusive.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VisitQuery {
     /// A town (or village) in your scope.
     pub town: Option<Uuid>,
