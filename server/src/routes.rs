@@ -94,6 +94,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::set_device_state))
         .routes(routes!(sync::push))
         .routes(routes!(sync::pull))
+        .routes(routes!(sync::manifest))
+        .routes(routes!(sync::fetch))
         .routes(routes!(attachments::upload, attachments::download))
         .routes(routes!(attachments::status))
         .routes(routes!(reports::overdue))

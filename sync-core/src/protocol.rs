@@ -1,5 +1,6 @@
 //! Versioned wire types of the sync protocol: `POST /api/v1/sync/push`,
-//! `GET /api/v1/sync/pull`, the error envelope, and the scope checksum.
+//! `GET /api/v1/sync/pull`, the error envelope, the scope checksum and its
+//! targeted repair (`GET /api/v1/sync/manifest`, `POST /api/v1/sync/fetch`).
 //! `docs/SYNC-PROTOCOL.md` describes them with JSON examples.
 
 use std::collections::BTreeMap;
@@ -16,7 +17,12 @@ use crate::{
 };
 
 mod checksum;
+mod repair;
 pub use checksum::{ScopeChecksum, fnv1a64, record_hash};
+pub use repair::{
+    DEFAULT_MANIFEST_LIMIT, FetchRequest, FetchResponse, MAX_FETCH_RECORDS, MAX_MANIFEST_LIMIT,
+    ManifestEntry, ManifestResponse, RecordRef, Repair,
+};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -4,7 +4,10 @@ use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use serde::Deserialize;
-use sync_core::protocol::{PullRequest, PullResponse, PushRequest, PushResponse};
+use sync_core::protocol::{
+    DEFAULT_MANIFEST_LIMIT, FetchRequest, FetchResponse, ManifestResponse, PullRequest,
+    PullResponse, PushRequest, PushResponse,
+};
 use tokio::sync::OwnedSemaphorePermit;
 use utoipa::IntoParams;
 
@@ -16,7 +19,10 @@ use crate::state::AppState;
 
 pub mod schema;
 
-use schema::{PullResponseSchema, PushRequestSchema, PushResponseSchema};
+use schema::{
+    FetchRequestSchema, FetchResponseSchema, ManifestResponseSchema, PullResponseSchema,
+    PushRequestSchema, PushResponseSchema,
+};
 
 /// Push a batch of mutations, applied in one transaction; a retried
 /// mutation id answers the stored outcome.
@@ -76,6 +82,71 @@ pub async fn pull(
             .unwrap_or(sync_core::protocol::DEFAULT_PULL_LIMIT),
     };
     sync::pull::pull(&state, &caller, request).await.map(Json)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ManifestParams {
+    /// The protocol version the device speaks.
+    pub protocol_version: u32,
+    /// The `next_after` of the previous page; absent for the first.
+    pub after: Option<String>,
+    /// Entries per page (default 5000, at most 10000).
+    pub limit: Option<u32>,
+}
+
+/// The scope's manifest: `[entity, id, version]` of every live record a
+/// fully synced device of the caller's scope holds, in pages, for a phone
+/// whose scope checksum differs (targeted repair).
+#[utoipa::path(get, path = "/api/v1/sync/manifest", tag = "sync",
+    security(("bearer" = [])),
+    params(ManifestParams),
+    responses(
+        (status = 200, description = "A page of the manifest (docs/SYNC-PROTOCOL.md §4)", body = ManifestResponseSchema),
+        (status = 400, description = "Invalid `after`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Device lost or revoked: wipe the store", body = ErrorBody),
+        (status = 426, description = "Unsupported protocol version: update the app", body = ErrorBody),
+    ))]
+pub async fn manifest(
+    _slot: SyncSlot,
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(params): ApiQuery<ManifestParams>,
+) -> AppResult<Json<ManifestResponse>> {
+    sync::repair::manifest(
+        &state,
+        &caller,
+        params.protocol_version,
+        params.after.as_deref(),
+        params.limit.unwrap_or(DEFAULT_MANIFEST_LIMIT),
+    )
+    .await
+    .map(Json)
+}
+
+/// Named records of the caller's scope, whole, as a pull carries them
+/// (targeted repair); the ones the scope does not hold come back as
+/// `missing`.
+#[utoipa::path(post, path = "/api/v1/sync/fetch", tag = "sync",
+    security(("bearer" = [])),
+    request_body(content = FetchRequestSchema, description = "FetchRequest (docs/SYNC-PROTOCOL.md §4)"),
+    responses(
+        (status = 200, description = "The records asked for", body = FetchResponseSchema),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Device lost or revoked: wipe the store", body = ErrorBody),
+        (status = 422, description = "More than 500 records, or not a fetch request", body = ErrorBody),
+        (status = 426, description = "Unsupported protocol version: update the app", body = ErrorBody),
+    ))]
+pub async fn fetch(
+    _slot: SyncSlot,
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiJson(request): ApiJson<FetchRequest>,
+) -> AppResult<Json<FetchResponse>> {
+    sync::repair::fetch(&state, &caller, request)
+        .await
+        .map(Json)
 }
 
 /// A slot among the `max_sync_in_flight` sync requests served at once,

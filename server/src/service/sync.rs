@@ -8,6 +8,7 @@ mod conflicts;
 mod placement;
 pub mod pull;
 pub mod push;
+pub mod repair;
 
 use sync_core::protocol::check_protocol_version;
 use uuid::Uuid;

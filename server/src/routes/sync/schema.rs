@@ -157,7 +157,70 @@ pub fn push_response() -> RefOr<Schema> {
 }
 
 /// Answer to a pull: a page of whole records.
-pub fn pull_response() -> RefOr<Schema> {
+fn scope_checksum() -> Value {
+    json!({
+        "type": "object",
+        "required": ["count", "sum"],
+        "properties": {
+            "count": { "type": "integer", "minimum": 0 },
+            "sum": { "type": "string", "pattern": "^[0-9a-f]{16}$" },
+        },
+    })
+}
+
+fn record_ref() -> Value {
+    json!({
+        "type": "object",
+        "required": ["entity", "id"],
+        "properties": { "entity": entity(), "id": uuid() },
+    })
+}
+
+pub fn manifest_response() -> RefOr<Schema> {
+    to_schema(json!({
+        "type": "object",
+        "required": ["protocol_version", "entries", "scope_checksum"],
+        "properties": {
+            "protocol_version": { "type": "integer" },
+            "entries": array(json!({
+                "type": "array",
+                "description": "`[entity, id, version]`",
+                "prefixItems": [entity(), uuid(), version()],
+                "minItems": 3,
+                "maxItems": 3,
+            })),
+            "next_after": { "type": "string" },
+            "scope_checksum": scope_checksum(),
+        },
+    }))
+}
+
+pub fn fetch_request() -> RefOr<Schema> {
+    to_schema(json!({
+        "type": "object",
+        "required": ["protocol_version", "records"],
+        "additionalProperties": false,
+        "properties": {
+            "protocol_version": { "type": "integer", "minimum": 0 },
+            "records": { "type": "array", "items": record_ref(), "maxItems": 500 },
+        },
+    }))
+}
+
+pub fn fetch_response() -> RefOr<Schema> {
+    to_schema(json!({
+        "type": "object",
+        "required": ["protocol_version", "server_hlc", "changes", "missing"],
+        "properties": {
+            "protocol_version": { "type": "integer" },
+            "server_hlc": hlc(),
+            "changes": array(record()),
+            "missing": array(record_ref()),
+        },
+    }))
+}
+
+fn record() -> Value {
     let register = json!({
         "type": "object",
         "required": ["value", "hlc", "version"],
@@ -169,27 +232,31 @@ pub fn pull_response() -> RefOr<Schema> {
         { "type": "object", "required": ["items"], "additionalProperties": false,
           "properties": { "items": { "type": "object", "additionalProperties": register } } },
     ]});
+    json!({
+        "type": "object",
+        "required": ["entity", "id", "version", "fields"],
+        "properties": {
+            "entity": entity(),
+            "id": uuid(),
+            "version": version(),
+            "fields": { "type": "object", "additionalProperties": field },
+            "tombstone": {
+                "type": "object",
+                "required": ["hlc", "version"],
+                "properties": { "hlc": hlc(), "version": version() },
+            },
+        },
+    })
+}
+
+pub fn pull_response() -> RefOr<Schema> {
     to_schema(json!({
         "type": "object",
         "required": ["protocol_version", "server_hlc", "changes", "next_cursor", "has_more", "scope_checksum"],
         "properties": {
             "protocol_version": { "type": "integer" },
             "server_hlc": hlc(),
-            "changes": array(json!({
-                "type": "object",
-                "required": ["entity", "id", "version", "fields"],
-                "properties": {
-                    "entity": entity(),
-                    "id": uuid(),
-                    "version": version(),
-                    "fields": { "type": "object", "additionalProperties": field },
-                    "tombstone": {
-                        "type": "object",
-                        "required": ["hlc", "version"],
-                        "properties": { "hlc": hlc(), "version": version() },
-                    },
-                },
-            })),
+            "changes": array(record()),
             "purges": array(json!({
                 "type": "object",
                 "required": ["entity", "record_id", "reason"],
@@ -201,14 +268,7 @@ pub fn pull_response() -> RefOr<Schema> {
             })),
             "next_cursor": { "type": "string" },
             "has_more": { "type": "boolean" },
-            "scope_checksum": {
-                "type": "object",
-                "required": ["count", "sum"],
-                "properties": {
-                    "count": { "type": "integer", "minimum": 0 },
-                    "sum": { "type": "string", "pattern": "^[0-9a-f]{16}$" },
-                },
-            },
+            "scope_checksum": scope_checksum(),
         },
     }))
 }
@@ -236,6 +296,13 @@ macro_rules! named_schema {
 named_schema!(PushRequestSchema, "PushRequest", push_request);
 named_schema!(PushResponseSchema, "PushResponse", push_response);
 named_schema!(PullResponseSchema, "PullResponse", pull_response);
+named_schema!(
+    ManifestResponseSchema,
+    "ManifestResponse",
+    manifest_response
+);
+named_schema!(FetchRequestSchema, "FetchRequest", fetch_request);
+named_schema!(FetchResponseSchema, "FetchResponse", fetch_response);
 
 #[cfg(test)]
 mod tests {
@@ -243,7 +310,14 @@ mod tests {
 
     #[test]
     fn the_schema_literals_are_json_schemas() {
-        for schema in [push_request(), push_response(), pull_response()] {
+        for schema in [
+            push_request(),
+            push_response(),
+            pull_response(),
+            manifest_response(),
+            fetch_request(),
+            fetch_response(),
+        ] {
             let RefOr::T(Schema::Object(object)) = schema else {
                 panic!("expected an object schema");
             };

@@ -237,7 +237,10 @@ async fn left_behind(
 
 /// The checksum of the live records a fully synced device of this scope
 /// holds (the records whose latest change in the scope is an upsert).
-async fn checksum(txn: &DatabaseTransaction, column: ScopeColumn) -> AppResult<ScopeChecksum> {
+pub(super) async fn checksum(
+    txn: &DatabaseTransaction,
+    column: ScopeColumn,
+) -> AppResult<ScopeChecksum> {
     let mut sum = ScopeChecksum::default();
     for entity in Entity::ALL {
         for (id, version) in repo::change_log::held_versions(txn, column, entity).await? {
@@ -250,7 +253,7 @@ async fn checksum(txn: &DatabaseTransaction, column: ScopeColumn) -> AppResult<S
 /// What a phone receives of a record: the identity-card number only masked,
 /// unless the role needs it whole (admins). The sync metadata stays, so the
 /// phone's copy merges and checksums as the server's.
-fn redact(role: Role, mut record: Record) -> Record {
+pub(super) fn redact(role: Role, mut record: Record) -> Record {
     if record.entity == Entity::Child
         && role != Role::Admin
         && let Some(Field::Register(register)) = record.fields.get_mut("id_number")
