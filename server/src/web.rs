@@ -1,4 +1,5 @@
-//! The supervisor console under `/console/`: one HTML page, a small
+//! The supervisor console under `/console/` (and the field app under
+//! `/app/`, in `web/field_app.rs`): one HTML page, a small
 //! vanilla-JavaScript app and a style sheet, compiled into the binary and
 //! served by Seedling itself (no CDN: the network may be closed). The app
 //! calls the JSON API with the signed-in supervisor's token; it is
@@ -10,6 +11,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 use crate::state::AppState;
+
+mod field_app;
 
 const INDEX: &str = include_str!("web/console.html");
 const SCRIPT: &str = include_str!("web/console.js");
@@ -41,6 +44,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 /// The console's routes.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(field_app::router())
         .route(
             "/console",
             get(|| async { Redirect::permanent("/console/") }),
