@@ -30,6 +30,8 @@ export interface SeedlingOptions {
   pinIterations?: number;
   /** Pull page size (1–1000). Default 200. */
   pageLimit?: number;
+  /** The district's time zone for every calendar day (DESIGN.md §4c). Default `Asia/Shanghai`. */
+  timeZone?: string;
 }
 
 export type SyncState =

@@ -1,0 +1,184 @@
+/**
+ * Pure record logic the phone runs: the plain values of a record, pending
+ * mutations laid on top of the server's copy (the shadow), folding several
+ * edits of one record into one mutation, the push order
+ * (`sync_core::protocol::urgent_first`) and the client's prediction of a
+ * register or set merge (checked against sync-core by the shared vectors).
+ */
+
+import { compareHlc, parseHlc } from './hlc.ts';
+import type { FieldChangeWire, Json, JsonObject, MutationWire, RecordWire } from './wire.ts';
+
+/** A field's plain value: a register's value or a set's items by id. */
+export type PlainField = { kind: 'register'; value: Json } | { kind: 'items'; items: Map<string, JsonObject> };
+export type PlainRecord = Map<string, PlainField>;
+
+export function plainOf(rec: RecordWire | null | undefined): PlainRecord {
+  const out: PlainRecord = new Map();
+  if (!rec) return out;
+  for (const [name, f] of Object.entries(rec.fields)) {
+    if ('register' in f) out.set(name, { kind: 'register', value: f.register.value });
+    else out.set(name, { kind: 'items', items: new Map(Object.entries(f.items).map(([id, it]) => [id, it.value])) });
+  }
+  return out;
+}
+
+export function isSetChange(c: FieldChangeWire): c is { hlc: string; add: JsonObject[]; remove: string[] } {
+  return 'add' in c || 'remove' in c;
+}
+
+/** Lays a mutation on top of plain values (the way the server will take it when nothing concurrent happened). */
+export function applyMutation(values: PlainRecord, m: MutationWire): void {
+  for (const [name, change] of Object.entries(m.fields ?? {})) {
+    if (isSetChange(change)) {
+      const cur = values.get(name);
+      const items = cur?.kind === 'items' ? new Map(cur.items) : new Map<string, JsonObject>();
+      for (const id of change.remove ?? []) items.delete(id);
+      for (const item of change.add ?? []) items.set(String(item['id']), item);
+      values.set(name, { kind: 'items', items });
+    } else {
+      values.set(name, { kind: 'register', value: change.value });
+    }
+  }
+}
+
+/** `Field::value`: a register's value, or a set's items as an array ordered by id. */
+export function fieldValue(f: PlainField | undefined): Json {
+  if (!f) return null;
+  if (f.kind === 'register') return f.value;
+  return [...f.items.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
+}
+
+export function valueObject(values: PlainRecord): Record<string, Json> {
+  const out: Record<string, Json> = {};
+  for (const [k, f] of values) out[k] = fieldValue(f);
+  return out;
+}
+
+/** True when a mutation adds a risk flag marked `"urgent": true` (`Mutation::is_urgent`). */
+export function isUrgentMutation(m: MutationWire): boolean {
+  const c = m.fields?.['risk_flags'];
+  if (!c) return false;
+  if (isSetChange(c)) return (c.add ?? []).some((i) => i['urgent'] === true);
+  return Array.isArray(c.value) && c.value.some((i) => isObj(i) && i['urgent'] === true);
+}
+
+function isObj(v: Json): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Records with an urgent mutation first, each record's own order kept, otherwise unchanged. */
+export function urgentFirst<T extends MutationWire>(mutations: T[]): T[] {
+  const urgent = new Set(mutations.filter(isUrgentMutation).map((m) => m.record_id));
+  return [...mutations.filter((m) => urgent.has(m.record_id)), ...mutations.filter((m) => !urgent.has(m.record_id))];
+}
+
+/**
+ * Folds `later` (not yet sent) into `earlier` (not yet sent), both of one
+ * record: registers replaced, set items combined. A create followed by a
+ * delete cancels both: `null`.
+ */
+export function fold(earlier: MutationWire, later: MutationWire): MutationWire | null {
+  if (later.op === 'delete') {
+    if (earlier.op === 'create') return null;
+    return { ...later, mutation_id: earlier.mutation_id, base_version: earlier.base_version };
+  }
+  const fields: Record<string, FieldChangeWire> = { ...(earlier.fields ?? {}) };
+  for (const [name, change] of Object.entries(later.fields ?? {})) {
+    const prev = fields[name];
+    if (prev && isSetChange(prev) && isSetChange(change)) {
+      const add = new Map<string, JsonObject>(prev.add.map((i) => [String(i['id']), i]));
+      const remove = new Set(prev.remove);
+      for (const id of change.remove) {
+        const addedHere = add.delete(id);
+        if (!addedHere || earlier.op !== 'create') remove.add(id);
+      }
+      for (const item of change.add) {
+        add.set(String(item['id']), item);
+        remove.delete(String(item['id']));
+      }
+      fields[name] = { hlc: change.hlc, add: [...add.values()], remove: earlier.op === 'create' ? [] : [...remove] };
+    } else {
+      fields[name] = change;
+    }
+  }
+  return { ...earlier, hlc: later.hlc, fields };
+}
+
+/** The names of fields a list of pending mutations changes. */
+export function changedFields(ms: MutationWire[]): string[] {
+  const out = new Set<string>();
+  for (const m of ms) for (const k of Object.keys(m.fields ?? {})) out.add(k);
+  return [...out].sort();
+}
+
+/** JSON text with object keys sorted (serde_json's `Value` keeps keys sorted). */
+export function canonicalJson(v: Json | undefined): string {
+  if (v === undefined) return 'null';
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (isObj(v)) {
+    const keys = Object.keys(v).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+export function sameJson(a: Json | undefined, b: Json | undefined): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+/** What the client predicts a merge of one mutation's fields into a record gives (no authority checks). */
+export interface MergePrediction {
+  status: 'applied' | 'merged';
+  values: Record<string, Json>;
+  conflicts: { field: string; item_id?: string; kind: string; winner: 'server' | 'client' }[];
+}
+
+function lwwClientWins(clientHlc: string, client: Json, serverHlc: string, server: Json): boolean {
+  const c = compareHlc(parseHlc(clientHlc), parseHlc(serverHlc));
+  if (c !== 0) return c > 0;
+  return canonicalJson(client) > canonicalJson(server);
+}
+
+/**
+ * The per-field three-way merge of SYNC-PROTOCOL.md §2 for registers and
+ * add-wins sets, so the phone can tell the director what will win.
+ */
+export function predictMerge(current: RecordWire, m: MutationWire): MergePrediction {
+  const conflicts: MergePrediction['conflicts'] = [];
+  const values = plainOf(current);
+  const base = m.base_version;
+  for (const [name, change] of Object.entries(m.fields ?? {})) {
+    const f = current.fields[name];
+    if (isSetChange(change)) {
+      const stored = f && 'items' in f ? f.items : {};
+      const items = new Map<string, JsonObject>(Object.entries(stored).map(([id, it]) => [id, it.value]));
+      for (const id of change.remove ?? []) {
+        const it = stored[id];
+        if (!it) continue;
+        if (it.version <= base) items.delete(id);
+        else conflicts.push({ field: name, item_id: id, kind: 'remove_vs_update', winner: 'server' });
+      }
+      for (const item of change.add ?? []) {
+        const id = String(item['id']);
+        const it = stored[id];
+        if (it && !sameJson(it.value, item) && it.version > base) {
+          const clientWins = lwwClientWins(change.hlc, item, it.hlc, it.value);
+          conflicts.push({ field: name, item_id: id, kind: 'concurrent_item_write', winner: clientWins ? 'client' : 'server' });
+          if (!clientWins) continue;
+        }
+        items.set(id, item);
+      }
+      values.set(name, { kind: 'items', items });
+    } else {
+      const cur = f && 'register' in f ? f.register : undefined;
+      if (cur && cur.version > base && !sameJson(cur.value, change.value)) {
+        const clientWins = lwwClientWins(change.hlc, change.value, cur.hlc, cur.value);
+        conflicts.push({ field: name, kind: 'concurrent_write', winner: clientWins ? 'client' : 'server' });
+        if (!clientWins) continue;
+      }
+      values.set(name, { kind: 'register', value: change.value });
+    }
+  }
+  return { status: conflicts.length ? 'merged' : 'applied', values: valueObject(values), conflicts };
+}

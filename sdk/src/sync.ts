@@ -1,0 +1,331 @@
+/**
+ * One sync round (SYNC-PROTOCOL.md §3–§5, CLIENT.md "The sync loop"):
+ *
+ * 1. **Push** in rounds: the oldest pending mutation of each record,
+ *    records with an urgent risk flag first (`urgent_first`), at most 500 a
+ *    request. A mutation is marked sent before the request leaves and is
+ *    resent unchanged (same `mutation_id`) until its answer is stored; the
+ *    answered version becomes the base of the record's later mutations.
+ * 2. **Photos**: resumable chunked upload of every photo not yet complete.
+ * 3. **Pull** pages until `has_more` is false: each record becomes the new
+ *    server copy (pending edits stay on top: a pull never overwrites them),
+ *    purges remove records (their pending mutations stay queued), the cursor
+ *    is saved with its page, every clock is observed with the skew bound.
+ *    After the last page the scope checksum is compared; on a mismatch the
+ *    scope is pulled again from the start, only records whose version
+ *    differs are rewritten, and server copies the server no longer sends
+ *    are dropped.
+ *
+ * 503 `server_busy` / Retry-After is waited out (1–2× the time asked, not
+ * counted as an attempt); other 5xx are retried with exponential back-off;
+ * no network ends the round as `offline`.
+ */
+
+import { ApiError } from './api.ts';
+import { ScopeChecksum } from './checksum.ts';
+import { recordKey } from './db.ts';
+import { formatHlc, tryParseHlc } from './hlc.ts';
+import { uploadPhotos } from './photos.ts';
+import { urgentFirst } from './records.ts';
+import type { Seedling } from './seedling.ts';
+import type { OutboxEntry } from './store.ts';
+import { SeedlingError, type SyncStatus, type VisitConflict } from './types.ts';
+import type { LoadedRecord } from './views.ts';
+import { PROTOCOL_VERSION, type PullResponse, type PushRequest, type PushResponse, type RecordWire } from './wire.ts';
+
+/** Most mutations in one push (`max_push_mutations`). */
+export const MAX_PUSH = 500;
+/** Busy answers waited out per sync before giving up (as the Rust client). */
+export const MAX_BUSY_WAITS = 120;
+/** Retries of other retryable failures per step. */
+export const MAX_RETRIES = 3;
+
+/** What the last repair did, for diagnostics and tests. */
+export interface RepairReport {
+  at: number;
+  rewritten: number;
+  dropped: number;
+  matched: boolean;
+}
+
+export async function runSync(s: Seedling): Promise<SyncStatus> {
+  if (s.status().state === 'revoked' || !s.api.session) return s.status();
+  if (!s.store) {
+    s.setState('locked', null);
+    return s.status();
+  }
+  s.setState('syncing', null);
+  try {
+    await withRetry(s, () => push(s));
+    await withRetry(s, () => uploadPhotos(s));
+    let ok = await withRetry(s, () => pull(s, false));
+    if (!ok) ok = await withRetry(s, () => pull(s, true));
+    const now = s.opts.now();
+    await s.db.setMeta('last_sync_at', now);
+    if (ok) s.setState('idle', null, now);
+    else s.setState('error', { code: 'diverged', message: '本机数据与服务器不一致，修复未成功，将再次尝试' }, now);
+  } catch (e) {
+    await failed(s, e);
+  }
+  await s.refreshCounts().catch(() => undefined);
+  return s.status();
+}
+
+async function failed(s: Seedling, e: unknown): Promise<void> {
+  if (e instanceof ApiError) {
+    switch (e.kind) {
+      case 'network':
+        s.setState('offline', { code: 'offline', message: '没有网络：记录已保存在手机上' });
+        return;
+      case 'update':
+        s.setState('update_required', { code: e.code, message: '请更新应用' });
+        return;
+      case 'revoked':
+        await s.revoked();
+        s.setState('revoked', { code: e.code, message: '此手机已被停用，本机数据已清除' });
+        return;
+      case 'sign_in':
+        await s.sessionEnded();
+        s.setState('signed_out', { code: e.code, message: '请重新登录（未上传的记录会保留）' });
+        return;
+      default:
+        s.setState('error', { code: e.code, message: e.message });
+        return;
+    }
+  }
+  if (e instanceof SeedlingError && e.code === 'locked') {
+    s.setState('locked', null);
+    return;
+  }
+  s.setState('error', { code: 'internal', message: e instanceof Error ? e.message : String(e) });
+}
+
+async function withRetry<T>(s: Seedling, step: () => Promise<T>): Promise<T> {
+  let retries = 0;
+  let busy = 0;
+  for (;;) {
+    try {
+      return await step();
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      if (e.kind === 'busy' && busy < MAX_BUSY_WAITS) {
+        busy++;
+        const asked = e.retryAfterMs ?? 1000;
+        await s.opts.sleep(asked * (1 + Math.random()));
+        continue;
+      }
+      if ((e.kind === 'retryable' || e.kind === 'busy') && retries < MAX_RETRIES) {
+        retries++;
+        await s.opts.sleep(Math.min(300_000, 1000 * 2 ** retries * (0.5 + Math.random() / 2)));
+        continue;
+      }
+      throw e;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- push
+
+/** The mutations one push round sends: the oldest of each record, urgent records first. */
+export function planRound(outbox: OutboxEntry[]): OutboxEntry[] {
+  const first = new Map<string, OutboxEntry>();
+  for (const e of outbox) if (!first.has(e.recordKey)) first.set(e.recordKey, e);
+  const bySeq = new Map([...first.values()].map((e) => [e.mutation.mutation_id, e]));
+  return urgentFirst([...first.values()].map((e) => e.mutation))
+    .slice(0, MAX_PUSH)
+    .map((m) => bySeq.get(m.mutation_id)!);
+}
+
+async function push(s: Seedling): Promise<void> {
+  for (let round = 0; round < 1000; round++) {
+    const store = s.requireStore();
+    const batch = planRound(store.outbox);
+    if (batch.length === 0) return;
+    const sent = batch.map((e) => ({ ...e, attempts: e.attempts + 1 }));
+    await store.write({ outbox: sent });
+    const body: PushRequest = {
+      protocol_version: PROTOCOL_VERSION,
+      device_id: s.deviceId,
+      device_hlc: formatHlc(s.clock.tick(s.opts.now())),
+      mutations: batch.map((e) => e.mutation),
+    };
+    const answer = await s.api.json<PushResponse>('POST', '/api/v1/sync/push', body);
+    observe(s, answer.server_hlc);
+    const progressed = await applyResults(s, answer);
+    if (!progressed) return;
+  }
+}
+
+async function applyResults(s: Seedling, answer: PushResponse): Promise<boolean> {
+  const store = s.requireStore();
+  const byId = new Map(store.outbox.map((e) => [e.mutation.mutation_id, e]));
+  const touched = new Map<string, LoadedRecord>();
+  const deleteOutbox: number[] = [];
+  const rebased: OutboxEntry[] = [];
+  const alerts: string[] = [];
+  const now = s.opts.now();
+  for (const result of answer.results) {
+    const entry = byId.get(result.mutation_id);
+    if (!entry) continue;
+    deleteOutbox.push(entry.seq);
+    const record = touched.get(entry.recordKey) ?? store.records.get(entry.recordKey);
+    if (!record) continue;
+    const body = { ...record.body, acked: [...record.body.acked] };
+    if (result.status === 'rejected') {
+      const issue: VisitConflict = {
+        status: 'rejected',
+        reason: result.reason,
+        message: result.message,
+        amendment: result.amendment,
+        conflicts: [],
+        refusals: result.refusals ?? [],
+        flags: [],
+        at: now,
+      };
+      body.issue = issue;
+      if (entry.mutation.op === 'create' && !body.shadow) body.rejected = entry.mutation;
+    } else {
+      body.acked.push({ version: result.version, mutation: entry.mutation });
+      body.rejected = null;
+      const flags = result.flags ?? [];
+      body.flags = flags.map((f) => f.flag);
+      if (flags.some((f) => f.flag === 'urgent')) alerts.push(record.id);
+      body.issue =
+        result.status === 'merged'
+          ? {
+              status: 'merged',
+              conflicts: result.conflicts ?? [],
+              refusals: result.refusals ?? [],
+              flags,
+              at: now,
+            }
+          : null;
+      for (const later of store.outbox) {
+        if (later.recordKey === entry.recordKey && later.seq !== entry.seq && later.attempts === 0) {
+          rebased.push({ ...later, mutation: { ...later.mutation, base_version: result.version } });
+        }
+      }
+    }
+    touched.set(record.key, { ...record, body });
+  }
+  if (deleteOutbox.length === 0) return false;
+  await store.write({
+    records: [...touched.values()],
+    deleteOutbox,
+    outbox: rebased,
+    meta: { hlc: formatHlc(s.clock.last()) },
+  });
+  s.emit({ kind: 'records', ids: [...touched.values()].map((r) => r.id) });
+  if (alerts.length) s.emit({ kind: 'alert', ids: alerts });
+  return true;
+}
+
+// ---------------------------------------------------------------- pull
+
+function observe(s: Seedling, text: string | undefined): void {
+  const h = text ? tryParseHlc(text) : null;
+  if (h) s.clock.observe(h, s.opts.now());
+}
+
+function observeRecord(s: Seedling, r: RecordWire): void {
+  for (const f of Object.values(r.fields)) {
+    if ('register' in f) observe(s, f.register.hlc);
+    else for (const it of Object.values(f.items)) observe(s, it.hlc);
+  }
+  if (r.tombstone) observe(s, r.tombstone.hlc);
+}
+
+/** The checksum of the server copies the phone holds (live records only). */
+export function localChecksum(records: Iterable<LoadedRecord>): ScopeChecksum {
+  const c = new ScopeChecksum();
+  for (const r of records) {
+    const sh = r.body.shadow;
+    if (sh && !sh.tombstone) c.add(sh.entity, sh.id, sh.version);
+  }
+  return c;
+}
+
+/**
+ * Pulls every page after the saved cursor (or, for a repair, the whole
+ * scope from the start). True when the local checksum matches the server's
+ * after the last page.
+ */
+async function pull(s: Seedling, repair: boolean): Promise<boolean> {
+  let cursor = repair ? null : await s.cursor();
+  const seen = repair ? new Set<string>() : null;
+  let rewritten = 0;
+  for (let page = 0; page < 100_000; page++) {
+    const q = new URLSearchParams({ protocol_version: String(PROTOCOL_VERSION), limit: String(s.opts.pageLimit) });
+    if (cursor) q.set('cursor', cursor);
+    let answer: PullResponse;
+    try {
+      answer = await s.api.json<PullResponse>('GET', `/api/v1/sync/pull?${q.toString()}`);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'invalid_cursor' && cursor) {
+        return pull(s, true);
+      }
+      throw e;
+    }
+    observe(s, answer.server_hlc);
+    const store = s.requireStore();
+    const records: LoadedRecord[] = [];
+    const deleteRecords: string[] = [];
+    const ids: string[] = [];
+    for (const change of answer.changes) {
+      observeRecord(s, change);
+      const key = recordKey(change.entity, change.id);
+      seen?.add(key);
+      const r = store.records.get(key) ?? {
+        key,
+        entity: change.entity,
+        id: change.id,
+        body: { shadow: null, acked: [], issue: null },
+        pending: [],
+      };
+      const sh = r.body.shadow;
+      if (repair && sh && sh.version === change.version && !!sh.tombstone === !!change.tombstone) continue;
+      if (repair) rewritten++;
+      records.push({
+        ...r,
+        body: { ...r.body, shadow: change, acked: r.body.acked.filter((a) => a.version > change.version), rejected: null },
+      });
+      ids.push(change.id);
+    }
+    for (const p of answer.purges ?? []) {
+      const key = recordKey(p.entity, p.record_id);
+      const r = store.records.get(key);
+      if (!r) continue;
+      ids.push(p.record_id);
+      if (r.pending.length) records.push({ ...r, body: { shadow: null, acked: [], issue: r.body.issue } });
+      else deleteRecords.push(key);
+    }
+    await store.write({
+      records,
+      deleteRecords,
+      meta: { cursor: answer.next_cursor, hlc: formatHlc(s.clock.last()) },
+    });
+    if (ids.length) {
+      s.emit({ kind: 'records', ids });
+      s.emit({ kind: 'tasks' });
+    }
+    cursor = answer.next_cursor;
+    if (!answer.has_more) {
+      let dropped = 0;
+      if (seen) {
+        const gone: string[] = [];
+        const kept: LoadedRecord[] = [];
+        for (const r of store.records.values()) {
+          if (!r.body.shadow || seen.has(r.key)) continue;
+          dropped++;
+          if (r.pending.length) kept.push({ ...r, body: { shadow: null, acked: [], issue: r.body.issue } });
+          else gone.push(r.key);
+        }
+        if (gone.length || kept.length) await store.write({ records: kept, deleteRecords: gone });
+      }
+      const matched = localChecksum(store.records.values()).equals(answer.scope_checksum);
+      if (seen) s.lastRepair = { at: s.opts.now(), rewritten, dropped, matched };
+      return matched;
+    }
+  }
+  throw new ApiError('fatal', 0, 'too_many_pages', 'the pull did not end');
+}
