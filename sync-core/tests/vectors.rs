@@ -1,0 +1,530 @@
+//! Shared test vectors for the phone: a JSON document built from
+//! sync-core's real functions — HLC text and ordering, `tick` / `observe`
+//! with the skew bound, the scope checksum, the due rule, mutation encoding,
+//! `urgent_first` and merge outcomes — compared with the committed
+//! `tests/vectors/client.json`. The TypeScript SDK (`sdk/test/vectors.test.ts`)
+//! checks its own implementation against every vector in that file, so the
+//! phone and the server cannot drift apart.
+//!
+//! `SEEDLING_WRITE_VECTORS=1 cargo test -p seedling-sync-core --test vectors`
+//! rewrites the file; otherwise a difference fails the test.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+use sync_core::{
+    clock::{DEFAULT_MAX_FORWARD_SKEW_MS, Hlc, HlcClock},
+    merge::{Verdict, merge},
+    protocol::{Mutation, ScopeChecksum, fnv1a64, record_hash, urgent_first},
+    record::{Entity, Record},
+    rules::{Role, rules_for},
+    semantic::{DueInput, VisitIntervals, due_date, due_status},
+    testing::{MutationBuilder as M, actor, hlc, ids, stored, uuid, visit_create},
+};
+use uuid::Uuid;
+
+const NODE_A: u128 = 0x0f8e_6a52_3f6e_4c1e_9d55_4c7a_2b1d_9e01;
+const NODE_B: u128 = 0x5e5e_5e5e_5e5e_5e5e_5e5e_5e5e_5e5e_5e5e;
+
+fn hlc_vectors() -> Value {
+    let samples = [
+        Hlc::new(0, 0, Uuid::nil()),
+        Hlc::new(1_772_424_000_000, 1, Uuid::from_u128(NODE_A)),
+        Hlc::new(1_772_424_000_000, 0xffff_ffff, Uuid::from_u128(NODE_B)),
+        Hlc::new(5, 0xff, uuid(9)),
+        Hlc::new(999_999_999_999_999, 0x10, uuid(1)),
+    ];
+    let round_trips: Vec<Value> = samples
+        .iter()
+        .map(|h| {
+            let text = h.to_string();
+            assert_eq!(text.parse::<Hlc>().unwrap(), *h);
+            json!({"text": text, "wall_ms": h.wall_ms, "counter": h.counter, "node": h.node.simple().to_string()})
+        })
+        .collect();
+    let invalid: Vec<Value> = [
+        "00-1-2",
+        "000000000000005-000000FF-00000000000000000000000000000009",
+        "000000000000005_000000ff-00000000000000000000000000000009",
+        "00000000000000a-000000ff-00000000000000000000000000000009",
+        "000000000000005-000000ff-0000000000000000000000000000000g",
+        "000000000000005-000000ff-000000000000000000000000000000009",
+        "",
+    ]
+    .iter()
+    .map(|t| {
+        assert!(t.parse::<Hlc>().is_err(), "{t} must not parse");
+        json!(t)
+    })
+    .collect();
+    let mut ordering = Vec::new();
+    for a in &samples {
+        for b in &samples {
+            ordering.push(json!([a.to_string(), b.to_string(), a.cmp(b) as i8]));
+        }
+    }
+
+    // Clock runs: a fresh (or resumed) clock and a sequence of events.
+    let node = Uuid::from_u128(NODE_A);
+    let remote = |wall, counter| Hlc::new(wall, counter, Uuid::from_u128(NODE_B));
+    type Step = (&'static str, u64, Option<Hlc>);
+    type Run = (Option<Hlc>, u64, Vec<Step>);
+    let runs: Vec<Run> = vec![
+        // Ticks: monotonic even when the wall clock goes back.
+        (
+            None,
+            DEFAULT_MAX_FORWARD_SKEW_MS,
+            vec![
+                ("tick", 1000, None),
+                ("tick", 900, None),
+                ("tick", 1000, None),
+                ("tick", 1001, None),
+            ],
+        ),
+        // Observe a clock slightly ahead (adopted), then one far ahead (skewed), then behind.
+        (
+            None,
+            DEFAULT_MAX_FORWARD_SKEW_MS,
+            vec![
+                ("observe", 10_000, Some(remote(70_000, 4))),
+                ("tick", 10_001, None),
+                (
+                    "observe",
+                    10_002,
+                    Some(remote(10_002 + DEFAULT_MAX_FORWARD_SKEW_MS + 1, 0)),
+                ),
+                (
+                    "observe",
+                    10_003,
+                    Some(remote(10_003 + DEFAULT_MAX_FORWARD_SKEW_MS, 7)),
+                ),
+                ("observe", 400_000, Some(remote(1, 0))),
+                ("observe", 400_000, Some(remote(400_000, 9))),
+                ("tick", 399_000, None),
+            ],
+        ),
+        // A phone of 2030 seen by a phone of 2026.
+        (
+            None,
+            DEFAULT_MAX_FORWARD_SKEW_MS,
+            vec![
+                (
+                    "observe",
+                    1_767_225_600_000,
+                    Some(remote(1_900_000_000_000, 0)),
+                ),
+                ("tick", 1_767_225_600_000, None),
+            ],
+        ),
+        // Counter overflow rolls into the next millisecond; a zero bound.
+        (
+            Some(Hlc::new(7, u32::MAX, node)),
+            0,
+            vec![
+                ("tick", 7, None),
+                ("observe", 8, Some(remote(9, 0))),
+                ("observe", 9, Some(remote(9, u32::MAX))),
+            ],
+        ),
+    ];
+    let clock_runs: Vec<Value> = runs
+        .into_iter()
+        .map(|(start, skew, steps)| {
+            let mut clock = match start {
+                Some(h) => HlcClock::resume(h, skew),
+                None => HlcClock::with_max_skew(node, skew),
+            };
+            let steps: Vec<Value> = steps
+                .into_iter()
+                .map(|(op, now, remote)| match (op, remote) {
+                    ("tick", _) => {
+                        json!({"op": "tick", "now": now, "expect": clock.tick(now).to_string()})
+                    }
+                    (_, Some(r)) => {
+                        let seen = clock.observe(r, now);
+                        json!({"op": "observe", "now": now, "remote": r.to_string(),
+                               "expect": seen.local.to_string(), "skewed": seen.skewed})
+                    }
+                    _ => unreachable!(),
+                })
+                .collect();
+            json!({"node": node.simple().to_string(), "max_skew_ms": skew,
+                   "start": start.map(|h| h.to_string()), "steps": steps})
+        })
+        .collect();
+    json!({"round_trips": round_trips, "invalid": invalid, "ordering": ordering, "clock_runs": clock_runs})
+}
+
+fn checksum_vectors() -> Value {
+    let fnv: Vec<Value> = [&b""[..], b"a", b"foobar", b"child\0"]
+        .iter()
+        .map(|bytes| {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            json!({"bytes_hex": hex, "hash": format!("{:016x}", fnv1a64(bytes))})
+        })
+        .collect();
+    let recs: Vec<(Entity, Uuid, u64)> = vec![
+        (Entity::Child, Uuid::from_u128(1), 3),
+        (Entity::Visit, Uuid::from_u128(2), 7),
+        (Entity::CasePlanItem, Uuid::from_u128(NODE_A), 1),
+        (
+            Entity::Visit,
+            Uuid::from_u128(NODE_B),
+            u64::from(u32::MAX) + 5,
+        ),
+        (Entity::Child, Uuid::from_u128(u128::MAX), 1),
+    ];
+    let records: Vec<Value> = recs
+        .iter()
+        .map(|(e, id, v)| json!({"entity": e, "id": id, "version": v, "hash": format!("{:016x}", record_hash(*e, *id, *v))}))
+        .collect();
+    let sets: Vec<Value> = [vec![], vec![0], vec![0, 1], vec![1, 0], vec![0, 1, 2, 3, 4]]
+        .iter()
+        .map(|pick| {
+            let chosen: Vec<(Entity, Uuid, u64)> = pick.iter().map(|i| recs[*i]).collect();
+            json!({"records": pick, "checksum": ScopeChecksum::of(chosen)})
+        })
+        .collect();
+    json!({"fnv1a64": fnv, "records": records, "sets": sets})
+}
+
+fn due_vectors() -> Value {
+    let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let intervals = VisitIntervals::default();
+    // (category, active, override, registered on, last visit on, today)
+    type Case = (
+        &'static str,
+        bool,
+        Option<u32>,
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "left_behind",
+            true,
+            None,
+            "2026-01-01",
+            Some("2026-03-01"),
+            "2026-05-30",
+        ),
+        (
+            "left_behind",
+            true,
+            None,
+            "2026-01-01",
+            Some("2026-03-01"),
+            "2026-05-29",
+        ),
+        (
+            "left_behind",
+            true,
+            None,
+            "2026-01-01",
+            Some("2026-03-01"),
+            "2026-05-31",
+        ),
+        (
+            "scattered_orphan",
+            true,
+            None,
+            "2026-01-01",
+            None,
+            "2026-02-15",
+        ),
+        (
+            "in_difficulty",
+            true,
+            Some(7),
+            "2026-01-01",
+            Some("2026-02-26"),
+            "2026-03-01",
+        ),
+        (
+            "in_difficulty",
+            true,
+            Some(0),
+            "2026-01-01",
+            Some("2026-02-26"),
+            "2026-03-01",
+        ),
+        ("migrant", true, None, "2025-12-31", None, "2026-03-31"),
+        (
+            "institutional_orphan",
+            true,
+            None,
+            "2024-02-28",
+            Some("2024-02-28"),
+            "2024-05-28",
+        ),
+        (
+            "de_facto_unsupported",
+            true,
+            None,
+            "2026-01-01",
+            Some("2026-12-15"),
+            "2027-01-14",
+        ),
+        (
+            "low_income_edge",
+            true,
+            None,
+            "2026-01-01",
+            Some("2026-01-31"),
+            "2026-03-02",
+        ),
+        (
+            "something_else",
+            true,
+            None,
+            "2026-01-01",
+            None,
+            "2026-01-31",
+        ),
+        ("left_behind", false, None, "2026-01-01", None, "2026-12-01"),
+    ];
+    let out: Vec<Value> = cases
+        .into_iter()
+        .map(|(category, active, over, registered, last, today)| {
+            let input = DueInput {
+                category: category.into(),
+                active,
+                interval_override_days: over,
+                registered_on: d(registered),
+                last_visit_on: last.map(d),
+            };
+            json!({"category": category, "active": active, "interval_override_days": over,
+                   "registered_on": registered, "last_visit_on": last, "today": today,
+                   "due_date": due_date(&input, &intervals).to_string(),
+                   "status": due_status(&input, d(today), &intervals)})
+        })
+        .collect();
+    json!({"intervals": intervals, "cases": out})
+}
+
+fn mutation_vectors() -> Value {
+    let urgent = M::update(Entity::Visit, ids::VISIT, 2, hlc(3_000, NODE_A))
+        .add(
+            "risk_flags",
+            json!({"id": "r1", "kind": "physical_abuse", "urgent": true}),
+        )
+        .build();
+    let samples: Vec<Mutation> = vec![
+        visit_create(hlc(1_000, NODE_A)).build(),
+        M::update(Entity::Visit, ids::VISIT, 4, hlc(2_000, NODE_A))
+            .set("location", json!("school"))
+            .set("follow_up", Value::Null)
+            .add(
+                "needs",
+                json!({"id": "n2", "area": "study", "note": "tutoring"}),
+            )
+            .remove("needs", "n1")
+            .build(),
+        M::delete(Entity::CasePlanItem, ids::PLAN_ITEM, 3, hlc(2_500, NODE_A)).build(),
+        urgent.clone(),
+        M::update(Entity::Visit, uuid(0x52), 1, hlc(3_500, NODE_A))
+            .add("risk_flags", json!({"id": "r2", "kind": "unsafe_housing"}))
+            .build(),
+    ];
+    let encoded: Vec<Value> = samples
+        .iter()
+        .map(|m| {
+            let wire = serde_json::to_value(m).unwrap();
+            assert_eq!(
+                &serde_json::from_value::<Mutation>(wire.clone()).unwrap(),
+                m
+            );
+            json!({"mutation": wire, "is_urgent": m.is_urgent()})
+        })
+        .collect();
+    let plain = |id: u128, n: u64| {
+        M::update(Entity::Visit, uuid(id), 1, hlc(4_000 + n, NODE_A))
+            .set("follow_up", json!(format!("step {n}")))
+            .build()
+    };
+    let mut batch = vec![
+        plain(0x61, 1),
+        plain(0x62, 2),
+        plain(0x61, 3),
+        urgent,
+        plain(0x63, 5),
+    ];
+    batch[3].mutation_id = uuid(0x9999);
+    batch.push(
+        M::update(Entity::Visit, ids::VISIT, 3, hlc(6_000, NODE_A))
+            .set("follow_up", json!("after the flag"))
+            .build(),
+    );
+    let input: Vec<Value> = batch
+        .iter()
+        .map(|m| serde_json::to_value(m).unwrap())
+        .collect();
+    let output: Vec<Uuid> = urgent_first(batch)
+        .into_iter()
+        .map(|m| m.mutation_id)
+        .collect();
+    json!({"encoded": encoded, "urgent_first": {"input": input, "output": output}})
+}
+
+fn merge_case(name: &str, current: &Record, m: &Mutation) -> Value {
+    let out = merge(
+        rules_for(m.entity),
+        Some(current),
+        m,
+        &actor(Role::Director),
+    );
+    let verdict = match &out.verdict {
+        Verdict::Applied => json!({"status": "applied"}),
+        Verdict::Merged => json!({"status": "merged"}),
+        Verdict::Rejected { reason, .. } => json!({"status": "rejected", "reason": reason}),
+    };
+    let values = out.record.as_ref().map(|r| {
+        let mut v = serde_json::Map::new();
+        for (k, f) in &r.fields {
+            v.insert(k.clone(), f.value());
+        }
+        Value::Object(v)
+    });
+    let conflicts: Vec<Value> = out
+        .conflicts
+        .iter()
+        .map(
+            |c| json!({"field": c.field, "item_id": c.item_id, "kind": c.kind, "winner": c.winner}),
+        )
+        .collect();
+    json!({"name": name, "current": current, "mutation": m, "verdict": verdict,
+           "values": values, "conflicts": conflicts})
+}
+
+fn merge_vectors() -> Value {
+    let director = actor(Role::Director);
+    let v1 = stored(&visit_create(hlc(1_000, NODE_A)).build(), &director);
+    // Phone B (same director) changed the location and need n1 at version 2.
+    let b = M::update(Entity::Visit, ids::VISIT, 1, hlc(5_000, NODE_B))
+        .set("location", json!("clinic"))
+        .add(
+            "needs",
+            json!({"id": "n1", "area": "living", "note": "winter clothes"}),
+        )
+        .build();
+    let v2 = merge(rules_for(Entity::Visit), Some(&v1), &b, &director)
+        .record
+        .unwrap();
+    let from = |base, wall, node| M::update(Entity::Visit, ids::VISIT, base, hlc(wall, node));
+    let mut approved = v2.clone();
+    if let Some(sync_core::record::Field::Register(r)) = approved.fields.get_mut("review_status") {
+        r.value = json!("approved");
+    }
+    let cases = vec![
+        merge_case(
+            "fast_forward_with_an_older_clock",
+            &v2,
+            &from(2, 3_000, NODE_A)
+                .set("location", json!("school"))
+                .build(),
+        ),
+        merge_case(
+            "concurrent_write_server_wins",
+            &v2,
+            &from(1, 3_000, NODE_A)
+                .set("location", json!("school"))
+                .build(),
+        ),
+        merge_case(
+            "concurrent_write_client_wins",
+            &v2,
+            &from(1, 7_000, NODE_A)
+                .set("location", json!("school"))
+                .build(),
+        ),
+        merge_case(
+            "concurrent_write_equal_clocks_fall_back_to_json",
+            &v2,
+            &from(1, 5_000, NODE_B).set("location", json!("zzz")).build(),
+        ),
+        merge_case(
+            "same_value_is_no_conflict",
+            &v2,
+            &from(1, 3_000, NODE_A)
+                .set("location", json!("clinic"))
+                .build(),
+        ),
+        merge_case(
+            "untouched_field_is_taken",
+            &v2,
+            &from(1, 3_000, NODE_A)
+                .set("follow_up", json!("call next week"))
+                .build(),
+        ),
+        merge_case(
+            "remove_unseen_update_is_not_honoured",
+            &v2,
+            &from(1, 7_000, NODE_A).remove("needs", "n1").build(),
+        ),
+        merge_case(
+            "remove_seen_item_is_honoured",
+            &v2,
+            &from(2, 7_000, NODE_A).remove("needs", "n1").build(),
+        ),
+        merge_case(
+            "concurrent_item_write_client_wins",
+            &v2,
+            &from(1, 7_000, NODE_A)
+                .add("needs", json!({"id": "n1", "area": "psychology"}))
+                .build(),
+        ),
+        merge_case(
+            "concurrent_item_write_server_wins",
+            &v2,
+            &from(1, 2_000, NODE_A)
+                .add("needs", json!({"id": "n1", "area": "psychology"}))
+                .build(),
+        ),
+        merge_case(
+            "new_item_is_added",
+            &v2,
+            &from(1, 2_000, NODE_A)
+                .add("needs", json!({"id": "n2", "area": "study"}))
+                .build(),
+        ),
+        merge_case(
+            "approved_visit_is_locked",
+            &approved,
+            &from(2, 9_000, NODE_A)
+                .set("follow_up", json!("later"))
+                .build(),
+        ),
+    ];
+    Value::Array(cases)
+}
+
+fn vectors() -> Value {
+    json!({
+        "about": "Generated by sync-core/tests/vectors.rs from sync-core's own functions; SEEDLING_WRITE_VECTORS=1 rewrites it. The TypeScript SDK checks itself against every vector.",
+        "hlc": hlc_vectors(),
+        "checksum": checksum_vectors(),
+        "due": due_vectors(),
+        "mutations": mutation_vectors(),
+        "merges": merge_vectors(),
+    })
+}
+
+#[test]
+fn the_client_vectors_file_matches_sync_core() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/client.json");
+    let text = serde_json::to_string_pretty(&vectors()).unwrap() + "\n";
+    if std::env::var_os("SEEDLING_WRITE_VECTORS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "{} differs from what sync-core computes now: a change in sync-core changed what phones must compute. \
+         Check the SDK, then rewrite the file with SEEDLING_WRITE_VECTORS=1 cargo test -p seedling-sync-core --test vectors",
+        path.display()
+    );
+}
