@@ -140,6 +140,11 @@ pub struct Config {
     pub login_max_failures_per_address: u32,
     /// How long a lockout lasts; failures older than this are forgotten.
     pub login_lockout_secs: u64,
+    /// The district's time zone (an IANA name such as `Asia/Shanghai`): every
+    /// day-based decision — register dates, visit checks, due and overdue
+    /// days, reports by day and month — counts days in it. Checked at
+    /// start-up.
+    pub district_time_zone: String,
     /// Take the client address from the first `X-Forwarded-For` entry. Set
     /// it only behind a reverse proxy that overwrites that header.
     pub trust_forwarded_for: bool,
@@ -197,6 +202,7 @@ impl Default for Config {
             login_max_failures_per_account: 5,
             login_max_failures_per_address: 50,
             login_lockout_secs: 15 * 60,
+            district_time_zone: sync_core::calendar::DEFAULT_DISTRICT_TIME_ZONE.to_owned(),
             trust_forwarded_for: false,
             id_number_keys: std::collections::BTreeMap::new(),
             id_number_key_id: "k1".to_owned(),

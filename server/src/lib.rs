@@ -7,6 +7,7 @@
 //! listener until a shutdown signal.
 
 pub mod auth;
+pub mod calendar;
 pub mod config;
 pub mod crypto;
 pub mod entity;

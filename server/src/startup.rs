@@ -22,6 +22,11 @@ const SQLITE_READERS: u32 = 4;
 /// Opens (creating if needed) and migrates the database, loads the signing
 /// key, and returns the state the router needs.
 pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
+    let calendar: crate::calendar::Calendar = config
+        .district_time_zone
+        .parse()
+        .context("the setting district_time_zone")?;
+    crate::calendar::install(calendar)?;
     let url = config.effective_database_url();
     if config.database_url.is_empty() {
         std::fs::create_dir_all(&config.data_dir)

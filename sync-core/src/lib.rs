@@ -95,6 +95,7 @@
 //! assert!(matches!(answer, MutationResult::Merged { version: 2, .. }));
 //! ```
 
+pub mod calendar;
 pub mod clock;
 pub mod error;
 pub mod merge;

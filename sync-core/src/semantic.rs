@@ -18,11 +18,12 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
+    calendar::Calendar,
     merge::{Flag, MergeOutcome, Reason, Verdict},
     record::Record,
 };
@@ -42,6 +43,10 @@ pub struct ChildFacts {
     pub village_id: Uuid,
     /// Effective date the child entered its current village (transfer), if known.
     pub in_village_since: Option<NaiveDate>,
+    /// When that transfer was recorded: a visit on the transfer's own day
+    /// but after this instant is after the transfer too.
+    #[serde(default)]
+    pub transferred_at: Option<DateTime<Utc>>,
 }
 
 /// Another visit to the same child, for the duplicate check.
@@ -51,7 +56,7 @@ pub struct OtherVisit {
     pub visit_id: Uuid,
     /// The device that recorded it.
     pub device_id: Option<Uuid>,
-    /// The day it happened (in the visit's own offset).
+    /// The district's day it happened ([`Calendar::day`]).
     pub visited_on: NaiveDate,
 }
 
@@ -86,19 +91,21 @@ pub fn visited_at(visit: &Record) -> Option<DateTime<FixedOffset>> {
 }
 
 /// Checks a visit (as merged) against the facts about its child. `now_ms` is
-/// the server's wall time; `others` are the child's other visits.
+/// the server's wall time; `others` are the child's other visits; days are
+/// the district's (`calendar`), whatever offset the phone wrote.
 pub fn check_visit(
     visit: &Record,
     child: &ChildFacts,
     others: &[OtherVisit],
     now_ms: i64,
     future_tolerance_ms: i64,
+    calendar: &Calendar,
 ) -> VisitCheck {
     let mut out = VisitCheck::default();
     let Some(at) = visited_at(visit) else {
         return out;
     };
-    let day = at.date_naive();
+    let day = calendar.day(&at);
     if at.timestamp_millis() > now_ms.saturating_add(future_tolerance_ms) {
         out.refusal = Some((
             Reason::VisitInFuture,
@@ -122,9 +129,16 @@ pub fn check_visit(
     let village = visit
         .get_str("village_id")
         .and_then(|s| Uuid::try_parse(s).ok());
-    if village.is_some_and(|v| v != child.village_id)
-        && child.in_village_since.is_none_or(|d| d < day)
-    {
+    let after_transfer = match child.in_village_since {
+        None => true,
+        Some(since) if since < day => true,
+        // On the transfer's own day: after it was recorded.
+        Some(since) if since == day => child
+            .transferred_at
+            .is_some_and(|recorded| at.with_timezone(&Utc) > recorded),
+        Some(_) => false,
+    };
+    if village.is_some_and(|v| v != child.village_id) && after_transfer {
         out.flags.push(Flag::VisitAfterTransfer);
     }
     let device = visit

@@ -4,6 +4,7 @@ use chrono::NaiveDate;
 use rstest::rstest;
 use serde_json::json;
 use sync_core::{
+    calendar::Calendar,
     merge::{Flag, Reason, Verdict, merge},
     record::{Entity, Record},
     rules::{Role, rules_for},
@@ -25,6 +26,7 @@ fn facts() -> ChildFacts {
         exited_on: None,
         village_id: ids::VILLAGE,
         in_village_since: None,
+        transferred_at: None,
     }
 }
 
@@ -51,6 +53,7 @@ fn visit_dates(#[case] at: &str, #[case] refused: Option<Reason>) {
         &[],
         NOW_MS,
         DEFAULT_FUTURE_TOLERANCE_MS,
+        &Calendar::default(),
     );
     assert_eq!(c.refusal.map(|r| r.0), refused);
 }
@@ -67,6 +70,7 @@ fn a_visit_after_exit_or_transfer_is_kept_and_flagged() {
         &[],
         NOW_MS,
         DEFAULT_FUTURE_TOLERANCE_MS,
+        &Calendar::default(),
     );
     assert_eq!((c.refusal, c.flags), (None, vec![Flag::VisitAfterExit]));
 
@@ -81,6 +85,7 @@ fn a_visit_after_exit_or_transfer_is_kept_and_flagged() {
         &[],
         NOW_MS,
         DEFAULT_FUTURE_TOLERANCE_MS,
+        &Calendar::default(),
     );
     assert_eq!(c.flags, vec![Flag::VisitAfterTransfer]);
     let c = check_visit(
@@ -89,6 +94,7 @@ fn a_visit_after_exit_or_transfer_is_kept_and_flagged() {
         &[],
         NOW_MS,
         DEFAULT_FUTURE_TOLERANCE_MS,
+        &Calendar::default(),
     );
     assert!(c.flags.is_empty(), "a visit before the transfer is fine");
 }
@@ -111,6 +117,7 @@ fn a_second_visit_the_same_day_from_another_device_is_a_possible_duplicate() {
         &others,
         NOW_MS,
         DEFAULT_FUTURE_TOLERANCE_MS,
+        &Calendar::default(),
     );
     assert_eq!(
         c.flags,
@@ -137,6 +144,7 @@ fn a_refused_visit_check_turns_the_outcome_into_a_rejection() {
         &[],
         NOW_MS,
         DEFAULT_FUTURE_TOLERANCE_MS,
+        &Calendar::default(),
     );
     c.apply(None, &mut out);
     assert!(matches!(
@@ -200,5 +208,101 @@ fn due_dates(
     assert_eq!(
         due_status(&exited, d(today), &VisitIntervals::default()),
         DueStatus::NotTracked
+    );
+}
+
+fn check(at: &str, child: &ChildFacts, others: &[OtherVisit]) -> sync_core::semantic::VisitCheck {
+    check_visit(
+        &visit_at(at),
+        child,
+        others,
+        NOW_MS,
+        DEFAULT_FUTURE_TOLERANCE_MS,
+        &Calendar::default(),
+    )
+}
+
+/// Found by a phone fleet: a visit the same day after the child moved was
+/// applied with no flag, since only later days counted. On the transfer's
+/// own day, a visit after the moment it was recorded is after it.
+#[test]
+fn a_visit_the_same_day_after_the_transfer_is_flagged() {
+    let moved = ChildFacts {
+        village_id: ids::OTHER_VILLAGE,
+        in_village_since: Some(d("2026-03-02")),
+        transferred_at: Some("2026-03-02T01:00:00Z".parse().unwrap()),
+        ..facts()
+    };
+    // 10:30 in the district is 02:30Z: after the transfer at 09:00 local.
+    assert_eq!(
+        check("2026-03-02T10:30:00+08:00", &moved, &[]).flags,
+        vec![Flag::VisitAfterTransfer]
+    );
+    // 08:30 local, the same day but before it was recorded.
+    assert!(
+        check("2026-03-02T08:30:00+08:00", &moved, &[])
+            .flags
+            .is_empty()
+    );
+    // Written in UTC, the instant decides, not the UTC date.
+    assert_eq!(
+        check("2026-03-02T02:30:00Z", &moved, &[]).flags,
+        vec![Flag::VisitAfterTransfer]
+    );
+}
+
+/// Midnight in the district is 16:00Z: a visit at 15:59Z is on the
+/// transfer's eve, one at 16:00Z on the next day.
+#[test]
+fn the_transfer_and_exit_checks_count_district_days() {
+    let moved = ChildFacts {
+        village_id: ids::OTHER_VILLAGE,
+        in_village_since: Some(d("2026-03-01")),
+        transferred_at: Some("2026-02-28T17:00:00Z".parse().unwrap()),
+        ..facts()
+    };
+    assert!(check("2026-02-28T15:59:00Z", &moved, &[]).flags.is_empty());
+    assert_eq!(
+        check("2026-03-01T16:00:00Z", &moved, &[]).flags,
+        vec![Flag::VisitAfterTransfer]
+    );
+    let exited = ChildFacts {
+        exited_on: Some(d("2026-03-01")),
+        ..facts()
+    };
+    assert!(check("2026-03-01T15:59:00Z", &exited, &[]).flags.is_empty());
+    assert_eq!(
+        check("2026-03-01T16:00:00Z", &exited, &[]).flags,
+        vec![Flag::VisitAfterExit]
+    );
+}
+
+/// Found by a phone fleet: 17:00Z and 21:00Z on one UTC day are one day in
+/// the district (the next one) and were not flagged; the duplicate check
+/// compares district days on both sides.
+#[test]
+fn the_duplicate_check_compares_district_days() {
+    let other = OtherVisit {
+        visit_id: Uuid::from_u128(0xb00),
+        device_id: Some(Uuid::from_u128(0xb)),
+        visited_on: d("2026-03-02"),
+    };
+    // 2026-03-01T17:00Z is 2026-03-02 01:00 in the district.
+    assert_eq!(
+        check(
+            "2026-03-01T17:00:00Z",
+            &facts(),
+            std::slice::from_ref(&other)
+        )
+        .flags,
+        vec![Flag::PossibleDuplicate {
+            other_visit_id: other.visit_id
+        }]
+    );
+    // 2026-03-01T15:59Z is still 2026-03-01 there.
+    assert!(
+        check("2026-03-01T15:59:00Z", &facts(), &[other])
+            .flags
+            .is_empty()
     );
 }

@@ -227,8 +227,8 @@ pub struct VisitCount {
 }
 
 /// Visits (not deleted, any review status) to the children whose current
-/// village is in `area`, made in `[from, to)`, counted by month (China
-/// Standard Time, UTC+8) and kind. A visit belongs where its child is
+/// village is in `area`, made in `[from, to)`, counted by month (of the
+/// district's calendar) and kind. A visit belongs where its child is
 /// registered now, as in the visit log.
 pub async fn visits_by_month(
     db: &impl ConnectionTrait,
@@ -236,15 +236,17 @@ pub async fn visits_by_month(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> Result<Vec<VisitCount>, DbErr> {
+    // The district's offset (a number, never text from outside).
+    let offset = crate::calendar::offset_secs_at(chrono::Utc::now());
     let month = match db.get_database_backend() {
-        DbBackend::Postgres => {
-            "to_char((\"visited_at\" AT TIME ZONE 'UTC') + interval '8 hours', 'YYYY-MM')"
-        }
-        _ => "strftime('%Y-%m', \"visited_at\", '+8 hours')",
+        DbBackend::Postgres => format!(
+            "to_char((\"visited_at\" AT TIME ZONE 'UTC') + interval '{offset} seconds', 'YYYY-MM')"
+        ),
+        _ => format!("strftime('%Y-%m', \"visited_at\", '{offset:+} seconds')"),
     };
     let rows: Vec<(Option<String>, String, i64)> = visit::Entity::find()
         .select_only()
-        .column_as(Expr::cust(month), "month")
+        .column_as(Expr::cust(month.clone()), "month")
         .column(visit::Column::Kind)
         .column_as(visit::Column::Id.count(), "visits")
         .filter(visit::Column::Deleted.eq(false))

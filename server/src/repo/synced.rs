@@ -251,31 +251,31 @@ where
 pub async fn transfers(
     db: &impl ConnectionTrait,
     child_ids: Vec<Uuid>,
-) -> Result<Vec<(Uuid, Option<String>, NaiveDate)>, DbErr> {
+) -> Result<Vec<(Uuid, Option<String>, NaiveDate, DateTime<Utc>)>, DbErr> {
     let mut out = Vec::new();
     for chunk in child_ids.chunks(500) {
-        let rows: Vec<(Uuid, Option<String>, NaiveDate)> = register_event::Entity::find()
-            .select_only()
-            .column(register_event::Column::ChildId)
-            .column(register_event::Column::FromValue)
-            .column(register_event::Column::EffectiveDate)
-            .filter(register_event::Column::ChildId.is_in(chunk.iter().copied()))
-            .filter(register_event::Column::Kind.eq("transferred"))
-            .into_tuple()
-            .all(db)
-            .await?;
+        let rows: Vec<(Uuid, Option<String>, NaiveDate, DateTime<Utc>)> =
+            register_event::Entity::find()
+                .select_only()
+                .column(register_event::Column::ChildId)
+                .column(register_event::Column::FromValue)
+                .column(register_event::Column::EffectiveDate)
+                .column(register_event::Column::CreatedAt)
+                .filter(register_event::Column::ChildId.is_in(chunk.iter().copied()))
+                .filter(register_event::Column::Kind.eq("transferred"))
+                .into_tuple()
+                .all(db)
+                .await?;
         out.extend(rows);
     }
     Ok(out)
 }
 
-/// The calendar day of a visit's date-time as the duplicate check counts
-/// it (the district's offset, UTC+8).
+/// The district's day of a visit's date-time, as the duplicate check counts
+/// it.
 pub fn visit_day(at: DateTime<Utc>) -> NaiveDate {
-    (at + chrono::Duration::hours(VISIT_DAY_OFFSET_HOURS)).date_naive()
+    crate::calendar::day_of(at)
 }
-
-const VISIT_DAY_OFFSET_HOURS: i64 = 8;
 
 /// The live visits to the given children on the given days (as
 /// [`visit_day`] counts them): `(child_id, visit)` for each.
@@ -288,9 +288,7 @@ pub async fn visits_on_days(
     for chunk in days.chunks(200) {
         let mut any = Condition::any();
         for &(child_id, day) in chunk {
-            let from = day.and_time(chrono::NaiveTime::MIN).and_utc()
-                - chrono::Duration::hours(VISIT_DAY_OFFSET_HOURS);
-            let to = from + chrono::Duration::days(1);
+            let (from, to) = crate::calendar::district().bounds(day);
             any = any.add(
                 Condition::all()
                     .add(visit::Column::ChildId.eq(child_id))

@@ -14,7 +14,7 @@ mod visits;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sea_orm::{
@@ -286,19 +286,16 @@ fn new_id(rng: &mut ChaCha8Rng) -> Uuid {
     uuid::Builder::from_random_bytes(rand::Rng::r#gen(rng)).into_uuid()
 }
 
-/// The day of the district's calendar (China Standard Time) at `instant`.
+/// The day of the district's calendar at `instant`.
 pub(crate) fn district_day(instant: DateTime<Utc>) -> NaiveDate {
-    instant
-        .with_timezone(&crate::service::review::china())
-        .date_naive()
+    crate::calendar::day_of(instant)
 }
 
-/// `date` at `hour:minute` China Standard Time (UTC+8), as UTC.
+/// `date` at `hour:minute` in the district, as UTC.
 fn at_local(date: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
-    let local = date
-        .and_hms_opt(hour, minute, 0)
-        .unwrap_or_else(|| date.and_time(NaiveTime::MIN));
-    local.and_utc() - chrono::Duration::hours(8)
+    crate::calendar::start_of(date)
+        + chrono::Duration::hours(i64::from(hour))
+        + chrono::Duration::minutes(i64::from(minute))
 }
 
 /// The sync metadata of a seeded row: every field written once at `at` by

@@ -294,21 +294,9 @@ fn places(units: &[org_unit::Model], area: Area) -> BTreeMap<Uuid, Place> {
         .collect()
 }
 
-/// Today in China Standard Time.
-pub fn today() -> NaiveDate {
-    (Utc::now() + Duration::hours(REPORT_UTC_OFFSET_HOURS)).date_naive()
-}
-
-/// The day (UTC+8) of an instant.
-pub fn day_of(at: DateTime<Utc>) -> NaiveDate {
-    (at + Duration::hours(REPORT_UTC_OFFSET_HOURS)).date_naive()
-}
-
-/// The UTC instant at which a day (UTC+8) begins.
-pub fn day_start_utc(day: NaiveDate) -> DateTime<Utc> {
-    day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
-        - Duration::hours(REPORT_UTC_OFFSET_HOURS)
-}
+/// Days of the district's calendar (crate::calendar), as the reports count
+/// them.
+pub use crate::calendar::{day_of, start_of as day_start_utc, today};
 
 /// The first day of the month eleven months before `to`'s month.
 fn twelve_months_before(to: NaiveDate) -> NaiveDate {

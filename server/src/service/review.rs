@@ -14,7 +14,6 @@ pub mod conflicts;
 pub mod decide;
 pub mod log;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
@@ -23,24 +22,8 @@ use crate::entity::org_unit;
 use crate::error::{AppError, AppResult};
 use crate::repo;
 
-/// Dates in filters and due dates are days in China Standard Time.
-pub(crate) fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
-}
-
-/// The first instant of a day in China Standard Time.
-pub(crate) fn start_of(day: NaiveDate) -> DateTime<Utc> {
-    china()
-        .from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
-        .single()
-        .expect("a fixed offset has one midnight")
-        .with_timezone(&Utc)
-}
-
-/// Today in China Standard Time.
-pub(crate) fn today() -> NaiveDate {
-    Utc::now().with_timezone(&china()).date_naive()
-}
+/// Dates in filters and due dates are days of the district's calendar.
+pub(crate) use crate::calendar::{start_of, today};
 
 /// Reading the review APIs: supervisors and the district.
 pub(crate) fn require_reader(caller: &AuthUser) -> AppResult<()> {

@@ -27,6 +27,7 @@ on_both_backends!(
     a_record_with_only_its_required_fields_is_stored,
     the_same_push_sent_twice_at_once_applies_once,
     a_visit_recorded_offline_after_a_transfer_is_kept_and_follows_the_child,
+    a_visit_the_same_day_after_a_transfer_to_another_town_is_flagged_for_both_towns,
     a_moved_director_loses_the_old_village_and_receives_the_new_one,
     an_exited_child_leaves_the_village_phones_but_not_the_town,
     every_sync_read_and_write_of_a_child_is_audited,
@@ -827,6 +828,60 @@ async fn a_visit_recorded_offline_after_a_transfer_is_kept_and_follows_the_child
         .await
         .unwrap();
     assert_eq!(flagged, 1, "the supervisor sees the flag");
+}
+
+/// Found by a phone fleet: a visit recorded offline on the day of the
+/// child's transfer, after it, was applied with no flag, and the new
+/// town's supervisor saw nothing. It is flagged, and both towns' queues
+/// show the flag.
+async fn a_visit_the_same_day_after_a_transfer_to_another_town_is_flagged_for_both_towns(
+    app: TestApp,
+) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "程小雨").await;
+    let mut old_director = Device::sign_in(&app, "director-a1").await;
+    old_director.pull_all(&app).await;
+
+    admin.pull_all(&app).await;
+    let transfer = admin
+        .update(Entity::Child, child)
+        .set("village_id", json!(fixture.village_b1))
+        .build();
+    admin.push(&app, &[transfer]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    // The old director, offline, visits the child a moment later.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (visit_id, m) = new_visit(&mut old_director, child, fixture.village_a1, &now);
+    let answer = old_director.push(&app, &[m]).await;
+    let result = serde_json::to_value(&answer.results[0]).unwrap();
+    assert_eq!(result["status"], "applied", "the visit is kept: {result}");
+    assert!(
+        result["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["flag"] == "visit_after_transfer"),
+        "{result}"
+    );
+    for supervisor in ["supervisor-a", "supervisor-b"] {
+        let token = app.token_for(supervisor).await;
+        let (status, queue) = app
+            .call(
+                reqwest::Method::GET,
+                "/api/v1/conflicts?kind=visit_after_transfer",
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{queue}");
+        let items = queue["conflicts"].as_array().cloned().unwrap_or_default();
+        assert!(
+            items.iter().any(|c| c["record_id"] == visit_id.to_string()),
+            "{supervisor} does not see the flag: {queue}"
+        );
+    }
 }
 
 async fn a_moved_director_loses_the_old_village_and_receives_the_new_one(app: TestApp) {

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::log::{VisitSummary, summaries};
-use super::{Place, ScopeUnits, china, require_reader, today};
+use super::{Place, ScopeUnits, require_reader, today};
 use crate::auth::AuthUser;
 use crate::entity::{case_plan_item, child, register_event};
 use crate::error::{AppError, AppResult};
@@ -151,10 +151,7 @@ impl DueFacts {
     }
 
     fn summary(&self, scope: &ScopeUnits, c: &child::Model) -> ChildSummary {
-        let last_visit_on = self
-            .last
-            .get(&c.id)
-            .map(|at| at.with_timezone(&china()).date_naive());
+        let last_visit_on = self.last.get(&c.id).map(|at| crate::calendar::day_of(*at));
         let input = DueInput {
             category: c.category.clone(),
             active: c.status == "active",
@@ -163,7 +160,7 @@ impl DueFacts {
                 .added
                 .get(&c.id)
                 .copied()
-                .unwrap_or_else(|| c.created_at.with_timezone(&china()).date_naive()),
+                .unwrap_or_else(|| crate::calendar::day_of(c.created_at)),
             last_visit_on,
         };
         ChildSummary {

@@ -12,12 +12,15 @@ use uuid::Uuid;
 use crate::entity::conflict;
 
 /// The conflict rows for one merged mutation. `local` is the server's side,
-/// `remote` the device's.
+/// `remote` the device's. `village` is the child's; `left_town`, for a visit
+/// filed under a village of another town than the child's now, that
+/// village: a visit after a transfer is shown to both towns.
 pub fn rows_for(
     mutation: &Mutation,
     outcome: &MergeOutcome,
     actor: Uuid,
     village: Option<Uuid>,
+    left_town: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Vec<conflict::Model> {
     let row = |kind: String, field: Option<String>| conflict::Model {
@@ -88,9 +91,18 @@ pub fn rows_for(
             _ => None,
         };
         rows.push(conflict::Model {
-            remote_value: detail,
+            remote_value: detail.clone(),
             ..row(flag_name(flag), None)
         });
+        // The town the child left sees it too: its director recorded the
+        // visit, and its supervisor follows up with them.
+        if *flag == Flag::VisitAfterTransfer && left_town.is_some() && left_town != village {
+            rows.push(conflict::Model {
+                village_id: left_town,
+                remote_value: detail,
+                ..row(flag_name(flag), None)
+            });
+        }
     }
     rows
 }

@@ -245,11 +245,34 @@ async fn apply(
     }
 
     let village = child.and_then(|c| uuid_field(c, "village_id"));
+    let left_town = match (outcome.flags.contains(&Flag::VisitAfterTransfer), village) {
+        (true, Some(current)) => {
+            let filed = set_uuid(&mutation, "village_id").or_else(|| {
+                outcome
+                    .record
+                    .as_ref()
+                    .and_then(|r| uuid_field(r, "village_id"))
+            });
+            match filed {
+                Some(filed) if filed != current => {
+                    let town = |lineage: Vec<Uuid>| lineage.get(1).copied();
+                    let (was, now_in) = (
+                        town(batch.lineages.of(txn, filed).await?),
+                        town(batch.lineages.of(txn, current).await?),
+                    );
+                    (was != now_in).then_some(filed)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
     batch.conflicts.extend(conflicts::rows_for(
         &mutation,
         &outcome,
         caller.user_id,
         village,
+        left_town,
         now,
     ));
     if !is_rejected(&outcome) && outcome.flags.contains(&Flag::Urgent) {
@@ -411,7 +434,7 @@ async fn child_reachable(
             .transfers_of(txn, child.id)
             .await?
             .iter()
-            .filter_map(|(from, _)| *from),
+            .filter_map(|t| t.from),
     );
     for village in villages {
         if scope.contains(&batch.lineages.of(txn, village).await?) {
@@ -477,19 +500,35 @@ async fn check_semantics(
             .then(|| date("exit_date"))
             .flatten(),
         village_id,
-        in_village_since: batch
-            .transfers_of(txn, child.id)
-            .await?
-            .iter()
-            .map(|(_, date)| *date)
-            .max(),
+        in_village_since: None,
+        transferred_at: None,
     };
+    // The latest transfer: its effective day, and when it was recorded.
+    let latest = batch
+        .transfers_of(txn, child.id)
+        .await?
+        .iter()
+        .max_by_key(|transfer| (transfer.effective, transfer.recorded_at))
+        .copied();
+    let facts = ChildFacts {
+        in_village_since: latest.map(|t| t.effective),
+        transferred_at: latest.map(|t| t.recorded_at),
+        ..facts
+    };
+    let calendar = crate::calendar::district();
     let others = match visited_at(visit) {
-        Some(at) => batch.visits_on(txn, child.id, at.date_naive()).await?,
+        Some(at) => batch.visits_on(txn, child.id, calendar.day(&at)).await?,
         None => Vec::new(),
     };
     let now_ms = now.timestamp_millis();
-    let check = check_visit(visit, &facts, &others, now_ms, VISIT_FUTURE_TOLERANCE_MS);
+    let check = check_visit(
+        visit,
+        &facts,
+        &others,
+        now_ms,
+        VISIT_FUTURE_TOLERANCE_MS,
+        &calendar,
+    );
     check.apply(before, outcome);
     Ok(())
 }
@@ -613,8 +652,14 @@ async fn log_changes(
             .from_value
             .as_deref()
             .and_then(|v| Uuid::try_parse(v).ok());
-        let date = event.effective_date;
-        batch.transfers_of(txn, record.id).await?.push((from, date));
+        batch
+            .transfers_of(txn, record.id)
+            .await?
+            .push(batch::Transfer {
+                from,
+                effective: event.effective_date,
+                recorded_at: event.created_at,
+            });
     }
     batch.register_events.extend(events);
     Ok(changes)

@@ -27,6 +27,15 @@ use crate::service::audit;
 
 pub(super) type Key = (Entity, Uuid);
 
+/// A move of a child out of a village: from where, its effective day, and
+/// when it was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Transfer {
+    pub from: Option<Uuid>,
+    pub effective: NaiveDate,
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// What the mutations of one transaction have read and will write. Reads
 /// are made once (prefetched, or on first need) against the database; the
 /// batch's own changes are kept here and override them until
@@ -45,7 +54,7 @@ pub(crate) struct Batch {
     rows: HashMap<Key, Option<Arc<StoredRow>>>,
     /// Per child: the villages it was transferred out of, with the
     /// effective dates, including this batch's transfers.
-    transfers: HashMap<Uuid, Vec<(Option<Uuid>, NaiveDate)>>,
+    transfers: HashMap<Uuid, Vec<Transfer>>,
     /// Live visits per (child, day) as read from the database.
     visits_on: HashMap<(Uuid, NaiveDate), Vec<OtherVisit>>,
     /// The visits and case-plan items this batch wrote, per child.
@@ -163,7 +172,7 @@ impl Batch {
             villages.extend(set_uuid(m, "village_id"));
         }
         for moves in self.transfers.values() {
-            villages.extend(moves.iter().filter_map(|(from, _)| *from));
+            villages.extend(moves.iter().filter_map(|t| t.from));
         }
         self.lineages.prefetch(txn, villages).await?;
 
@@ -256,9 +265,13 @@ impl Batch {
         for &id in &children {
             self.transfers.insert(id, Vec::new());
         }
-        for (child, from, date) in repo::synced::transfers(txn, children).await? {
+        for (child, from, effective, recorded_at) in repo::synced::transfers(txn, children).await? {
             let from = from.and_then(|v| Uuid::try_parse(&v).ok());
-            self.transfers.entry(child).or_default().push((from, date));
+            self.transfers.entry(child).or_default().push(Transfer {
+                from,
+                effective,
+                recorded_at,
+            });
         }
         Ok(())
     }
@@ -304,7 +317,7 @@ impl Batch {
         &mut self,
         txn: &DatabaseTransaction,
         child: Uuid,
-    ) -> AppResult<&mut Vec<(Option<Uuid>, NaiveDate)>> {
+    ) -> AppResult<&mut Vec<Transfer>> {
         if !self.transfers.contains_key(&child) {
             self.load_transfers(txn, vec![child]).await?;
         }

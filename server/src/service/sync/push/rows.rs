@@ -75,7 +75,7 @@ pub(super) fn register_events(
     before: Option<&Record>,
     now: DateTime<Utc>,
 ) -> Vec<register_event::Model> {
-    let today = (now + chrono::Duration::hours(8)).date_naive();
+    let today = crate::calendar::day_of(now);
     let source = match caller.role {
         Role::Integration => "data_matching",
         Role::Director => "director",
