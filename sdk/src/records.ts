@@ -129,7 +129,8 @@ export function sameJson(a: Json | undefined, b: Json | undefined): boolean {
 
 /** What the client predicts a merge of one mutation's fields into a record gives (no authority checks). */
 export interface MergePrediction {
-  status: 'applied' | 'merged';
+  status: 'applied' | 'merged' | 'rejected';
+  reason?: string;
   values: Record<string, Json>;
   conflicts: { field: string; item_id?: string; kind: string; winner: 'server' | 'client' }[];
 }
@@ -147,6 +148,10 @@ function lwwClientWins(clientHlc: string, client: Json, serverHlc: string, serve
 export function predictMerge(current: RecordWire, m: MutationWire): MergePrediction {
   const conflicts: MergePrediction['conflicts'] = [];
   const values = plainOf(current);
+  const review = current.fields['review_status'];
+  if (current.entity === 'visit' && review && 'register' in review && review.register.value === 'approved') {
+    return { status: 'rejected', reason: 'locked', values: valueObject(values), conflicts };
+  }
   const base = m.base_version;
   for (const [name, change] of Object.entries(m.fields ?? {})) {
     const f = current.fields[name];

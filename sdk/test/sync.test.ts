@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { ScopeChecksum } from '../src/checksum.ts';
+import { formatHlc, nodeOf } from '../src/hlc.ts';
+import type { PushResponse, RecordWire } from '../src/wire.ts';
 import { phone } from './helpers.ts';
 import { PASSWORD, RawClient, startServer, supervisorFor, type TestServer } from './server.ts';
 
@@ -100,5 +102,143 @@ for (const backend of backends) {
       const log = await sup.ok<{ total: number; visits: { id: string }[] }>('GET', `/api/v1/visits?child=${kid.id}&limit=200`);
       assert.equal(log.visits.filter((x) => x.id === v.id).length, 1, 'exactly one visit on the server');
     });
+
+    test('a pull never overwrites a pending edit: the base moves on, local values stay on top', async () => {
+      let editDuringPull: (() => Promise<void>) | null = null;
+      const hooked: typeof fetch = async (input, init) => {
+        if (String(input).includes('/sync/pull') && editDuringPull) {
+          const edit = editDuringPull;
+          editDuringPull = null;
+          await edit();
+        }
+        return fetch(input, init);
+      };
+      const a = await phone(server.baseUrl, { fetch: hooked });
+      const b = await phone(server.baseUrl);
+      for (const p of [a, b]) {
+        await p.sdk.signIn('director-003', PASSWORD);
+        await p.sdk.setPin('1357');
+        await p.sdk.sync();
+      }
+      const [kid] = await a.sdk.children();
+      const v = await a.sdk.saveVisit(
+        { child_id: kid!.id, kind: 'home_visit', visited_at: new Date().toISOString(), follow_up: 'first', location: 'home' },
+        { submit: true },
+      );
+      await a.sdk.sync();
+      await b.sdk.sync();
+      const onB = (await b.sdk.visit(v.id))!;
+      assert.equal(onB.follow_up, 'first');
+      await b.sdk.saveVisit({ ...input(onB), follow_up: 'from B', location: 'school' }, { submit: false });
+      assert.equal((await b.sdk.sync()).state, 'idle');
+      editDuringPull = async () => {
+        const cur = (await a.sdk.visit(v.id))!;
+        await a.sdk.saveVisit({ ...input(cur), follow_up: 'from A' }, { submit: false });
+      };
+      await a.sdk.sync();
+      const mid = (await a.sdk.visit(v.id))!;
+      assert.equal(mid.version, 2, 'the pulled change became the base');
+      assert.equal(mid.location, 'school', 'a field without a pending edit takes the pulled value');
+      assert.equal(mid.follow_up, 'from A', 'the pending edit is not overwritten');
+      assert.deepEqual(mid.pendingFields, ['follow_up']);
+      assert.equal(a.sdk.status().pending, 1);
+      assert.equal((await a.sdk.sync()).state, 'idle');
+      await b.sdk.sync();
+      for (const p of [a, b]) {
+        const seen = (await p.sdk.visit(v.id))!;
+        assert.equal(seen.follow_up, 'from A', 'the later edit wins on both phones');
+        assert.equal(seen.location, 'school');
+        assert.equal(seen.version, 3);
+      }
+    });
+
+    test('a transfer purges the child, and the visit recorded offline for it is pushed, flagged and kept', async () => {
+      let offline = false;
+      const pushes: PushResponse[] = [];
+      const net: typeof fetch = async (input, init) => {
+        if (offline) throw new TypeError('no signal');
+        const res = await fetch(input, init);
+        if (String(input).includes('/sync/push') && res.ok) pushes.push((await res.clone().json()) as PushResponse);
+        return res;
+      };
+      const d = await phone(server.baseUrl, { fetch: net });
+      const me = await d.sdk.signIn('director-004', PASSWORD);
+      await d.sdk.setPin('1357');
+      await d.sdk.sync();
+      const [kid] = await d.sdk.children();
+      offline = true;
+      const v = await d.sdk.saveVisit(
+        { child_id: kid!.id, kind: 'home_visit', visited_at: new Date(Date.now() - 3600_000).toISOString(), follow_up: '转学前最后一次走访' },
+        { submit: true },
+      );
+      assert.equal((await d.sdk.sync()).state, 'offline');
+      const admin = await RawClient.signIn(server.baseUrl, 'admin');
+      const units = await admin.ok<{ id: string; kind: string }[]>('GET', '/api/v1/org-units');
+      const other = units.find((u) => u.kind === 'village' && u.id !== me.org_unit.id)!;
+      const shadow = d.sdk.store!.get('child', kid!.id)!.body.shadow as RecordWire;
+      const hlc = formatHlc({ wallMs: Date.now(), counter: 0, node: nodeOf(admin.deviceId) });
+      const moved = await admin.ok<PushResponse>('POST', '/api/v1/sync/push', {
+        protocol_version: 1,
+        device_id: admin.deviceId,
+        device_hlc: hlc,
+        mutations: [
+          {
+            mutation_id: globalThis.crypto.randomUUID(),
+            entity: 'child',
+            record_id: kid!.id,
+            op: 'update',
+            base_version: shadow.version,
+            hlc,
+            fields: { village_id: { hlc, value: other.id } },
+          },
+        ],
+      });
+      assert.equal(moved.results[0]!.status, 'applied', JSON.stringify(moved));
+      offline = false;
+      const st = await d.sdk.sync();
+      assert.equal(st.state, 'idle', JSON.stringify(st));
+      assert.equal(st.pending, 0, 'the visit was pushed');
+      const answer = pushes.flatMap((p) => p.results).find((r) => r.record_id === v.id)!;
+      assert.notEqual(answer.status, 'rejected', JSON.stringify(answer));
+      // The server flags a visit dated after the transfer's day (`visit_after_transfer`);
+      // this one is dated the same day, so whether it is flagged depends on the server build.
+      const flags = 'flags' in answer ? (answer.flags ?? []).map((f) => f.flag) : [];
+      console.log(`# flags of the visit recorded before the transfer reached the phone: ${JSON.stringify(flags)}`);
+      assert.equal(await d.sdk.child(kid!.id), undefined, 'the child left the phone');
+      assert.equal((await d.sdk.visits({ childId: kid!.id })).length, 0, "the child's visits left the phone");
+      const onServer = await admin.call('GET', `/api/v1/visits/${v.id}`);
+      assert.equal(onServer.status, 200, 'the visit is on the server');
+    });
+
+    test('a diverged store is noticed by the checksum and repaired by a targeted re-download', async () => {
+      const p = await phone(server.baseUrl);
+      await p.sdk.signIn('director-005', PASSWORD);
+      await p.sdk.setPin('1357');
+      await p.sdk.sync();
+      const store = p.sdk.store!;
+      const before = store.records.size;
+      const [first, second] = [...store.records.values()];
+      const bumped = { ...second!, body: { ...second!.body, shadow: { ...second!.body.shadow!, version: second!.body.shadow!.version + 5 } } };
+      const stray = {
+        key: 'visit:00000000-0000-4000-8000-00000000abcd',
+        entity: 'visit' as const,
+        id: '00000000-0000-4000-8000-00000000abcd',
+        body: { shadow: { entity: 'visit' as const, id: '00000000-0000-4000-8000-00000000abcd', version: 1, fields: {} }, acked: [], issue: null },
+        pending: [],
+      };
+      await store.write({ deleteRecords: [first!.key], records: [bumped, stray] });
+      const st = await p.sdk.sync();
+      assert.equal(st.state, 'idle', JSON.stringify(st));
+      assert.ok(p.sdk.lastRepair, 'a repair ran');
+      assert.equal(p.sdk.lastRepair!.matched, true);
+      assert.equal(p.sdk.lastRepair!.rewritten, 2, 'only the missing and the wrong record were written');
+      assert.equal(p.sdk.lastRepair!.dropped, 1, 'the record the server does not have was dropped');
+      assert.equal(p.sdk.store!.records.size, before);
+      assert.equal(p.sdk.store!.records.get(second!.key)!.body.shadow!.version, second!.body.shadow!.version);
+    });
   });
+}
+
+function input(v: import('../src/types.ts').VisitView): import('../src/types.ts').VisitInput {
+  return { id: v.id, child_id: v.child_id, kind: v.kind, visited_at: v.visited_at };
 }

@@ -1,0 +1,138 @@
+/**
+ * The TypeScript implementation against every vector sync-core wrote to
+ * sync-core/tests/vectors/client.json (sync-core/tests/vectors.rs).
+ */
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, test } from 'node:test';
+
+import { ScopeChecksum, fnv1a64, recordHash } from '../src/checksum.ts';
+import { DEFAULT_VISIT_INTERVALS, dueDate, dueStatus } from '../src/due.ts';
+import { HlcClock, compareHlc, formatHlc, parseHlc } from '../src/hlc.ts';
+import { isSetChange, isUrgentMutation, predictMerge, urgentFirst } from '../src/records.ts';
+import type { Entity, MutationWire, RecordWire } from '../src/wire.ts';
+
+const V = JSON.parse(
+  readFileSync(resolve(import.meta.dirname, '../../sync-core/tests/vectors/client.json'), 'utf8'),
+) as any;
+
+describe('shared vectors: clocks', () => {
+  test('text round trips', () => {
+    assert.ok(V.hlc.round_trips.length >= 5);
+    for (const v of V.hlc.round_trips) {
+      const h = parseHlc(v.text);
+      assert.deepEqual(h, { wallMs: v.wall_ms, counter: v.counter, node: v.node });
+      assert.equal(formatHlc(h), v.text);
+    }
+  });
+
+  test('malformed text is refused as sync-core refuses it', () => {
+    for (const t of V.hlc.invalid) assert.throws(() => parseHlc(t), `${t} must not parse`);
+  });
+
+  test('ordering, and text order equals clock order', () => {
+    for (const [a, b, want] of V.hlc.ordering) {
+      assert.equal(compareHlc(parseHlc(a), parseHlc(b)), want, `${a} vs ${b}`);
+      assert.equal(a < b ? -1 : a > b ? 1 : 0, want);
+    }
+  });
+
+  test('tick and observe, with the skew bound', () => {
+    let skewedSeen = 0;
+    for (const run of V.hlc.clock_runs) {
+      const clock = run.start ? HlcClock.resume(parseHlc(run.start), run.max_skew_ms) : new HlcClock(run.node, run.max_skew_ms);
+      for (const step of run.steps) {
+        if (step.op === 'tick') {
+          assert.equal(formatHlc(clock.tick(step.now)), step.expect, `tick at ${step.now}`);
+        } else {
+          const seen = clock.observe(parseHlc(step.remote), step.now);
+          assert.equal(formatHlc(seen.local), step.expect, `observe ${step.remote} at ${step.now}`);
+          assert.equal(seen.skewed, step.skewed);
+          if (seen.skewed) skewedSeen++;
+        }
+      }
+    }
+    assert.ok(skewedSeen >= 2, 'the vectors exercise the skew bound');
+  });
+});
+
+describe('shared vectors: scope checksum', () => {
+  const hex = (s: string) => new Uint8Array((s.match(/../g) ?? []).map((b) => parseInt(b, 16)));
+  test('FNV-1a 64', () => {
+    for (const v of V.checksum.fnv1a64) assert.equal(fnv1a64(hex(v.bytes_hex)).toString(16).padStart(16, '0'), v.hash);
+  });
+  test('record hashes', () => {
+    for (const r of V.checksum.records) {
+      assert.equal(recordHash(r.entity, r.id, r.version).toString(16).padStart(16, '0'), r.hash);
+    }
+  });
+  test('checksums of record sets', () => {
+    for (const set of V.checksum.sets) {
+      const recs = set.records.map((i: number) => V.checksum.records[i] as { entity: Entity; id: string; version: number });
+      assert.deepEqual(ScopeChecksum.of(recs).toWire(), set.checksum);
+      assert.ok(ScopeChecksum.of(recs).equals(set.checksum));
+    }
+  });
+});
+
+describe('shared vectors: due rule', () => {
+  test('the default intervals are sync-core’s', () => {
+    assert.deepEqual(DEFAULT_VISIT_INTERVALS.byCategory, V.due.intervals.by_category);
+    assert.equal(DEFAULT_VISIT_INTERVALS.fallbackDays, V.due.intervals.fallback_days);
+  });
+  test('due date and status on a table of inputs', () => {
+    const states = new Set<string>();
+    for (const c of V.due.cases) {
+      const input = {
+        category: c.category,
+        active: c.active,
+        intervalOverrideDays: c.interval_override_days,
+        registeredOn: c.registered_on,
+        lastVisitOn: c.last_visit_on,
+      };
+      assert.equal(dueDate(input), c.due_date, JSON.stringify(c));
+      assert.deepEqual(dueStatus(input, c.today), c.status, JSON.stringify(c));
+      states.add(c.status.state);
+    }
+    assert.deepEqual([...states].sort(), ['due_today', 'not_tracked', 'overdue', 'upcoming']);
+  });
+});
+
+describe('shared vectors: mutations', () => {
+  test('encoded mutations have the shape the SDK writes, and urgency agrees', () => {
+    for (const { mutation, is_urgent } of V.mutations.encoded as { mutation: MutationWire; is_urgent: boolean }[]) {
+      assert.equal(isUrgentMutation(mutation), is_urgent);
+      parseHlc(mutation.hlc);
+      for (const change of Object.values(mutation.fields ?? {})) {
+        parseHlc(change.hlc);
+        if (isSetChange(change)) assert.ok(Array.isArray(change.add) && Array.isArray(change.remove));
+        else assert.ok('value' in change);
+      }
+      if (mutation.op === 'delete') assert.equal(mutation.fields, undefined, 'a delete has no fields');
+    }
+  });
+  test('urgent_first', () => {
+    const input = V.mutations.urgent_first.input as MutationWire[];
+    assert.deepEqual(
+      urgentFirst(input).map((m) => m.mutation_id),
+      V.mutations.urgent_first.output,
+    );
+  });
+});
+
+describe('shared vectors: merges the client predicts', () => {
+  for (const c of V.merges as { name: string; current: RecordWire; mutation: MutationWire; verdict: any; values: any; conflicts: any[] }[]) {
+    test(c.name, () => {
+      const p = predictMerge(c.current, c.mutation);
+      assert.equal(p.status, c.verdict.status);
+      if (c.verdict.reason) assert.equal(p.reason, c.verdict.reason);
+      assert.deepEqual(p.values, c.values);
+      assert.deepEqual(
+        p.conflicts.map((x) => ({ field: x.field, item_id: x.item_id ?? null, kind: x.kind, winner: x.winner })),
+        c.conflicts,
+      );
+    });
+  }
+});
