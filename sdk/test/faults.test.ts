@@ -1,0 +1,191 @@
+/**
+ * What the phone does with the server's refusals and the network's faults:
+ * 503 with Retry-After, 426, a revoked device, token refresh, a second user
+ * on the same phone, urgent visits first.
+ */
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import type { PushRequest } from '../src/wire.ts';
+import { phone } from './helpers.ts';
+import { PASSWORD, RawClient, startServer, type TestServer } from './server.ts';
+
+const envelope = (status: number, code: string, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify({ error: { code, message: code } }), {
+    status,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
+
+describe('faults and refusals', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  test('503 server_busy with Retry-After is waited out as asked, then the round completes', async () => {
+    let busyOnce = true;
+    const f: typeof fetch = async (input, init) => {
+      if (busyOnce && String(input).includes('/sync/push')) {
+        busyOnce = false;
+        return envelope(503, 'server_busy', { 'retry-after': '3' });
+      }
+      return fetch(input, init);
+    };
+    const p = await phone(server.baseUrl, { fetch: f });
+    await p.sdk.signIn('director-020', PASSWORD);
+    await p.sdk.setPin('1111');
+    await p.sdk.sync();
+    const [kid] = await p.sdk.children();
+    await p.sdk.saveVisit({ child_id: kid!.id, kind: 'phone_follow_up', visited_at: new Date().toISOString() }, { submit: true });
+    const st = await p.sdk.sync();
+    assert.equal(st.state, 'idle', JSON.stringify(st));
+    assert.equal(st.pending, 0);
+    assert.equal(busyOnce, false);
+    assert.equal(p.sleeps.length, 1);
+    assert.ok(p.sleeps[0]! >= 3000 && p.sleeps[0]! <= 6000, `waited ${p.sleeps[0]} ms for Retry-After: 3`);
+  });
+
+  test('426 asks for an update and keeps the outbox', async () => {
+    let outdated = false;
+    const f: typeof fetch = async (input, init) =>
+      outdated && String(input).includes('/sync/') ? envelope(426, 'unsupported_protocol') : fetch(input, init);
+    const p = await phone(server.baseUrl, { fetch: f });
+    await p.sdk.signIn('director-021', PASSWORD);
+    await p.sdk.setPin('1111');
+    await p.sdk.sync();
+    const [kid] = await p.sdk.children();
+    await p.sdk.saveVisit({ child_id: kid!.id, kind: 'home_visit', visited_at: new Date().toISOString() }, { submit: true });
+    outdated = true;
+    const st = await p.sdk.sync();
+    assert.equal(st.state, 'update_required');
+    assert.equal(st.lastError?.message, '请更新应用');
+    assert.equal(st.pending, 1, 'the outbox is kept');
+    outdated = false;
+    assert.equal((await p.sdk.sync()).pending, 0, 'an updated app sends it');
+  });
+
+  test('a revoked device wipes everything at its next contact', async () => {
+    const p = await phone(server.baseUrl);
+    await p.sdk.signIn('director-022', PASSWORD);
+    await p.sdk.setPin('1111');
+    await p.sdk.sync();
+    const [kid] = await p.sdk.children();
+    await p.sdk.addPhoto(
+      (await p.sdk.saveVisit({ child_id: kid!.id, kind: 'home_visit', visited_at: new Date().toISOString() }, { submit: false })).id,
+      new Blob([new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3])], { type: 'image/jpeg' }),
+    );
+    const admin = await RawClient.signIn(server.baseUrl, 'admin');
+    await admin.ok('PUT', `/api/v1/devices/${p.sdk.deviceId}/state`, { state: 'lost', reason: '手机丢失' });
+    const st = await p.sdk.sync();
+    assert.equal(st.state, 'revoked');
+    assert.equal(await p.sdk.db.records.count(), 0);
+    assert.equal(await p.sdk.db.outbox.count(), 0);
+    assert.equal(await p.sdk.db.photos.count(), 0);
+    assert.equal(p.sdk.user(), null);
+    const again = await p.reopen();
+    assert.equal(again.status().state, 'revoked', 'still revoked after a restart');
+    assert.equal(again.deviceId, p.sdk.deviceId);
+  });
+
+  test('the access token is refreshed before it expires and on token_expired; each refresh token is used once', async () => {
+    let offset = 0;
+    const refreshes: string[] = [];
+    let expireNext = false;
+    const f: typeof fetch = async (input, init) => {
+      const url = String(input);
+      if (url.endsWith('/auth/refresh')) refreshes.push(JSON.parse(String(init?.body)).refresh_token);
+      if (expireNext && url.includes('/sync/pull')) {
+        expireNext = false;
+        return envelope(401, 'token_expired');
+      }
+      return fetch(input, init);
+    };
+    const p = await phone(server.baseUrl, { fetch: f, now: () => Date.now() + offset });
+    await p.sdk.signIn('director-023', PASSWORD);
+    await p.sdk.setPin('1111');
+    const first = p.sdk.api.session!.refreshToken;
+    offset = 16 * 60 * 1000; // past the 15-minute access token
+    assert.equal((await p.sdk.sync()).state, 'idle');
+    assert.deepEqual(refreshes, [first]);
+    const second = p.sdk.api.session!.refreshToken;
+    assert.notEqual(second, first);
+    expireNext = true;
+    assert.equal((await p.sdk.sync()).state, 'idle');
+    assert.deepEqual(refreshes, [first, second], 'a 401 token_expired refreshes once and retries');
+    // The spent token is refused by the server (single use).
+    const reuse = await fetch(`${server.baseUrl}/api/v1/auth/refresh`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ refresh_token: first }),
+    });
+    assert.equal(reuse.status, 401);
+    // The new session was stored before use: a restart keeps working.
+    const again = await p.reopen();
+    assert.equal(again.api.session!.refreshToken, p.sdk.api.session!.refreshToken);
+  });
+
+  test('the same user signing in again keeps the outbox; another user gets a wiped store', async () => {
+    let offline = false;
+    const f: typeof fetch = async (input, init) => {
+      if (offline && String(input).includes('/sync/')) throw new TypeError('no signal');
+      return fetch(input, init);
+    };
+    const p = await phone(server.baseUrl, { fetch: f });
+    const id1 = p.sdk.deviceId;
+    await p.sdk.signIn('director-024', PASSWORD);
+    await p.sdk.setPin('1111');
+    await p.sdk.sync();
+    const [kid] = await p.sdk.children();
+    offline = true;
+    const v = await p.sdk.saveVisit({ child_id: kid!.id, kind: 'home_visit', visited_at: new Date().toISOString() }, { submit: true });
+    await p.sdk.sync();
+    await p.sdk.signIn('director-024', PASSWORD);
+    assert.equal(p.sdk.status().pending, 1, 'same user: the outbox is kept');
+    assert.ok(await p.sdk.visit(v.id));
+    assert.equal(p.sdk.deviceId, id1);
+    offline = false;
+    await p.sdk.sync();
+    await p.sdk.signIn('director-025', PASSWORD);
+    assert.equal(p.sdk.deviceId, id1, 'the device id is kept');
+    assert.equal(await p.sdk.visit(v.id), undefined, 'another user: the store is wiped');
+    assert.equal(await p.sdk.db.records.count(), 0);
+    assert.equal(await p.sdk.hasPin(), false);
+    await p.sdk.setPin('2222');
+    await p.sdk.sync();
+    const kids = await p.sdk.children();
+    assert.ok(kids.length > 0 && kids.every((k) => k.id !== kid!.id));
+  });
+
+  test('urgent visits go first in a push', async () => {
+    const bodies: PushRequest[] = [];
+    const f: typeof fetch = async (input, init) => {
+      if (String(input).includes('/sync/push')) bodies.push(JSON.parse(String(init?.body)));
+      return fetch(input, init);
+    };
+    const p = await phone(server.baseUrl, { fetch: f });
+    await p.sdk.signIn('director-026', PASSWORD);
+    await p.sdk.setPin('1111');
+    await p.sdk.sync();
+    const [kid] = await p.sdk.children();
+    const at = new Date().toISOString();
+    const plain = await p.sdk.saveVisit({ child_id: kid!.id, kind: 'home_visit', visited_at: at }, { submit: true });
+    const urgent = await p.sdk.saveVisit(
+      { child_id: kid!.id, kind: 'home_visit', visited_at: at, risk_flags: [{ id: 'r1', kind: 'physical_abuse', note: '手臂有淤青' }] },
+      { submit: true },
+    );
+    assert.equal(urgent.urgent, true, 'a mandatory-reporting flag is marked urgent');
+    const alerts: string[][] = [];
+    p.sdk.onChange((e) => e.kind === 'alert' && alerts.push(e.ids ?? []));
+    await p.sdk.sync();
+    const ids = bodies[0]!.mutations.map((m) => m.record_id);
+    assert.deepEqual(ids, [urgent.id, plain.id]);
+    assert.deepEqual(alerts, [[urgent.id]], 'the server flagged it urgent');
+    const kidView = (await p.sdk.children()).find((c) => c.id === kid!.id)!;
+    assert.equal(kidView.urgent, true);
+    assert.equal((await p.sdk.children())[0]!.id, kid!.id, 'urgent children first');
+  });
+});
