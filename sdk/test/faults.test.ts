@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 
 import type { PushRequest } from '../src/wire.ts';
 import { phone } from './helpers.ts';
-import { PASSWORD, RawClient, startServer, type TestServer } from './server.ts';
+import { PASSWORD, backends, RawClient, startServer, type TestServer } from './server.ts';
 
 const envelope = (status: number, code: string, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify({ error: { code, message: code } }), {
@@ -17,10 +17,10 @@ const envelope = (status: number, code: string, headers: Record<string, string> 
     headers: { 'content-type': 'application/json', ...headers },
   });
 
-describe('faults and refusals', () => {
+for (const backend of backends()) describe(`faults and refusals on ${backend}`, () => {
   let server: TestServer;
   before(async () => {
-    server = await startServer();
+    server = await startServer(backend);
   });
   after(async () => {
     await server?.stop();
@@ -187,5 +187,24 @@ describe('faults and refusals', () => {
     const kidView = (await p.sdk.children()).find((c) => c.id === kid!.id)!;
     assert.equal(kidView.urgent, true);
     assert.equal((await p.sdk.children())[0]!.id, kid!.id, 'urgent children first');
+  });
+  test('a pulled clock far ahead of the phone is not adopted (the skew bound)', async () => {
+    const future = '001900000000000-00000000-5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e';
+    const f: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      if (!String(input).includes('/sync/pull')) return res;
+      const body = (await res.json()) as { server_hlc: string };
+      body.server_hlc = future;
+      return new Response(JSON.stringify(body), { status: res.status, headers: { 'content-type': 'application/json' } });
+    };
+    const p = await phone(server.baseUrl, { fetch: f });
+    await p.sdk.signIn('director-027', PASSWORD);
+    await p.sdk.setPin('1111');
+    assert.equal((await p.sdk.sync()).state, 'idle');
+    assert.ok(p.sdk.clock.last().wallMs < Date.now() + 5 * 60_000, 'the clock was not dragged to 2030');
+    const [kid] = await p.sdk.children();
+    await p.sdk.saveVisit({ child_id: kid!.id, kind: 'home_visit', visited_at: new Date().toISOString() }, { submit: true });
+    const pushed = p.sdk.store!.outbox[0]!.mutation;
+    assert.ok(Number(pushed.hlc.slice(0, 15)) < Date.now() + 5 * 60_000);
   });
 });

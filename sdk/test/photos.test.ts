@@ -5,12 +5,12 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 
 import { phone } from './helpers.ts';
-import { PASSWORD, startServer, type TestServer } from './server.ts';
+import { PASSWORD, backends, startServer, type TestServer } from './server.ts';
 
-describe('photos', () => {
+for (const backend of backends()) describe(`photos on ${backend}`, () => {
   let server: TestServer;
   before(async () => {
-    server = await startServer();
+    server = await startServer(backend);
   });
   after(async () => {
     await server?.stop();

@@ -5,12 +5,12 @@ import { after, before, describe, test } from 'node:test';
 
 import { SeedlingError, type VisitView } from '../src/index.ts';
 import { phone } from './helpers.ts';
-import { PASSWORD, startServer, supervisorFor, type TestServer } from './server.ts';
+import { PASSWORD, backends, startServer, supervisorFor, type TestServer } from './server.ts';
 
-describe('review', () => {
+for (const backend of backends()) describe(`review on ${backend}`, () => {
   let server: TestServer;
   before(async () => {
-    server = await startServer();
+    server = await startServer(backend);
   });
   after(async () => {
     await server?.stop();

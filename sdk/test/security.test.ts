@@ -5,12 +5,12 @@ import { after, before, describe, test } from 'node:test';
 
 import { SeedlingError } from '../src/index.ts';
 import { phone, rawDump } from './helpers.ts';
-import { PASSWORD, startServer, type TestServer } from './server.ts';
+import { PASSWORD, backends, startServer, type TestServer } from './server.ts';
 
-describe('security', () => {
+for (const backend of backends()) describe(`security on ${backend}`, () => {
   let server: TestServer;
   before(async () => {
-    server = await startServer();
+    server = await startServer(backend);
   });
   after(async () => {
     await server?.stop();

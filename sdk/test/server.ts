@@ -151,3 +151,8 @@ export async function supervisorFor(baseUrl: string, visitId: string): Promise<R
   }
   throw new Error(`no supervisor sees visit ${visitId}`);
 }
+
+/** SQLite always; PostgreSQL too when `SEEDLING_TEST_POSTGRES` is set. */
+export function backends(): ('sqlite' | 'postgres')[] {
+  return process.env['SEEDLING_TEST_POSTGRES'] ? ['sqlite', 'postgres'] : ['sqlite'];
+}

@@ -7,11 +7,10 @@ import { ScopeChecksum } from '../src/checksum.ts';
 import { formatHlc, nodeOf } from '../src/hlc.ts';
 import type { PushResponse, RecordWire } from '../src/wire.ts';
 import { phone } from './helpers.ts';
-import { PASSWORD, RawClient, startServer, supervisorFor, type TestServer } from './server.ts';
+import { PASSWORD, RawClient, backends, startServer, supervisorFor, type TestServer } from './server.ts';
 
-const backends: ('sqlite' | 'postgres')[] = process.env['SEEDLING_TEST_POSTGRES'] ? ['sqlite', 'postgres'] : ['sqlite'];
 
-for (const backend of backends) {
+for (const backend of backends()) {
   describe(`sync on ${backend}`, () => {
     let server: TestServer;
     before(async () => {
@@ -46,6 +45,50 @@ for (const backend of backends) {
       assert.ok(kids.length > 0);
       assert.ok(kids.every((k) => !('id_number' in k)), 'no identity-card number in a child view');
       assert.ok(p.sdk.lastRepair === null, 'no repair was needed');
+    });
+
+    test("a supervisor's town bootstraps over several pages and its checksum matches", async () => {
+      const p = await phone(server.baseUrl);
+      await p.sdk.signIn('supervisor-01', PASSWORD);
+      await p.sdk.setPin('2468');
+      const t0 = performance.now();
+      const st = await p.sdk.sync();
+      const ms = performance.now() - t0;
+      assert.equal(st.state, 'idle', JSON.stringify(st));
+      const n = p.sdk.store!.records.size;
+      console.log(`# bootstrap of supervisor-01's town: ${n} records in ${ms.toFixed(0)} ms`);
+      assert.ok(n > 200, 'more than one page');
+      assert.equal(p.sdk.lastRepair, null, 'the checksum matched without repair');
+    });
+
+    test('auto-sync runs on its interval and on the online event', async () => {
+      const p = await phone(server.baseUrl);
+      await p.sdk.signIn('director-006', PASSWORD);
+      await p.sdk.setPin('2468');
+      const target = new EventTarget();
+      const g = globalThis as unknown as Record<string, unknown>;
+      const saved = { window: g['window'], add: g['addEventListener'], remove: g['removeEventListener'] };
+      g['window'] = g;
+      g['addEventListener'] = target.addEventListener.bind(target);
+      g['removeEventListener'] = target.removeEventListener.bind(target);
+      try {
+        let rounds = 0;
+        p.sdk.onChange((e) => {
+          if (e.kind === 'status' && p.sdk.status().state === 'syncing') rounds++;
+        });
+        p.sdk.startAutoSync({ intervalMs: 60_000 });
+        for (let i = 0; i < 100 && p.sdk.status().lastSyncAt === null; i++) await new Promise((r) => setTimeout(r, 20));
+        assert.ok(p.sdk.status().lastSyncAt, 'a first round at start');
+        const before = rounds;
+        target.dispatchEvent(new Event('online'));
+        for (let i = 0; i < 100 && rounds === before; i++) await new Promise((r) => setTimeout(r, 20));
+        assert.ok(rounds > before, "the 'online' event starts a round");
+      } finally {
+        p.sdk.stopAutoSync();
+        g['window'] = saved.window;
+        g['addEventListener'] = saved.add;
+        g['removeEventListener'] = saved.remove;
+      }
     });
 
     test('an offline visit is pushed exactly once even when the answer is lost', async () => {
@@ -143,6 +186,9 @@ for (const backend of backends) {
       assert.deepEqual(mid.pendingFields, ['follow_up']);
       assert.equal(a.sdk.status().pending, 1);
       assert.equal((await a.sdk.sync()).state, 'idle');
+      const merged = (await a.sdk.visit(v.id))!.conflict;
+      assert.equal(merged?.status, 'merged', 'the phone is told its edit met a concurrent one');
+      assert.deepEqual(merged?.conflicts.map((c) => [c.field, c.kind, c.winner]), [['follow_up', 'concurrent_write', 'client']]);
       await b.sdk.sync();
       for (const p of [a, b]) {
         const seen = (await p.sdk.visit(v.id))!;
