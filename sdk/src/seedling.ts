@@ -593,10 +593,12 @@ export class Seedling {
       throw new SeedlingError('not_a_draft', '只能删除尚未上传的草稿');
     }
     const photos = await this.db.photos.where('visit_id').equals(id).primaryKeys();
-    await store.write({
-      deleteRecords: [r.key],
-      deleteOutbox: store.outbox.filter((e) => e.recordKey === r.key).map((e) => e.seq),
-    });
+    await store.exclusive(() =>
+      store.write({
+        deleteRecords: [r.key],
+        deleteOutbox: store.outbox.filter((e) => e.recordKey === r.key).map((e) => e.seq),
+      }),
+    );
     await this.db.photos.bulkDelete(photos);
     store.records.delete(r.key);
     await this.refreshCounts();
@@ -606,19 +608,24 @@ export class Seedling {
   /** @internal Folds `mutation` into the record's unsent mutation, or queues it. */
   async queue(record: LoadedRecord, mutation: MutationWire): Promise<void> {
     const store = this.requireStore();
-    const unsent = [...store.outbox].reverse().find((e) => e.recordKey === record.key && e.attempts === 0);
-    const w: { outbox: OutboxEntry[]; deleteOutbox: number[] } = { outbox: [], deleteOutbox: [] };
-    if (unsent) {
-      const folded = fold(unsent.mutation, mutation);
-      if (folded) w.outbox.push({ ...unsent, mutation: folded });
-      else w.deleteOutbox.push(unsent.seq);
-    } else {
-      w.outbox.push({ seq: store.nextSeq(), mutation, attempts: 0, recordKey: record.key });
-    }
-    await store.write({
-      records: [record],
-      ...w,
-      meta: { [META.hlc]: formatHlc(this.clock.last()) },
+    await store.exclusive(async () => {
+      const current = store.records.get(record.key) ?? record;
+      const unsent = [...store.outbox].reverse().find((e) => e.recordKey === current.key && e.attempts === 0);
+      const w: { outbox: OutboxEntry[]; deleteOutbox: number[] } = { outbox: [], deleteOutbox: [] };
+      if (unsent) {
+        const folded = fold(unsent.mutation, mutation);
+        if (folded) w.outbox.push({ ...unsent, mutation: folded });
+        else w.deleteOutbox.push(unsent.seq);
+      } else {
+        w.outbox.push({ seq: store.nextSeq(), mutation, attempts: 0, recordKey: current.key });
+      }
+      // The row is written with the pending edit applied, so its index fields match what the app sees.
+      const preview = { ...current, pending: [...current.pending, mutation] };
+      await store.write({
+        records: [preview],
+        ...w,
+        meta: { [META.hlc]: formatHlc(this.clock.last()) },
+      });
     });
     await this.refreshCounts();
     this.emit({ kind: 'records', ids: [record.id] });

@@ -88,7 +88,20 @@ export class UnlockedStore {
   }
 
   nextSeq(): number {
-    return (this.outbox.at(-1)?.seq ?? 0) + 1;
+    return (this.outbox[this.outbox.length - 1]?.seq ?? 0) + 1;
+  }
+
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Runs `fn` alone: every read-modify-write of records or the outbox goes
+   * through here, so an edit folded into a mutation cannot race with the
+   * push marking it sent, nor a pulled copy with an edit's write.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   private async rowOf(r: LoadedRecord): Promise<RecordRow> {

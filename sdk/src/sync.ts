@@ -28,7 +28,7 @@ import { formatHlc, tryParseHlc } from './hlc.ts';
 import { uploadPhotos } from './photos.ts';
 import { urgentFirst } from './records.ts';
 import type { Seedling } from './seedling.ts';
-import type { OutboxEntry } from './store.ts';
+import type { OutboxEntry, UnlockedStore } from './store.ts';
 import { SeedlingError, type SyncStatus, type VisitConflict } from './types.ts';
 import type { LoadedRecord } from './views.ts';
 import { PROTOCOL_VERSION, type PullResponse, type PushRequest, type PushResponse, type RecordWire } from './wire.ts';
@@ -139,10 +139,13 @@ export function planRound(outbox: OutboxEntry[]): OutboxEntry[] {
 async function push(s: Seedling): Promise<void> {
   for (let round = 0; round < 1000; round++) {
     const store = s.requireStore();
-    const batch = planRound(store.outbox);
+    // Marked sent before the request leaves: from now on it is frozen and resent unchanged.
+    const batch = await store.exclusive(async () => {
+      const plan = planRound(store.outbox);
+      if (plan.length) await store.write({ outbox: plan.map((e) => ({ ...e, attempts: e.attempts + 1 })) });
+      return plan;
+    });
     if (batch.length === 0) return;
-    const sent = batch.map((e) => ({ ...e, attempts: e.attempts + 1 }));
-    await store.write({ outbox: sent });
     const body: PushRequest = {
       protocol_version: PROTOCOL_VERSION,
       device_id: s.deviceId,
@@ -157,6 +160,11 @@ async function push(s: Seedling): Promise<void> {
 }
 
 async function applyResults(s: Seedling, answer: PushResponse): Promise<boolean> {
+  const store = s.requireStore();
+  return store.exclusive(() => applyResultsAlone(s, answer));
+}
+
+async function applyResultsAlone(s: Seedling, answer: PushResponse): Promise<boolean> {
   const store = s.requireStore();
   const byId = new Map(store.outbox.map((e) => [e.mutation.mutation_id, e]));
   const touched = new Map<string, LoadedRecord>();
@@ -268,64 +276,74 @@ async function pull(s: Seedling, repair: boolean): Promise<boolean> {
     }
     observe(s, answer.server_hlc);
     const store = s.requireStore();
-    const records: LoadedRecord[] = [];
-    const deleteRecords: string[] = [];
-    const ids: string[] = [];
-    for (const change of answer.changes) {
-      observeRecord(s, change);
-      const key = recordKey(change.entity, change.id);
-      seen?.add(key);
-      const r = store.records.get(key) ?? {
-        key,
-        entity: change.entity,
-        id: change.id,
-        body: { shadow: null, acked: [], issue: null },
-        pending: [],
-      };
-      const sh = r.body.shadow;
-      if (repair && sh && sh.version === change.version && !!sh.tombstone === !!change.tombstone) continue;
-      if (repair) rewritten++;
-      records.push({
-        ...r,
-        body: { ...r.body, shadow: change, acked: r.body.acked.filter((a) => a.version > change.version), rejected: null },
-      });
-      ids.push(change.id);
-    }
-    for (const p of answer.purges ?? []) {
-      const key = recordKey(p.entity, p.record_id);
-      const r = store.records.get(key);
-      if (!r) continue;
-      ids.push(p.record_id);
-      if (r.pending.length) records.push({ ...r, body: { shadow: null, acked: [], issue: r.body.issue } });
-      else deleteRecords.push(key);
-    }
-    await store.write({
-      records,
-      deleteRecords,
-      meta: { cursor: answer.next_cursor, hlc: formatHlc(s.clock.last()) },
-    });
+    const ids = await store.exclusive(() => storePage(s, answer, seen, () => rewritten++));
     if (ids.length) {
       s.emit({ kind: 'records', ids });
       s.emit({ kind: 'tasks' });
     }
     cursor = answer.next_cursor;
     if (!answer.has_more) {
-      let dropped = 0;
-      if (seen) {
-        const gone: string[] = [];
-        const kept: LoadedRecord[] = [];
-        for (const r of store.records.values()) {
-          if (!r.body.shadow || seen.has(r.key)) continue;
-          dropped++;
-          if (r.pending.length) kept.push({ ...r, body: { shadow: null, acked: [], issue: r.body.issue } });
-          else gone.push(r.key);
-        }
-        if (gone.length || kept.length) await store.write({ records: kept, deleteRecords: gone });
-      }
+      const dropped = seen ? await store.exclusive(() => dropUnseen(store, seen)) : 0;
       const matched = localChecksum(store.records.values()).equals(answer.scope_checksum);
       if (seen) s.lastRepair = { at: s.opts.now(), rewritten, dropped, matched };
       return matched;
     }
   }
   throw new ApiError('fatal', 0, 'too_many_pages', 'the pull did not end');
+}
+
+/** Stores one pulled page and its cursor in one transaction; the ids it touched. */
+async function storePage(s: Seedling, answer: PullResponse, seen: Set<string> | null, rewrote: () => void): Promise<string[]> {
+  const store = s.requireStore();
+  const repair = seen !== null;
+  const records: LoadedRecord[] = [];
+  const deleteRecords: string[] = [];
+  const ids: string[] = [];
+  for (const change of answer.changes) {
+    observeRecord(s, change);
+    const key = recordKey(change.entity, change.id);
+    seen?.add(key);
+    const r = store.records.get(key) ?? {
+      key,
+      entity: change.entity,
+      id: change.id,
+      body: { shadow: null, acked: [], issue: null },
+      pending: [],
+    };
+    const sh = r.body.shadow;
+    if (repair && sh && sh.version === change.version && !!sh.tombstone === !!change.tombstone) continue;
+    if (repair) rewrote();
+    records.push({
+      ...r,
+      body: { ...r.body, shadow: change, acked: r.body.acked.filter((a) => a.version > change.version), rejected: null },
+    });
+    ids.push(change.id);
+  }
+  for (const p of answer.purges ?? []) {
+    const key = recordKey(p.entity, p.record_id);
+    const r = store.records.get(key);
+    if (!r) continue;
+    ids.push(p.record_id);
+    if (r.pending.length) records.push({ ...r, body: { shadow: null, acked: [], issue: r.body.issue } });
+    else deleteRecords.push(key);
+  }
+  await store.write({
+    records,
+    deleteRecords,
+    meta: { cursor: answer.next_cursor, hlc: formatHlc(s.clock.last()) },
+  });
+  return ids;
+}
+
+/** After a repair's last page: server copies the server no longer sent are dropped (pending edits kept). */
+async function dropUnseen(store: UnlockedStore, seen: Set<string>): Promise<number> {
+  const gone: string[] = [];
+  const kept: LoadedRecord[] = [];
+  for (const r of store.records.values()) {
+    if (!r.body.shadow || seen.has(r.key)) continue;
+    if (r.pending.length) kept.push({ ...r, body: { shadow: null, acked: [], issue: r.body.issue } });
+    else gone.push(r.key);
+  }
+  if (gone.length || kept.length) await store.write({ records: kept, deleteRecords: gone });
+  return gone.length + kept.length;
 }

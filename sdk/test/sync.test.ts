@@ -256,6 +256,42 @@ for (const backend of backends()) {
       assert.equal(onServer.status, 200, 'the visit is on the server');
     });
 
+    test('edits made while a push is in flight are neither lost nor folded into the mutation being sent', async () => {
+      let onPush: (() => Promise<void>) | null = null;
+      const f: typeof fetch = async (input, init) => {
+        if (String(input).includes('/sync/push') && onPush) {
+          const hook = onPush;
+          onPush = null;
+          await hook();
+        }
+        return fetch(input, init);
+      };
+      const p = await phone(server.baseUrl, { fetch: f });
+      await p.sdk.signIn('director-007', PASSWORD);
+      await p.sdk.setPin('2468');
+      await p.sdk.sync();
+      const [kid] = await p.sdk.children();
+      const v = await p.sdk.saveVisit({ child_id: kid!.id, kind: 'home_visit', visited_at: new Date().toISOString(), follow_up: 'one' }, { submit: true });
+      onPush = async () => {
+        await Promise.all([
+          p.sdk.saveVisit({ ...input(v), follow_up: 'two' }, { submit: false }),
+          p.sdk.saveVisit({ ...input(v), location: 'school' }, { submit: false }),
+        ]);
+      };
+      assert.equal((await p.sdk.sync()).pending, 0, 'the round pushed the later edit too, rebased on the answer');
+      const done = (await p.sdk.visit(v.id))!;
+      assert.equal(done.version, 2);
+      assert.equal(done.location, 'school');
+      assert.ok(['one', 'two'].includes(done.follow_up!));
+      const other = await phone(server.baseUrl);
+      await other.sdk.signIn('director-007', PASSWORD);
+      await other.sdk.setPin('2468');
+      await other.sdk.sync();
+      const there = (await other.sdk.visit(v.id))!;
+      assert.deepEqual([there.follow_up, there.location, there.version], [done.follow_up, 'school', 2]);
+      assert.equal(done.follow_up, 'two', 'the last edit wins');
+    });
+
     test('a diverged store is noticed by the checksum and repaired by a targeted re-download', async () => {
       const p = await phone(server.baseUrl);
       await p.sdk.signIn('director-005', PASSWORD);
