@@ -17,7 +17,7 @@ import {
   type WrappedKey,
 } from './crypto.ts';
 import { SeedlingDb, recordKey } from './db.ts';
-import { DEFAULT_TIME_ZONE, DEFAULT_VISIT_INTERVALS, dayIn } from './due.ts';
+import { DEFAULT_TIME_ZONE, DEFAULT_VISIT_INTERVALS, dayIn, type VisitIntervals } from './due.ts';
 import { HlcClock, formatHlc, parseHlc, type Hlc } from './hlc.ts';
 import { isUrgentRiskFlag } from './labels.ts';
 import { addPhoto, defaultDownscale, photoUrl } from './photos.ts';
@@ -89,6 +89,8 @@ export class Seedling {
   private timer: ReturnType<typeof setInterval> | null = null;
   private onlineHandler: (() => void) | null = null;
   /** @internal */ readonly objectUrls = new Set<string>();
+  /** @internal The district's visiting intervals (defaults until the server's are fetched). */
+  intervals: VisitIntervals = DEFAULT_VISIT_INTERVALS;
   /** What the last checksum repair did (null until one ran). */
   lastRepair: import('./sync.ts').RepairReport | null = null;
   /** Photos the server refused, by SHA-256 (kept on the phone). */
@@ -177,6 +179,8 @@ export class Seedling {
       s.current.state = 'signed_out';
     }
     if (revoked) s.current.state = 'revoked';
+    const intervals = await db.getMeta<VisitIntervals>('visit_intervals');
+    if (intervals) s.intervals = intervals;
     await s.refreshCounts();
     return s;
   }
@@ -450,7 +454,7 @@ export class Seedling {
         visits: byChild.get(record.id) ?? [],
         today,
         timeZone: this.timeZone,
-        intervals: DEFAULT_VISIT_INTERVALS,
+        intervals: this.intervals,
       }),
     );
   }
@@ -671,7 +675,7 @@ export class Seedling {
     const db = this.db;
     await db.transaction('rw', [db.records, db.outbox, db.photos, db.meta], async () => {
       await Promise.all([db.records.clear(), db.outbox.clear(), db.photos.clear()]);
-      await db.meta.bulkDelete([META.cursor, META.keys, META.lastSyncAt]);
+      await db.meta.bulkDelete([META.cursor, META.keys, META.lastSyncAt, 'visit_intervals']);
     });
     this.keys = {};
     this.current = { ...this.current, pending: 0, pendingPhotos: 0, lastSyncAt: null };

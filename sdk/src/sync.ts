@@ -31,7 +31,7 @@ import type { Seedling } from './seedling.ts';
 import type { OutboxEntry, UnlockedStore } from './store.ts';
 import { SeedlingError, type SyncStatus, type VisitConflict } from './types.ts';
 import type { LoadedRecord } from './views.ts';
-import { PROTOCOL_VERSION, type PullResponse, type PushRequest, type PushResponse, type RecordWire } from './wire.ts';
+import { PROTOCOL_VERSION, type PullResponse, type PushRequest, type PushResponse, type RecordWire, type VisitRulesWire } from './wire.ts';
 
 /** Most mutations in one push (`max_push_mutations`). */
 export const MAX_PUSH = 500;
@@ -60,6 +60,7 @@ export async function runSync(s: Seedling): Promise<SyncStatus> {
     await withRetry(s, () => uploadPhotos(s));
     let ok = await withRetry(s, () => pull(s, false));
     if (!ok) ok = await withRetry(s, () => pull(s, true));
+    await withRetry(s, () => fetchVisitRules(s));
     const now = s.opts.now();
     await s.db.setMeta('last_sync_at', now);
     if (ok) s.setState('idle', null, now);
@@ -121,6 +122,19 @@ async function withRetry<T>(s: Seedling, step: () => Promise<T>): Promise<T> {
       }
       throw e;
     }
+  }
+}
+
+/** The district's visiting intervals, for the due rule on the phone (kept in meta; defaults until fetched). */
+async function fetchVisitRules(s: Seedling): Promise<void> {
+  try {
+    const rules = await s.api.json<VisitRulesWire>('GET', '/api/v1/visit-rules');
+    const intervals = { byCategory: rules.intervals.by_category, fallbackDays: rules.intervals.fallback_days };
+    s.intervals = intervals;
+    await s.db.setMeta('visit_intervals', intervals);
+  } catch (e) {
+    // An older server without the route: the documented defaults stay.
+    if (!(e instanceof ApiError) || e.kind !== 'fatal') throw e;
   }
 }
 
@@ -303,6 +317,11 @@ async function storePage(s: Seedling, answer: PullResponse, seen: Set<string> | 
     observeRecord(s, change);
     const key = recordKey(change.entity, change.id);
     seen?.add(key);
+    // A director never needs the identity-card number (masked as it is): it never reaches the phone's store.
+    if (change.entity === 'child' && 'id_number' in change.fields) {
+      const { id_number: _masked, ...fields } = change.fields;
+      change.fields = fields;
+    }
     const r = store.records.get(key) ?? {
       key,
       entity: change.entity,

@@ -229,6 +229,14 @@ export interface AttachmentStatusWire {
   content_type?: string | null;
 }
 
+// ---------------------------------------------------------------- visit rules
+
+/** `GET /api/v1/visit-rules` (`VisitRulesView`): the district's intervals, in `VisitIntervals`' shape. */
+export interface VisitRulesWire {
+  district_id: string;
+  intervals: { by_category: Record<string, number>; fallback_days: number };
+}
+
 // ---------------------------------------------------------------- the check table
 
 /**
@@ -262,6 +270,7 @@ export const WIRE_SCHEMAS: Record<string, Record<string, 'string' | 'integer' | 
     has_more: 'boolean',
     scope_checksum: 'object',
   },
+  VisitRulesView: { district_id: 'string', intervals: 'object' },
   AttachmentStatus: { sha256: 'string', status: 'string', received_bytes: 'integer', size_bytes: 'integer', content_type: 'string' },
 };
 

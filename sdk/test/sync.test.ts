@@ -47,6 +47,39 @@ for (const backend of backends()) {
       assert.ok(p.sdk.lastRepair === null, 'no repair was needed');
     });
 
+    test("the phone's due dates are the server's", async () => {
+      const p = await phone(server.baseUrl);
+      const me = await p.sdk.signIn('director-008', PASSWORD);
+      await p.sdk.setPin('2468');
+      await p.sdk.sync();
+      const kids = await p.sdk.children();
+      assert.ok(kids.every((k) => !('id_number' in k)));
+      assert.ok(
+        [...p.sdk.store!.records.values()].every((r) => !r.body.shadow || !('id_number' in r.body.shadow.fields)),
+        'the masked identity-card number is not even stored',
+      );
+      const village = me.org_unit.id;
+      type Roster = { children: { id: string; last_visit_on: string | null; due: { state: string; due?: string } }[] };
+      let server_: Roster | null = null;
+      for (let i = 1; i <= 12 && !server_; i++) {
+        const sup = await RawClient.signIn(server.baseUrl, `supervisor-${String(i).padStart(2, '0')}`);
+        const r = await sup.call<Roster>('GET', `/api/v1/children?village=${village}&status=active`);
+        if (r.status === 200) server_ = r.body;
+      }
+      assert.ok(server_, 'a supervisor of the village');
+      const visited = server_!.children.filter((c) => c.last_visit_on);
+      assert.ok(visited.length > 0);
+      for (const c of visited) {
+        const mine = kids.find((k) => k.id === c.id)!;
+        assert.equal(mine.last_visit_on, c.last_visit_on, `last visit of ${c.id}`);
+        assert.equal(mine.due.status, c.due.state, `due state of ${c.id}`);
+        assert.equal(mine.due.due_date, c.due.due ?? null, `due date of ${c.id}`);
+      }
+      const never = server_!.children.filter((c) => !c.last_visit_on);
+      const differ = never.filter((c) => kids.find((k) => k.id === c.id)!.due.due_date !== (c.due.due ?? null));
+      console.log(`# due dates: ${visited.length} visited children equal; ${never.length - differ.length}/${never.length} never-visited equal`);
+    });
+
     test("a supervisor's town bootstraps over several pages and its checksum matches", async () => {
       const p = await phone(server.baseUrl);
       await p.sdk.signIn('supervisor-01', PASSWORD);
