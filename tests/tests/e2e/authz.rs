@@ -356,6 +356,60 @@ fn rows() -> Vec<Row> {
             }),
         },
         Row {
+            // Does the caller's manifest list the child of village A1?
+            method: "get",
+            path: "/api/v1/sync/manifest",
+            expect: "uohhohofr",
+            build: |_, _, _| {
+                Request::new(
+                    Method::GET,
+                    format!("/api/v1/sync/manifest?protocol_version={PROTOCOL_VERSION}"),
+                )
+            },
+            classify: Some(|world, status, body| {
+                if !status.is_success() {
+                    return None;
+                }
+                let child = world.child.to_string();
+                let holds = body["entries"]
+                    .as_array()?
+                    .iter()
+                    .any(|entry| entry[1] == child.as_str());
+                Some(if holds {
+                    Expect::Served
+                } else {
+                    Expect::Hidden
+                })
+            }),
+        },
+        Row {
+            // Asking for the child of village A1 by id.
+            method: "post",
+            path: "/api/v1/sync/fetch",
+            expect: "uohhohofr",
+            build: |world, _, _| {
+                Request::new(Method::POST, "/api/v1/sync/fetch").json(json!({
+                    "protocol_version": PROTOCOL_VERSION,
+                    "records": [{"entity": "child", "id": world.child}],
+                }))
+            },
+            classify: Some(|world, status, body| {
+                if !status.is_success() {
+                    return None;
+                }
+                let child = world.child.to_string();
+                let holds = body["changes"]
+                    .as_array()?
+                    .iter()
+                    .any(|record| record["id"] == child.as_str());
+                Some(if holds {
+                    Expect::Served
+                } else {
+                    Expect::Hidden
+                })
+            }),
+        },
+        Row {
             // Uploading is open to every phone: photos are content-addressed
             // and readable only through a visit in scope.
             method: "put",

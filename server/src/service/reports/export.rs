@@ -340,7 +340,7 @@ pub fn to_csv(table: &Table) -> AppResult<Vec<u8>> {
         for row in &table.rows {
             writer
                 .write_record(row.iter().map(|cell| match cell {
-                    Cell::Text(text) => text.clone(),
+                    Cell::Text(text) => neutralised(text),
                     Cell::Int(n) => n.to_string(),
                     Cell::Share(share) => format!("{share:.4}"),
                     Cell::Date(date) => date.to_string(),
@@ -353,6 +353,19 @@ pub fn to_csv(table: &Table) -> AppResult<Vec<u8>> {
             .map_err(|err| AppError::Internal(format!("writing CSV: {err}")))?;
     }
     Ok(out)
+}
+
+/// A text cell that a spreadsheet would run as a formula — one starting
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return (OWASP's CSV
+/// injection list) — gets a leading `'`, so it opens as the text it is.
+/// A child's or guardian's name, an address or a note typed on a phone
+/// reaches these cells. XLSX writes text cells as text and needs nothing.
+fn neutralised(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
 }
 
 /// The table as an XLSX workbook of one sheet: a bold, frozen header row,
@@ -417,6 +430,42 @@ mod tests {
                 Cell::Share(0.5),
             ]],
         }
+    }
+
+    #[test]
+    fn csv_cells_that_would_run_as_formulas_open_as_text() {
+        let hostile = [
+            "=HYPERLINK(\"http://evil.example\",\"点我\")",
+            "+1+1",
+            "-2+3",
+            "@SUM(A1:A2)",
+            "\t=1+1",
+            "\r=1+1",
+        ];
+        let table = Table {
+            title: "测试",
+            slug: "test",
+            headers: vec!["备注"],
+            rows: hostile.iter().map(|t| vec![Cell::from(*t)]).collect(),
+        };
+        let bytes = to_csv(&table).unwrap();
+        let mut reader = csv::ReaderBuilder::new().from_reader(&bytes[3..]);
+        let cells: Vec<String> = reader
+            .records()
+            .map(|r| r.unwrap().get(0).unwrap().to_owned())
+            .collect();
+        assert_eq!(cells.len(), hostile.len());
+        for (cell, original) in cells.iter().zip(hostile) {
+            assert_eq!(cell, &format!("'{original}"));
+        }
+        // Numbers are typed cells and stay numbers; plain text is untouched.
+        let plain = Table {
+            rows: vec![vec![Cell::Int(-3), Cell::from("王小明")]],
+            headers: vec!["差", "姓名"],
+            ..table
+        };
+        let text = String::from_utf8(to_csv(&plain).unwrap()[3..].to_vec()).unwrap();
+        assert_eq!(text, "差,姓名\r\n-3,王小明\r\n");
     }
 
     #[test]
