@@ -113,6 +113,7 @@ const zh = {
   addPhoto: '拍照',
   removePhoto: '删除照片',
   photoPending: '待上传',
+  photoCount: '照片{n}张',
   saveDraft: '保存草稿',
   submit: '提交',
   resubmit: '修改后重新提交',
@@ -219,6 +220,14 @@ const zh = {
   risk_untreated_illness: '患病未及时就医',
   risk_psychological_distress: '情绪或心理困扰',
   risk_unsafe_housing: '住房或居住安全隐患',
+  rel_mother: '母亲',
+  rel_father: '父亲',
+  rel_grandmother: '祖母',
+  rel_grandfather: '祖父',
+  rel_aunt: '姑姑/阿姨',
+  rel_uncle: '叔伯/舅舅',
+  rel_institution: '福利机构',
+  rel_other: '其他亲属',
   risk_unknown: '其他风险',
 };
 
@@ -331,6 +340,7 @@ const en: Record<Key, string> = {
   addPhoto: 'Take a photo',
   removePhoto: 'Remove photo',
   photoPending: 'not sent',
+  photoCount: '{n} photos',
   saveDraft: 'Save draft',
   submit: 'Submit',
   resubmit: 'Resubmit',
@@ -437,6 +447,14 @@ const en: Record<Key, string> = {
   risk_untreated_illness: 'Illness left untreated',
   risk_psychological_distress: 'Emotional or psychological distress',
   risk_unsafe_housing: 'Unsafe housing',
+  rel_mother: 'mother',
+  rel_father: 'father',
+  rel_grandmother: 'grandmother',
+  rel_grandfather: 'grandfather',
+  rel_aunt: 'aunt',
+  rel_uncle: 'uncle',
+  rel_institution: 'institution',
+  rel_other: 'relative',
   risk_unknown: 'Other risk',
 };
 
@@ -471,4 +489,11 @@ export function t(key: Key, vars: Record<string, string | number> = {}): string 
 export function label(prefix: string, code: string | null | undefined, fallback: Key): string {
   const k = `${prefix}${code ?? ''}` as Key;
   return k in zh ? t(k) : t(fallback);
+}
+
+/** A free-text value that may be a known code (the demo's guardian relations): its label, else the text itself. */
+export function textOrLabel(prefix: string, value: string | null | undefined): string {
+  if (!value) return '';
+  const k = `${prefix}${value}` as Key;
+  return k in zh ? t(k) : value;
 }

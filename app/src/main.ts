@@ -455,6 +455,8 @@ function renderBar(): void {
     why = code === 'diverged' ? t('err_diverged') : /^(5|database|timeout|server|internal)/.test(code) ? t('err_server') : t('err_generic');
   }
   bar.dataset['state'] = shown;
+  bar.dataset['pending'] = String(st.pending + st.pendingPhotos);
+  bar.dataset['lastSync'] = st.lastSyncAt ? String(st.lastSyncAt) : '';
   replace(
     bar,
     h(

@@ -7,7 +7,7 @@
 import type { ChildView, Seedling, VisitView } from '../../sdk/src/index.ts';
 import { h, replace } from './dom.ts';
 import { ageOn, showDay, showDayWithYear, showInstant } from './format.ts';
-import { label, t } from './i18n.ts';
+import { label, t, textOrLabel } from './i18n.ts';
 import { renderVisitForm } from './visit-form.ts';
 
 export interface Ctx {
@@ -62,10 +62,10 @@ export function dueBadge(child: ChildView): HTMLElement | null {
 
 export function stateBadge(v: VisitView): HTMLElement {
   const cls = { draft: 'muted', waiting: 'warn', synced: 'ok', returned: 'bad', approved: 'ok' }[v.localState];
-  return h('span', { class: `badge ${cls}` }, v.localState === 'approved' ? `🔒 ${t('state_approved')}` : t(`state_${v.localState}`));
+  return h('span', { class: `badge ${cls}` }, v.localState === 'approved' ? t('state_approved') : t(`state_${v.localState}`));
 }
 
-const urgentBadge = (): HTMLElement => h('span', { class: 'badge urgent' }, `⚠ ${t('urgent')}`);
+const urgentBadge = (): HTMLElement => h('span', { class: 'badge urgent' }, `! ${t('urgent')}`);
 
 // ------------------------------------------------------------ children
 
@@ -135,7 +135,7 @@ async function childPage(c: Ctx, view: HTMLElement, id: string): Promise<void> {
   const phone = k.guardian_phone
     ? h('a', { href: `tel:${k.guardian_phone.replace(/[^\d+]/g, '')}`, class: 'tel' }, k.guardian_phone)
     : null;
-  const guardian = [k.guardian_name, k.guardian_relation ? `（${k.guardian_relation}）` : ''].filter(Boolean).join('');
+  const guardian = [k.guardian_name, k.guardian_relation ? `（${textOrLabel('rel_', k.guardian_relation)}）` : ''].filter(Boolean).join('');
   const interval = k.visit_interval_days && k.visit_interval_days > 0 ? t('intervalValue', { n: k.visit_interval_days }) : null;
   replace(
     view,
@@ -216,7 +216,7 @@ export function visitList(visits: VisitView[], names: Map<string, string> | null
             { class: 'card-row muted small' },
             h('span', {}, label('kind_', v.kind, 'kind_other')),
             names ? h('span', {}, showInstant(v.visited_at)) : null,
-            v.photos.length ? h('span', {}, `📷 ${v.photos.length}`) : null,
+            v.photos.length ? h('span', {}, t('photoCount', { n: v.photos.length })) : null,
           ),
           v.localState === 'returned' && v.review_comment ? h('p', { class: 'comment small' }, v.review_comment) : null,
         ),
@@ -335,7 +335,7 @@ async function mePage(c: Ctx, view: HTMLElement): Promise<void> {
     ),
     h('h2', {}, t('about')),
     h('p', {}, t('aboutText')),
-    h('button', { class: 'btn secondary block', type: 'button', id: 'lock-now', onclick: () => c.lockNow() }, `🔒 ${t('lockNow')}`),
+    h('button', { class: 'btn secondary block', type: 'button', id: 'lock-now', onclick: () => c.lockNow() }, t('lockNow')),
     h('button', { class: 'btn danger block', type: 'button', id: 'sign-out', onclick: () => void c.signOut() }, t('signOut')),
   );
 }

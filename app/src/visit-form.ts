@@ -58,7 +58,7 @@ export async function renderVisitForm(c: Ctx, view: HTMLElement, which: { childI
     maxlength: 200,
   });
   const posLine = h('p', { class: 'muted small', id: 'position' });
-  const posBtn = h('button', { type: 'button', class: 'btn secondary small' }, `📍 ${t('useLocation')}`);
+  const posBtn = h('button', { type: 'button', class: 'btn secondary small' }, t('useLocation'));
   const clearPos = h('button', { type: 'button', class: 'btn link small' }, t('clearLocation'));
   const showPosition = () => {
     const p = position && typeof position === 'object' ? position : null;
@@ -135,7 +135,7 @@ export async function renderVisitForm(c: Ctx, view: HTMLElement, which: { childI
   const hint = h(
     'div',
     { class: 'mandatory', id: 'mandatory-hint', role: 'alert', hidden: true },
-    h('strong', {}, `⚠ ${t('mandatoryTitle')}`),
+    h('strong', {}, `！${t('mandatoryTitle')}`),
     h('p', {}, t('mandatoryHint')),
   );
   const flagRows = RISK_FLAGS.map((f) => {
@@ -303,7 +303,7 @@ export async function renderVisitForm(c: Ctx, view: HTMLElement, which: { childI
 
   const notices: (HTMLElement | null)[] = [];
   if (existing) notices.push(h('div', { class: 'card-row' }, stateBadge(existing), h('span', { class: 'muted small' }, showDay(existing.visited_at.slice(0, 10)))));
-  if (locked) notices.push(h('p', { class: 'notice locked', id: 'locked-notice' }, `🔒 ${t('approvedLocked')}`));
+  if (locked) notices.push(h('p', { class: 'notice locked', id: 'locked-notice' }, t('approvedLocked')));
   if (state === 'returned') {
     notices.push(
       h('div', { class: 'notice returned', id: 'returned-notice' }, h('strong', {}, t('returnedBanner')), h('p', {}, `${t('supervisorComment')}：${existing?.review_comment ?? ''}`)),
@@ -331,7 +331,7 @@ export async function renderVisitForm(c: Ctx, view: HTMLElement, which: { childI
       section('needs', h('p', { class: 'muted small' }, t('needsLead')), needsBox, locked ? null : h('div', { class: 'need-add' }, needArea, needText, addNeed)),
       section(
         'riskFlags',
-        h('p', { class: 'group-title urgent-title' }, `⚠ ${t('urgentFlags')}`),
+        h('p', { class: 'group-title urgent-title' }, `！${t('urgentFlags')}`),
         ...flagRows.filter((r) => r.f.urgent).map((r) => r.rowEl),
         hint,
         h('p', { class: 'group-title' }, t('otherFlags')),
@@ -341,7 +341,7 @@ export async function renderVisitForm(c: Ctx, view: HTMLElement, which: { childI
       section(
         'photos',
         photoBox,
-        locked ? null : h('label', { class: 'btn secondary block', for: 'photo-input', role: 'button' }, `📷 ${t('addPhoto')}`),
+        locked ? null : h('label', { class: 'btn secondary block', for: 'photo-input', role: 'button' }, `＋ ${t('addPhoto')}`),
         locked ? null : fileInput,
       ),
     ),
