@@ -28,6 +28,7 @@ on_both_backends!(
     the_same_push_sent_twice_at_once_applies_once,
     a_visit_recorded_offline_after_a_transfer_is_kept_and_follows_the_child,
     a_visit_the_same_day_after_a_transfer_to_another_town_is_flagged_for_both_towns,
+    a_phone_clock_a_year_ahead_is_restamped_and_flagged_and_cannot_win_later_edits,
     a_moved_director_loses_the_old_village_and_receives_the_new_one,
     an_exited_child_leaves_the_village_phones_but_not_the_town,
     every_sync_read_and_write_of_a_child_is_audited,
@@ -882,6 +883,88 @@ async fn a_visit_the_same_day_after_a_transfer_to_another_town_is_flagged_for_bo
             "{supervisor} does not see the flag: {queue}"
         );
     }
+}
+
+/// The clock-skew rule end to end (SYNC-PROTOCOL.md §1): a phone whose
+/// clock runs a year ahead has its writes re-stamped with the server's
+/// clock and flagged `clock_skewed`, so a later edit from a correct phone
+/// still wins. A server that adopted the phone's clock would fail here.
+async fn a_phone_clock_a_year_ahead_is_restamped_and_flagged_and_cannot_win_later_edits(
+    app: TestApp,
+) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "钟小年").await;
+    let mut skewed = Device::sign_in(&app, "director-a1").await;
+    let year_ms = 365 * 24 * 3600 * 1000;
+    let now_ms = || chrono::Utc::now().timestamp_millis() as u64;
+    skewed.clock = sync_core::clock::HlcClock::resume(
+        sync_core::clock::Hlc::new(now_ms() + year_ms, 0, skewed.id),
+        u64::MAX,
+    );
+    let (visit_id, m) = new_visit(&mut skewed, child, fixture.village_a1, &today_at(10));
+    assert!(
+        m.hlc.wall_ms > now_ms() + year_ms / 2,
+        "the phone's clock is ahead"
+    );
+    let answer = skewed.push(&app, &[m]).await;
+    let result = serde_json::to_value(&answer.results[0]).unwrap();
+    assert_eq!(result["status"], "applied", "{result}");
+    assert!(
+        result["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["flag"] == "clock_skewed"),
+        "{result}"
+    );
+    let after_push = now_ms();
+    let mut reader = Device::sign_in(&app, "director-a1").await;
+    reader.pull_all(&app).await;
+    let stored = reader
+        .get(Entity::Visit, visit_id)
+        .expect("the visit")
+        .clone();
+    for (name, field) in &stored.fields {
+        if let sync_core::record::Field::Register(register) = field {
+            assert!(
+                register.hlc.wall_ms <= after_push + 5 * 60 * 1000,
+                "{name} kept the phone's clock {}",
+                register.hlc
+            );
+        }
+    }
+
+    // The skewed phone edits first, a correct phone a moment later on the
+    // same version: the later write wins. Had the server kept the phone's
+    // year-ahead clock, the skewed value would beat every edit for a year.
+    skewed
+        .records
+        .insert((Entity::Visit, visit_id), stored.clone());
+    let early = skewed
+        .update(Entity::Visit, visit_id)
+        .set("follow_up", json!("不用回访"))
+        .build();
+    let answer = skewed.push(&app, &[early]).await;
+    assert!(
+        matches!(answer.results[0], MutationResult::Applied { .. }),
+        "{:?}",
+        answer.results
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let later = reader
+        .update(Entity::Visit, visit_id)
+        .set("follow_up", json!("下周回访"))
+        .build();
+    reader.push(&app, &[later]).await;
+    reader.pull_all(&app).await;
+    assert_eq!(
+        reader
+            .get(Entity::Visit, visit_id)
+            .and_then(|r| r.get_str("follow_up")),
+        Some("下周回访"),
+        "the correct phone's later edit wins"
+    );
 }
 
 async fn a_moved_director_loses_the_old_village_and_receives_the_new_one(app: TestApp) {
