@@ -7,7 +7,7 @@
  */
 
 import { compareHlc, parseHlc } from './hlc.ts';
-import type { FieldChangeWire, Json, JsonObject, MutationWire, RecordWire } from './wire.ts';
+import type { Entity, FieldChangeWire, Json, JsonObject, MutationWire, RecordWire } from './wire.ts';
 
 /** A field's plain value: a register's value or a set's items by id. */
 export type PlainField = { kind: 'register'; value: Json } | { kind: 'items'; items: Map<string, JsonObject> };
@@ -186,4 +186,38 @@ export function predictMerge(current: RecordWire, m: MutationWire): MergePredict
     }
   }
   return { status: conflicts.length ? 'merged' : 'applied', values: valueObject(values), conflicts };
+}
+
+const ENTITY_ORDER: Record<string, number> = { child: 0, visit: 1, case_plan_item: 2 };
+
+function compareRef(a: { entity: string; id: string }, b: { entity: string; id: string }): number {
+  const e = (ENTITY_ORDER[a.entity] ?? 9) - (ENTITY_ORDER[b.entity] ?? 9);
+  if (e !== 0) return e;
+  const x = a.id.toLowerCase();
+  const y = b.id.toLowerCase();
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/**
+ * `sync_core::protocol::Repair::between`: from the server's manifest and
+ * the phone's live shadow copies, the records to fetch (missing or at
+ * another version) and to drop (held but not in the scope), each sorted by
+ * entity then id.
+ */
+export function repairBetween(
+  server: Iterable<[Entity, string, number]>,
+  device: Iterable<{ entity: Entity; id: string; version: number }>,
+): { fetch: { entity: Entity; id: string }[]; drop: { entity: Entity; id: string }[] } {
+  const key = (e: string, id: string) => `${e}:${id.toLowerCase()}`;
+  const held = new Map<string, { entity: Entity; id: string; version: number }>();
+  for (const d of device) held.set(key(d.entity, d.id), d);
+  const fetch: { entity: Entity; id: string }[] = [];
+  for (const [entity, id, version] of server) {
+    const k = key(entity, id);
+    const mine = held.get(k);
+    held.delete(k);
+    if (mine?.version !== version) fetch.push({ entity, id });
+  }
+  const drop = [...held.values()].map(({ entity, id }) => ({ entity, id }));
+  return { fetch: fetch.sort(compareRef), drop: drop.sort(compareRef) };
 }

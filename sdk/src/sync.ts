@@ -26,15 +26,30 @@ import { ScopeChecksum } from './checksum.ts';
 import { recordKey } from './db.ts';
 import { formatHlc, tryParseHlc } from './hlc.ts';
 import { uploadPhotos } from './photos.ts';
-import { urgentFirst } from './records.ts';
+import { repairBetween, urgentFirst } from './records.ts';
 import type { Seedling } from './seedling.ts';
 import type { OutboxEntry, UnlockedStore } from './store.ts';
 import { SeedlingError, type SyncStatus, type VisitConflict } from './types.ts';
 import type { LoadedRecord } from './views.ts';
-import { PROTOCOL_VERSION, type PullResponse, type PushRequest, type PushResponse, type RecordWire, type VisitRulesWire } from './wire.ts';
+import {
+  PROTOCOL_VERSION,
+  type FetchRequest,
+  type FetchResponse,
+  type ManifestEntryWire,
+  type ManifestResponse,
+  type PullResponse,
+  type PushRequest,
+  type PushResponse,
+  type RecordRefWire,
+  type RecordWire,
+  type ScopeChecksumWire,
+  type VisitRulesWire,
+} from './wire.ts';
 
 /** Most mutations in one push (`max_push_mutations`). */
 export const MAX_PUSH = 500;
+/** Most records one repair fetch asks for. */
+export const MAX_FETCH = 500;
 /** Busy answers waited out per sync before giving up (as the Rust client). */
 export const MAX_BUSY_WAITS = 120;
 /** Retries of other retryable failures per step. */
@@ -43,7 +58,11 @@ export const MAX_RETRIES = 3;
 /** What the last repair did, for diagnostics and tests. */
 export interface RepairReport {
   at: number;
+  /** `targeted`: manifest + fetch of the differing records; `full`: the whole scope pulled again (older servers). */
+  mode: 'targeted' | 'full';
+  /** Records written (fetched, or rewritten by the full pull). */
   rewritten: number;
+  /** Server copies dropped. */
   dropped: number;
   matched: boolean;
 }
@@ -59,7 +78,7 @@ export async function runSync(s: Seedling): Promise<SyncStatus> {
     await withRetry(s, () => push(s));
     await withRetry(s, () => uploadPhotos(s));
     let ok = await withRetry(s, () => pull(s, false));
-    if (!ok) ok = await withRetry(s, () => pull(s, true));
+    if (!ok) ok = await withRetry(s, () => repair(s));
     await withRetry(s, () => fetchVisitRules(s));
     const now = s.opts.now();
     await s.db.setMeta('last_sync_at', now);
@@ -299,7 +318,7 @@ async function pull(s: Seedling, repair: boolean): Promise<boolean> {
     if (!answer.has_more) {
       const dropped = seen ? await store.exclusive(() => dropUnseen(store, seen)) : 0;
       const matched = localChecksum(store.records.values()).equals(answer.scope_checksum);
-      if (seen) s.lastRepair = { at: s.opts.now(), rewritten, dropped, matched };
+      if (seen) s.lastRepair = { at: s.opts.now(), mode: 'full', rewritten, dropped, matched };
       return matched;
     }
   }
@@ -308,12 +327,31 @@ async function pull(s: Seedling, repair: boolean): Promise<boolean> {
 
 /** Stores one pulled page and its cursor in one transaction; the ids it touched. */
 async function storePage(s: Seedling, answer: PullResponse, seen: Set<string> | null, rewrote: () => void): Promise<string[]> {
+  return storeChanges(s, answer.changes, answer.purges?.map((p) => ({ entity: p.entity, id: p.record_id })) ?? [], {
+    seen,
+    rewrote,
+    meta: { cursor: answer.next_cursor },
+  });
+}
+
+/**
+ * Stores server copies (`changes`) and removes those that left the scope
+ * (`removals`; a record with pending edits keeps them, without a copy), in
+ * one transaction. With `seen` (a full repair), an unchanged copy is not
+ * rewritten. The ids it touched.
+ */
+async function storeChanges(
+  s: Seedling,
+  changes: RecordWire[],
+  removals: RecordRefWire[],
+  opts: { seen?: Set<string> | null; rewrote?: () => void; meta?: Record<string, unknown> } = {},
+): Promise<string[]> {
   const store = s.requireStore();
-  const repair = seen !== null;
+  const seen = opts.seen ?? null;
   const records: LoadedRecord[] = [];
   const deleteRecords: string[] = [];
   const ids: string[] = [];
-  for (const change of answer.changes) {
+  for (const change of changes) {
     observeRecord(s, change);
     const key = recordKey(change.entity, change.id);
     seen?.add(key);
@@ -330,28 +368,77 @@ async function storePage(s: Seedling, answer: PullResponse, seen: Set<string> | 
       pending: [],
     };
     const sh = r.body.shadow;
-    if (repair && sh && sh.version === change.version && !!sh.tombstone === !!change.tombstone) continue;
-    if (repair) rewrote();
+    if (seen && sh && sh.version === change.version && !!sh.tombstone === !!change.tombstone) continue;
+    opts.rewrote?.();
     records.push({
       ...r,
       body: { ...r.body, shadow: change, acked: r.body.acked.filter((a) => a.version > change.version), rejected: null },
     });
     ids.push(change.id);
   }
-  for (const p of answer.purges ?? []) {
-    const key = recordKey(p.entity, p.record_id);
+  for (const ref of removals) {
+    const key = recordKey(ref.entity, ref.id);
     const r = store.records.get(key);
     if (!r) continue;
-    ids.push(p.record_id);
+    ids.push(ref.id);
     if (r.pending.length) records.push({ ...r, body: { shadow: null, acked: [], issue: r.body.issue } });
     else deleteRecords.push(key);
   }
-  await store.write({
-    records,
-    deleteRecords,
-    meta: { cursor: answer.next_cursor, hlc: formatHlc(s.clock.last()) },
-  });
+  await store.write({ records, deleteRecords, meta: { ...(opts.meta ?? {}), hlc: formatHlc(s.clock.last()) } });
   return ids;
+}
+
+/**
+ * On a checksum mismatch: the targeted repair of SYNC-PROTOCOL.md §4 — the
+ * scope's manifest, `repairBetween` it and the phone's copies, a fetch of
+ * only the records missing or at another version (500 a request), and the
+ * copies the scope no longer holds dropped (pending edits kept). A server
+ * without the manifest route gets the whole scope pulled again instead.
+ */
+async function repair(s: Seedling): Promise<boolean> {
+  const entries: ManifestEntryWire[] = [];
+  let checksum: ScopeChecksumWire | null = null;
+  let after: string | null = null;
+  try {
+    for (let page = 0; page < 10_000; page++) {
+      const q = new URLSearchParams({ protocol_version: String(PROTOCOL_VERSION), limit: '5000' });
+      if (after) q.set('after', after);
+      const m = await s.api.json<ManifestResponse>('GET', `/api/v1/sync/manifest?${q.toString()}`);
+      entries.push(...m.entries);
+      checksum = m.scope_checksum;
+      if (!m.next_after) break;
+      after = m.next_after;
+    }
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 404 || e.status === 405)) return pull(s, true);
+    throw e;
+  }
+  const store = s.requireStore();
+  const device = [...store.records.values()].flatMap((r) =>
+    r.body.shadow && !r.body.shadow.tombstone ? [{ entity: r.entity, id: r.id, version: r.body.shadow.version }] : [],
+  );
+  const plan = repairBetween(entries, device);
+  let fetched = 0;
+  let dropped = 0;
+  const touched: string[] = [];
+  for (let i = 0; i < plan.fetch.length; i += MAX_FETCH) {
+    const body: FetchRequest = { protocol_version: PROTOCOL_VERSION, records: plan.fetch.slice(i, i + MAX_FETCH) };
+    const answer = await s.api.json<FetchResponse>('POST', '/api/v1/sync/fetch', body);
+    observe(s, answer.server_hlc);
+    const missing = answer.missing ?? [];
+    touched.push(...(await store.exclusive(() => storeChanges(s, answer.changes, missing))));
+    fetched += answer.changes.length;
+    dropped += missing.length;
+  }
+  if (plan.drop.length) touched.push(...(await store.exclusive(() => storeChanges(s, [], plan.drop))));
+  dropped += plan.drop.length;
+  if (touched.length) {
+    s.emit({ kind: 'records', ids: touched });
+    s.emit({ kind: 'tasks' });
+  }
+  const matched = checksum !== null && localChecksum(store.records.values()).equals(checksum);
+  s.lastRepair = { at: s.opts.now(), mode: 'targeted', rewritten: fetched, dropped, matched };
+  return matched;
 }
 
 /** After a repair's last page: server copies the server no longer sent are dropped (pending edits kept). */

@@ -218,6 +218,38 @@ export interface PullResponse {
   scope_checksum: ScopeChecksumWire;
 }
 
+// ---------------------------------------------------------------- targeted repair
+
+/** One record of the scope, `[entity, id, version]`. */
+export type ManifestEntryWire = [Entity, string, number];
+
+/** `GET /api/v1/sync/manifest` (`ManifestResponse`): the scope's records in pages, ordered by entity then id. */
+export interface ManifestResponse {
+  protocol_version: number;
+  entries: ManifestEntryWire[];
+  next_after?: string | null;
+  scope_checksum: ScopeChecksumWire;
+}
+
+export interface RecordRefWire {
+  entity: Entity;
+  id: string;
+}
+
+/** `POST /api/v1/sync/fetch` body (`FetchRequest`), at most 500 records. */
+export interface FetchRequest {
+  protocol_version: number;
+  records: RecordRefWire[];
+}
+
+/** Its answer (`FetchResponse`): the records whole, as a pull sends them, and those not in scope. */
+export interface FetchResponse {
+  protocol_version: number;
+  server_hlc: HlcText;
+  changes: RecordWire[];
+  missing?: RecordRefWire[];
+}
+
 // ---------------------------------------------------------------- attachments
 
 /** `GET /api/v1/attachments/{sha256}/status` and the answer to a chunk (`AttachmentStatus`). */
@@ -271,6 +303,9 @@ export const WIRE_SCHEMAS: Record<string, Record<string, 'string' | 'integer' | 
     scope_checksum: 'object',
   },
   VisitRulesView: { district_id: 'string', intervals: 'object' },
+  ManifestResponse: { protocol_version: 'integer', entries: 'array', next_after: 'string', scope_checksum: 'object' },
+  FetchRequest: { protocol_version: 'integer', records: 'array' },
+  FetchResponse: { protocol_version: 'integer', server_hlc: 'string', changes: 'array', missing: 'array' },
   AttachmentStatus: { sha256: 'string', status: 'string', received_bytes: 'integer', size_bytes: 'integer', content_type: 'string' },
 };
 

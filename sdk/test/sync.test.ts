@@ -325,32 +325,53 @@ for (const backend of backends()) {
       assert.equal(done.follow_up, 'two', 'the last edit wins');
     });
 
-    test('a diverged store is noticed by the checksum and repaired by a targeted re-download', async () => {
-      const p = await phone(server.baseUrl);
-      await p.sdk.signIn('director-005', PASSWORD);
-      await p.sdk.setPin('1357');
-      await p.sdk.sync();
-      const store = p.sdk.store!;
-      const before = store.records.size;
-      const [first, second] = [...store.records.values()];
-      const bumped = { ...second!, body: { ...second!.body, shadow: { ...second!.body.shadow!, version: second!.body.shadow!.version + 5 } } };
-      const stray = {
-        key: 'visit:00000000-0000-4000-8000-00000000abcd',
-        entity: 'visit' as const,
-        id: '00000000-0000-4000-8000-00000000abcd',
-        body: { shadow: { entity: 'visit' as const, id: '00000000-0000-4000-8000-00000000abcd', version: 1, fields: {} }, acked: [], issue: null },
-        pending: [],
-      };
-      await store.write({ deleteRecords: [first!.key], records: [bumped, stray] });
-      const st = await p.sdk.sync();
-      assert.equal(st.state, 'idle', JSON.stringify(st));
-      assert.ok(p.sdk.lastRepair, 'a repair ran');
-      assert.equal(p.sdk.lastRepair!.matched, true);
-      assert.equal(p.sdk.lastRepair!.rewritten, 2, 'only the missing and the wrong record were written');
-      assert.equal(p.sdk.lastRepair!.dropped, 1, 'the record the server does not have was dropped');
-      assert.equal(p.sdk.store!.records.size, before);
-      assert.equal(p.sdk.store!.records.get(second!.key)!.body.shadow!.version, second!.body.shadow!.version);
-    });
+    for (const mode of ['targeted', 'full'] as const) {
+      test(`a diverged store is noticed by the checksum and repaired (${mode})`, async () => {
+        const asked: string[] = [];
+        const f: typeof fetch = async (input, init) => {
+          const path = new URL(String(input)).pathname;
+          asked.push(path);
+          // An older server without the repair routes: the whole scope is pulled again.
+          if (mode === 'full' && path === '/api/v1/sync/manifest') {
+            return new Response(JSON.stringify({ error: { code: 'not_found', message: 'no such route' } }), { status: 404 });
+          }
+          return fetch(input, init);
+        };
+        const p = await phone(server.baseUrl, { fetch: f });
+        await p.sdk.signIn('director-005', PASSWORD);
+        await p.sdk.setPin('1357');
+        await p.sdk.sync();
+        const store = p.sdk.store!;
+        const before = store.records.size;
+        const [first, second] = [...store.records.values()];
+        const bumped = { ...second!, body: { ...second!.body, shadow: { ...second!.body.shadow!, version: second!.body.shadow!.version + 5 } } };
+        const stray = {
+          key: 'visit:00000000-0000-4000-8000-00000000abcd',
+          entity: 'visit' as const,
+          id: '00000000-0000-4000-8000-00000000abcd',
+          body: { shadow: { entity: 'visit' as const, id: '00000000-0000-4000-8000-00000000abcd', version: 1, fields: {} }, acked: [], issue: null },
+          pending: [],
+        };
+        await store.write({ deleteRecords: [first!.key], records: [bumped, stray] });
+        asked.length = 0;
+        const st = await p.sdk.sync();
+        assert.equal(st.state, 'idle', JSON.stringify(st));
+        assert.ok(p.sdk.lastRepair, 'a repair ran');
+        assert.equal(p.sdk.lastRepair!.mode, mode);
+        assert.equal(p.sdk.lastRepair!.matched, true);
+        assert.equal(p.sdk.lastRepair!.rewritten, 2, 'only the missing and the wrong record were written');
+        assert.equal(p.sdk.lastRepair!.dropped, 1, 'the record the server does not have was dropped');
+        assert.equal(p.sdk.store!.records.size, before);
+        assert.equal(p.sdk.store!.records.get(second!.key)!.body.shadow!.version, second!.body.shadow!.version);
+        if (mode === 'targeted') {
+          assert.deepEqual(
+            asked.filter((a) => a.startsWith('/api/v1/sync/')),
+            ['/api/v1/sync/pull', '/api/v1/sync/manifest', '/api/v1/sync/fetch'],
+            'one manifest page and one fetch, no second bootstrap',
+          );
+        }
+      });
+    }
   });
 }
 

@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import { ScopeChecksum, fnv1a64, recordHash } from '../src/checksum.ts';
 import { DEFAULT_VISIT_INTERVALS, dueDate, dueStatus } from '../src/due.ts';
 import { HlcClock, compareHlc, formatHlc, parseHlc } from '../src/hlc.ts';
-import { isSetChange, isUrgentMutation, predictMerge, urgentFirst } from '../src/records.ts';
+import { isSetChange, isUrgentMutation, predictMerge, repairBetween, urgentFirst } from '../src/records.ts';
 import type { Entity, MutationWire, RecordWire } from '../src/wire.ts';
 
 const V = JSON.parse(
@@ -135,4 +135,15 @@ describe('shared vectors: merges the client predicts', () => {
       );
     });
   }
+});
+
+describe('shared vectors: targeted repair', () => {
+  test('Repair::between: what to fetch and what to drop', () => {
+    assert.ok(V.repair.length >= 4);
+    for (const c of V.repair) {
+      const plan = repairBetween(c.manifest, c.device);
+      assert.deepEqual(plan.fetch, c.fetch);
+      assert.deepEqual(plan.drop, c.drop);
+    }
+  });
 });
