@@ -36,6 +36,9 @@ pub struct Claims {
 /// one key new tokens are signed with.
 pub struct JwtKeys {
     signing_key_id: String,
+    /// Per key id, the key that signs sync cursors (derived from the same
+    /// secret), so a cursor cannot be forged or moved to another caller.
+    cursor_keys: BTreeMap<String, ring::hmac::Key>,
     encoding: EncodingKey,
     decoding: BTreeMap<String, DecodingKey>,
     validation: Validation,
@@ -63,6 +66,7 @@ impl JwtKeys {
         let key_error = |err: jsonwebtoken::errors::Error| AppError::Internal(err.to_string());
         let mut encoding = None;
         let mut decoding = BTreeMap::new();
+        let mut cursor_keys = BTreeMap::new();
         for (key_id, secret) in keys {
             if key_id.is_empty() {
                 return Err(AppError::Internal(
@@ -81,6 +85,14 @@ impl JwtKeys {
                 key_id.to_owned(),
                 DecodingKey::from_secret(secret).map_err(key_error)?,
             );
+            let derived = ring::hmac::sign(
+                &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
+                b"seedling sync cursor v1",
+            );
+            cursor_keys.insert(
+                key_id.to_owned(),
+                ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref()),
+            );
         }
         let encoding = encoding.ok_or_else(|| {
             AppError::Internal(format!(
@@ -93,11 +105,28 @@ impl JwtKeys {
         validation.leeway = 30;
         Ok(Self {
             signing_key_id: signing_key_id.to_owned(),
+            cursor_keys,
             encoding,
             decoding,
             validation,
             ttl_secs: i64::try_from(ttl_secs).unwrap_or(i64::MAX),
         })
+    }
+
+    /// The tag of a sync cursor's `text`, under the signing key.
+    pub fn cursor_tag(&self, text: &str) -> Vec<u8> {
+        self.cursor_keys
+            .get(&self.signing_key_id)
+            .map(|key| ring::hmac::sign(key, text.as_bytes()).as_ref().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Whether `tag` is the tag of `text` under any key of the ring (a
+    /// cursor made before a key rotation still reads).
+    pub fn cursor_tag_matches(&self, text: &str, tag: &[u8]) -> bool {
+        self.cursor_keys
+            .values()
+            .any(|key| ring::hmac::verify(key, text.as_bytes(), tag).is_ok())
     }
 
     /// Seconds an access token stays valid.

@@ -117,6 +117,17 @@ pub async fn append(
     super::insert_all(db, rows).await
 }
 
+/// The highest sequence number handed out (0 for an empty log).
+pub async fn head(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    let head: Option<Option<i64>> = change_log::Entity::find()
+        .select_only()
+        .column_as(change_log::Column::Seq.max(), "head")
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(head.flatten().unwrap_or(0))
+}
+
 /// Up to `limit` changes in `scope` after sequence `after`, in order.
 pub async fn page(
     db: &impl ConnectionTrait,

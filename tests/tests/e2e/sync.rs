@@ -29,6 +29,7 @@ on_both_backends!(
     a_visit_recorded_offline_after_a_transfer_is_kept_and_follows_the_child,
     a_visit_the_same_day_after_a_transfer_to_another_town_is_flagged_for_both_towns,
     a_phone_clock_a_year_ahead_is_restamped_and_flagged_and_cannot_win_later_edits,
+    a_cursor_for_another_scope_or_account_is_refused_and_lists_nothing,
     a_moved_director_loses_the_old_village_and_receives_the_new_one,
     an_exited_child_leaves_the_village_phones_but_not_the_town,
     every_sync_read_and_write_of_a_child_is_audited,
@@ -965,6 +966,56 @@ async fn a_phone_clock_a_year_ahead_is_restamped_and_flagged_and_cannot_win_late
         Some("下周回访"),
         "the correct phone's later edit wins"
     );
+}
+
+/// Found by an attack with a director's account: a cursor naming the
+/// district (`<district id>.0`; every role sees the district's id) was
+/// answered with purge notices listing every record id of the district.
+/// Cursors are signed for their scope and account: a made-up one, an
+/// edited one, or one made for another director is refused, and the
+/// answer lists nothing.
+async fn a_cursor_for_another_scope_or_account_is_refused_and_lists_nothing(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    for village in [fixture.village_a1, fixture.village_a2, fixture.village_b1] {
+        create_child(&app, &mut admin, village, "儿童").await;
+    }
+    let mut other = Device::sign_in(&app, "director-a2").await;
+    other.pull_all(&app).await;
+    let theirs = other.cursor.clone().expect("a cursor");
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    phone.pull_all(&app).await;
+    let mine = phone.cursor.clone().expect("a cursor");
+    let seq_edited = {
+        let mut parts: Vec<&str> = mine.splitn(3, '.').collect();
+        parts[1] = "0";
+        parts.join(".")
+    };
+    for forged in [
+        format!("{}.0", fixture.district.simple()),
+        format!("{}.0", fixture.district),
+        theirs,
+        seq_edited,
+        mine.replacen(
+            &fixture.village_a1.simple().to_string(),
+            &fixture.district.simple().to_string(),
+            1,
+        ),
+    ] {
+        let (status, body) = app
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/sync/pull?protocol_version=1&cursor={forged}"),
+                Some(&phone.token),
+                None,
+            )
+            .await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_cursor");
+        assert!(body.get("purges").is_none(), "{body}");
+    }
+    // The phone's own cursor still works.
+    let (status, body) = phone.pull_page(&app, 100).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 async fn a_moved_director_loses_the_old_village_and_receives_the_new_one(app: TestApp) {

@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use sea_orm::{AccessMode, DatabaseTransaction, IsolationLevel, TransactionTrait};
 use serde_json::json;
@@ -21,6 +23,7 @@ use sync_core::record::{Entity, Field, Record};
 use uuid::Uuid;
 
 use super::{DeviceUse, SERVER_NODE, admit_caller, now_ms, placement};
+use crate::auth::jwt::JwtKeys;
 use crate::auth::{AuthUser, Role, Scope};
 use crate::error::{AppError, AppResult};
 use crate::repo;
@@ -29,6 +32,11 @@ use crate::service::audit;
 use crate::state::AppState;
 
 /// A parsed cursor: the scope it was made for and the last sequence seen.
+/// On the wire `<scope root>.<sequence>.<tag>`, the tag an HMAC (under a
+/// key derived from the token signing keys) over root, sequence and the
+/// user it was made for: a cursor cannot be forged, edited, or replayed by
+/// another account, so a scope the caller never held never reaches the
+/// purge list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Cursor {
     root: Uuid,
@@ -36,26 +44,38 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn parse(text: &str) -> AppResult<Self> {
+    fn signed_text(root: Uuid, seq: i64, user: Uuid) -> String {
+        format!("v1|{}|{seq}|{}", root.simple(), user.simple())
+    }
+
+    fn parse(text: &str, user: Uuid, keys: &JwtKeys) -> AppResult<Self> {
         let bad = || {
             AppError::bad_request(
                 "invalid_cursor",
-                "the cursor is not one this server made; pull without a cursor to start over",
+                "the cursor is not one this server made for you; pull without a cursor to start over",
             )
         };
-        let (root, seq) = text.split_once('.').ok_or_else(bad)?;
-        Ok(Self {
-            root: Uuid::try_parse(root).map_err(|_| bad())?,
-            seq: seq
-                .parse()
-                .ok()
-                .filter(|seq: &i64| *seq >= 0)
-                .ok_or_else(bad)?,
-        })
+        let mut parts = text.splitn(3, '.');
+        let (Some(root), Some(seq), Some(tag)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let root = Uuid::try_parse(root).map_err(|_| bad())?;
+        let seq: i64 = seq.parse().ok().filter(|seq| *seq >= 0).ok_or_else(bad)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| bad())?;
+        if !keys.cursor_tag_matches(&Self::signed_text(root, seq, user), &tag) {
+            return Err(bad());
+        }
+        Ok(Self { root, seq })
     }
 
-    fn render(self) -> String {
-        format!("{}.{}", self.root.simple(), self.seq)
+    fn render(self, user: Uuid, keys: &JwtKeys) -> String {
+        let tag = keys.cursor_tag(&Self::signed_text(self.root, self.seq, user));
+        format!(
+            "{}.{}.{}",
+            self.root.simple(),
+            self.seq,
+            URL_SAFE_NO_PAD.encode(tag)
+        )
     }
 }
 
@@ -76,7 +96,11 @@ pub async fn pull(
         .ok_or_else(|| AppError::forbidden("this account does not sync records to a device"))?;
     let root = scope.root().unwrap_or_default();
     let limit = u64::from(request.effective_limit());
-    let given = request.cursor.as_deref().map(Cursor::parse).transpose()?;
+    let given = request
+        .cursor
+        .as_deref()
+        .map(|text| Cursor::parse(text, caller.user_id, &state.jwt))
+        .transpose()?;
 
     let txn = state
         .reader
@@ -85,6 +109,17 @@ pub async fn pull(
             Some(AccessMode::ReadOnly),
         )
         .await?;
+    if let Some(cursor) = given
+        && cursor.seq > repo::change_log::head(&txn).await?
+    {
+        // Made by this server, yet beyond its log: the database was
+        // restored from an older backup. Start over rather than miss what
+        // the restored log holds.
+        return Err(AppError::bad_request(
+            "invalid_cursor",
+            "the cursor is ahead of this server's change log (restored from a backup?); pull without a cursor to start over",
+        ));
+    }
     let mut purges = Vec::new();
     let after = match given {
         Some(cursor) if cursor.root == root => cursor.seq,
@@ -161,7 +196,7 @@ pub async fn pull(
             root,
             seq: next_seq,
         }
-        .render(),
+        .render(caller.user_id, &state.jwt),
         has_more,
         scope_checksum,
     })
@@ -275,25 +310,46 @@ fn parse_entity(name: &str) -> AppResult<Entity> {
 mod tests {
     use super::*;
 
+    fn ring(secret: &[u8]) -> JwtKeys {
+        JwtKeys::new("k1", [("k1", secret)], 900).expect("a key ring")
+    }
+
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
+        let keys = ring(b"a-test-secret-of-at-least-32-bytes!!");
+        let user = Uuid::new_v4();
         let cursor = Cursor {
             root: Uuid::new_v4(),
             seq: 42,
         };
-        assert_eq!(Cursor::parse(&cursor.render()).unwrap(), cursor);
+        let text = cursor.render(user, &keys);
+        assert_eq!(Cursor::parse(&text, user, &keys).unwrap(), cursor);
+        let (unsigned, _) = text.rsplit_once('.').unwrap();
+        let edited = text.replacen(".42.", ".41.", 1);
+        let other_root = text.replacen(
+            &cursor.root.simple().to_string(),
+            &Uuid::nil().simple().to_string(),
+            1,
+        );
+        let other_keys = ring(b"another-secret-of-at-least-32-bytes!");
         for bad in [
             "",
             "42",
             "x.1",
-            &format!("{}.-1", Uuid::nil().simple()),
-            &format!("{}.z", Uuid::nil().simple()),
+            unsigned,
+            &format!("{}.0", Uuid::nil().simple()),
+            &format!("{}.-1.AAAA", Uuid::nil().simple()),
+            &edited,
+            &other_root,
         ] {
             assert_eq!(
-                Cursor::parse(bad).unwrap_err().code(),
+                Cursor::parse(bad, user, &keys).unwrap_err().code(),
                 "invalid_cursor",
                 "{bad}"
             );
         }
+        // Another account, or another server's keys: refused too.
+        assert!(Cursor::parse(&text, Uuid::new_v4(), &keys).is_err());
+        assert!(Cursor::parse(&text, user, &other_keys).is_err());
     }
 }
