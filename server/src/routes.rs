@@ -183,6 +183,15 @@ fn document_common_errors(api: &mut utoipa::openapi::OpenApi) {
             {
                 add.push(("400", "A malformed path or query parameter"));
             }
+            let has_query = operation.parameters.iter().flatten().any(|param| {
+                matches!(param, RefOr::T(param) if matches!(param.parameter_in, ParameterIn::Query))
+            });
+            if has_query {
+                add.push((
+                    "422",
+                    "A query parameter's value is not one the route knows (an unknown category, status or period)",
+                ));
+            }
             if let Some(RefOr::T(body)) = &operation.request_body {
                 if body.content.contains_key("application/json") {
                     add.push(("400", "The body is not JSON"));

@@ -104,7 +104,7 @@ pub async fn visits(
     };
     let rows = query
         .order_by_asc(visit::Column::Id)
-        .offset(offset)
+        .offset(Ord::min(offset, MAX_OFFSET))
         .limit(limit)
         .all(db)
         .await?;
@@ -217,7 +217,7 @@ pub async fn conflicts(
     let rows = query
         .order_by_desc(conflict::Column::CreatedAt)
         .order_by_desc(conflict::Column::Id)
-        .offset(offset)
+        .offset(Ord::min(offset, MAX_OFFSET))
         .limit(limit)
         .all(db)
         .await?;
@@ -379,3 +379,7 @@ pub async fn children_of_conflicts(
     }
     Ok(children)
 }
+
+/// The largest offset a database accepts (a signed 64-bit integer); a
+/// larger one reads past the end anyway.
+const MAX_OFFSET: u64 = i64::MAX as u64;

@@ -11,10 +11,40 @@ use crate::error::AppError;
 #[from_request(via(axum::Json), rejection(AppError))]
 pub struct ApiJson<T>(pub T);
 
-/// `Query<T>` answering 400 with the standard envelope.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(AppError))]
+/// `Query<T>` answering 400 with the standard envelope. A parameter sent
+/// empty (`?category=&q=`, as a form with nothing chosen sends it) is the
+/// same as one not sent.
+#[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let given: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        let kept = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(given)
+            .finish();
+        axum::extract::Query::<T>::try_from_uri(
+            &format!("/?{kept}").parse().map_err(|_| {
+                AppError::bad_request("invalid_query", "the query string is not valid")
+            })?,
+        )
+        .map(|axum::extract::Query(value)| Self(value))
+        .map_err(AppError::from)
+    }
+}
 
 /// `Path<T>` answering 400 with the standard envelope.
 #[derive(Debug, FromRequestParts)]
