@@ -81,10 +81,11 @@ describe('in headless Chromium', { skip: !existsSync(CHROMIUM) && 'no Chromium h
       { stdio: 'ignore' },
     );
     try {
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const r = await Promise.race([
         reported,
-        new Promise<never>((_, fail) => setTimeout(() => fail(new Error('no report from the page in 90 s')), 90_000)),
-      ]);
+        new Promise<never>((_, fail) => (timer = setTimeout(() => fail(new Error('no report from the page in 90 s')), 90_000))),
+      ]).finally(() => clearTimeout(timer));
       console.log(`# browser: ${JSON.stringify(r)}`);
       assert.equal(r['ok'], true, String(r['error']));
       assert.equal(r['syncState'], 'idle');
@@ -105,6 +106,7 @@ describe('in headless Chromium', { skip: !existsSync(CHROMIUM) && 'no Chromium h
       const t = setTimeout(() => chrome.kill('SIGKILL'), 5000);
       await gone;
       clearTimeout(t);
+      proxy.closeAllConnections();
       await new Promise((ok) => proxy.close(ok));
       rmSync(profile, { recursive: true, force: true });
     }
