@@ -4,7 +4,7 @@
  * edit calls; the sync round lives in `sync.ts` and photos in `photos.ts`.
  */
 
-import { Api, ApiError, sessionFrom, type StoredSession } from './api.ts';
+import { Api, sessionFrom, type StoredSession } from './api.ts';
 import {
   DEFAULT_PIN_ITERATIONS,
   newDataKey,
@@ -16,7 +16,7 @@ import {
   type PinWrap,
   type WrappedKey,
 } from './crypto.ts';
-import { SeedlingDb, recordKey } from './db.ts';
+import { SeedlingDb } from './db.ts';
 import { DEFAULT_TIME_ZONE, DEFAULT_VISIT_INTERVALS, dayIn, type VisitIntervals } from './due.ts';
 import { HlcClock, formatHlc, parseHlc, type Hlc } from './hlc.ts';
 import { isUrgentRiskFlag } from './labels.ts';
@@ -417,9 +417,6 @@ export class Seedling {
     return (await this.db.getMeta<string>(META.cursor)) ?? null;
   }
 
-  /** @internal */
-  static readonly META = META;
-
   // ------------------------------------------------------------ reads
 
   private loaded(entity: LoadedRecord['entity']): { record: LoadedRecord; values: Record<string, Json> }[] {
@@ -688,14 +685,6 @@ export class Seedling {
       }
     }
     this.emit({ kind: 'records' });
-  }
-
-  /** @internal For tests and diagnostics: the raw record key of a record. */
-  static recordKey = recordKey;
-
-  /** @internal */
-  isApiError(e: unknown): e is ApiError {
-    return e instanceof ApiError;
   }
 }
 

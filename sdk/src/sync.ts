@@ -75,14 +75,23 @@ export async function runSync(s: Seedling): Promise<SyncStatus> {
   }
   s.setState('syncing', null);
   try {
-    await withRetry(s, () => push(s));
-    await withRetry(s, () => uploadPhotos(s));
+    // A push the server refuses as a whole (a client bug: 400/422) keeps its
+    // outbox and is reported, but does not keep the phone from pulling.
+    let refused: ApiError | null = null;
+    try {
+      await withRetry(s, () => push(s));
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.kind !== 'fatal') throw e;
+      refused = e;
+    }
+    if (!refused) await withRetry(s, () => uploadPhotos(s));
     let ok = await withRetry(s, () => pull(s, false));
     if (!ok) ok = await withRetry(s, () => repair(s));
     await withRetry(s, () => fetchVisitRules(s));
     const now = s.opts.now();
     await s.db.setMeta('last_sync_at', now);
-    if (ok) s.setState('idle', null, now);
+    if (refused) s.setState('error', { code: refused.code, message: refused.message }, now);
+    else if (ok) s.setState('idle', null, now);
     else s.setState('error', { code: 'diverged', message: '本机数据与服务器不一致，修复未成功，将再次尝试' }, now);
   } catch (e) {
     await failed(s, e);
@@ -160,21 +169,22 @@ async function fetchVisitRules(s: Seedling): Promise<void> {
 // ---------------------------------------------------------------- push
 
 /** The mutations one push round sends: the oldest of each record, urgent records first. */
-export function planRound(outbox: OutboxEntry[]): OutboxEntry[] {
+export function planRound(outbox: OutboxEntry[], limit = MAX_PUSH): OutboxEntry[] {
   const first = new Map<string, OutboxEntry>();
   for (const e of outbox) if (!first.has(e.recordKey)) first.set(e.recordKey, e);
   const bySeq = new Map([...first.values()].map((e) => [e.mutation.mutation_id, e]));
   return urgentFirst([...first.values()].map((e) => e.mutation))
-    .slice(0, MAX_PUSH)
+    .slice(0, Math.max(1, limit))
     .map((m) => bySeq.get(m.mutation_id)!);
 }
 
 async function push(s: Seedling): Promise<void> {
+  let limit = MAX_PUSH;
   for (let round = 0; round < 1000; round++) {
     const store = s.requireStore();
     // Marked sent before the request leaves: from now on it is frozen and resent unchanged.
     const batch = await store.exclusive(async () => {
-      const plan = planRound(store.outbox);
+      const plan = planRound(store.outbox, limit);
       if (plan.length) await store.write({ outbox: plan.map((e) => ({ ...e, attempts: e.attempts + 1 })) });
       return plan;
     });
@@ -185,7 +195,17 @@ async function push(s: Seedling): Promise<void> {
       device_hlc: formatHlc(s.clock.tick(s.opts.now())),
       mutations: batch.map((e) => e.mutation),
     };
-    const answer = await s.api.json<PushResponse>('POST', '/api/v1/sync/push', body);
+    let answer: PushResponse;
+    try {
+      answer = await s.api.json<PushResponse>('POST', '/api/v1/sync/push', body);
+    } catch (e) {
+      // 413: the body is over the server's limit (photos aside, long notes): send fewer at a time.
+      if (e instanceof ApiError && e.status === 413 && limit > 1) {
+        limit = Math.max(1, Math.floor(batch.length / 2));
+        continue;
+      }
+      throw e;
+    }
     observe(s, answer.server_hlc);
     const progressed = await applyResults(s, answer);
     if (!progressed) return;

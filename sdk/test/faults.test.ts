@@ -207,4 +207,75 @@ for (const backend of backends()) describe(`faults and refusals on ${backend}`, 
     const pushed = p.sdk.store!.outbox[0]!.mutation;
     assert.ok(Number(pushed.hlc.slice(0, 15)) < Date.now() + 5 * 60_000);
   });
+  test('413 sends fewer mutations at a time; a push refused as a whole keeps its outbox and still lets the phone pull', async () => {
+    let mode: 'small_only' | 'refuse' | 'normal' = 'small_only';
+    const sizes: number[] = [];
+    const f: typeof fetch = async (input, init) => {
+      if (String(input).includes('/sync/push')) {
+        const n = (JSON.parse(String(init?.body)) as PushRequest).mutations.length;
+        sizes.push(n);
+        if (mode === 'small_only' && n > 1) return envelope(413, 'payload_too_large');
+        if (mode === 'refuse') return envelope(422, 'validation_failed');
+      }
+      return fetch(input, init);
+    };
+    const p = await phone(server.baseUrl, { fetch: f });
+    await p.sdk.signIn('director-028', PASSWORD);
+    await p.sdk.setPin('1111');
+    await p.sdk.sync();
+    const [kid] = await p.sdk.children();
+    for (let i = 0; i < 3; i++) {
+      await p.sdk.saveVisit({ child_id: kid!.id, kind: 'phone_follow_up', visited_at: new Date(Date.now() - i * 60_000).toISOString() }, { submit: true });
+    }
+    const st = await p.sdk.sync();
+    assert.equal(st.state, 'idle', JSON.stringify(st));
+    assert.equal(st.pending, 0);
+    assert.deepEqual(sizes, [3, 1, 1, 1]);
+    mode = 'refuse';
+    await p.sdk.saveVisit({ child_id: kid!.id, kind: 'other', visited_at: new Date().toISOString() }, { submit: true });
+    const refused = await p.sdk.sync();
+    assert.equal(refused.state, 'error');
+    assert.equal(refused.lastError?.code, 'validation_failed');
+    assert.equal(refused.pending, 1, 'kept');
+    assert.ok(refused.lastSyncAt, 'the pull still ran');
+    mode = 'normal';
+    assert.equal((await p.sdk.sync()).pending, 0);
+  });
+
+  test('a draft never pushed can be deleted; a pushed one cannot; open case-plan items are listed per child', async () => {
+    let offline = false;
+    const f: typeof fetch = async (input, init) => {
+      if (offline && String(input).includes('/sync/')) throw new TypeError('no signal');
+      return fetch(input, init);
+    };
+    const p = await phone(server.baseUrl, { fetch: f });
+    await p.sdk.signIn('director-029', PASSWORD);
+    await p.sdk.setPin('1111');
+    await p.sdk.sync();
+    const kids = await p.sdk.children();
+    offline = true;
+    const draft = await p.sdk.saveVisit({ child_id: kids[0]!.id, kind: 'home_visit', visited_at: new Date().toISOString() }, { submit: false });
+    assert.equal((await p.sdk.counts()).drafts >= 1, true);
+    await p.sdk.deleteDraft(draft.id);
+    assert.equal(await p.sdk.visit(draft.id), undefined);
+    assert.equal(p.sdk.status().pending, 0, 'a create and its delete never travel');
+    offline = false;
+    const kept = await p.sdk.saveVisit({ child_id: kids[0]!.id, kind: 'home_visit', visited_at: new Date().toISOString() }, { submit: false });
+    await p.sdk.sync();
+    await assert.rejects(p.sdk.deleteDraft(kept.id), /只能删除尚未上传的草稿/);
+    // Case-plan items: exactly the open and in-progress ones the server holds for each child.
+    const raw = await RawClient.signIn(server.baseUrl, 'director-029');
+    const page = await raw.ok<{ changes: { entity: string; id: string; fields: Record<string, { register?: { value: unknown } }> }[] }>(
+      'GET',
+      '/api/v1/sync/pull?protocol_version=1&limit=1000',
+    );
+    for (const k of kids) {
+      const want = page.changes
+        .filter((c) => c.entity === 'case_plan_item' && c.fields['child_id']?.register?.value === k.id)
+        .filter((c) => ['open', 'in_progress'].includes(String(c.fields['status']?.register?.value)))
+        .map((c) => c.id)
+        .sort();
+      assert.deepEqual((await p.sdk.planItems(k.id)).map((i) => i.id).sort(), want);
+    }
+  });
 });
