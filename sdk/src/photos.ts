@@ -7,7 +7,7 @@
  */
 
 import { ApiError } from './api.ts';
-import { sealBytes, sha256Hex } from './crypto.ts';
+import { sealBytes, sha256Hex, uuid } from './crypto.ts';
 import type { Seedling } from './seedling.ts';
 import { SeedlingError } from './types.ts';
 import type { AttachmentStatusWire } from './wire.ts';
@@ -73,7 +73,7 @@ export async function addPhoto(s: Seedling, visitId: string, blob: Blob): Promis
     state: existing?.state === 'complete' ? 'complete' : 'pending',
     body: sealed,
   });
-  const ref = { id: globalThis.crypto.randomUUID(), sha256 };
+  const ref = { id: uuid(), sha256 };
   await s.saveVisit(
     { id: v.id, child_id: v.child_id, kind: v.kind, visited_at: v.visited_at, photos: [...v.photos, ref] },
     { submit: false },

@@ -10,6 +10,7 @@ import {
   newDataKey,
   openBytes,
   unwrapWithDeviceKey,
+  uuid,
   unwrapWithPin,
   wrapWithDeviceKey,
   wrapWithPin,
@@ -40,6 +41,7 @@ import {
 import {
   baseVersion,
   childView,
+  neverStored,
   compareChildren,
   localValues,
   planItemView,
@@ -147,7 +149,7 @@ export class Seedling {
     await db.open();
     let deviceId = await db.getMeta<string>(META.deviceId);
     if (!deviceId) {
-      deviceId = globalThis.crypto.randomUUID();
+      deviceId = uuid();
       await db.setMeta(META.deviceId, deviceId);
     }
     const [owner, session, keys, hlc, lastSyncAt, revoked] = await Promise.all([
@@ -517,14 +519,16 @@ export class Seedling {
     this.requireWrap();
     const me = this.api.session?.user.id ?? this.owner;
     if (!me) throw new SeedlingError('signed_out', '请先登录');
-    const id = input.id ?? globalThis.crypto.randomUUID();
+    const id = input.id ?? uuid();
     const existing = store.get('visit', id);
     const current = existing ? localValues(existing) : null;
     const hlc = formatHlc(this.clock.tick(this.opts.now()));
     const fields: Record<string, FieldChangeWire> = {};
     const norm = normaliseSets(input);
     let op: MutationWire['op'];
-    if (!current) {
+    // A visit the server never stored (its create was refused): an edit sends it whole again, as a create.
+    const recreate = !!existing && !!current && neverStored(existing) && !existing.pending.some((m) => m.op === 'create');
+    if (!current || recreate) {
       const child = store.get('child', input.child_id);
       const childValues = child ? localValues(child) : null;
       if (!childValues) throw new SeedlingError('unknown_child', '找不到该儿童');
@@ -537,11 +541,14 @@ export class Seedling {
         device_id: this.deviceId,
         review_status: opts.submit ? 'submitted' : 'draft',
       };
-      for (const k of VISIT_REGISTERS) if (input[k] !== undefined) regs[k] = input[k] as Json;
+      for (const k of VISIT_REGISTERS) {
+        const v = input[k] !== undefined ? (input[k] as Json) : current?.[k];
+        if (v !== undefined && v !== null) regs[k] = v;
+      }
       for (const [k, v] of Object.entries(regs)) fields[k] = { hlc, value: v };
       for (const k of VISIT_SETS) {
-        const items = norm[k];
-        if (items && items.length) fields[k] = { hlc, add: items, remove: [] };
+        const items = norm[k] ?? ((current?.[k] as JsonObject[] | undefined) ?? []);
+        if (items.length) fields[k] = { hlc, add: items, remove: [] };
       }
     } else {
       op = 'update';
@@ -571,7 +578,7 @@ export class Seedling {
     const record = existing ?? store.ensure('visit', id);
     if (Object.keys(fields).length === 0) return visitView(record, current!);
     const mutation: MutationWire = {
-      mutation_id: globalThis.crypto.randomUUID(),
+      mutation_id: uuid(),
       entity: 'visit',
       record_id: id,
       op,
@@ -696,7 +703,7 @@ function normaliseSets(input: VisitInput): Partial<Record<(typeof VISIT_SETS)[nu
     if (!items) continue;
     out[k] = items.map((raw) => {
       const item = { ...(raw as unknown as JsonObject) };
-      if (typeof item['id'] !== 'string' || !item['id']) item['id'] = globalThis.crypto.randomUUID();
+      if (typeof item['id'] !== 'string' || !item['id']) item['id'] = uuid();
       if (k === 'risk_flags' && typeof item['kind'] === 'string' && isUrgentRiskFlag(item['kind'])) item['urgent'] = true;
       for (const key of Object.keys(item)) if (item[key] === undefined) delete item[key];
       return item;

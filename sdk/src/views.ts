@@ -54,6 +54,11 @@ export function localValues(r: LoadedRecord): Record<string, Json> | null {
   return valueObject(values);
 }
 
+/** True when the server has never stored the record (no copy, no answered mutation). */
+export function neverStored(r: LoadedRecord): boolean {
+  return !r.body.shadow && r.body.acked.length === 0;
+}
+
 /** The server version new edits of the record start from. */
 export function baseVersion(r: LoadedRecord): number {
   return Math.max(r.body.shadow?.version ?? 0, ...r.body.acked.map((a) => a.version));
@@ -67,7 +72,9 @@ export function isUrgentVisit(values: Record<string, Json>): boolean {
   return arr<RiskFlagItem>(values['risk_flags']).some((f) => f.urgent === true);
 }
 
-export function localState(values: Record<string, Json>, pending: MutationWire[]): LocalVisitState {
+export function localState(values: Record<string, Json>, pending: MutationWire[], refusedCreate = false): LocalVisitState {
+  // A visit whose create the server refused waits for the director's correction.
+  if (refusedCreate && pending.length === 0) return 'draft';
   const review = str(values['review_status']);
   if (review === 'approved') return 'approved';
   if (review === 'draft' || review === null) return 'draft';
@@ -96,7 +103,7 @@ export function visitView(r: LoadedRecord, values: Record<string, Json>): VisitV
     photos: arr<PhotoRef>(values['photos']),
     review_status: (str(values['review_status']) ?? 'draft') as VisitView['review_status'],
     review_comment: str(values['review_comment']),
-    localState: localState(values, r.pending),
+    localState: localState(values, r.pending, neverStored(r) && !!r.body.rejected),
     pendingFields: changedFields(r.pending),
     urgent: isUrgentVisit(values),
     flags: r.body.flags ?? [],

@@ -278,4 +278,28 @@ for (const backend of backends()) describe(`faults and refusals on ${backend}`, 
       assert.deepEqual((await p.sdk.planItems(k.id)).map((i) => i.id).sort(), want);
     }
   });
+  test('a visit the server refuses stays on the phone with the reason, and its correction is sent again', async () => {
+    const p = await phone(server.baseUrl);
+    await p.sdk.signIn('director-034', PASSWORD);
+    await p.sdk.setPin('1111');
+    await p.sdk.sync();
+    const [kid] = await p.sdk.children();
+    const v = await p.sdk.saveVisit(
+      { child_id: kid!.id, kind: 'home_visit', visited_at: new Date(Date.now() + 3 * 86_400_000).toISOString(), follow_up: '日期填错了' },
+      { submit: true },
+    );
+    await p.sdk.sync();
+    const refused = (await p.sdk.visit(v.id))!;
+    assert.equal(refused.conflict?.status, 'rejected');
+    assert.equal(refused.conflict?.reason, 'visit_in_future');
+    assert.equal(refused.localState, 'draft', 'back with the director');
+    assert.equal(refused.follow_up, '日期填错了', 'nothing was lost');
+    await p.sdk.saveVisit({ id: v.id, child_id: kid!.id, kind: 'home_visit', visited_at: new Date().toISOString() }, { submit: true });
+    assert.equal((await p.sdk.sync()).pending, 0);
+    const fixed = (await p.sdk.visit(v.id))!;
+    assert.equal(fixed.localState, 'synced');
+    assert.equal(fixed.version, 1);
+    assert.equal(fixed.follow_up, '日期填错了');
+    assert.equal(fixed.conflict, undefined);
+  });
 });
