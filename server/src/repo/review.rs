@@ -383,3 +383,18 @@ pub async fn children_of_conflicts(
 /// The largest offset a database accepts (a signed 64-bit integer); a
 /// larger one reads past the end anyway.
 const MAX_OFFSET: u64 = i64::MAX as u64;
+
+/// How many refused mutations `actor` has had filed in a conflict queue
+/// since `since`.
+pub async fn refusals_filed_since(
+    db: &impl ConnectionTrait,
+    actor: Uuid,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, DbErr> {
+    conflict::Entity::find()
+        .filter(conflict::Column::ActorId.eq(actor))
+        .filter(conflict::Column::Kind.eq("rejected_mutation"))
+        .filter(conflict::Column::CreatedAt.gte(since))
+        .count(db)
+        .await
+}

@@ -30,6 +30,7 @@ on_both_backends!(
     a_visit_the_same_day_after_a_transfer_to_another_town_is_flagged_for_both_towns,
     a_phone_clock_a_year_ahead_is_restamped_and_flagged_and_cannot_win_later_edits,
     a_cursor_for_another_scope_or_account_is_refused_and_lists_nothing,
+    refusals_stay_in_the_senders_queue_and_are_bounded,
     a_moved_director_loses_the_old_village_and_receives_the_new_one,
     an_exited_child_leaves_the_village_phones_but_not_the_town,
     every_sync_read_and_write_of_a_child_is_audited,
@@ -1016,6 +1017,65 @@ async fn a_cursor_for_another_scope_or_account_is_refused_and_lists_nothing(app:
     // The phone's own cursor still works.
     let (status, body) = phone.pull_page(&app, 100).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Found by an attack with a director's account: one push of visits to
+/// children of other villages put an open `rejected_mutation`, with the
+/// sender's text, into each target village's queue. A refusal for scope is
+/// filed in the sender's own village only — their supervisor sees it, the
+/// target town's does not — and at most 100 an hour per account.
+async fn refusals_stay_in_the_senders_queue_and_are_bounded(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let target = create_child(&app, &mut admin, fixture.village_b1, "外镇的孩子").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let mutations: Vec<Mutation> = (0..120)
+        .map(|_| new_visit(&mut phone, target, fixture.village_b1, &today_at(9)).1)
+        .collect();
+    let answer = phone.push(&app, &mutations).await;
+    assert_eq!(answer.results.len(), 120);
+    assert!(
+        answer
+            .results
+            .iter()
+            .all(|r| matches!(r, MutationResult::Rejected { .. })),
+        "every one is refused"
+    );
+    let queue = |who: &'static str| {
+        let app = &app;
+        async move {
+            let token = app.token_for(who).await;
+            let (status, body) = app
+                .call(
+                    reqwest::Method::GET,
+                    "/api/v1/conflicts?kind=rejected_mutation&limit=200",
+                    Some(&token),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
+        }
+    };
+    let theirs = queue("supervisor-b").await;
+    assert_eq!(
+        theirs["total"], 0,
+        "nothing in the target town's queue: {theirs}"
+    );
+    let mine = queue("supervisor-a").await;
+    assert_eq!(
+        mine["total"], 100,
+        "bounded at 100 an hour: {}",
+        mine["total"]
+    );
+    assert!(
+        mine["conflicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["village_id"] == fixture.village_a1.to_string()),
+        "filed under the sender's village"
+    );
 }
 
 async fn a_moved_director_loses_the_old_village_and_receives_the_new_one(app: TestApp) {

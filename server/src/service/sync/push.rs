@@ -154,6 +154,11 @@ pub(crate) async fn apply_one(
     Ok(result)
 }
 
+/// Out-of-scope refusals one account may file in its village's conflict
+/// queue per hour; beyond that the push still answers them, and the queue
+/// is spared a flood.
+const REFUSALS_PER_HOUR: u64 = 100;
+
 /// Applies one mutation in memory (see the module doc). A mutation already
 /// applied (a retry) answers its stored outcome and changes nothing.
 async fn apply(
@@ -244,7 +249,34 @@ async fn apply(
         }
     }
 
-    let village = child.and_then(|c| uuid_field(c, "village_id"));
+    // A mutation refused for its scope is the sender's matter: it is filed
+    // in the sender's own village (where their supervisor sees it), never
+    // in the target's queue, and at most REFUSALS_PER_HOUR an hour.
+    let refused_for_scope = matches!(
+        &outcome.verdict,
+        Verdict::Rejected {
+            reason: Reason::OutOfScope | Reason::UnknownChild,
+            ..
+        }
+    );
+    let mut file = true;
+    if refused_for_scope {
+        let left = match batch.refusals_left {
+            Some(left) => left,
+            None => {
+                let since = now - chrono::Duration::hours(1);
+                let filed = repo::review::refusals_filed_since(txn, caller.user_id, since).await?;
+                REFUSALS_PER_HOUR.saturating_sub(filed)
+            }
+        };
+        batch.refusals_left = Some(left.saturating_sub(1));
+        file = left > 0;
+    }
+    let village = if refused_for_scope {
+        (caller.role == crate::auth::Role::Director).then_some(caller.org_unit_id)
+    } else {
+        child.and_then(|c| uuid_field(c, "village_id"))
+    };
     let left_town = match (outcome.flags.contains(&Flag::VisitAfterTransfer), village) {
         (true, Some(current)) => {
             let filed = set_uuid(&mutation, "village_id").or_else(|| {
@@ -267,14 +299,16 @@ async fn apply(
         }
         _ => None,
     };
-    batch.conflicts.extend(conflicts::rows_for(
-        &mutation,
-        &outcome,
-        caller.user_id,
-        village,
-        left_town,
-        now,
-    ));
+    if file {
+        batch.conflicts.extend(conflicts::rows_for(
+            &mutation,
+            &outcome,
+            caller.user_id,
+            village,
+            left_town,
+            now,
+        ));
+    }
     if !is_rejected(&outcome) && outcome.flags.contains(&Flag::Urgent) {
         batch.outbox.push(rows::alert(
             &mutation,

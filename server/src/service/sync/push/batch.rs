@@ -66,6 +66,9 @@ pub(crate) struct Batch {
     pub(super) versions: Vec<visit_version::Model>,
     pub(super) register_events: Vec<register_event::Model>,
     pub(super) conflicts: Vec<conflict::Model>,
+    /// How many more out-of-scope refusals of this caller may be filed in
+    /// a queue this hour (read on the first one).
+    pub(super) refusals_left: Option<u64>,
     pub(super) outbox: Vec<outbox::Model>,
     pub(super) outcomes: Vec<applied_mutation::Model>,
     pub(super) changes: Vec<NewChange>,
@@ -90,6 +93,7 @@ impl Batch {
             versions: Vec::new(),
             register_events: Vec::new(),
             conflicts: Vec::new(),
+            refusals_left: None,
             outbox: Vec::new(),
             outcomes: Vec::new(),
             changes: Vec::new(),
