@@ -20,9 +20,9 @@ import {
 import { SeedlingDb } from './db.ts';
 import { DEFAULT_TIME_ZONE, DEFAULT_VISIT_INTERVALS, dayIn, type VisitIntervals } from './due.ts';
 import { HlcClock, formatHlc, parseHlc, type Hlc } from './hlc.ts';
-import { isUrgentRiskFlag } from './labels.ts';
+import { visitChanges } from './edits.ts';
 import { addPhoto, defaultDownscale, photoUrl } from './photos.ts';
-import { fold, sameJson } from './records.ts';
+import { fold } from './records.ts';
 import { UnlockedStore, type OutboxEntry } from './store.ts';
 import { runSync } from './sync.ts';
 import {
@@ -49,7 +49,7 @@ import {
   visitView,
   type LoadedRecord,
 } from './views.ts';
-import type { FieldChangeWire, Json, JsonObject, MutationWire } from './wire.ts';
+import type { Json, MutationWire } from './wire.ts';
 
 interface Keys {
   pin?: PinWrap;
@@ -66,10 +66,6 @@ const META = {
   lastSyncAt: 'last_sync_at',
   revoked: 'revoked',
 } as const;
-
-/** Register fields of a visit the author edits. */
-const VISIT_REGISTERS = ['kind', 'visited_at', 'location', 'observations', 'follow_up', 'next_planned_date'] as const;
-const VISIT_SETS = ['needs', 'risk_flags', 'photos'] as const;
 
 /** Cache Storage names the SDK owns (cleared on sign-out and revoke). */
 export const CACHE_PREFIX = 'seedling-sdk';
@@ -523,58 +519,16 @@ export class Seedling {
     const existing = store.get('visit', id);
     const current = existing ? localValues(existing) : null;
     const hlc = formatHlc(this.clock.tick(this.opts.now()));
-    const fields: Record<string, FieldChangeWire> = {};
-    const norm = normaliseSets(input);
-    let op: MutationWire['op'];
     // A visit the server never stored (its create was refused): an edit sends it whole again, as a create.
     const recreate = !!existing && !!current && neverStored(existing) && !existing.pending.some((m) => m.op === 'create');
+    let childVillageId: string | null = null;
     if (!current || recreate) {
       const child = store.get('child', input.child_id);
       const childValues = child ? localValues(child) : null;
       if (!childValues) throw new SeedlingError('unknown_child', '找不到该儿童');
-      if (!input.kind || !input.visited_at) throw new SeedlingError('missing_required_field', '请填写走访方式和时间');
-      op = 'create';
-      const regs: Record<string, Json> = {
-        child_id: input.child_id,
-        author_id: me,
-        village_id: (childValues['village_id'] as string) ?? null,
-        device_id: this.deviceId,
-        review_status: opts.submit ? 'submitted' : 'draft',
-      };
-      for (const k of VISIT_REGISTERS) {
-        const v = input[k] !== undefined ? (input[k] as Json) : current?.[k];
-        if (v !== undefined && v !== null) regs[k] = v;
-      }
-      for (const [k, v] of Object.entries(regs)) fields[k] = { hlc, value: v };
-      for (const k of VISIT_SETS) {
-        const items = norm[k] ?? ((current?.[k] as JsonObject[] | undefined) ?? []);
-        if (items.length) fields[k] = { hlc, add: items, remove: [] };
-      }
-    } else {
-      op = 'update';
-      if (current['author_id'] !== me) throw new SeedlingError('not_author', '只能修改自己的走访记录');
-      if (current['child_id'] !== input.child_id) throw new SeedlingError('immutable_field', '走访对象不能更改');
-      if (current['review_status'] === 'approved') {
-        throw new SeedlingError('locked', '该走访记录已审核通过，不能再修改');
-      }
-      for (const k of VISIT_REGISTERS) {
-        if (input[k] === undefined) continue;
-        if (!sameJson(current[k] ?? null, input[k] as Json)) fields[k] = { hlc, value: input[k] as Json };
-      }
-      for (const k of VISIT_SETS) {
-        const items = norm[k];
-        if (!items) continue;
-        const before = new Map(
-          ((current[k] as JsonObject[] | null) ?? []).map((i) => [String(i['id']), i] as const),
-        );
-        const after = new Map(items.map((i) => [String(i['id']), i] as const));
-        const add = items.filter((i) => !sameJson(before.get(String(i['id'])), i));
-        const remove = [...before.keys()].filter((bid) => !after.has(bid));
-        if (add.length || remove.length) fields[k] = { hlc, add, remove };
-      }
-      const review = current['review_status'];
-      if (opts.submit && (review === 'draft' || review === 'returned')) fields['review_status'] = { hlc, value: 'submitted' };
+      childVillageId = typeof childValues['village_id'] === 'string' ? childValues['village_id'] : null;
     }
+    const { op, fields } = visitChanges(input, opts.submit, { me, deviceId: this.deviceId, hlc, current, recreate, childVillageId });
     const record = existing ?? store.ensure('visit', id);
     if (Object.keys(fields).length === 0) return visitView(record, current!);
     const mutation: MutationWire = {
@@ -693,21 +647,4 @@ export class Seedling {
     }
     this.emit({ kind: 'records' });
   }
-}
-
-/** Items of the set fields with their `id`s, and urgent risk flags marked. */
-function normaliseSets(input: VisitInput): Partial<Record<(typeof VISIT_SETS)[number], JsonObject[]>> {
-  const out: Partial<Record<(typeof VISIT_SETS)[number], JsonObject[]>> = {};
-  for (const k of VISIT_SETS) {
-    const items = input[k];
-    if (!items) continue;
-    out[k] = items.map((raw) => {
-      const item = { ...(raw as unknown as JsonObject) };
-      if (typeof item['id'] !== 'string' || !item['id']) item['id'] = uuid();
-      if (k === 'risk_flags' && typeof item['kind'] === 'string' && isUrgentRiskFlag(item['kind'])) item['urgent'] = true;
-      for (const key of Object.keys(item)) if (item[key] === undefined) delete item[key];
-      return item;
-    });
-  }
-  return out;
 }
