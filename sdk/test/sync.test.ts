@@ -325,6 +325,21 @@ for (const backend of backends()) {
       assert.equal(done.follow_up, 'two', 'the last edit wins');
     });
 
+    test('an invalid cursor (altered, or from a restored server) is answered by pulling again from the start', async () => {
+      const p = await phone(server.baseUrl);
+      await p.sdk.signIn('director-009', PASSWORD);
+      await p.sdk.setPin('1357');
+      await p.sdk.sync();
+      const size = p.sdk.store!.records.size;
+      await p.sdk.db.setMeta('cursor', 'not-a-cursor-the-server-made');
+      const st = await p.sdk.sync();
+      assert.equal(st.state, 'idle', JSON.stringify(st));
+      assert.equal(p.sdk.lastRepair?.mode, 'full');
+      assert.equal(p.sdk.lastRepair?.matched, true);
+      assert.equal(p.sdk.store!.records.size, size);
+      assert.notEqual(await p.sdk.db.getMeta('cursor'), 'not-a-cursor-the-server-made');
+    });
+
     for (const mode of ['targeted', 'full'] as const) {
       test(`a diverged store is noticed by the checksum and repaired (${mode})`, async () => {
         const asked: string[] = [];
