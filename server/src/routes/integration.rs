@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{AppResult, ErrorBody};
-use crate::routes::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::routes::extract::{ApiJson, ApiPath, ApiQuery, ClientAddr};
 use crate::service::integration::admin::{
     self, DeliveryDetail, DeliveryStatus, ParkedDelivery, PauseState, Replayed,
 };
@@ -27,12 +27,14 @@ use crate::state::AppState;
         (status = 200, description = "An access token with the integration role", body = TokenResponse),
         (status = 400, description = "grant_type is not client_credentials", body = ErrorBody),
         (status = 401, description = "Unknown client or wrong secret", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts from this client id or address; see Retry-After", body = ErrorBody),
     ))]
 pub async fn token(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(input): ApiJson<TokenRequest>,
 ) -> AppResult<Json<TokenResponse>> {
-    inbound::token(&state, input).await.map(Json)
+    inbound::token(&state, input, client).await.map(Json)
 }
 
 /// Apply (or dry-run) a batch of roster changes keyed by external id.

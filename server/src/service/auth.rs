@@ -1,7 +1,7 @@
 //! Sign-in, token refresh with rotation and reuse detection, sign-out, and
 //! user accounts.
 
-mod throttle;
+pub(crate) mod throttle;
 
 use std::net::IpAddr;
 

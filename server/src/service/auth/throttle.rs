@@ -18,13 +18,13 @@ use crate::service::audit;
 use crate::state::AppState;
 
 /// The keys a sign-in attempt counts against, with their limits.
-pub(super) struct Keys {
+pub(crate) struct Keys {
     account: String,
     address: Option<String>,
 }
 
 impl Keys {
-    pub(super) fn new(username: &str, client: Option<IpAddr>) -> Self {
+    pub(crate) fn new(username: &str, client: Option<IpAddr>) -> Self {
         Self {
             account: format!("user:{}", username.trim().to_lowercase()),
             address: client.map(|ip| format!("addr:{ip}")),
@@ -39,7 +39,7 @@ impl Keys {
 }
 
 /// Refuses the attempt while the account or the address is locked out.
-pub(super) async fn check(state: &AppState, keys: &Keys, now: DateTime<Utc>) -> AppResult<()> {
+pub(crate) async fn check(state: &AppState, keys: &Keys, now: DateTime<Utc>) -> AppResult<()> {
     let rows = repo::login_failures::find(&state.db, keys.all()).await?;
     let locked_until = rows
         .iter()
@@ -60,7 +60,7 @@ pub(super) async fn check(state: &AppState, keys: &Keys, now: DateTime<Utc>) -> 
 
 /// Counts a failed attempt against each key; locks a key out when it
 /// reaches its limit, and audits that.
-pub(super) async fn failed(state: &AppState, keys: &Keys, now: DateTime<Utc>) -> AppResult<()> {
+pub(crate) async fn failed(state: &AppState, keys: &Keys, now: DateTime<Utc>) -> AppResult<()> {
     let config = &state.config;
     let lockout = Duration::seconds(i64::try_from(config.login_lockout_secs).unwrap_or(900));
     let limits = std::iter::once((&keys.account, config.login_max_failures_per_account)).chain(
@@ -102,7 +102,7 @@ pub(super) async fn failed(state: &AppState, keys: &Keys, now: DateTime<Utc>) ->
 }
 
 /// Forgets the account's failures after a successful sign-in.
-pub(super) async fn succeeded(state: &AppState, keys: &Keys) -> AppResult<()> {
+pub(crate) async fn succeeded(state: &AppState, keys: &Keys) -> AppResult<()> {
     repo::login_failures::clear(&state.db, &keys.account).await?;
     Ok(())
 }

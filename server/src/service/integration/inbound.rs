@@ -32,6 +32,7 @@ use crate::entity::integration_batch;
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::service::audit;
+use crate::service::auth::throttle;
 use crate::service::sync::push::{Acting, Batch, apply_one};
 use crate::state::AppState;
 
@@ -57,14 +58,21 @@ pub struct TokenResponse {
     pub expires_in: i64,
 }
 
-/// Signs an integration account in with its client id and secret.
-pub async fn token(state: &AppState, input: TokenRequest) -> AppResult<TokenResponse> {
+/// Signs an integration account in with its client id and secret,
+/// throttled as a person's sign-in is (per client id and per address).
+pub async fn token(
+    state: &AppState,
+    input: TokenRequest,
+    client: Option<std::net::IpAddr>,
+) -> AppResult<TokenResponse> {
     if input.grant_type != "client_credentials" {
         return Err(AppError::bad_request(
             "unsupported_grant_type",
             "grant_type must be client_credentials",
         ));
     }
+    let keys = throttle::Keys::new(&input.client_id, client);
+    throttle::check(state, &keys, Utc::now()).await?;
     let found = repo::users::find_by_username(&state.db, input.client_id.trim()).await?;
     let hash = found.as_ref().map_or_else(
         || password::dummy_hash().to_owned(),
@@ -75,12 +83,14 @@ pub async fn token(state: &AppState, input: TokenRequest) -> AppResult<TokenResp
         Some(user) if secret_ok && user.active && user.role == Role::Integration.as_str() => user,
         _ => {
             tracing::info!(client = %input.client_id, "integration sign-in refused");
+            throttle::failed(state, &keys, Utc::now()).await?;
             return Err(AppError::unauthorized(
                 "invalid_client",
                 "unknown client, wrong secret, or not an integration account",
             ));
         }
     };
+    throttle::succeeded(state, &keys).await?;
     // The account is its own "device": the platform has no phone.
     let access_token = state.jwt.issue(
         user.id,
