@@ -124,6 +124,18 @@ impl FromRequestParts<AppState> for AuthUser {
         // while its last access token is still valid.
         if let Some(device) = crate::repo::devices::find(&state.reader, claims.dev).await? {
             ensure_device_usable(&device, DeviceUse::Request)?;
+            // Signed out (or a copied refresh token came back): the
+            // session's access tokens end with it.
+            let issued_ms = claims.iat_ms.unwrap_or(claims.iat.saturating_mul(1000));
+            if device
+                .session_ended_at
+                .is_some_and(|ended| issued_ms <= ended.timestamp_millis())
+            {
+                return Err(AppError::unauthorized(
+                    "session_ended",
+                    "this session was ended (signed out); sign in again",
+                ));
+            }
         }
         Ok(Self {
             user_id: claims.sub,

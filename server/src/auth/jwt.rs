@@ -30,6 +30,10 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
+    /// When it was issued, in milliseconds: a session ended (sign-out, a
+    /// reused refresh token) refuses every token issued before it.
+    #[serde(default)]
+    pub iat_ms: Option<i64>,
 }
 
 /// The key ring for access tokens: verification keys by key id, and the
@@ -154,6 +158,25 @@ impl JwtKeys {
         device_id: Uuid,
         now: i64,
     ) -> Result<String, AppError> {
+        self.issue_at_ms(
+            user_id,
+            role,
+            org_unit_id,
+            device_id,
+            now.saturating_mul(1000),
+        )
+    }
+
+    /// As [`JwtKeys::issue`], from `now_ms` (Unix milliseconds).
+    pub fn issue_at_ms(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        org_unit_id: Uuid,
+        device_id: Uuid,
+        now_ms: i64,
+    ) -> Result<String, AppError> {
+        let now = now_ms.div_euclid(1000);
         let claims = Claims {
             sub: user_id,
             role,
@@ -162,6 +185,7 @@ impl JwtKeys {
             iat: now,
             exp: now.saturating_add(self.ttl_secs),
             iss: ISSUER.to_owned(),
+            iat_ms: Some(now_ms),
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.signing_key_id.clone());

@@ -19,6 +19,9 @@ pub struct Model {
     /// key on this device, handed out only on a password sign-in from it,
     /// and replaced when another user signs in on the device.
     pub device_key: Option<String>,
+    /// When the last session on this device ended (sign-out, or a reused
+    /// refresh token): access tokens issued before are refused.
+    pub session_ended_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -43,6 +43,21 @@ pub async fn touch(
     active.update(db).await
 }
 
+/// Ends the device's session at `at`: access tokens issued before it are
+/// refused from now on.
+pub async fn end_session(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), DbErr> {
+    device::Entity::update_many()
+        .col_expr(device::Column::SessionEndedAt, Expr::value(at))
+        .filter(device::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Devices last used by any of `users`, most recently seen first.
 pub async fn of_users(
     db: &impl ConnectionTrait,

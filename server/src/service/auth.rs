@@ -168,6 +168,7 @@ pub async fn login(
                     last_seen_at: Some(now),
                     created_at: now,
                     device_key: Some(key.clone()),
+                    session_ended_at: None,
                 },
             )
             .await?;
@@ -202,8 +203,10 @@ pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Session> {
         ));
     }
     if token.used_at.is_some() || !repo::refresh_tokens::mark_used(&txn, token.id, now).await? {
-        // A spent token came back: someone holds a copy. End the whole family.
+        // A spent token came back: someone holds a copy. End the whole family,
+        // and every access token of the device issued until now.
         repo::refresh_tokens::revoke_family(&txn, token.family_id, now).await?;
+        repo::devices::end_session(&txn, token.device_id, now).await?;
         crate::service::audit::record(
             &txn,
             crate::service::audit::Entry {
@@ -254,7 +257,10 @@ pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Session> {
 pub async fn logout(state: &AppState, presented: &str) -> AppResult<()> {
     let txn = state.db.begin().await?;
     if let Some(token) = repo::refresh_tokens::find_by_hash(&txn, &hash_token(presented)).await? {
-        repo::refresh_tokens::revoke_family(&txn, token.family_id, Utc::now()).await?;
+        let now = Utc::now();
+        repo::refresh_tokens::revoke_family(&txn, token.family_id, now).await?;
+        // The access tokens of this session end with it, not 15 minutes on.
+        repo::devices::end_session(&txn, token.device_id, now).await?;
     }
     txn.commit().await?;
     Ok(())
@@ -413,12 +419,12 @@ async fn session_for(
         .await?
         .ok_or_else(|| AppError::Internal(format!("user {} has no org unit", user.id)))?;
     let role: Role = user.role.parse()?;
-    let access_token = state.jwt.issue(
+    let access_token = state.jwt.issue_at_ms(
         user.id,
         role,
         user.org_unit_id,
         device_id,
-        Utc::now().timestamp(),
+        Utc::now().timestamp_millis(),
     )?;
     Ok(Session {
         access_token,

@@ -191,6 +191,14 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session(app: TestApp) {
         .expect("the session's tokens")
         .device_id;
     assert_eq!(reuse[0].record_id, Some(session_device));
+    // ...and the access tokens of that session stop at once, the newest
+    // included (found by an attack: they kept working for 15 minutes).
+    for access in [&first["access_token"], &second["access_token"]] {
+        let (status, body) = app
+            .call(Method::GET, "/api/v1/auth/me", access.as_str(), None)
+            .await;
+        assert_error(status, &body, StatusCode::UNAUTHORIZED, "session_ended");
+    }
     // ...and the whole family is revoked, including the newest token.
     let (status, body) = refresh(&app, &second_refresh).await;
     assert_error(
@@ -211,8 +219,12 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session(app: TestApp) {
 
 async fn logout_ends_the_session(app: TestApp) {
     Fixture::load(&app).await;
-    let (_, session) = app.login("supervisor-a", PASSWORD).await;
+    let device = Uuid::new_v4();
+    let session = sign_in_on(&app, "supervisor-a", device).await;
     let refresh_token = session["refresh_token"].as_str().unwrap();
+    let access = session["access_token"].as_str();
+    let (status, _) = app.call(Method::GET, "/api/v1/auth/me", access, None).await;
+    assert_eq!(status, StatusCode::OK);
     let (status, _) = app
         .call(
             Method::POST,
@@ -222,6 +234,9 @@ async fn logout_ends_the_session(app: TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    // The access token ends with the session, not 15 minutes later.
+    let (status, body) = app.call(Method::GET, "/api/v1/auth/me", access, None).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "session_ended");
     let (status, body) = refresh(&app, refresh_token).await;
     assert_error(
         status,
@@ -229,6 +244,17 @@ async fn logout_ends_the_session(app: TestApp) {
         StatusCode::UNAUTHORIZED,
         "refresh_token_revoked",
     );
+    // Signing in again on the same device at once works.
+    let again = sign_in_on(&app, "supervisor-a", device).await;
+    let (status, body) = app
+        .call(
+            Method::GET,
+            "/api/v1/auth/me",
+            again["access_token"].as_str(),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     // Signing out twice is fine.
     let (status, _) = app
         .call(
