@@ -103,8 +103,18 @@ pub async fn login(
     client: Option<IpAddr>,
 ) -> AppResult<Session> {
     let keys = throttle::Keys::new(&input.username, client);
-    throttle::check(state, &keys, Utc::now()).await?;
     let found = repo::users::find_by_username(&state.db, input.username.trim()).await?;
+    let known_device = match &found {
+        Some(user) => repo::devices::find(&state.db, input.device_id)
+            .await?
+            .is_some_and(|device| device.user_id == user.id),
+        None => false,
+    };
+    if known_device {
+        throttle::check_known_device(state, &keys, Utc::now()).await?;
+    } else {
+        throttle::check(state, &keys, Utc::now()).await?;
+    }
     let hash = found.as_ref().map_or_else(
         || password::dummy_hash().to_owned(),
         |u| u.password_hash.clone(),

@@ -14,7 +14,59 @@ on_both_backends!(
     five_wrong_passwords_lock_the_account_out,
     a_success_clears_the_count,
     the_integration_token_is_throttled_like_a_sign_in,
+    a_locked_account_still_signs_in_from_its_own_phone,
 );
+
+/// Found by an attack: usernames are predictable (`director-NNN`) and five
+/// wrong passwords locked the real director out for 15 minutes, so anyone
+/// could lock out every director. The lockout stops new devices; the
+/// director's own phone (a device already registered to the account)
+/// still signs in with the right password.
+async fn a_locked_account_still_signs_in_from_its_own_phone(app: TestApp) {
+    Fixture::load(&app).await;
+    let phone = uuid::Uuid::new_v4();
+    let sign_in = |password: &'static str, device: uuid::Uuid| {
+        let app = &app;
+        async move {
+            app.call(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(serde_json::json!({
+                    "username": "director-a1",
+                    "password": password,
+                    "device_id": device,
+                })),
+            )
+            .await
+        }
+    };
+    let (status, body) = sign_in(PASSWORD, phone).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Someone elsewhere guesses five times: the account is locked…
+    for _ in 0..5 {
+        let (status, _) = sign_in("guess", uuid::Uuid::new_v4()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = sign_in(PASSWORD, uuid::Uuid::new_v4()).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "login_throttled",
+    );
+    // …but not for the director's own phone with the right password.
+    let (status, body) = sign_in(PASSWORD, phone).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A wrong password from that phone is still refused.
+    let (status, body) = sign_in("guess", phone).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    );
+}
 
 /// Found by an attack: 60 wrong secrets in 1.3 s at the integration token
 /// route, unthrottled. It counts failures like a sign-in does.

@@ -40,7 +40,28 @@ impl Keys {
 
 /// Refuses the attempt while the account or the address is locked out.
 pub(crate) async fn check(state: &AppState, keys: &Keys, now: DateTime<Utc>) -> AppResult<()> {
-    let rows = repo::login_failures::find(&state.db, keys.all()).await?;
+    check_keys(state, keys.all(), now).await
+}
+
+/// As [`check`], for a sign-in from a device already registered to the
+/// account: only the address's lockout applies. Usernames are guessable,
+/// so anyone can lock an account out with five wrong passwords; the
+/// director's own phone, whose random id a stranger does not know, still
+/// signs in with the right password (OWASP: lock out without locking out
+/// the owner). Its wrong passwords still count.
+pub(crate) async fn check_known_device(
+    state: &AppState,
+    keys: &Keys,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    check_keys(state, keys.address.iter().cloned().collect(), now).await
+}
+
+async fn check_keys(state: &AppState, keys: Vec<String>, now: DateTime<Utc>) -> AppResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let rows = repo::login_failures::find(&state.db, keys).await?;
     let locked_until = rows
         .iter()
         .filter_map(|row| row.locked_until)
