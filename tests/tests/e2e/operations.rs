@@ -109,3 +109,15 @@ async fn migrations_create_every_table(app: TestApp) {
         assert!(count.is_some(), "table {table} answered nothing");
     }
 }
+
+/// The contract app developers generate clients from: any change to
+/// `/openapi.json` shows as a diff of `snapshots/e2e__operations__openapi.snap`
+/// to review (`cargo insta review`, or `INSTA_UPDATE=always` and read the
+/// diff). The document does not depend on the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_its_reviewed_snapshot() {
+    let app = TestApp::new(seedling_tests::Backend::Sqlite).await;
+    let (status, doc) = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    insta::assert_json_snapshot!("openapi", doc);
+}
