@@ -1213,7 +1213,7 @@ async fn every_sync_read_and_write_of_a_child_is_audited(app: TestApp) {
     );
     for (actor, detail) in &by_fresh {
         assert_eq!(*actor, Some(fresh.user_id));
-        assert_eq!(detail["id_numbers"], json!("masked"));
+        assert_eq!(detail["id_numbers"], json!("none"));
     }
     let counted: u64 = by_fresh
         .iter()

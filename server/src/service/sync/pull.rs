@@ -234,7 +234,11 @@ async fn record_read(
         json!({
             "after": after,
             "through": next_seq,
-            "id_numbers": if caller.role == Role::Admin { "whole" } else { "masked" },
+            "id_numbers": match caller.role {
+                Role::Admin => "whole",
+                Role::Director => "none",
+                _ => "masked",
+            },
         }),
     );
     audit::record_alone(state, entry).await
@@ -285,16 +289,27 @@ pub(super) async fn checksum(
     Ok(sum)
 }
 
-/// What a phone receives of a record: the identity-card number only masked,
-/// unless the role needs it whole (admins). The sync metadata stays, so the
-/// phone's copy merges and checksums as the server's.
+/// What a phone receives of a record: no identity-card number at all on a
+/// director's phone (a phone shared with family needs none: DESIGN.md §7),
+/// only masked on a supervisor's, whole for admins. The sync metadata stays,
+/// so the phone's copy merges and checksums as the server's (the checksum
+/// sums versions, not fields).
 pub(super) fn redact(role: Role, mut record: Record) -> Record {
-    if record.entity == Entity::Child
-        && role != Role::Admin
-        && let Some(Field::Register(register)) = record.fields.get_mut("id_number")
-        && let Some(number) = register.value.as_str()
-    {
-        register.value = crate::crypto::mask(number).into();
+    if record.entity != Entity::Child {
+        return record;
+    }
+    match role {
+        Role::Director => {
+            record.fields.remove("id_number");
+        }
+        Role::Admin => {}
+        _ => {
+            if let Some(Field::Register(register)) = record.fields.get_mut("id_number")
+                && let Some(number) = register.value.as_str()
+            {
+                register.value = crate::crypto::mask(number).into();
+            }
+        }
     }
     record
 }
