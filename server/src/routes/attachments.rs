@@ -86,7 +86,7 @@ pub async fn upload(
 /// How many bytes of a photo the server holds (`received_bytes`), so a
 /// phone resumes where it stopped, and whether it is `complete` (then an
 /// upload is unnecessary: the server deduplicates by hash).
-#[utoipa::path(get, path = "/api/v1/attachments/{sha256}/status", tag = "attachments",
+#[utoipa::path(get, path = "/api/v1/attachments/{sha256}/status", tag = "attachments", operation_id = "attachment_status",
     security(("bearer" = [])),
     params(("sha256" = String, Path, description = "SHA-256 of the photo", pattern = "^[0-9a-f]{64}$")),
     responses(

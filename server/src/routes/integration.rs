@@ -86,7 +86,7 @@ pub async fn changes(
 }
 
 /// Delivery status: counts, lag, pause.
-#[utoipa::path(get, path = "/api/v1/integration/admin/status", tag = "integration",
+#[utoipa::path(get, path = "/api/v1/integration/admin/status", tag = "integration", operation_id = "integration_status",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Delivery status", body = DeliveryStatus),

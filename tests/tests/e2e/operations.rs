@@ -119,5 +119,16 @@ async fn the_openapi_document_matches_its_reviewed_snapshot() {
     let app = TestApp::new(seedling_tests::Backend::Sqlite).await;
     let (status, doc) = app.call(Method::GET, "/openapi.json", None, None).await;
     assert_eq!(status, StatusCode::OK);
+    // Client generators need one operation id per operation (found by
+    // generating the TypeScript client: two routes were both `status`).
+    let mut ids = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().expect("an operation id");
+            if let Some(other) = ids.insert(id.to_owned(), format!("{method} {path}")) {
+                panic!("`{id}` names both {other} and {method} {path}");
+            }
+        }
+    }
     insta::assert_json_snapshot!("openapi", doc);
 }
