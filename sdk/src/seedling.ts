@@ -4,7 +4,7 @@
  * edit calls; the sync round lives in `sync.ts` and photos in `photos.ts`.
  */
 
-import { Api, sessionFrom, type StoredSession } from './api.ts';
+import { Api, ApiError, sessionFrom, type StoredSession } from './api.ts';
 import {
   DEFAULT_PIN_ITERATIONS,
   newDataKey,
@@ -71,7 +71,11 @@ const META = {
 export const CACHE_PREFIX = 'seedling-sdk';
 
 export class Seedling {
-  readonly deviceId: string;
+  /** This installation's device id (a new one when another account must sign in on it). */
+  get deviceId(): string {
+    return this.device;
+  }
+  private device: string;
   /** @internal */ readonly db: SeedlingDb;
   /** @internal */ readonly api: Api;
   /** @internal */ readonly opts: Required<Pick<SeedlingOptions, 'now' | 'sleep' | 'downscale' | 'pageLimit'>> &
@@ -114,7 +118,7 @@ export class Seedling {
       pageLimit: opts.pageLimit ?? 200,
     };
     this.timeZone = opts.timeZone ?? DEFAULT_TIME_ZONE;
-    this.deviceId = deviceId;
+    this.device = deviceId;
     this.owner = owner;
     this.keys = keys;
     this.clock = hlc ? HlcClock.resume(hlc) : new HlcClock(deviceId);
@@ -204,7 +208,27 @@ export class Seedling {
    * locked store of the same user is opened by it.
    */
   async signIn(username: string, password: string, deviceName?: string): Promise<UserInfo> {
-    const wire = await this.api.login(username, password, this.deviceId, deviceName);
+    // Another person's queued visits would be wiped: they go to the server first.
+    const previous = this.user();
+    if (previous && previous.username.toLowerCase() !== username.trim().toLowerCase()) {
+      const waiting = await this.db.outbox.count();
+      if (waiting > 0) {
+        throw new SeedlingError(
+          'pending_for_other_user',
+          `${previous.display_name} has ${waiting} record(s) not yet synced on this phone; sync them before another person signs in`,
+        );
+      }
+    }
+    let wire: Awaited<ReturnType<Api['login']>>;
+    try {
+      wire = await this.api.login(username, password, this.deviceId, deviceName);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code === 'device_in_use')) throw err;
+      // The server keeps this device id for the account that used it; this
+      // installation starts afresh under a new one.
+      await this.renewDeviceId();
+      wire = await this.api.login(username, password, this.deviceId, deviceName);
+    }
     const session = sessionFrom(wire, this.opts.now());
     if (this.owner && this.owner !== wire.user.id) {
       this.closeStore();
@@ -629,6 +653,13 @@ export class Seedling {
   }
 
   /** Removes every record of minors: records, outbox, photos, cursor, keys, and owned caches. */
+  /** A new device id (and a clock on it) for this installation. */
+  private async renewDeviceId(): Promise<void> {
+    this.device = uuid();
+    this.clock = new HlcClock(this.device);
+    await this.db.setMeta(META.deviceId, this.device);
+  }
+
   private async wipeData(): Promise<void> {
     const db = this.db;
     await db.transaction('rw', [db.records, db.outbox, db.photos, db.meta], async () => {

@@ -128,7 +128,7 @@ for (const backend of backends()) describe(`faults and refusals on ${backend}`, 
     assert.equal(again.api.session!.refreshToken, p.sdk.api.session!.refreshToken);
   });
 
-  test('the same user signing in again keeps the outbox; another user gets a wiped store', async () => {
+  test('the same user signing in again keeps the outbox; another user waits for it to sync, then gets a wiped store and a device id of its own', async () => {
     let offline = false;
     const f: typeof fetch = async (input, init) => {
       if (offline && String(input).includes('/sync/')) throw new TypeError('no signal');
@@ -147,10 +147,15 @@ for (const backend of backends()) describe(`faults and refusals on ${backend}`, 
     assert.equal(p.sdk.status().pending, 1, 'same user: the outbox is kept');
     assert.ok(await p.sdk.visit(v.id));
     assert.equal(p.sdk.deviceId, id1);
+    // Another person cannot sign in while the first one's visit waits.
+    await assert.rejects(p.sdk.signIn('director-025', PASSWORD), { code: 'pending_for_other_user' });
+    assert.ok(await p.sdk.visit(v.id), 'the waiting visit is kept');
     offline = false;
     await p.sdk.sync();
     await p.sdk.signIn('director-025', PASSWORD);
-    assert.equal(p.sdk.deviceId, id1, 'the device id is kept');
+    // The server keeps a device id for one account (another is refused
+    // `device_in_use`): this installation starts afresh under a new one.
+    assert.notEqual(p.sdk.deviceId, id1, 'a new device id for the new account');
     assert.equal(await p.sdk.visit(v.id), undefined, 'another user: the store is wiped');
     assert.equal(await p.sdk.db.records.count(), 0);
     assert.equal(await p.sdk.hasPin(), false);

@@ -16,8 +16,9 @@ pub struct Model {
     pub last_seen_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     /// Base64 of 32 random bytes: the key that wraps the field app's data
-    /// key on this device, handed out only on a password sign-in from it,
-    /// and replaced when another user signs in on the device.
+    /// key on this device, handed out only on a password sign-in from it
+    /// (a device belongs to one account: another is refused
+    /// `device_in_use`).
     pub device_key: Option<String>,
     /// When the last session on this device ended (sign-out, or a reused
     /// refresh token): access tokens issued before are refused.

@@ -66,8 +66,8 @@ pub struct Session {
     /// Base64 of 32 bytes, only in the answer to a password sign-in: the
     /// device's own key, with which a field app wraps the key of its
     /// encrypted store, so that signing in again recovers a store whose PIN
-    /// was forgotten (docs/SECURITY.md). The same on every sign-in of one
-    /// user on one device; new when another user signs in on it.
+    /// was forgotten (docs/SECURITY.md). The same on every sign-in of the
+    /// device's account; another account is refused on that device id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_key: Option<String>,
 }
@@ -144,12 +144,17 @@ pub async fn login(
     let device_key = match repo::devices::find(&txn, input.device_id).await? {
         Some(existing) => {
             ensure_device_usable(&existing, DeviceUse::SignIn)?;
-            // Another user on this phone gets a key of their own: the old
-            // one opened the previous user's store.
-            let key = match &existing.device_key {
-                Some(key) if existing.user_id == user.id => key.clone(),
-                _ => new_device_key(),
-            };
+            if existing.user_id != user.id {
+                // Taking another account's device over would cut that
+                // account's phone off (`device_reassigned`); an app signing
+                // in someone else makes itself a new device id first.
+                tracing::info!(device = %existing.id, user = %user.username, "sign-in refused: the device belongs to another account");
+                return Err(AppError::unauthorized(
+                    "device_in_use",
+                    "this device id is registered to another account; the app must start afresh with a new device id before another person signs in",
+                ));
+            }
+            let key = existing.device_key.clone().unwrap_or_else(new_device_key);
             repo::devices::touch(
                 &txn,
                 existing,

@@ -171,14 +171,17 @@ const session = {
   },
   clear() { ["seedling.token", "seedling.refresh", "seedling.user"].forEach((k) => sessionStorage.removeItem(k)); },
 };
-function deviceId() {
-  let id = localStorage.getItem("seedling.device");
+// One device id per account on this browser: an office computer is shared,
+// and the server refuses one account's device id to another.
+function deviceId(username) {
+  const key = "seedling.device." + username.toLowerCase();
+  let id = localStorage.getItem(key);
   if (!id) {
     const b = crypto.getRandomValues(new Uint8Array(16));
     b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
     const x = [...b].map((n) => n.toString(16).padStart(2, "0")).join("");
     id = `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
-    localStorage.setItem("seedling.device", id);
+    localStorage.setItem(key, id);
   }
   return id;
 }
@@ -233,7 +236,7 @@ function loginPage() {
     try {
       const s = await api("POST", "/api/v1/auth/login", {
         username: form.username.value.trim(), password: form.password.value,
-        device_id: deviceId(), device_name: "console",
+        device_id: deviceId(form.username.value.trim()), device_name: "console",
       });
       session.save(s);
       unitsCache = null;

@@ -76,14 +76,37 @@ async fn a_password_sign_in_hands_out_the_devices_own_store_key(app: TestApp) {
     let other_phone = sign_in_on(&app, "director-a1", Uuid::new_v4()).await;
     assert_ne!(other_phone["device_key"], key.as_str());
 
-    // A family member's account on the same phone gets a new key; the
-    // director's old one is gone with it.
-    let other_user = sign_in_on(&app, "director-a2", phone).await;
-    let theirs = other_user["device_key"].as_str().expect("a device key");
-    assert_ne!(theirs, key);
-    let back = sign_in_on(&app, "director-a1", phone).await;
-    assert_ne!(back["device_key"], key.as_str());
-    assert_ne!(back["device_key"], theirs);
+    // Another account cannot take this device id over (found by an
+    // attack: it cut the director's phone off); its app signs in with a
+    // device id of its own, and gets a key of its own.
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "director-a2", "password": PASSWORD, "device_id": phone})),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "device_in_use");
+    let (status, me) = app
+        .call(
+            Method::GET,
+            "/api/v1/auth/me",
+            again["access_token"].as_str(),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the director's phone still works: {me}"
+    );
+    let theirs = sign_in_on(&app, "director-a2", Uuid::new_v4()).await;
+    assert_ne!(theirs["device_key"], key.as_str());
+    assert_eq!(
+        sign_in_on(&app, "director-a1", phone).await["device_key"],
+        key.as_str()
+    );
 }
 
 async fn every_role_signs_in_and_sees_itself(app: TestApp) {
