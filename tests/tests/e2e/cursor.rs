@@ -51,15 +51,21 @@ async fn a_change_committed_late_with_a_lower_sequence_is_not_skipped(app: TestA
     })
     .await;
 
-    // A device pulls now. Whatever it sees must not run past writer 1's
-    // uncommitted sequence number, or its cursor would skip writer 1's change.
-    // (On SQLite writer 1 holds the only connection, so the device pulls
-    // after it commits; the order must hold all the same.)
-    let seen_early = if app.backend == seedling_tests::Backend::Postgres {
-        change_log::page(&db, scope, 0, 100).await.unwrap()
-    } else {
-        Vec::new()
-    };
+    // A device pulls now, through the read pool as pulls do. Whatever it
+    // sees must not run past writer 1's uncommitted sequence number, or its
+    // cursor would skip writer 1's change.
+    let seen_early = change_log::page(&app.state.reader, scope, 0, 100)
+        .await
+        .unwrap();
+    // The mechanism: appends to the change log are serial (SQLite's one
+    // writer; the change-log writer lock on PostgreSQL), so writer 2 waits
+    // for writer 1 and a higher sequence number never commits first. Were
+    // they not, writer 2 would be done by now and its change visible.
+    assert!(
+        !fast_writer.is_finished(),
+        "a second writer committed while the first was still open"
+    );
+    assert!(seen_early.is_empty(), "{seen_early:?}");
     assert!(
         seen_early.iter().all(|row| row.seq < slow_seq),
         "a pull saw sequence {:?} while {slow_seq} was uncommitted",
