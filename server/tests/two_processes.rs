@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, free_port, fresh_postgres, seed_demo};
+use common::{CountingProxy, Server, free_port, fresh_postgres, seed_demo};
 use seedling_client::{
     faulty::FaultRates,
     sim::{SimConfig, run},
@@ -18,9 +18,14 @@ async fn two_server_processes_on_one_database_converge_with_nothing_lost() {
     seed_demo(dir.path(), &database_url).await;
     let first = Server::start(dir.path(), &database_url, free_port()).await;
     let second = Server::start(dir.path(), &database_url, free_port()).await;
+    // Counted on the way, so the test shows both processes served phones.
+    let proxies = [
+        CountingProxy::start(&first.url).await,
+        CountingProxy::start(&second.url).await,
+    ];
 
     let summary = run(SimConfig {
-        servers: vec![first.url.clone(), second.url.clone()],
+        servers: proxies.iter().map(|p| p.url.clone()).collect(),
         devices: 8,
         visits: 6,
         days: 3,
@@ -37,4 +42,15 @@ async fn two_server_processes_on_one_database_converge_with_nothing_lost() {
         (0, 0, 0)
     );
     assert!(summary.conflicts > 0, "{summary:?}");
+    for (n, proxy) in proxies.iter().enumerate() {
+        let answered = proxy
+            .answered_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            answered > 10_000,
+            "server {} answered only {answered} bytes ({} connections)",
+            n + 1,
+            proxy.connections.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
 }

@@ -298,6 +298,7 @@ mod tests {
             iat: now,
             exp: now + 600,
             iss: ISSUER.to_owned(),
+            iat_ms: None,
         };
         let secret = EncodingKey::from_secret(&OLD).unwrap();
         for header_kid in [None, Some("k9".to_owned())] {

@@ -139,3 +139,60 @@ impl Server {
         assert!(!status.success(), "the server was killed: {status}");
     }
 }
+
+/// A loopback TCP forwarder in front of one server that counts what passes,
+/// so a test can show each of several servers really answered.
+pub struct CountingProxy {
+    /// Its base URL (point clients here instead of at the server).
+    pub url: String,
+    /// Connections accepted.
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Bytes the server sent back through it.
+    pub answered_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingProxy {
+    pub async fn start(target_url: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let target = target_url
+            .strip_prefix("http://")
+            .expect("an http:// URL")
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let answered_bytes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (conns, bytes) = (connections.clone(), answered_bytes.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                conns.fetch_add(1, Ordering::Relaxed);
+                let (target, bytes) = (target.clone(), bytes.clone());
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    if let Ok((_, back)) =
+                        tokio::io::copy_bidirectional(&mut client, &mut server).await
+                    {
+                        bytes.fetch_add(back, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        Self {
+            url,
+            connections,
+            answered_bytes,
+            task,
+        }
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
