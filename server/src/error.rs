@@ -71,6 +71,12 @@ pub enum AppError {
     /// As many sync requests as the server takes at once are in flight.
     #[error("the server is busy")]
     Busy,
+    /// The request line's target is longer than the server reads.
+    #[error("the address is longer than {0} bytes; send filters in fewer or shorter parameters")]
+    UriTooLong(usize),
+    /// The request's headers together are larger than the server reads.
+    #[error("the request headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
     #[error("database error")]
     Database(#[source] DbErr),
     #[error("internal error: {0}")]
@@ -133,6 +139,8 @@ impl AppError {
             Self::Unavailable(_) | Self::Timeout | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
+            Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -156,6 +164,8 @@ impl AppError {
             Self::BodyTimeout => "body_timeout",
             Self::InsufficientStorage { .. } => "insufficient_storage",
             Self::Busy => "server_busy",
+            Self::UriTooLong(_) => "uri_too_long",
+            Self::HeadersTooLarge(_) => "headers_too_large",
             Self::Database(_) | Self::Internal(_) => "internal_error",
         }
     }
@@ -289,6 +299,18 @@ impl IntoResponse for AppError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static(after));
+        }
+        if matches!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE
+                | StatusCode::URI_TOO_LONG
+                | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        ) {
+            // The rest of an oversized request is not read: end the
+            // connection, so the client's next request does not land in it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if status == StatusCode::INSUFFICIENT_STORAGE {
             // Freeing space takes an operator: ask for a slower retry.

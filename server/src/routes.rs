@@ -231,6 +231,36 @@ fn document_common_errors(api: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// Longest request target (path and query) read, in bytes.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Largest total of request header names and values read, in bytes.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Oversized addresses and headers answered in the error envelope (414,
+/// 431), before any route runs. Far larger ones are cut by hyper itself,
+/// without a body.
+async fn request_size_limits(
+    request: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if target > MAX_URI_BYTES {
+        return AppError::UriTooLong(MAX_URI_BYTES).into_response();
+    }
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers > MAX_HEADER_BYTES {
+        return AppError::HeadersTooLarge(MAX_HEADER_BYTES).into_response();
+    }
+    next.run(request).await
+}
+
 /// The application: every route with its middleware, bound to `state`.
 pub fn app(state: AppState) -> Router {
     let (router, mut api) = api_router().split_for_parts();
@@ -262,6 +292,7 @@ pub fn app(state: AppState) -> Router {
                     }),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(axum::middleware::from_fn(request_size_limits))
                 .layer(CatchPanicLayer::custom(|_| -> Response {
                     AppError::Internal("a handler panicked".to_owned()).into_response()
                 }))

@@ -21,6 +21,7 @@ on_both_backends!(
     every_operation_documents_its_error_answers,
     query_parameters_are_documented_as_optional_query_parameters,
     empty_filters_are_absent_and_huge_offsets_read_nothing,
+    oversized_requests_get_the_envelope_and_a_closed_connection,
 );
 
 /// Sends `body` as-is with `content_type` and returns the status and the
@@ -452,6 +453,69 @@ async fn query_parameters_are_documented_as_optional_query_parameters(app: TestA
         .find(|p| p["name"] == "cursor")
         .expect("the pull documents its cursor");
     assert_eq!(cursor["in"], "query");
+}
+
+/// Found by a phone developer: 414 and 431 came from the HTTP layer with no
+/// body, and after a 413 the connection stayed open with the unread rest
+/// of the body in it, so the client's next request on it failed. Each
+/// carries the error envelope and `Connection: close`.
+async fn oversized_requests_get_the_envelope_and_a_closed_connection(app: TestApp) {
+    Fixture::load(&app).await;
+    let token = app.token_for("supervisor-a").await;
+    let long = format!("/api/v1/children?q={}", "a".repeat(9 * 1024));
+    let response = app
+        .http
+        .get(app.url(&long))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::URI_TOO_LONG);
+    assert_eq!(response.headers()["connection"], "close");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "uri_too_long");
+
+    let response = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-padding", "b".repeat(40 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "headers_too_large");
+
+    // A body over the limit, sent raw on one keep-alive connection: the
+    // answer is the envelope, then the server closes the connection.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.base_url.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let limit = app.state.config.max_body_bytes;
+    let head = format!(
+        "POST /api/v1/sync/push HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        limit + 1024
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let _ = socket.write_all(&vec![b' '; limit + 1024]).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        socket.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "the server kept the connection open after a 413"
+    );
+    let text = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(text.starts_with("http/1.1 413"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+    assert!(text.contains("payload_too_large"), "{text}");
 }
 
 /// Found by schemathesis once the filters were declared in the query: an
