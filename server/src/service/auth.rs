@@ -70,6 +70,11 @@ pub struct Session {
     /// device's account; another account is refused on that device id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_key: Option<String>,
+    /// The district's calendar (an IANA zone, `district_time_zone`): the
+    /// zone in which days are counted — due dates, report days — and in
+    /// which an app shows dates.
+    #[schema(example = "Asia/Shanghai")]
+    pub district_time_zone: String,
 }
 
 /// A user as the API shows it (never the password hash).
@@ -448,6 +453,7 @@ async fn session_for(
         token_type: "Bearer",
         user: user_view(user, OrgUnitView::from(unit))?,
         device_key: None,
+        district_time_zone: crate::calendar::district().to_string(),
     })
 }
 

@@ -157,7 +157,9 @@ function toast(msg) {
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => { el.hidden = true; }, 4000);
 }
-const fmtTime = (s) => (s ? new Date(s).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai", hour12: false }) : "");
+// Times are shown in the district's calendar, as the server counts days.
+const districtZone = () => sessionStorage.getItem("seedling.tz") || "Asia/Shanghai";
+const fmtTime = (s) => (s ? new Date(s).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: districtZone(), hour12: false }) : "");
 const fmtValue = (v) => (v == null ? "—" : typeof v === "string" ? v : JSON.stringify(v));
 
 // ---- session and API.
@@ -168,8 +170,9 @@ const session = {
     sessionStorage.setItem("seedling.token", s.access_token);
     sessionStorage.setItem("seedling.refresh", s.refresh_token);
     sessionStorage.setItem("seedling.user", JSON.stringify(s.user));
+    if (s.district_time_zone) sessionStorage.setItem("seedling.tz", s.district_time_zone);
   },
-  clear() { ["seedling.token", "seedling.refresh", "seedling.user"].forEach((k) => sessionStorage.removeItem(k)); },
+  clear() { ["seedling.token", "seedling.refresh", "seedling.user", "seedling.tz"].forEach((k) => sessionStorage.removeItem(k)); },
 };
 // One device id per account on this browser: an office computer is shared,
 // and the server refuses one account's device id to another.

@@ -122,6 +122,7 @@ async fn every_role_signs_in_and_sees_itself(app: TestApp) {
         assert_eq!(session["user"]["role"], role);
         assert_eq!(session["user"]["org_unit"]["id"], unit.to_string());
         assert_eq!(session["token_type"], "Bearer");
+        assert_eq!(session["district_time_zone"], "Asia/Shanghai");
         assert!(session["expires_in"].as_i64().unwrap() > 0);
         assert!(session["user"].get("password_hash").is_none());
 

@@ -132,3 +132,22 @@ async fn the_openapi_document_matches_its_reviewed_snapshot() {
     }
     insta::assert_json_snapshot!("openapi", doc);
 }
+
+/// `district_time_zone` is checked at start-up: a name that is not an IANA
+/// zone stops the server with a message naming the setting, rather than
+/// counting days in a wrong calendar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_district_time_zone_that_is_not_a_zone_stops_start_up() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let config = seedling_server::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        district_time_zone: "Asia/Beijing".to_owned(),
+        ..seedling_server::config::Config::default()
+    };
+    let err = seedling_server::startup::build_state(config)
+        .await
+        .expect_err("an unknown zone is refused");
+    let text = format!("{err:#}");
+    assert!(text.contains("district_time_zone"), "{text}");
+    assert!(text.contains("Asia/Beijing"), "{text}");
+}
