@@ -44,6 +44,8 @@ export interface StoredSession {
   /** Refresh tokens live 90 days; past this the user must sign in again. */
   refreshExpiresAt: number;
   user: SessionWire['user'];
+  /** The district's calendar, as the server said at sign-in or refresh. */
+  timeZone?: string;
 }
 
 export const REFRESH_TOKEN_LIFETIME_MS = 90 * 24 * 3600 * 1000;
@@ -66,6 +68,7 @@ export function sessionFrom(wire: SessionWire, now: number): StoredSession {
     refreshToken: wire.refresh_token,
     refreshExpiresAt: now + REFRESH_TOKEN_LIFETIME_MS,
     user: wire.user,
+    ...(wire.district_time_zone ? { timeZone: wire.district_time_zone } : {}),
   };
 }
 

@@ -82,7 +82,14 @@ export class Seedling {
     SeedlingOptions;
   /** @internal */ store: UnlockedStore | null = null;
   /** @internal */ clock: HlcClock;
-  /** @internal */ readonly timeZone: string;
+  /**
+   * @internal The district's calendar: the server's (from the session),
+   * else the option, else Asia/Shanghai.
+   */
+  get timeZone(): string {
+    return this.api?.session?.timeZone ?? this.configuredZone;
+  }
+  private readonly configuredZone: string;
   private owner: string | null;
   private keys: Keys;
   private current: SyncStatus;
@@ -117,7 +124,7 @@ export class Seedling {
       downscale: opts.downscale ?? defaultDownscale,
       pageLimit: opts.pageLimit ?? 200,
     };
-    this.timeZone = opts.timeZone ?? DEFAULT_TIME_ZONE;
+    this.configuredZone = opts.timeZone ?? DEFAULT_TIME_ZONE;
     this.device = deviceId;
     this.owner = owner;
     this.keys = keys;

@@ -66,6 +66,8 @@ export interface SessionWire {
   user: UserWire;
   /** Base64 of 32 bytes; only on a password sign-in, absent on older servers. */
   device_key?: string | null;
+  /** The district's calendar (IANA zone); absent on older servers. */
+  district_time_zone?: string;
 }
 
 // ---------------------------------------------------------------- errors
@@ -286,6 +288,7 @@ export const WIRE_SCHEMAS: Record<string, Record<string, 'string' | 'integer' | 
     token_type: 'string',
     user: 'object',
     device_key: 'string',
+    district_time_zone: 'string',
   },
   UserView: { id: 'string', username: 'string', display_name: 'string', role: 'string', active: 'boolean', org_unit: 'object' },
   OrgUnitView: { id: 'string', code: 'string', name: 'string' },
