@@ -184,7 +184,14 @@ pub async fn pull(
     }
     let scope_checksum = checksum(&txn, column).await?;
     txn.commit().await?;
-    record_read(state, caller, &changes, after, next_seq).await?;
+    record_sent(
+        state,
+        caller,
+        "sync.pull",
+        &changes,
+        json!({ "after": after, "through": next_seq }),
+    )
+    .await?;
 
     let mut clock = HlcClock::new(SERVER_NODE);
     Ok(PullResponse {
@@ -202,17 +209,18 @@ pub async fn pull(
     })
 }
 
-/// Puts the page's read on the audit trail before it is answered: one entry
-/// naming the children whose records it carries (a child's register entry,
-/// visits or needs items), in a write transaction of its own since the page
-/// was read from a read-only snapshot. A page that carries no record is
-/// not recorded. Should the entry fail, the page is not sent.
-async fn record_read(
+/// Puts a read of records on the audit trail before it is answered (a pull
+/// page as `sync.pull`, a repair fetch as `sync.fetch`): one entry naming
+/// the children whose records it carries (a child's register entry, visits
+/// or needs items), in a write transaction of its own since the records
+/// were read from a read-only snapshot. A read that carries no record is
+/// not recorded. Should the entry fail, the records are not sent.
+pub(super) async fn record_sent(
     state: &AppState,
     caller: &AuthUser,
+    action: &'static str,
     changes: &[Record],
-    after: i64,
-    next_seq: i64,
+    extra: serde_json::Value,
 ) -> AppResult<()> {
     if changes.is_empty() {
         return Ok(());
@@ -226,20 +234,22 @@ async fn record_read(
                 .and_then(|id| Uuid::try_parse(id).ok()),
         })
         .collect();
+    let mut detail = json!({
+        "id_numbers": match caller.role {
+            Role::Admin => "whole",
+            Role::Director => "none",
+            _ => "masked",
+        },
+    });
+    if let (Some(detail), serde_json::Value::Object(extra)) = (detail.as_object_mut(), extra) {
+        detail.extend(extra);
+    }
     let entry = super::audit_entry(
         caller,
-        "sync.pull",
+        action,
         children,
         changes.iter().map(|record| record.entity),
-        json!({
-            "after": after,
-            "through": next_seq,
-            "id_numbers": match caller.role {
-                Role::Admin => "whole",
-                Role::Director => "none",
-                _ => "masked",
-            },
-        }),
+        detail,
     );
     audit::record_alone(state, entry).await
 }

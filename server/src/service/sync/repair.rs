@@ -14,7 +14,7 @@ use sync_core::protocol::{
     FetchRequest, FetchResponse, MAX_FETCH_RECORDS, MAX_MANIFEST_LIMIT, ManifestEntry,
     ManifestResponse, PROTOCOL_VERSION, RecordRef, ScopeChecksum,
 };
-use sync_core::record::{Entity, Record};
+use sync_core::record::Entity;
 use uuid::Uuid;
 
 use super::{DeviceUse, SERVER_NODE, admit_caller, now_ms, placement, pull};
@@ -22,7 +22,6 @@ use crate::auth::{AuthUser, Scope};
 use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::change_log::ScopeColumn;
-use crate::service::audit;
 use crate::state::AppState;
 
 /// Where a manifest page starts: after this record (`<entity>.<id>`).
@@ -160,7 +159,7 @@ pub async fn fetch(
         }
     }
     txn.commit().await?;
-    record_fetch(state, caller, &changes).await?;
+    pull::record_sent(state, caller, "sync.fetch", &changes, json!({})).await?;
     let mut clock = HlcClock::new(SERVER_NODE);
     Ok(FetchResponse {
         protocol_version: PROTOCOL_VERSION,
@@ -168,28 +167,4 @@ pub async fn fetch(
         changes,
         missing,
     })
-}
-
-/// One audit entry naming the children whose records were sent.
-async fn record_fetch(state: &AppState, caller: &AuthUser, changes: &[Record]) -> AppResult<()> {
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let children = changes
-        .iter()
-        .filter_map(|record| match record.entity {
-            Entity::Child => Some(record.id),
-            _ => record
-                .get_str("child_id")
-                .and_then(|id| Uuid::try_parse(id).ok()),
-        })
-        .collect();
-    let entry = super::audit_entry(
-        caller,
-        "sync.fetch",
-        children,
-        changes.iter().map(|record| record.entity),
-        json!({}),
-    );
-    audit::record_alone(state, entry).await
 }
