@@ -1,7 +1,9 @@
 //! Turning a merge outcome into conflict rows a supervisor can see and
 //! resolve: every losing value, every refused field, every proposed
 //! amendment, every rejected mutation and every semantic flag. Nothing the
-//! device sent is dropped without a row here.
+//! device sent is dropped without a row here — except refusals for scope
+//! beyond 100 an hour per account, which the push still answers and the
+//! idempotency store keeps (`push::REFUSALS_PER_HOUR`).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
