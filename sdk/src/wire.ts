@@ -72,7 +72,7 @@ export interface SessionWire {
 
 // ---------------------------------------------------------------- errors
 
-/** `{"error": {"code", "message"}}` (`ErrorBody` / `ErrorDetail`). */
+/** `{"error": {"code", "message", "details"?}}` (`ErrorEnvelope`), every error answer's body. */
 export interface ErrorEnvelope {
   error: { code: string; message: string; details?: Json };
 }
@@ -292,8 +292,7 @@ export const WIRE_SCHEMAS: Record<string, Record<string, 'string' | 'integer' | 
   },
   UserView: { id: 'string', username: 'string', display_name: 'string', role: 'string', active: 'boolean', org_unit: 'object' },
   OrgUnitView: { id: 'string', code: 'string', name: 'string' },
-  ErrorBody: { error: 'object' },
-  ErrorDetail: { code: 'string', message: 'string' },
+  ErrorEnvelope: { error: 'object' },
   PushRequest: { protocol_version: 'integer', device_id: 'string', device_hlc: 'string', mutations: 'array' },
   PushResponse: { protocol_version: 'integer', server_hlc: 'string', results: 'array' },
   PullResponse: {

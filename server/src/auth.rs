@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::service::auth::{DeviceUse, ensure_device_usable};
 use crate::state::AppState;
 
@@ -107,7 +107,7 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            AppError::unauthorized("missing_token", "sign in first: no bearer token was sent")
+            AppError::unauthorized(ErrorCode::MissingToken, "sign in first: no bearer token was sent")
         })?;
         let token = header
             .to_str()
@@ -115,7 +115,7 @@ impl FromRequestParts<AppState> for AuthUser {
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or_else(|| {
                 AppError::unauthorized(
-                    "invalid_token",
+                    ErrorCode::InvalidToken,
                     "the Authorization header must be `Bearer <token>`",
                 )
             })?;
@@ -132,7 +132,7 @@ impl FromRequestParts<AppState> for AuthUser {
                 .is_some_and(|ended| issued_ms <= ended.timestamp_millis())
             {
                 return Err(AppError::unauthorized(
-                    "session_ended",
+                    ErrorCode::SessionEnded,
                     "this session was ended (signed out); sign in again",
                 ));
             }

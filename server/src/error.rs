@@ -1,17 +1,21 @@
 //! The server's one error type and its one mapping to HTTP.
 //!
-//! Every error answers with the same envelope,
-//! `{"error": {"code": "...", "message": "..."}}`, where `code` is stable and
-//! machine-readable and `message` is for people. Internal errors are logged
-//! with their detail and answered without it.
+//! Every error answers with the same envelope, sync-core's
+//! [`ErrorEnvelope`]: `{"error": {"code": "...", "message": "..."}}`, where
+//! `code` is one of [`ErrorCode`] (stable, machine-readable) and `message`
+//! is for people. Internal errors are logged with their detail and answered
+//! without it.
 
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sea_orm::DbErr;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde_json::json;
+use strum::VariantArray;
+use sync_core::error::SyncError;
+use sync_core::protocol::ErrorEnvelope;
+use utoipa::openapi::{RefOr, Schema};
 
 /// Seconds a client waits before retrying an upload the store refused.
 pub const INSUFFICIENT_STORAGE_RETRY_AFTER: &str = "60";
@@ -19,17 +23,74 @@ pub const INSUFFICIENT_STORAGE_RETRY_AFTER: &str = "60";
 /// Result alias for everything below the HTTP layer.
 pub type AppResult<T> = Result<T, AppError>;
 
+/// Every `code` an error answer can carry: the OpenAPI document lists
+/// these, so a client can match on them exhaustively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
+pub enum ErrorCode {
+    // 400: the request cannot be read.
+    InvalidPath,
+    InvalidQuery,
+    MalformedJson,
+    UnreadableBody,
+    InvalidCursor,
+    InvalidContentRange,
+    UnsupportedFormat,
+    UnsupportedGrantType,
+    // 401: sign in (again).
+    MissingToken,
+    InvalidToken,
+    TokenExpired,
+    StaleToken,
+    SessionEnded,
+    InvalidCredentials,
+    InvalidClient,
+    AccountDisabled,
+    UnknownDevice,
+    DeviceInUse,
+    DeviceReassigned,
+    InvalidRefreshToken,
+    RefreshTokenExpired,
+    RefreshTokenReused,
+    RefreshTokenRevoked,
+    // Everything else, one code per status.
+    ValidationFailed,
+    Forbidden,
+    DeviceRevoked,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    BodyTimeout,
+    PayloadTooLarge,
+    UriTooLong,
+    UnsupportedMediaType,
+    UnsupportedProtocol,
+    LoginThrottled,
+    HeadersTooLarge,
+    InternalError,
+    InsufficientStorage,
+    DatabaseUnavailable,
+    Timeout,
+    ServerBusy,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// The request is malformed (bad JSON, bad query string, bad path).
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest { code: ErrorCode, message: String },
     /// Well-formed, but a value is not acceptable.
     #[error("{0}")]
     Validation(String),
     /// No credentials, or credentials that do not hold.
     #[error("{message}")]
-    Unauthorized { code: &'static str, message: String },
+    Unauthorized { code: ErrorCode, message: String },
     /// Signed in, but this is outside the caller's role or scope.
     #[error("{0}")]
     Forbidden(String),
@@ -45,7 +106,7 @@ pub enum AppError {
     UnsupportedMediaType(String),
     /// The client speaks a protocol version this server no longer accepts.
     #[error("{0}")]
-    UpgradeRequired(String),
+    UpgradeRequired(SyncError),
     /// Too many failed sign-ins: wait `retry_after_secs`.
     #[error("{message}")]
     Throttled {
@@ -83,31 +144,58 @@ pub enum AppError {
     Internal(String),
 }
 
-/// The JSON body of every error answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
+/// The OpenAPI schema of the one error body, sync-core's [`ErrorEnvelope`]
+/// (written here because sync-core carries no web crates), with every
+/// [`ErrorCode`] enumerated.
+#[derive(Debug)]
+pub struct ErrorBody;
+
+impl utoipa::PartialSchema for ErrorBody {
+    fn schema() -> RefOr<Schema> {
+        let codes: Vec<&'static str> = ErrorCode::VARIANTS.iter().map(|c| c.as_str()).collect();
+        let schema = json!({
+            "type": "object",
+            "description": "The body of every error answer.",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {
+                            "type": "string",
+                            "enum": codes,
+                            "description": "Stable, machine-readable; docs/SYNC-PROTOCOL.md lists what each means.",
+                        },
+                        "message": { "type": "string", "description": "A sentence for people." },
+                        "details": {
+                            "type": "object",
+                            "description": "Structured detail where useful (`unsupported_protocol`: `got`, `min`, `max`); optional.",
+                        },
+                    },
+                },
+            },
+            "example": { "error": { "code": "invalid_credentials", "message": "wrong username or password" } },
+        });
+        RefOr::T(serde_json::from_value(schema).expect("a valid JSON Schema literal"))
+    }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable, machine-readable reason, e.g. `invalid_credentials`.
-    #[schema(example = "invalid_credentials")]
-    pub code: String,
-    /// A sentence for people.
-    #[schema(example = "wrong username or password")]
-    pub message: String,
+impl utoipa::ToSchema for ErrorBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ErrorEnvelope".into()
+    }
 }
 
 impl AppError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
             message: message.into(),
         }
     }
 
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn unauthorized(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Unauthorized {
             code,
             message: message.into(),
@@ -147,26 +235,31 @@ impl AppError {
 
     /// The stable machine-readable code of this error.
     pub fn code(&self) -> &'static str {
+        self.error_code().as_str()
+    }
+
+    pub fn error_code(&self) -> ErrorCode {
+        use ErrorCode as C;
         match self {
-            Self::BadRequest { code, .. } | Self::Unauthorized { code, .. } => code,
-            Self::Validation(_) => "validation_failed",
-            Self::Forbidden(_) => "forbidden",
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Conflict(_) => "conflict",
-            Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::UpgradeRequired(_) => "unsupported_protocol",
-            Self::DeviceRevoked(_) => "device_revoked",
-            Self::Throttled { .. } => "login_throttled",
-            Self::Unavailable(_) => "database_unavailable",
-            Self::Timeout => "timeout",
-            Self::BodyTimeout => "body_timeout",
-            Self::InsufficientStorage { .. } => "insufficient_storage",
-            Self::Busy => "server_busy",
-            Self::UriTooLong(_) => "uri_too_long",
-            Self::HeadersTooLarge(_) => "headers_too_large",
-            Self::Database(_) | Self::Internal(_) => "internal_error",
+            Self::BadRequest { code, .. } | Self::Unauthorized { code, .. } => *code,
+            Self::Validation(_) => C::ValidationFailed,
+            Self::Forbidden(_) => C::Forbidden,
+            Self::NotFound(_) => C::NotFound,
+            Self::MethodNotAllowed => C::MethodNotAllowed,
+            Self::Conflict(_) => C::Conflict,
+            Self::PayloadTooLarge(_) => C::PayloadTooLarge,
+            Self::UnsupportedMediaType(_) => C::UnsupportedMediaType,
+            Self::UpgradeRequired(_) => C::UnsupportedProtocol,
+            Self::DeviceRevoked(_) => C::DeviceRevoked,
+            Self::Throttled { .. } => C::LoginThrottled,
+            Self::Unavailable(_) => C::DatabaseUnavailable,
+            Self::Timeout => C::Timeout,
+            Self::BodyTimeout => C::BodyTimeout,
+            Self::InsufficientStorage { .. } => C::InsufficientStorage,
+            Self::Busy => C::ServerBusy,
+            Self::UriTooLong(_) => C::UriTooLong,
+            Self::HeadersTooLarge(_) => C::HeadersTooLarge,
+            Self::Database(_) | Self::Internal(_) => C::InternalError,
         }
     }
 }
@@ -226,7 +319,7 @@ impl From<BytesRejection> for AppError {
         } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Self::PayloadTooLarge(rejection.body_text())
         } else {
-            Self::bad_request("unreadable_body", rejection.body_text())
+            Self::bad_request(ErrorCode::UnreadableBody, rejection.body_text())
         }
     }
 }
@@ -239,27 +332,27 @@ impl From<JsonRejection> for AppError {
         let message = rejection.body_text();
         match rejection {
             JsonRejection::JsonDataError(_) => Self::Validation(message),
-            JsonRejection::JsonSyntaxError(_) => Self::bad_request("malformed_json", message),
+            JsonRejection::JsonSyntaxError(_) => Self::bad_request(ErrorCode::MalformedJson, message),
             JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType(
                 "expected a request with `Content-Type: application/json`".to_owned(),
             ),
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Self::PayloadTooLarge(other.body_text())
             }
-            other => Self::bad_request("unreadable_body", other.body_text()),
+            other => Self::bad_request(ErrorCode::UnreadableBody, other.body_text()),
         }
     }
 }
 
 impl From<QueryRejection> for AppError {
     fn from(rejection: QueryRejection) -> Self {
-        Self::bad_request("invalid_query", rejection.body_text())
+        Self::bad_request(ErrorCode::InvalidQuery, rejection.body_text())
     }
 }
 
 impl From<PathRejection> for AppError {
     fn from(rejection: PathRejection) -> Self {
-        Self::bad_request("invalid_path", rejection.body_text())
+        Self::bad_request(ErrorCode::InvalidPath, rejection.body_text())
     }
 }
 
@@ -285,12 +378,10 @@ impl IntoResponse for AppError {
         } else {
             self.to_string()
         };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code().to_owned(),
-                message,
-            },
-        };
+        let mut body = ErrorEnvelope::new(self.code(), message);
+        if let Self::UpgradeRequired(err) = &self {
+            body.error.details = ErrorEnvelope::from(err).error.details;
+        }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // A full sync cap frees within a request's time; an unreachable

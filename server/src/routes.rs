@@ -127,11 +127,16 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(review::resolve_conflict))
 }
 
-/// The OpenAPI document of the whole API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut api = api_router().into_openapi();
+/// The OpenAPI document of the whole API, as served at `/openapi.json`.
+pub fn openapi() -> serde_json::Value {
+    document(api_router().into_openapi())
+}
+
+fn document(mut api: utoipa::openapi::OpenApi) -> serde_json::Value {
     document_common_errors(&mut api);
-    api
+    let mut document = serde_json::to_value(api).expect("the OpenAPI model serialises");
+    sync::schema::publish(&mut document);
+    document
 }
 
 /// Adds to every operation the error answers that come from the shared
@@ -263,8 +268,8 @@ async fn request_size_limits(
 
 /// The application: every route with its middleware, bound to `state`.
 pub fn app(state: AppState) -> Router {
-    let (router, mut api) = api_router().split_for_parts();
-    document_common_errors(&mut api);
+    let (router, api) = api_router().split_for_parts();
+    let api = document(api);
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let body_timeout = Duration::from_secs(state.config.body_read_timeout_secs);
     let body_limit = state.config.max_body_bytes;

@@ -152,6 +152,16 @@ fn merge_write(
         }
         return fields::apply(rules, None, m, actor, author);
     };
+    if m.op == Op::Create {
+        return MergeOutcome::rejected(
+            current,
+            Reason::IdExists,
+            format!(
+                "a {} with this id exists already; send an update with its version as the base",
+                rules.entity
+            ),
+        );
+    }
     if is_locked(rules, cur) {
         let mut out = MergeOutcome::rejected(
             current,

@@ -98,8 +98,20 @@ const DSA: Roles = D.or(S).or(A);
 const SA: Roles = S.or(A);
 
 /// How concurrent writes to a field are resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum FieldKind {
     /// Last writer wins by HLC; ties broken by the canonical JSON of the value.
     Lww,

@@ -11,8 +11,11 @@ use sync_core::{
     },
     record::Entity,
     rules::{Role, rules_for},
-    testing::{MutationBuilder as M, actor, hlc, ids, stored_visit},
+    testing::{MutationBuilder as M, actor, hlc, ids, stored_visit, visit_create},
 };
+use sync_core::merge::{ConflictKind, Flag, Reason};
+use sync_core::rules::FieldKind;
+use strum::{IntoEnumIterator, VariantArray};
 
 #[test]
 fn a_push_request_parses_from_the_documented_json() {
@@ -96,3 +99,45 @@ fn urgent_records_go_first_and_keep_their_own_order() {
         .collect();
     assert_eq!(order, vec![hlc(1, 1), hlc(3, 1), hlc(2, 1)]);
 }
+
+/// The OpenAPI document enumerates these codes from their strum names; a
+/// name that differed from the serde name would promise a code the server
+/// never sends.
+#[test]
+fn every_enumerated_code_is_its_wire_name() {
+    fn check<T: serde::Serialize + Copy + Into<&'static str>>(all: &[T]) {
+        for &value in all {
+            let name: &'static str = value.into();
+            assert_eq!(serde_json::to_value(value).unwrap(), json!(name));
+        }
+    }
+    check(Reason::VARIANTS);
+    check(ConflictKind::VARIANTS);
+    check(FieldKind::VARIANTS);
+    for flag in Flag::iter() {
+        let name: &'static str = (&flag).into();
+        assert_eq!(serde_json::to_value(&flag).unwrap()["flag"], json!(name));
+    }
+}
+
+#[test]
+fn a_create_never_merges_into_a_record_that_exists() {
+    let live = stored_visit("draft");
+    let mut deleted = stored_visit("draft");
+    deleted.tombstone = Some(sync_core::record::Tombstone {
+        hlc: hlc(1_500, 1),
+        version: 2,
+    });
+    for current in [live, deleted] {
+        let again = visit_create(hlc(2_000, 1))
+            .set("review_status", json!("draft"))
+            .build();
+        let out = merge(rules_for(Entity::Visit), Some(&current), &again, &actor(Role::Director));
+        let Verdict::Rejected { reason, .. } = out.verdict else {
+            panic!("a second create was not rejected: {:?}", out.verdict);
+        };
+        assert_eq!(reason, Reason::IdExists);
+        assert_eq!(out.record.as_ref(), Some(&current), "the stored record is unchanged");
+    }
+}
+

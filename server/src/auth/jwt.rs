@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Role;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 
 const ISSUER: &str = "seedling";
 
@@ -199,7 +199,7 @@ impl JwtKeys {
     /// are tokens with any other algorithm, including `none`.
     pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
         use jsonwebtoken::errors::ErrorKind;
-        let invalid = || AppError::unauthorized("invalid_token", "the access token is not valid");
+        let invalid = || AppError::unauthorized(ErrorCode::InvalidToken, "the access token is not valid");
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         let key = header
             .kid
@@ -210,7 +210,7 @@ impl JwtKeys {
             .map(|data| data.claims)
             .map_err(|err| match err.kind() {
                 ErrorKind::ExpiredSignature => AppError::unauthorized(
-                    "token_expired",
+                    ErrorCode::TokenExpired,
                     "the access token has expired; refresh it or sign in again",
                 ),
                 _ => invalid(),

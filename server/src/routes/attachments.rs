@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::AuthUser;
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppResult, ErrorBody, ErrorCode};
 use crate::routes::extract::ApiPath;
 use crate::service::attachments::{self, AttachmentStatus, Chunk};
 use crate::state::AppState;
@@ -157,7 +157,7 @@ pub async fn download(
 fn parse_content_range(value: &HeaderValue) -> AppResult<(u64, u64, u64)> {
     let invalid = || {
         AppError::bad_request(
-            "invalid_content_range",
+            ErrorCode::InvalidContentRange,
             "`Content-Range` must read `bytes <start>-<end>/<total>`, e.g. `bytes 0-524287/1835008`",
         )
     };

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::auth::AuthUser;
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppResult, ErrorBody, ErrorCode};
 use crate::repo;
 use crate::routes::extract::{ApiJson, ClientAddr};
 use crate::service::auth::{self, LoginRequest, RefreshRequest, Session, UserView};
@@ -66,7 +66,7 @@ pub async fn logout(
 pub async fn me(State(state): State<AppState>, caller: AuthUser) -> AppResult<Json<UserView>> {
     let user = repo::users::find(&state.db, caller.user_id)
         .await?
-        .ok_or_else(|| AppError::unauthorized("invalid_token", "this account no longer exists"))?;
+        .ok_or_else(|| AppError::unauthorized(ErrorCode::InvalidToken, "this account no longer exists"))?;
     let unit = repo::org_units::find(&state.db, user.org_unit_id)
         .await?
         .ok_or_else(|| AppError::Internal("user without org unit".to_owned()))?;

@@ -2,7 +2,7 @@
 
 use axum::extract::{FromRequest, FromRequestParts};
 
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 
 /// `Json<T>` whose failures are [`AppError`]s: malformed JSON is 400,
 /// well-formed JSON of the wrong shape is 422, a wrong content type 415, an
@@ -38,7 +38,7 @@ where
             .finish();
         axum::extract::Query::<T>::try_from_uri(
             &format!("/?{kept}").parse().map_err(|_| {
-                AppError::bad_request("invalid_query", "the query string is not valid")
+                AppError::bad_request(ErrorCode::InvalidQuery, "the query string is not valid")
             })?,
         )
         .map(|axum::extract::Query(value)| Self(value))

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
 use crate::auth::AuthUser;
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppResult, ErrorBody, ErrorCode};
 use crate::routes::extract::ApiQuery;
 use crate::service::reports::export::{self, Tabular};
 use crate::service::reports::{
@@ -39,7 +39,7 @@ fn negotiate(param: &FormatParam, headers: &HeaderMap) -> AppResult<ReportFormat
             "csv" => Ok(ReportFormat::Csv),
             "xlsx" => Ok(ReportFormat::Xlsx),
             other => Err(AppError::bad_request(
-                "unsupported_format",
+                ErrorCode::UnsupportedFormat,
                 format!("unknown format `{other}`; expected json, csv or xlsx"),
             )),
         };

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::auth::{Role, Scope, password};
 use crate::entity::{device, refresh_token, user};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::repo;
 use crate::service::org::OrgUnitView;
 use crate::state::AppState;
@@ -131,14 +131,14 @@ pub async fn login(
             tracing::info!(username = %input.username, "sign-in refused: wrong credentials");
             throttle::failed(state, &keys, Utc::now()).await?;
             return Err(AppError::unauthorized(
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 "wrong username or password",
             ));
         }
     };
     if !user.active {
         return Err(AppError::unauthorized(
-            "account_disabled",
+            ErrorCode::AccountDisabled,
             "this account is disabled; ask the district bureau",
         ));
     }
@@ -155,7 +155,7 @@ pub async fn login(
                 // in someone else makes itself a new device id first.
                 tracing::info!(device = %existing.id, user = %user.username, "sign-in refused: the device belongs to another account");
                 return Err(AppError::unauthorized(
-                    "device_in_use",
+                    ErrorCode::DeviceInUse,
                     "this device id is registered to another account; the app must start afresh with a new device id before another person signs in",
                 ));
             }
@@ -209,7 +209,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Session> {
     let txn = state.db.begin().await?;
     let invalid = || {
         AppError::unauthorized(
-            "invalid_refresh_token",
+            ErrorCode::InvalidRefreshToken,
             "the refresh token is not valid; sign in again",
         )
     };
@@ -218,7 +218,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Session> {
         .ok_or_else(invalid)?;
     if token.revoked_at.is_some() {
         return Err(AppError::unauthorized(
-            "refresh_token_revoked",
+            ErrorCode::RefreshTokenRevoked,
             "this session was ended; sign in again",
         ));
     }
@@ -241,13 +241,13 @@ pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Session> {
         txn.commit().await?;
         tracing::warn!(family = %token.family_id, device = %token.device_id, "refresh token reused; family revoked");
         return Err(AppError::unauthorized(
-            "refresh_token_reused",
+            ErrorCode::RefreshTokenReused,
             "this refresh token was already used; for safety the session was ended, sign in again",
         ));
     }
     if token.expires_at <= now {
         return Err(AppError::unauthorized(
-            "refresh_token_expired",
+            ErrorCode::RefreshTokenExpired,
             "the session has expired; sign in again",
         ));
     }
@@ -256,7 +256,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Session> {
         .ok_or_else(invalid)?;
     if !user.active {
         return Err(AppError::unauthorized(
-            "account_disabled",
+            ErrorCode::AccountDisabled,
             "this account is disabled; ask the district bureau",
         ));
     }

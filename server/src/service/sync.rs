@@ -14,7 +14,7 @@ use sync_core::protocol::check_protocol_version;
 use uuid::Uuid;
 
 use crate::auth::{AuthUser, Role};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::repo;
 use crate::service::auth::{DeviceUse, ensure_device_usable};
 
@@ -31,7 +31,7 @@ async fn admit_caller(
     about_to: DeviceUse,
 ) -> AppResult<()> {
     check_protocol_version(protocol_version)
-        .map_err(|err| AppError::UpgradeRequired(err.to_string()))?;
+        .map_err(AppError::UpgradeRequired)?;
     if caller.role == Role::Integration {
         return Err(AppError::forbidden(
             "the integration account exchanges data through /api/v1/integration, not device sync",
@@ -41,7 +41,7 @@ async fn admit_caller(
         .await?
         .ok_or_else(|| {
             AppError::unauthorized(
-                "unknown_device",
+                ErrorCode::UnknownDevice,
                 "this device is not registered; sign in again",
             )
         })?;
@@ -61,13 +61,13 @@ async fn admit_caller(
     });
     if !current {
         return Err(AppError::unauthorized(
-            "stale_token",
+            ErrorCode::StaleToken,
             "your account changed since this token was issued; refresh it or sign in again",
         ));
     }
     if device.user_id != caller.user_id {
         return Err(AppError::unauthorized(
-            "device_reassigned",
+            ErrorCode::DeviceReassigned,
             "another account signed in on this device since; sign in again",
         ));
     }

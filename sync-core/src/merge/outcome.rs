@@ -10,8 +10,21 @@ use serde_json::Value;
 use crate::{clock::Hlc, protocol::FieldChange, record::Record, rules::FieldKind};
 
 /// Machine-readable reason for refusing a field or rejecting a mutation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// `<&str>::from(reason)` is its wire name; `Reason::VARIANTS` lists them all.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Reason {
     /// The actor's role does not own this field or operation.
     RoleNotAllowed,
@@ -39,6 +52,9 @@ pub enum Reason {
     RecordDeleted,
     /// Update or delete of a record the server does not have.
     RecordNotFound,
+    /// A create named an id the server already holds (live or deleted):
+    /// creates never merge into another record.
+    IdExists,
     /// The base version is newer than the server's: the device store is inconsistent.
     FutureBaseVersion,
     /// The mutation names another entity than the stored record.
@@ -87,8 +103,20 @@ pub struct Refusal {
 }
 
 /// The kinds of conflict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ConflictKind {
     /// Both sides wrote a register since the base.
     ConcurrentWrite,
@@ -153,9 +181,13 @@ impl Conflict {
     }
 }
 
-/// A notice raised by a merge or a semantic check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A notice raised by a merge or a semantic check. `<&str>::from(&flag)` is
+/// its wire name; `Flag::iter()` walks every kind.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumIter,
+)]
 #[serde(tag = "flag", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Flag {
     /// The device clock ran too far ahead; the change was ordered at the server's clock.
     ClockSkewed,

@@ -2,7 +2,10 @@
 
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Statement};
+use seedling_server::error::ErrorCode;
 use seedling_tests::{TestApp, on_both_backends};
+use serde_json::json;
+use strum::VariantArray;
 
 on_both_backends!(
     health_and_readiness_answer,
@@ -56,7 +59,33 @@ async fn the_openapi_document_lists_every_route(app: TestApp) {
             "{method} {path} is not documented"
         );
     }
-    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    let schemas = &doc["components"]["schemas"];
+    let codes: Vec<&str> = schemas["ErrorEnvelope"]["properties"]["error"]["properties"]["code"]
+        ["enum"]
+        .as_array()
+        .expect("the error codes are enumerated")
+        .iter()
+        .map(|code| code.as_str().unwrap())
+        .collect();
+    for code in ErrorCode::VARIANTS {
+        assert!(codes.contains(&code.as_str()), "error code {code:?} is not listed");
+    }
+    // Nested bodies reach the document whole: a generated client needs the
+    // mutation's fields, a refusal's reason and a conflict's sides.
+    let mutation = &schemas["PushRequest"]["properties"]["mutations"]["items"];
+    assert!(mutation["properties"]["fields"].is_object(), "{mutation}");
+    let merged = &schemas["PushResponse"]["properties"]["results"]["items"]["oneOf"][1];
+    for list in ["refusals", "conflicts", "flags"] {
+        assert!(
+            merged["properties"][list]["items"]["properties"].is_object(),
+            "a merged result's {list} have no item schema"
+        );
+    }
+    let refusal = &merged["properties"]["refusals"]["items"]["properties"]["reason"]["enum"];
+    assert!(
+        refusal.as_array().unwrap().contains(&json!("id_exists")),
+        "{refusal}"
+    );
 }
 
 async fn every_answer_carries_a_request_id(app: TestApp) {

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 on_both_backends!(
     a_retried_push_applies_exactly_once,
+    a_create_on_an_id_that_exists_is_refused_and_changes_nothing,
     a_fresh_device_bootstraps_only_its_scope,
     concurrent_edits_merge_and_keep_the_losing_value,
     a_director_cannot_write_outside_their_village,
@@ -99,6 +100,68 @@ async fn a_retried_push_applies_exactly_once(app: TestApp) {
             .await
             .unwrap(),
         1
+    );
+}
+
+/// A create names a new record: a second create with the same id (another
+/// phone's id clash, a client that lost track of what it sent) must not
+/// merge into the first record, live or deleted; a retry of the first
+/// create's own mutation still replays its answer.
+async fn a_create_on_an_id_that_exists_is_refused_and_changes_nothing(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "周小雨").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let (visit_id, first) = new_visit(&mut phone, child, fixture.village_a1, &today_at(9));
+    let answer = phone.push(&app, std::slice::from_ref(&first)).await;
+    assert!(matches!(answer.results[0], MutationResult::Applied { version: 1, .. }));
+
+    let mut other = Device::sign_in(&app, "director-a1").await;
+    let clash = other
+        .create(Entity::Visit, visit_id)
+        .set("child_id", json!(child))
+        .set("author_id", json!(other.user_id))
+        .set("village_id", json!(fixture.village_a1))
+        .set("kind", json!("phone_follow_up"))
+        .set("visited_at", json!(today_at(11)))
+        .set("review_status", json!("draft"))
+        .build();
+    let answer = other.push(&app, std::slice::from_ref(&clash)).await;
+    let MutationResult::Rejected { reason, .. } = &answer.results[0] else {
+        panic!("a create on an existing id was not refused: {:?}", answer.results);
+    };
+    assert_eq!(*reason, sync_core::merge::Reason::IdExists);
+    let stored = visit::Entity::find_by_id(visit_id).one(app.db()).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.kind.as_str()), (1, "home_visit"));
+
+    // The first create's own retry still answers its stored outcome.
+    let again = phone.push(&app, std::slice::from_ref(&first)).await;
+    assert!(matches!(again.results[0], MutationResult::Applied { version: 1, .. }));
+
+    // Deleted: the id stays taken, the tombstone stays.
+    phone.pull_all(&app).await;
+    let delete = sync_core::testing::MutationBuilder::delete(Entity::Visit, visit_id, 1, phone.tick())
+        .id(Uuid::new_v4())
+        .build();
+    let answer = phone.push(&app, &[delete]).await;
+    assert!(matches!(answer.results[0], MutationResult::Applied { .. }), "{:?}", answer.results);
+    let clash = other
+        .create(Entity::Visit, visit_id)
+        .set("child_id", json!(child))
+        .set("author_id", json!(other.user_id))
+        .set("village_id", json!(fixture.village_a1))
+        .set("kind", json!("home_visit"))
+        .set("visited_at", json!(today_at(12)))
+        .set("review_status", json!("draft"))
+        .build();
+    let answer = other.push(&app, &[clash]).await;
+    assert!(
+        matches!(
+            answer.results[0],
+            MutationResult::Rejected { reason: sync_core::merge::Reason::IdExists, .. }
+        ),
+        "{:?}",
+        answer.results
     );
 }
 

@@ -4,7 +4,10 @@
 //! types really produce (tests below, and schemathesis in CI).
 
 use serde_json::{Value, json};
+use strum::{IntoEnumIterator, VariantArray};
+use sync_core::merge::{ConflictKind, Flag, Reason};
 use sync_core::record::Entity;
+use sync_core::rules::FieldKind;
 use utoipa::openapi::{RefOr, Schema};
 
 /// `<15-digit ms>-<8 hex counter>-<32 hex node>`.
@@ -17,6 +20,17 @@ fn hlc() -> Value {
 fn entity() -> Value {
     let names: Vec<&str> = Entity::ALL.iter().map(|entity| entity.as_str()).collect();
     json!({ "type": "string", "enum": names })
+}
+
+/// A string enumerating every wire name of `T`.
+fn one_of<T: VariantArray + Copy + Into<&'static str>>() -> Value {
+    let names: Vec<&'static str> = T::VARIANTS.iter().map(|&v| v.into()).collect();
+    json!({ "type": "string", "enum": names })
+}
+
+/// Why a field was refused or a mutation rejected (docs/SYNC-PROTOCOL.md).
+fn reason() -> Value {
+    one_of::<Reason>()
 }
 
 fn uuid() -> Value {
@@ -48,7 +62,7 @@ fn refusal() -> Value {
         "properties": {
             "field": { "type": "string" },
             "item_id": { "type": "string" },
-            "reason": { "type": "string" },
+            "reason": reason(),
             "message": { "type": "string" },
             "value": {},
         },
@@ -67,8 +81,8 @@ fn conflict() -> Value {
         "properties": {
             "field": { "type": "string" },
             "item_id": { "type": "string" },
-            "kind": { "type": "string" },
-            "rule": { "type": "string" },
+            "kind": one_of::<ConflictKind>(),
+            "rule": one_of::<FieldKind>(),
             "server": side,
             "client": side,
             "winner": { "type": "string", "enum": ["server", "client"] },
@@ -80,7 +94,10 @@ fn flag() -> Value {
     json!({
         "type": "object",
         "required": ["flag"],
-        "properties": { "flag": { "type": "string" }, "other_visit_id": uuid() },
+        "properties": {
+            "flag": { "type": "string", "enum": Flag::iter().map(<&str>::from).collect::<Vec<_>>() },
+            "other_visit_id": uuid(),
+        },
     })
 }
 
@@ -88,14 +105,9 @@ fn array(items: Value) -> Value {
     json!({ "type": "array", "items": items })
 }
 
-fn to_schema(value: Value) -> RefOr<Schema> {
-    // The literals above are JSON Schema objects; a mistake fails the tests.
-    RefOr::T(serde_json::from_value(value).expect("a valid JSON Schema literal"))
-}
-
 /// Body of `POST /api/v1/sync/push`.
-pub fn push_request() -> RefOr<Schema> {
-    to_schema(json!({
+fn push_request() -> Value {
+    json!({
         "type": "object",
         "required": ["protocol_version", "device_id", "device_hlc", "mutations"],
         "properties": {
@@ -116,11 +128,11 @@ pub fn push_request() -> RefOr<Schema> {
                 },
             })),
         },
-    }))
+    })
 }
 
 /// Answer to a push: one result per mutation.
-pub fn push_response() -> RefOr<Schema> {
+fn push_response() -> Value {
     let ids = |status: &str, mut required: Vec<&'static str>, properties: Value| {
         required.extend(["status", "mutation_id", "record_id"]);
         let mut properties = properties;
@@ -129,7 +141,7 @@ pub fn push_response() -> RefOr<Schema> {
         properties["record_id"] = uuid();
         json!({ "type": "object", "required": required, "properties": properties })
     };
-    to_schema(json!({
+    json!({
         "type": "object",
         "required": ["protocol_version", "server_hlc", "results"],
         "properties": {
@@ -146,14 +158,14 @@ pub fn push_response() -> RefOr<Schema> {
                     "flags": array(flag()),
                 })),
                 ids("rejected", vec!["reason", "message", "amendment"], json!({
-                    "reason": { "type": "string" },
+                    "reason": reason(),
                     "message": { "type": "string" },
                     "refusals": array(refusal()),
                     "amendment": { "type": "boolean" },
                 })),
             ]})),
         },
-    }))
+    })
 }
 
 /// Answer to a pull: a page of whole records.
@@ -176,8 +188,8 @@ fn record_ref() -> Value {
     })
 }
 
-pub fn manifest_response() -> RefOr<Schema> {
-    to_schema(json!({
+fn manifest_response() -> Value {
+    json!({
         "type": "object",
         "required": ["protocol_version", "entries", "scope_checksum"],
         "properties": {
@@ -192,11 +204,11 @@ pub fn manifest_response() -> RefOr<Schema> {
             "next_after": { "type": "string" },
             "scope_checksum": scope_checksum(),
         },
-    }))
+    })
 }
 
-pub fn fetch_request() -> RefOr<Schema> {
-    to_schema(json!({
+fn fetch_request() -> Value {
+    json!({
         "type": "object",
         "required": ["protocol_version", "records"],
         "additionalProperties": false,
@@ -204,11 +216,11 @@ pub fn fetch_request() -> RefOr<Schema> {
             "protocol_version": { "type": "integer", "minimum": 0 },
             "records": { "type": "array", "items": record_ref(), "maxItems": 500 },
         },
-    }))
+    })
 }
 
-pub fn fetch_response() -> RefOr<Schema> {
-    to_schema(json!({
+fn fetch_response() -> Value {
+    json!({
         "type": "object",
         "required": ["protocol_version", "server_hlc", "changes", "missing"],
         "properties": {
@@ -217,7 +229,7 @@ pub fn fetch_response() -> RefOr<Schema> {
             "changes": array(record()),
             "missing": array(record_ref()),
         },
-    }))
+    })
 }
 
 fn record() -> Value {
@@ -249,8 +261,8 @@ fn record() -> Value {
     })
 }
 
-pub fn pull_response() -> RefOr<Schema> {
-    to_schema(json!({
+fn pull_response() -> Value {
+    json!({
         "type": "object",
         "required": ["protocol_version", "server_hlc", "changes", "next_cursor", "has_more", "scope_checksum"],
         "properties": {
@@ -270,10 +282,13 @@ pub fn pull_response() -> RefOr<Schema> {
             "has_more": { "type": "boolean" },
             "scope_checksum": scope_checksum(),
         },
-    }))
+    })
 }
 
-/// `ToSchema` handles for `#[utoipa::path]`.
+/// `ToSchema` handles for `#[utoipa::path]`. utoipa's schema model cannot
+/// hold every literal above (an any-value `{}` makes it drop a whole
+/// `items`), so the handle registers a placeholder and [`publish`] puts the
+/// literal itself into the served document.
 macro_rules! named_schema {
     ($name:ident, $wire:literal, $schema:path) => {
         #[derive(Debug)]
@@ -281,7 +296,7 @@ macro_rules! named_schema {
 
         impl utoipa::PartialSchema for $name {
             fn schema() -> RefOr<Schema> {
-                $schema()
+                RefOr::T(Schema::Object(utoipa::openapi::Object::new()))
             }
         }
 
@@ -304,24 +319,34 @@ named_schema!(
 named_schema!(FetchRequestSchema, "FetchRequest", fetch_request);
 named_schema!(FetchResponseSchema, "FetchResponse", fetch_response);
 
+/// The sync bodies' schemas by their names in the document.
+const LITERALS: [(&str, fn() -> Value); 6] = [
+    ("PushRequest", push_request),
+    ("PushResponse", push_response),
+    ("PullResponse", pull_response),
+    ("ManifestResponse", manifest_response),
+    ("FetchRequest", fetch_request),
+    ("FetchResponse", fetch_response),
+];
+
+/// Writes every sync body's schema into `document` (the OpenAPI document as
+/// JSON) exactly as written above.
+pub fn publish(document: &mut Value) {
+    for (name, literal) in LITERALS {
+        document["components"]["schemas"][name] = literal();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_schema_literals_are_json_schemas() {
-        for schema in [
-            push_request(),
-            push_response(),
-            pull_response(),
-            manifest_response(),
-            fetch_request(),
-            fetch_response(),
-        ] {
-            let RefOr::T(Schema::Object(object)) = schema else {
-                panic!("expected an object schema");
-            };
-            assert!(!object.required.is_empty());
+    fn every_literal_is_published_where_the_routes_refer_to_it() {
+        let mut document = json!({ "components": { "schemas": {} } });
+        publish(&mut document);
+        for (name, literal) in LITERALS {
+            assert_eq!(document["components"]["schemas"][name], literal(), "{name}");
         }
     }
 }

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{AuthUser, Role};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::repo;
 use crate::state::AppState;
 
@@ -59,7 +59,7 @@ fn parse_cursor(cursor: Option<&str>) -> AppResult<i64> {
             .filter(|seq| *seq >= 0)
             .ok_or_else(|| {
                 AppError::bad_request(
-                    "invalid_cursor",
+                    ErrorCode::InvalidCursor,
                     "the cursor is not one this feed made; start without a cursor",
                 )
             }),

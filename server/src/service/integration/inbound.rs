@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::auth::{AuthUser, Role, password};
 use crate::entity::integration_batch;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::repo;
 use crate::service::audit;
 use crate::service::auth::throttle;
@@ -67,7 +67,7 @@ pub async fn token(
 ) -> AppResult<TokenResponse> {
     if input.grant_type != "client_credentials" {
         return Err(AppError::bad_request(
-            "unsupported_grant_type",
+            ErrorCode::UnsupportedGrantType,
             "grant_type must be client_credentials",
         ));
     }
@@ -85,7 +85,7 @@ pub async fn token(
             tracing::info!(client = %input.client_id, "integration sign-in refused");
             throttle::failed(state, &keys, Utc::now()).await?;
             return Err(AppError::unauthorized(
-                "invalid_client",
+                ErrorCode::InvalidClient,
                 "unknown client, wrong secret, or not an integration account",
             ));
         }

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::{DeviceUse, SERVER_NODE, admit_caller, now_ms, placement};
 use crate::auth::jwt::JwtKeys;
 use crate::auth::{AuthUser, Role, Scope};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::repo;
 use crate::repo::change_log::ScopeColumn;
 use crate::service::audit;
@@ -51,7 +51,7 @@ impl Cursor {
     fn parse(text: &str, user: Uuid, keys: &JwtKeys) -> AppResult<Self> {
         let bad = || {
             AppError::bad_request(
-                "invalid_cursor",
+                ErrorCode::InvalidCursor,
                 "the cursor is not one this server made for you; pull without a cursor to start over",
             )
         };
@@ -116,7 +116,7 @@ pub async fn pull(
         // restored from an older backup. Start over rather than miss what
         // the restored log holds.
         return Err(AppError::bad_request(
-            "invalid_cursor",
+            ErrorCode::InvalidCursor,
             "the cursor is ahead of this server's change log (restored from a backup?); pull without a cursor to start over",
         ));
     }

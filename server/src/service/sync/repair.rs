@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{DeviceUse, SERVER_NODE, admit_caller, now_ms, placement, pull};
 use crate::auth::{AuthUser, Scope};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::repo;
 use crate::repo::change_log::ScopeColumn;
 use crate::state::AppState;
@@ -28,7 +28,7 @@ use crate::state::AppState;
 fn parse_after(text: &str) -> AppResult<(Entity, Uuid)> {
     let bad = || {
         AppError::bad_request(
-            "invalid_cursor",
+            ErrorCode::InvalidCursor,
             "`after` is not a `next_after` this server made; start the manifest again without it",
         )
     };
