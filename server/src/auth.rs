@@ -107,7 +107,10 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            AppError::unauthorized(ErrorCode::MissingToken, "sign in first: no bearer token was sent")
+            AppError::unauthorized(
+                ErrorCode::MissingToken,
+                "sign in first: no bearer token was sent",
+            )
         })?;
         let token = header
             .to_str()

@@ -199,7 +199,8 @@ impl JwtKeys {
     /// are tokens with any other algorithm, including `none`.
     pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
         use jsonwebtoken::errors::ErrorKind;
-        let invalid = || AppError::unauthorized(ErrorCode::InvalidToken, "the access token is not valid");
+        let invalid =
+            || AppError::unauthorized(ErrorCode::InvalidToken, "the access token is not valid");
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         let key = header
             .kid

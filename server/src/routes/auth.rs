@@ -66,7 +66,9 @@ pub async fn logout(
 pub async fn me(State(state): State<AppState>, caller: AuthUser) -> AppResult<Json<UserView>> {
     let user = repo::users::find(&state.db, caller.user_id)
         .await?
-        .ok_or_else(|| AppError::unauthorized(ErrorCode::InvalidToken, "this account no longer exists"))?;
+        .ok_or_else(|| {
+            AppError::unauthorized(ErrorCode::InvalidToken, "this account no longer exists")
+        })?;
     let unit = repo::org_units::find(&state.db, user.org_unit_id)
         .await?
         .ok_or_else(|| AppError::Internal("user without org unit".to_owned()))?;

@@ -36,11 +36,9 @@ where
         let kept = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(given)
             .finish();
-        axum::extract::Query::<T>::try_from_uri(
-            &format!("/?{kept}").parse().map_err(|_| {
-                AppError::bad_request(ErrorCode::InvalidQuery, "the query string is not valid")
-            })?,
-        )
+        axum::extract::Query::<T>::try_from_uri(&format!("/?{kept}").parse().map_err(|_| {
+            AppError::bad_request(ErrorCode::InvalidQuery, "the query string is not valid")
+        })?)
         .map(|axum::extract::Query(value)| Self(value))
         .map_err(AppError::from)
     }

@@ -30,8 +30,7 @@ async fn admit_caller(
     protocol_version: u32,
     about_to: DeviceUse,
 ) -> AppResult<()> {
-    check_protocol_version(protocol_version)
-        .map_err(AppError::UpgradeRequired)?;
+    check_protocol_version(protocol_version).map_err(AppError::UpgradeRequired)?;
     if caller.role == Role::Integration {
         return Err(AppError::forbidden(
             "the integration account exchanges data through /api/v1/integration, not device sync",

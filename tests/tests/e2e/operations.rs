@@ -60,15 +60,18 @@ async fn the_openapi_document_lists_every_route(app: TestApp) {
         );
     }
     let schemas = &doc["components"]["schemas"];
-    let codes: Vec<&str> = schemas["ErrorEnvelope"]["properties"]["error"]["properties"]["code"]
-        ["enum"]
-        .as_array()
-        .expect("the error codes are enumerated")
-        .iter()
-        .map(|code| code.as_str().unwrap())
-        .collect();
+    let codes: Vec<&str> =
+        schemas["ErrorEnvelope"]["properties"]["error"]["properties"]["code"]["enum"]
+            .as_array()
+            .expect("the error codes are enumerated")
+            .iter()
+            .map(|code| code.as_str().unwrap())
+            .collect();
     for code in ErrorCode::VARIANTS {
-        assert!(codes.contains(&code.as_str()), "error code {code:?} is not listed");
+        assert!(
+            codes.contains(&code.as_str()),
+            "error code {code:?} is not listed"
+        );
     }
     // Nested bodies reach the document whole: a generated client needs the
     // mutation's fields, a refusal's reason and a conflict's sides.

@@ -114,7 +114,10 @@ async fn a_create_on_an_id_that_exists_is_refused_and_changes_nothing(app: TestA
     let mut phone = Device::sign_in(&app, "director-a1").await;
     let (visit_id, first) = new_visit(&mut phone, child, fixture.village_a1, &today_at(9));
     let answer = phone.push(&app, std::slice::from_ref(&first)).await;
-    assert!(matches!(answer.results[0], MutationResult::Applied { version: 1, .. }));
+    assert!(matches!(
+        answer.results[0],
+        MutationResult::Applied { version: 1, .. }
+    ));
 
     let mut other = Device::sign_in(&app, "director-a1").await;
     let clash = other
@@ -128,23 +131,38 @@ async fn a_create_on_an_id_that_exists_is_refused_and_changes_nothing(app: TestA
         .build();
     let answer = other.push(&app, std::slice::from_ref(&clash)).await;
     let MutationResult::Rejected { reason, .. } = &answer.results[0] else {
-        panic!("a create on an existing id was not refused: {:?}", answer.results);
+        panic!(
+            "a create on an existing id was not refused: {:?}",
+            answer.results
+        );
     };
     assert_eq!(*reason, sync_core::merge::Reason::IdExists);
-    let stored = visit::Entity::find_by_id(visit_id).one(app.db()).await.unwrap().unwrap();
+    let stored = visit::Entity::find_by_id(visit_id)
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((stored.version, stored.kind.as_str()), (1, "home_visit"));
 
     // The first create's own retry still answers its stored outcome.
     let again = phone.push(&app, std::slice::from_ref(&first)).await;
-    assert!(matches!(again.results[0], MutationResult::Applied { version: 1, .. }));
+    assert!(matches!(
+        again.results[0],
+        MutationResult::Applied { version: 1, .. }
+    ));
 
     // Deleted: the id stays taken, the tombstone stays.
     phone.pull_all(&app).await;
-    let delete = sync_core::testing::MutationBuilder::delete(Entity::Visit, visit_id, 1, phone.tick())
-        .id(Uuid::new_v4())
-        .build();
+    let delete =
+        sync_core::testing::MutationBuilder::delete(Entity::Visit, visit_id, 1, phone.tick())
+            .id(Uuid::new_v4())
+            .build();
     let answer = phone.push(&app, &[delete]).await;
-    assert!(matches!(answer.results[0], MutationResult::Applied { .. }), "{:?}", answer.results);
+    assert!(
+        matches!(answer.results[0], MutationResult::Applied { .. }),
+        "{:?}",
+        answer.results
+    );
     let clash = other
         .create(Entity::Visit, visit_id)
         .set("child_id", json!(child))
@@ -158,7 +176,10 @@ async fn a_create_on_an_id_that_exists_is_refused_and_changes_nothing(app: TestA
     assert!(
         matches!(
             answer.results[0],
-            MutationResult::Rejected { reason: sync_core::merge::Reason::IdExists, .. }
+            MutationResult::Rejected {
+                reason: sync_core::merge::Reason::IdExists,
+                ..
+            }
         ),
         "{:?}",
         answer.results
