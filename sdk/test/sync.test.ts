@@ -179,6 +179,28 @@ for (const backend of backends()) {
       assert.equal(log.visits.filter((x) => x.id === v.id).length, 1, 'exactly one visit on the server');
     });
 
+    test("a visit's location, the phone's position or a place name, reaches the server unrefused", async () => {
+      const p = await phone(server.baseUrl);
+      await p.sdk.signIn('director-003', PASSWORD);
+      await p.sdk.setPin('2468');
+      await p.sdk.sync();
+      const [kid] = await p.sdk.children();
+      assert.ok(kid);
+      const position = { lat: 29.871234, lon: 121.551234, accuracy_m: 18 };
+      const here = await p.sdk.saveVisit({ child_id: kid.id, kind: 'home_visit', visited_at: new Date().toISOString(), location: position }, { submit: true });
+      const named = await p.sdk.saveVisit({ child_id: kid.id, kind: 'school_visit', visited_at: new Date().toISOString(), location: '村小学' }, { submit: true });
+      const st = await p.sdk.sync();
+      assert.equal(st.state, 'idle', JSON.stringify(st));
+      for (const [id, want] of [[here.id, position], [named.id, '村小学']] as const) {
+        const v = (await p.sdk.visit(id))!;
+        assert.equal(v.conflict ?? null, null, `no refusal: ${JSON.stringify(v.conflict)}`);
+        assert.deepEqual(v.location, want);
+        const sup = await supervisorFor(server.baseUrl, id);
+        const detail = await sup.ok<{ record: { location: unknown } }>('GET', `/api/v1/visits/${id}`);
+        assert.deepEqual(detail.record.location, want, 'the server stored it as sent');
+      }
+    });
+
     test('a pull never overwrites a pending edit: the base moves on, local values stay on top', async () => {
       let editDuringPull: (() => Promise<void>) | null = null;
       const hooked: typeof fetch = async (input, init) => {

@@ -148,6 +148,9 @@ pub enum ValueType {
     Number,
     /// Any JSON object.
     Object,
+    /// Where a visit took place: a place name (string), or a position
+    /// `{"lat", "lon", "accuracy_m"?}` in degrees (WGS 84) and metres.
+    Place,
     /// One of the listed strings.
     OneOf(&'static [&'static str]),
     /// Items of an add-wins set: objects with a string `"id"`; when given,
@@ -344,7 +347,7 @@ static VISIT_FIELDS: &[FieldRule] = &[
     f("village_id",              IMMUTABLE,  Uuid,                AUTHOR,   true),
     f("kind",                    LWW,        OneOf(VISIT_KINDS),  AUTHOR,   true),
     f("visited_at",              LWW,        DateTime,            AUTHOR,   true),
-    f("location",                LWW,        Text,                AUTHOR,   false),
+    f("location",                LWW,        Place,               AUTHOR,   false),
     f("observations",            LWW,        Object,              AUTHOR,   false),
     f("needs",                   SET,        Items(Some(("area", NEEDS_AREAS))), AUTHOR, false),
     f("risk_flags",              SET,        Items(None),         AUTHOR,   false),
@@ -489,6 +492,7 @@ impl ValueType {
             Count => v.is_u64(),
             Number => v.is_number(),
             Object => v.is_object(),
+            Place => return check_place(v),
             OneOf(list) => v.as_str().is_some_and(|s| list.contains(&s)),
             Items(key) => return check_item(v, *key),
         };
@@ -504,9 +508,39 @@ impl ValueType {
             Count => "expected a non-negative integer",
             Number => "expected a number",
             Object => "expected an object",
+            Place => PLACE_EXPECTED,
             OneOf(_) => "expected one of the allowed values",
             Items(_) => "expected an object with a string id",
         }
+    }
+}
+
+const PLACE_EXPECTED: &str =
+    "expected a place name or a position {\"lat\", \"lon\", \"accuracy_m\"}";
+
+fn check_place(v: &Value) -> Result<(), &'static str> {
+    if v.is_string() {
+        return Ok(());
+    }
+    let Some(position) = v.as_object() else {
+        return Err(PLACE_EXPECTED);
+    };
+    let within = |key: &str, bound: f64| {
+        position
+            .get(key)
+            .and_then(Value::as_f64)
+            .is_some_and(|x| x.abs() <= bound)
+    };
+    let accuracy_ok = position
+        .get("accuracy_m")
+        .is_none_or(|a| a.as_f64().is_some_and(|m| m >= 0.0));
+    let known = position
+        .keys()
+        .all(|k| matches!(k.as_str(), "lat" | "lon" | "accuracy_m"));
+    if within("lat", 90.0) && within("lon", 180.0) && accuracy_ok && known {
+        Ok(())
+    } else {
+        Err(PLACE_EXPECTED)
     }
 }
 

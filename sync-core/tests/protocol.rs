@@ -1,6 +1,9 @@
 //! Wire shapes of the protocol, pinned to the JSON in docs/SYNC-PROTOCOL.md.
 
 use serde_json::json;
+use strum::{IntoEnumIterator, VariantArray};
+use sync_core::merge::{ConflictKind, Flag, Reason};
+use sync_core::rules::FieldKind;
 use sync_core::{
     SyncError,
     clock::Hlc,
@@ -13,9 +16,6 @@ use sync_core::{
     rules::{Role, rules_for},
     testing::{MutationBuilder as M, actor, hlc, ids, stored_visit, visit_create},
 };
-use sync_core::merge::{ConflictKind, Flag, Reason};
-use sync_core::rules::FieldKind;
-use strum::{IntoEnumIterator, VariantArray};
 
 #[test]
 fn a_push_request_parses_from_the_documented_json() {
@@ -132,12 +132,44 @@ fn a_create_never_merges_into_a_record_that_exists() {
         let again = visit_create(hlc(2_000, 1))
             .set("review_status", json!("draft"))
             .build();
-        let out = merge(rules_for(Entity::Visit), Some(&current), &again, &actor(Role::Director));
+        let out = merge(
+            rules_for(Entity::Visit),
+            Some(&current),
+            &again,
+            &actor(Role::Director),
+        );
         let Verdict::Rejected { reason, .. } = out.verdict else {
             panic!("a second create was not rejected: {:?}", out.verdict);
         };
         assert_eq!(reason, Reason::IdExists);
-        assert_eq!(out.record.as_ref(), Some(&current), "the stored record is unchanged");
+        assert_eq!(
+            out.record.as_ref(),
+            Some(&current),
+            "the stored record is unchanged"
+        );
     }
 }
 
+/// A visit's `location` is what the field app records: a place name the
+/// director typed, or the phone's position.
+#[test]
+fn a_visit_location_is_a_place_name_or_a_position() {
+    let location = rules_for(Entity::Visit).field("location").unwrap();
+    for good in [
+        json!("村委会"),
+        json!({"lat": 29.87, "lon": 121.55}),
+        json!({"lat": -90, "lon": 180, "accuracy_m": 12}),
+    ] {
+        assert_eq!(location.ty.check(&good), Ok(()), "{good}");
+    }
+    for bad in [
+        json!(12),
+        json!({"lat": 91, "lon": 0}),
+        json!({"lat": 29.8}),
+        json!({"lat": 29.8, "lon": 121.5, "accuracy_m": -1}),
+        json!({"lat": "29.8", "lon": 121.5}),
+        json!({"lat": 29.8, "lon": 121.5, "address": "x"}),
+    ] {
+        assert!(location.ty.check(&bad).is_err(), "{bad} was accepted");
+    }
+}
