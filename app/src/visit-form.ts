@@ -315,7 +315,7 @@ export async function renderVisitForm(c: Ctx, view: HTMLElement, which: { childI
     }
   }
   if (existing?.conflict?.status === 'rejected' && !existing.conflict.amendment) {
-    notices.push(h('p', { class: 'notice' }, t('rejectedNote', { m: existing.conflict.message ?? '' })));
+    notices.push(h('p', { class: 'notice' }, t('rejectedNote', { m: label('reason_', existing.conflict.reason, 'reason_unknown') })));
   } else if (existing?.conflict?.conflicts.length) {
     notices.push(h('p', { class: 'notice' }, t('conflictNote')));
   }
