@@ -332,7 +332,9 @@ impl From<JsonRejection> for AppError {
         let message = rejection.body_text();
         match rejection {
             JsonRejection::JsonDataError(_) => Self::Validation(message),
-            JsonRejection::JsonSyntaxError(_) => Self::bad_request(ErrorCode::MalformedJson, message),
+            JsonRejection::JsonSyntaxError(_) => {
+                Self::bad_request(ErrorCode::MalformedJson, message)
+            }
             JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType(
                 "expected a request with `Content-Type: application/json`".to_owned(),
             ),
@@ -419,5 +421,31 @@ impl IntoResponse for AppError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::VariantArray;
+
+    /// docs/SYNC-PROTOCOL.md §5 promises that every code a client can meet
+    /// is in its table.
+    #[test]
+    fn every_error_code_is_in_the_protocol_docs_table() {
+        let doc = include_str!("../../docs/SYNC-PROTOCOL.md");
+        let start = doc.find("## 5. Errors").expect("the errors section");
+        let end = doc[start..].find("\n## 5b").expect("its end") + start;
+        let section = &doc[start..end];
+        let missing: Vec<&str> = ErrorCode::VARIANTS
+            .iter()
+            .map(|code| code.as_str())
+            .filter(|code| {
+                !section
+                    .lines()
+                    .any(|line| line.starts_with('|') && line.contains(&format!("`{code}`")))
+            })
+            .collect();
+        assert!(missing.is_empty(), "not in the §5 table: {missing:?}");
     }
 }
