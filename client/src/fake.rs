@@ -2,7 +2,8 @@
 //! mutations with `sync_core::merge::{admit, merge}`, stores each result
 //! under its mutation id and answers retries from that store, keeps a change
 //! log with a sequence number, answers pulls page by page with the scope
-//! checksum, and can be told to drop a request or lose a response.
+//! checksum, answers the manifest and fetch of targeted repair, and can be
+//! told to drop a request or lose a response.
 //!
 //! Scope is the whole fake server (every device sees every record); purges
 //! are announced with [`FakeServer::purge`].
@@ -16,8 +17,9 @@ use sync_core::{
     clock::HlcClock,
     merge::{admit, merge},
     protocol::{
-        MutationResult, PROTOCOL_VERSION, PullRequest, PullResponse, Purge, PurgeReason,
-        PushRequest, PushResponse, ScopeChecksum,
+        FetchRequest, FetchResponse, MAX_FETCH_RECORDS, MAX_MANIFEST_LIMIT, ManifestEntry,
+        ManifestRequest, ManifestResponse, MutationResult, PROTOCOL_VERSION, PullRequest,
+        PullResponse, Purge, PurgeReason, PushRequest, PushResponse, RecordRef, ScopeChecksum,
     },
     record::{Entity, Record},
     rules::{Actor, rules_for},
@@ -266,6 +268,67 @@ fn answer_pull(state: &mut State, request: &PullRequest) -> Result<PullResponse,
     })
 }
 
+/// The manifest in pages ordered by `entity:id`, which is also what
+/// `after` names.
+fn answer_manifest(state: &State, request: &ManifestRequest) -> ManifestResponse {
+    let limit = request.limit.clamp(1, MAX_MANIFEST_LIMIT) as usize;
+    let mut live: Vec<(String, ManifestEntry)> = state
+        .records
+        .values()
+        .filter(|r| !r.is_deleted())
+        .map(|r| {
+            (
+                page_key(r.entity, r.id),
+                ManifestEntry(r.entity, r.id, r.version),
+            )
+        })
+        .filter(|(key, _)| request.after.as_ref().is_none_or(|after| key > after))
+        .collect();
+    live.sort_by(|a, b| a.0.cmp(&b.0));
+    let more = live.len() > limit;
+    live.truncate(limit);
+    ManifestResponse {
+        protocol_version: PROTOCOL_VERSION,
+        next_after: more
+            .then(|| live.last().map(|(key, _)| key.clone()))
+            .flatten(),
+        entries: live.into_iter().map(|(_, entry)| entry).collect(),
+        scope_checksum: checksum(state),
+    }
+}
+
+fn page_key(entity: Entity, id: Uuid) -> String {
+    format!("{}:{id}", entity.as_str())
+}
+
+fn answer_fetch(
+    state: &mut State,
+    request: &FetchRequest,
+) -> Result<FetchResponse, TransportError> {
+    if request.records.len() > MAX_FETCH_RECORDS {
+        return Err(TransportError::Fatal {
+            status: 400,
+            code: "validation_failed".into(),
+            message: format!("at most {MAX_FETCH_RECORDS} records per fetch"),
+        });
+    }
+    let mut changes = Vec::new();
+    let mut missing = Vec::new();
+    for &RecordRef { entity, id } in &request.records {
+        match state.records.get(&(entity, id)) {
+            Some(r) if !r.is_deleted() => changes.push(r.clone()),
+            _ => missing.push(RecordRef { entity, id }),
+        }
+    }
+    let now = state.now_ms;
+    Ok(FetchResponse {
+        protocol_version: PROTOCOL_VERSION,
+        server_hlc: state.clock.tick(now),
+        changes,
+        missing,
+    })
+}
+
 impl Transport for FakeServer {
     async fn push(&self, request: PushRequest) -> Result<PushResponse, TransportError> {
         let mut state = self.state();
@@ -285,5 +348,15 @@ impl Transport for FakeServer {
             return Err(TransportError::Retryable("response lost".into()));
         }
         Ok(answer)
+    }
+
+    async fn manifest(&self, request: ManifestRequest) -> Result<ManifestResponse, TransportError> {
+        let state = self.state();
+        Ok(answer_manifest(&state, &request))
+    }
+
+    async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, TransportError> {
+        let mut state = self.state();
+        answer_fetch(&mut state, &request)
     }
 }

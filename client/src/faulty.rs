@@ -9,7 +9,10 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use sync_core::protocol::{PullRequest, PullResponse, PushRequest, PushResponse};
+use sync_core::protocol::{
+    FetchRequest, FetchResponse, ManifestRequest, ManifestResponse, PullRequest, PullResponse,
+    PushRequest, PushResponse,
+};
 
 use crate::{
     backoff::Jitter,
@@ -166,6 +169,16 @@ impl<T: Transport> Transport for FaultyTransport<T> {
     async fn pull(&self, request: PullRequest) -> Result<PullResponse, TransportError> {
         let fault = self.next_fault();
         with_fault(fault, || self.inner.pull(request.clone())).await
+    }
+
+    async fn manifest(&self, request: ManifestRequest) -> Result<ManifestResponse, TransportError> {
+        let fault = self.next_fault();
+        with_fault(fault, || self.inner.manifest(request.clone())).await
+    }
+
+    async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, TransportError> {
+        let fault = self.next_fault();
+        with_fault(fault, || self.inner.fetch(request.clone())).await
     }
 }
 

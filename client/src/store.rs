@@ -216,21 +216,27 @@ impl Store {
     /// The checksum of the server copies this device holds (live records
     /// only), comparable with a pull page's `scope_checksum`.
     pub async fn scope_checksum(&self) -> Result<ScopeChecksum, StoreError> {
+        Ok(ScopeChecksum::of(self.shadows().await?))
+    }
+
+    /// `(entity, id, version)` of every live server copy this device
+    /// holds: what the scope's manifest is compared with.
+    pub async fn shadows(&self) -> Result<Vec<(Entity, Uuid, u64)>, StoreError> {
         let rows = sqlx::query(
             "SELECT entity, id, shadow_version FROM records WHERE shadow IS NOT NULL AND shadow_deleted = 0",
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut sum = ScopeChecksum::default();
-        for r in rows {
-            let version: i64 = r.try_get("shadow_version")?;
-            sum.add(
-                parse_entity(r.try_get("entity")?)?,
-                parse_uuid(r.try_get("id")?)?,
-                u64::try_from(version).map_err(corrupt)?,
-            );
-        }
-        Ok(sum)
+        rows.iter()
+            .map(|r| {
+                let version: i64 = r.try_get("shadow_version")?;
+                Ok((
+                    parse_entity(r.try_get("entity")?)?,
+                    parse_uuid(r.try_get("id")?)?,
+                    u64::try_from(version).map_err(corrupt)?,
+                ))
+            })
+            .collect()
     }
 
     /// Erases everything (records, outbox, rejections, cursor, identity):
@@ -383,6 +389,25 @@ pub(crate) async fn save_row(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Deletes a record the server no longer holds for this device, unless it
+/// has edits waiting in the outbox (the server decides about those).
+/// Returns whether it was deleted.
+pub(crate) async fn drop_unless_pending(
+    conn: &mut SqliteConnection,
+    entity: Entity,
+    id: Uuid,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM records WHERE entity = ? AND id = ? AND NOT EXISTS \
+         (SELECT 1 FROM outbox o WHERE o.entity = records.entity AND o.record_id = records.id)",
+    )
+    .bind(entity.as_str())
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 pub(crate) async fn delete_row(

@@ -6,18 +6,22 @@
 //! jitter; fatal errors stop at once (sign in again, update the app) and a
 //! revoked device wipes its store.
 //!
+//! When the scope checksum differs, [`Syncer::repair`] reads the scope's
+//! manifest (ids and versions), fetches only the records that differ and
+//! drops the ones the scope no longer holds.
+//!
 //! A pull never overwrites pending work: a pulled record with mutations
 //! still in the outbox becomes the new server copy, and the pending
 //! mutations are replayed on top of it for the user to see.
 
 use std::{collections::HashSet, sync::Mutex};
 
-use sea_orm::sqlx::{self, Row, SqliteConnection};
+use sea_orm::sqlx::SqliteConnection;
 use sync_core::{
     clock::HlcClock,
     protocol::{
-        PROTOCOL_VERSION, PullRequest, PushRequest, ScopeChecksum, check_protocol_version,
-        urgent_first,
+        DEFAULT_MANIFEST_LIMIT, FetchRequest, MAX_FETCH_RECORDS, ManifestRequest, PROTOCOL_VERSION,
+        PullRequest, PushRequest, Repair, ScopeChecksum, check_protocol_version, urgent_first,
     },
     record::{Entity, Field, Record},
     rules::Actor,
@@ -27,7 +31,7 @@ use uuid::Uuid;
 use crate::{
     backoff::{Backoff, Jitter, Sleeper},
     local, outbox,
-    store::{self, RecordRow, Store, StoreError, parse_entity, parse_uuid},
+    store::{self, RecordRow, Store, StoreError},
     transport::{Transport, TransportError},
 };
 
@@ -98,8 +102,12 @@ pub struct SyncReport {
     pub pages: usize,
     /// Records received.
     pub pulled: usize,
-    /// Records purged.
+    /// Records purged (or, in a repair, dropped as no longer in the scope).
     pub purged: usize,
+    /// Manifest pages read by a repair.
+    pub manifest_pages: usize,
+    /// Records fetched whole by a repair.
+    pub fetched: usize,
     /// Set when the scope checksum did not match after the last page.
     pub diverged: Option<Divergence>,
     /// Tries it took (1 = no retry).
@@ -193,10 +201,76 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
         Ok(report)
     }
 
-    /// Re-downloads the whole scope from the start and drops server copies
-    /// the server no longer sends (pending edits are kept): the repair for
-    /// a [`Divergence`].
+    /// The repair for a [`Divergence`], with only the records that differ:
+    /// pushes, reads the scope's manifest, fetches the records it lacks or
+    /// holds at another version, drops server copies the scope no longer
+    /// holds (a record with edits in the outbox is kept: the server decides
+    /// about those), then pulls to its cursor; the report's `diverged` is
+    /// that pull's verdict.
     pub async fn repair(&self) -> Result<SyncReport, SyncError> {
+        let mut report = SyncReport::default();
+        self.push(&mut report).await?;
+        let mut manifest = Vec::new();
+        let mut after = None;
+        for _ in 0..MAX_ROUNDS {
+            let page = self
+                .transport
+                .manifest(ManifestRequest {
+                    protocol_version: PROTOCOL_VERSION,
+                    after: after.take(),
+                    limit: DEFAULT_MANIFEST_LIMIT,
+                })
+                .await?;
+            check_version(page.protocol_version)?;
+            report.manifest_pages += 1;
+            manifest.extend(page.entries);
+            after = page.next_after;
+            if after.is_none() {
+                break;
+            }
+        }
+        let plan = Repair::between(manifest, self.store.shadows().await?);
+        let actor = self.actor().await?;
+        for records in plan.fetch.chunks(MAX_FETCH_RECORDS) {
+            let answer = self
+                .transport
+                .fetch(FetchRequest {
+                    protocol_version: PROTOCOL_VERSION,
+                    records: records.to_vec(),
+                })
+                .await?;
+            check_version(answer.protocol_version)?;
+            let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;
+            let mut clock = store::load_clock(&mut tx).await?;
+            let now = self.store.now_ms();
+            clock.observe(answer.server_hlc, now);
+            for record in &answer.changes {
+                observe_record(&mut clock, record, now);
+                apply_pulled(&mut tx, record, &actor).await?;
+                report.fetched += 1;
+            }
+            // Deleted or out of scope since the manifest was read.
+            for gone in &answer.missing {
+                report.purged +=
+                    usize::from(store::drop_unless_pending(&mut tx, gone.entity, gone.id).await?);
+            }
+            store::save_clock(&mut tx, &clock).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+        }
+        let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;
+        for extra in &plan.drop {
+            report.purged +=
+                usize::from(store::drop_unless_pending(&mut tx, extra.entity, extra.id).await?);
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        self.pull(&mut report, false).await?;
+        Ok(report)
+    }
+
+    /// Downloads the whole scope again from the start and drops server
+    /// copies the server no longer sends (pending edits are kept): the
+    /// repair of last resort, and what a repair is measured against.
+    pub async fn rebootstrap(&self) -> Result<SyncReport, SyncError> {
         let mut report = SyncReport::default();
         self.push(&mut report).await?;
         self.pull(&mut report, true).await?;
@@ -384,22 +458,12 @@ async fn apply_pulled(
 
 /// Deletes server copies not in `seen` that have no pending edits.
 async fn sweep(store: &Store, seen: &HashSet<(Entity, Uuid)>) -> Result<usize, StoreError> {
-    let rows = sqlx::query(
-        "SELECT r.entity, r.id FROM records r WHERE r.shadow IS NOT NULL AND NOT EXISTS \
-         (SELECT 1 FROM outbox o WHERE o.entity = r.entity AND o.record_id = r.id)",
-    )
-    .fetch_all(&store.pool)
-    .await?;
+    let held = store.shadows().await?;
     let mut tx = store.pool.begin().await?;
     let mut dropped = 0;
-    for row in rows {
-        let key = (
-            parse_entity(row.try_get("entity")?)?,
-            parse_uuid(row.try_get("id")?)?,
-        );
-        if !seen.contains(&key) {
-            store::delete_row(&mut tx, key.0, key.1).await?;
-            dropped += 1;
+    for (entity, id, _) in held {
+        if !seen.contains(&(entity, id)) {
+            dropped += usize::from(store::drop_unless_pending(&mut tx, entity, id).await?);
         }
     }
     tx.commit().await?;

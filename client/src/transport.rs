@@ -1,11 +1,14 @@
-//! How the device talks to the server: the [`Transport`] trait (push and
-//! pull of the sync protocol), the errors that tell the sync loop whether to
+//! How the device talks to the server: the [`Transport`] trait (push, pull
+//! and the two calls of targeted repair), the errors that tell the sync loop whether to
 //! retry or to stop and ask the user, and [`HttpTransport`], the REST
 //! implementation of `docs/SYNC-PROTOCOL.md` on reqwest (gzip, bearer token).
 
 use std::{future::Future, time::Duration};
 
-use sync_core::protocol::{ErrorEnvelope, PullRequest, PullResponse, PushRequest, PushResponse};
+use sync_core::protocol::{
+    ErrorEnvelope, FetchRequest, FetchResponse, ManifestRequest, ManifestResponse, PullRequest,
+    PullResponse, PushRequest, PushResponse,
+};
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,8 +87,8 @@ impl TransportError {
     }
 }
 
-/// The two calls of the sync protocol. Implementations must not retry on
-/// their own: the sync loop decides.
+/// The calls of the sync protocol. Implementations must not retry on their
+/// own: the sync loop decides.
 pub trait Transport: Send + Sync {
     /// `POST /api/v1/sync/push`.
     fn push(
@@ -98,6 +101,18 @@ pub trait Transport: Send + Sync {
         &self,
         request: PullRequest,
     ) -> impl Future<Output = Result<PullResponse, TransportError>> + Send;
+
+    /// `GET /api/v1/sync/manifest`: one page of the scope's ids and versions.
+    fn manifest(
+        &self,
+        request: ManifestRequest,
+    ) -> impl Future<Output = Result<ManifestResponse, TransportError>> + Send;
+
+    /// `POST /api/v1/sync/fetch`: some records of the scope, whole.
+    fn fetch(
+        &self,
+        request: FetchRequest,
+    ) -> impl Future<Output = Result<FetchResponse, TransportError>> + Send;
 }
 
 /// The sync protocol over HTTPS.
@@ -202,6 +217,28 @@ impl Transport for HttpTransport {
             .get(format!("{}/api/v1/sync/pull", self.base_url))
             .bearer_auth(&self.token)
             .query(&query)
+            .send()
+            .await;
+        Self::answer(sent).await
+    }
+
+    async fn manifest(&self, request: ManifestRequest) -> Result<ManifestResponse, TransportError> {
+        let sent = self
+            .client
+            .get(format!("{}/api/v1/sync/manifest", self.base_url))
+            .bearer_auth(&self.token)
+            .query(&request)
+            .send()
+            .await;
+        Self::answer(sent).await
+    }
+
+    async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, TransportError> {
+        let sent = self
+            .client
+            .post(format!("{}/api/v1/sync/fetch", self.base_url))
+            .bearer_auth(&self.token)
+            .json(&request)
             .send()
             .await;
         Self::answer(sent).await

@@ -21,7 +21,7 @@ mod repair;
 pub use checksum::{ScopeChecksum, fnv1a64, record_hash};
 pub use repair::{
     DEFAULT_MANIFEST_LIMIT, FetchRequest, FetchResponse, MAX_FETCH_RECORDS, MAX_MANIFEST_LIMIT,
-    ManifestEntry, ManifestResponse, RecordRef, Repair,
+    ManifestEntry, ManifestRequest, ManifestResponse, RecordRef, Repair,
 };
 
 /// The protocol version this build speaks.

@@ -15,7 +15,10 @@ use std::{
 
 use serde::Deserialize;
 use serde_json::json;
-use sync_core::protocol::{MutationResult, PullRequest, PullResponse, PushRequest, PushResponse};
+use sync_core::protocol::{
+    FetchRequest, FetchResponse, ManifestRequest, ManifestResponse, MutationResult, PullRequest,
+    PullResponse, PushRequest, PushResponse,
+};
 use uuid::Uuid;
 
 use super::SimError;
@@ -254,5 +257,15 @@ impl Transport for SimTransport {
         let outcome = self.route().pull(request).await;
         self.tap.time(&self.tap.pull_times, started, &outcome);
         outcome
+    }
+
+    async fn manifest(&self, request: ManifestRequest) -> Result<ManifestResponse, TransportError> {
+        self.tap.requests.fetch_add(1, Ordering::Relaxed);
+        self.route().manifest(request).await
+    }
+
+    async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, TransportError> {
+        self.tap.requests.fetch_add(1, Ordering::Relaxed);
+        self.route().fetch(request).await
     }
 }

@@ -24,6 +24,19 @@ pub const MAX_FETCH_RECORDS: usize = 500;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ManifestEntry(pub Entity, pub Uuid, pub u64);
 
+/// Query of `GET /api/v1/sync/manifest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestRequest {
+    /// Protocol version the device speaks.
+    pub protocol_version: u32,
+    /// The previous page's `next_after`; absent for the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Entries per page (default [`DEFAULT_MANIFEST_LIMIT`], at most
+    /// [`MAX_MANIFEST_LIMIT`]).
+    pub limit: u32,
+}
+
 /// A page of the scope's manifest, ordered by entity then id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ManifestResponse {

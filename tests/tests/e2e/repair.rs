@@ -2,21 +2,35 @@
 //! damaged — a record lost, one at a wrong version, one it should not hold
 //! — sees the scope checksum differ, reads the manifest, fetches only the
 //! differing records, and ends with the server's checksum, for fewer bytes
-//! than a new bootstrap. The manifest pages, and neither route hands out a
+//! than a new bootstrap — over HTTP, and through the reference client's
+//! `Syncer::repair`. The manifest pages, and neither route hands out a
 //! record outside the caller's scope.
 
+use std::{
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
+
 use reqwest::{Method, StatusCode};
+use seedling_client::{
+    HttpTransport, Jitter, RecordingSleeper, Store, SyncOptions, Syncer, Transport, TransportError,
+    sim::net::sign_in,
+};
+use seedling_server::service::demo;
 use seedling_tests::{Device, Fixture, TestApp, assert_error, on_both_backends};
 use serde_json::{Value, json};
 use sync_core::protocol::{
-    FetchResponse, ManifestEntry, ManifestResponse, PROTOCOL_VERSION, RecordRef, Repair,
+    FetchRequest, FetchResponse, ManifestEntry, ManifestRequest, ManifestResponse,
+    PROTOCOL_VERSION, PullRequest, PullResponse, PushRequest, PushResponse, RecordRef, Repair,
 };
 use sync_core::record::Entity;
+use sync_core::rules::{Actor, Role};
 use uuid::Uuid;
 
 on_both_backends!(
     a_damaged_store_is_repaired_with_only_the_differing_records,
     repair_routes_hand_out_nothing_outside_the_scope,
+    the_reference_client_repairs_a_damaged_store_with_fewer_bytes_than_a_bootstrap,
 );
 
 /// Every page of the manifest, and the bytes it took.
@@ -231,4 +245,169 @@ async fn repair_routes_hand_out_nothing_outside_the_scope(app: TestApp) {
     let supervisor = Device::sign_in(&app, "integration").await;
     let (status, body) = fetch(&app, &supervisor, &asked).await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+}
+
+/// A transport that counts the JSON bytes of every answer it receives.
+struct Counting {
+    inner: HttpTransport,
+    bytes: AtomicUsize,
+}
+
+impl Counting {
+    fn count<T: serde::Serialize>(&self, answer: &Result<T, TransportError>) {
+        if let Ok(body) = answer {
+            let n = serde_json::to_vec(body).map_or(0, |b| b.len());
+            self.bytes.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn take(&self) -> usize {
+        self.bytes.swap(0, Ordering::Relaxed)
+    }
+}
+
+impl Transport for Counting {
+    async fn push(&self, request: PushRequest) -> Result<PushResponse, TransportError> {
+        let answer = self.inner.push(request).await;
+        self.count(&answer);
+        answer
+    }
+    async fn pull(&self, request: PullRequest) -> Result<PullResponse, TransportError> {
+        let answer = self.inner.pull(request).await;
+        self.count(&answer);
+        answer
+    }
+    async fn manifest(&self, request: ManifestRequest) -> Result<ManifestResponse, TransportError> {
+        let answer = self.inner.manifest(request).await;
+        self.count(&answer);
+        answer
+    }
+    async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, TransportError> {
+        let answer = self.inner.fetch(request).await;
+        self.count(&answer);
+        answer
+    }
+}
+
+/// The reference client's repair, over HTTP against the demo district: a
+/// director's phone whose store lost two records, holds one at an old
+/// version and holds one the scope does not have fetches exactly the
+/// three, drops the fourth, agrees with the server's checksum again, and
+/// reads fewer bytes doing so than a new bootstrap of the same scope.
+async fn the_reference_client_repairs_a_damaged_store_with_fewer_bytes_than_a_bootstrap(
+    app: TestApp,
+) {
+    demo::seed_if_empty(app.db(), 2025)
+        .await
+        .expect("seeding the demo district")
+        .expect("an empty database");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("phone.db");
+    let store = Store::open(&path).await.expect("open the phone's store");
+    let http = reqwest::Client::new();
+    let device_id = store.device_id().await.expect("device id");
+    let session = sign_in(
+        &http,
+        &app.base_url,
+        "director-001",
+        "phone",
+        "seedling-demo",
+        device_id,
+    )
+    .await
+    .expect("sign in");
+    store
+        .sign_in(Actor::new(session.user.id, Role::Director))
+        .await
+        .expect("store the account");
+    let transport = Counting {
+        inner: HttpTransport::new(&app.base_url, session.access_token, Duration::from_secs(30))
+            .expect("a transport"),
+        bytes: AtomicUsize::new(0),
+    };
+    let syncer = Syncer::new(
+        store,
+        transport,
+        RecordingSleeper::default(),
+        Jitter::seeded(1),
+        SyncOptions::default(),
+    );
+    let first = syncer.sync().await.expect("the bootstrap");
+    assert_eq!(first.diverged, None);
+    assert!(first.pulled > 10, "a village's worth of records: {first:?}");
+
+    // Damage the store behind the client's back.
+    let db = sea_orm::sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open the store's file");
+    let visits: Vec<(String,)> = sea_orm::sqlx::query_as(
+        "SELECT id FROM records WHERE entity = 'visit' ORDER BY id LIMIT 3",
+    )
+    .fetch_all(&db)
+    .await
+    .expect("the phone's visits");
+    assert_eq!(visits.len(), 3, "the village has visits");
+    for (id,) in &visits[..2] {
+        sea_orm::sqlx::query("DELETE FROM records WHERE entity = 'visit' AND id = ?")
+            .bind(id)
+            .execute(&db)
+            .await
+            .expect("lose a record");
+    }
+    sea_orm::sqlx::query(
+        "UPDATE records SET shadow_version = shadow_version + 7 WHERE entity = 'visit' AND id = ?",
+    )
+    .bind(&visits[2].0)
+    .execute(&db)
+    .await
+    .expect("a wrong version");
+    let stray = Uuid::new_v4();
+    sea_orm::sqlx::query(
+        "INSERT INTO records (entity, id, shadow, shadow_version, shadow_deleted, base_version, local, deleted, child_id) \
+         SELECT entity, ?, shadow, shadow_version, shadow_deleted, base_version, local, deleted, child_id \
+         FROM records WHERE entity = 'child' LIMIT 1",
+    )
+    .bind(stray.to_string())
+    .execute(&db)
+    .await
+    .expect("a record the scope does not hold");
+    db.close().await;
+
+    let noticed = syncer.sync().await.expect("a sync");
+    assert!(noticed.diverged.is_some(), "the checksum shows the damage");
+
+    syncer.transport().take();
+    let repaired = syncer.repair().await.expect("the repair");
+    let repair_bytes = syncer.transport().take();
+    assert_eq!(repaired.diverged, None, "{repaired:?}");
+    assert_eq!(repaired.fetched, 3, "{repaired:?}");
+    assert_eq!(repaired.purged, 1, "{repaired:?}");
+    assert!(
+        syncer
+            .store()
+            .get(Entity::Child, stray)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for (id,) in &visits {
+        let id = id.parse().expect("a uuid");
+        assert!(
+            syncer
+                .store()
+                .get(Entity::Visit, id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    let again = syncer.rebootstrap().await.expect("a bootstrap");
+    let bootstrap_bytes = syncer.transport().take();
+    assert_eq!(again.diverged, None);
+    eprintln!("repair: {repair_bytes} bytes; bootstrap: {bootstrap_bytes} bytes");
+    assert!(
+        repair_bytes * 2 < bootstrap_bytes,
+        "the repair read {repair_bytes} bytes, a bootstrap {bootstrap_bytes}"
+    );
 }

@@ -319,8 +319,11 @@ named_schema!(
 named_schema!(FetchRequestSchema, "FetchRequest", fetch_request);
 named_schema!(FetchResponseSchema, "FetchResponse", fetch_response);
 
+/// A schema by its name in the document.
+type Literal = (&'static str, fn() -> Value);
+
 /// The sync bodies' schemas by their names in the document.
-const LITERALS: [(&str, fn() -> Value); 6] = [
+const LITERALS: [Literal; 6] = [
     ("PushRequest", push_request),
     ("PushResponse", push_response),
     ("PullResponse", pull_response),
