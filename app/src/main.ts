@@ -126,8 +126,19 @@ function errorLine(): HTMLElement {
 }
 
 function signInMessage(e: unknown): string {
-  const err = e as { kind?: string; code?: string };
-  if (err?.code === 'invalid_credentials') return t('badLogin');
+  const err = e as { kind?: string; code?: string; retryAfterMs?: number | null };
+  switch (err?.code) {
+    case 'invalid_credentials':
+      return t('badLogin');
+    case 'account_disabled':
+      return t('accountDisabled');
+    case 'device_revoked':
+      return t('deviceRevokedSignIn');
+    case 'login_throttled':
+      return t('loginThrottled', { n: Math.max(1, Math.ceil((err.retryAfterMs ?? 60_000) / 60_000)) });
+    case 'pending_for_other_user':
+      return t('pendingForOtherUser');
+  }
   if (err?.kind === 'network') return t('noNetworkSignIn');
   return t('signInFailed');
 }

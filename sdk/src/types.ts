@@ -227,8 +227,6 @@ export interface Task {
   comment: string;
   /** ISO instant of the return (the wall time of the review's clock). */
   returnedAt: string | null;
-  /** Who returned it; the sync record does not say, so null for now. */
-  returnedBy: string | null;
 }
 
 /** An open case-plan (一人一策) item. */

@@ -238,7 +238,6 @@ export function reviewTasks(
         childName: childName(view.child_id),
         comment: view.review_comment ?? '',
         returnedAt: at ? new Date(at).toISOString() : null,
-        returnedBy: null,
         visitedAt: view.visited_at,
       };
     })
