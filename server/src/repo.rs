@@ -26,8 +26,9 @@ use std::time::Duration;
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
-    DbErr, EntityTrait, Iterable,
+    AccessMode, ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel, Iterable,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 /// Opens the database at `url`. SQLite files are created when missing and
@@ -53,6 +54,35 @@ pub async fn connect(url: &str, max_connections: Option<u32>) -> Result<Database
         options.max_connections(max_connections.unwrap_or(16));
     }
     Database::connect(options).await
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock
+/// at `BEGIN` (`BEGIN IMMEDIATE`), so a writer that finds another process
+/// writing waits for it (up to the busy timeout) instead of failing at its
+/// first write: a deferred transaction that has read cannot wait for the
+/// lock. PostgreSQL ignores the mode.
+pub async fn begin_write<C: TransactionTrait>(db: &C) -> Result<C::Transaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
+}
+
+/// Begins a read-only transaction that sees one snapshot throughout
+/// (`REPEATABLE READ` on PostgreSQL; on SQLite every transaction reads one
+/// snapshot, and asking for a level there only logs a warning).
+pub async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => db.begin().await,
+        _ => {
+            db.begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await
+        }
+    }
 }
 
 /// Applies every pending migration.

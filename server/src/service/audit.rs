@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -111,7 +111,7 @@ pub(crate) async fn record_read(
 /// review read) goes on the trail. No change-log lock is held, so the lock
 /// order (change log, then audit log) holds.
 pub(crate) async fn record_alone(state: &AppState, entry: Entry) -> AppResult<()> {
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     record(&txn, entry).await?;
     txn.commit().await?;
     Ok(())

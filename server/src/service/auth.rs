@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
 use rand::RngCore;
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -145,7 +145,7 @@ pub async fn login(
     throttle::succeeded(state, &keys).await?;
 
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     let device_key = match repo::devices::find(&txn, input.device_id).await? {
         Some(existing) => {
             ensure_device_usable(&existing, DeviceUse::SignIn)?;
@@ -206,7 +206,7 @@ pub async fn login(
 
 pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Session> {
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     let invalid = || {
         AppError::unauthorized(
             ErrorCode::InvalidRefreshToken,
@@ -275,7 +275,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Session> {
 /// Ends the session the refresh token belongs to. Unknown tokens are
 /// ignored, so a repeated sign-out succeeds.
 pub async fn logout(state: &AppState, presented: &str) -> AppResult<()> {
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     if let Some(token) = repo::refresh_tokens::find_by_hash(&txn, &hash_token(presented)).await? {
         let now = Utc::now();
         repo::refresh_tokens::revoke_family(&txn, token.family_id, now).await?;
@@ -305,7 +305,7 @@ pub async fn create_user(
         ));
     }
     let hash = password::hash_password_async(input.password).await?;
-    let txn = db.begin().await?;
+    let txn = crate::repo::begin_write(db).await?;
     let unit = repo::org_units::find_by_code(&txn, &input.org_unit_code)
         .await?
         .ok_or_else(|| {

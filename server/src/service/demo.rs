@@ -181,7 +181,7 @@ pub async fn seed_demo(
         .iter()
         .for_each(|i| log("case_plan_item", i.id, i.village_id, i.child_id));
 
-    let txn = db.begin().await?;
+    let txn = crate::repo::begin_write(db).await?;
     // Parents before children: the district, then towns, then villages.
     insert::<org_unit::Entity, _>(&txn, roster.org_units).await?;
     insert::<user::Entity, _>(&txn, roster.users).await?;

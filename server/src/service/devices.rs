@@ -2,7 +2,7 @@
 //! to do when one is replaced or lost.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -98,7 +98,7 @@ pub async fn set_state(
         ));
     }
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     let not_found = || AppError::not_found("no such device in your area");
     let device = repo::devices::find(&txn, device_id)
         .await?
@@ -146,7 +146,7 @@ pub async fn set_state(
 /// once. Audited; a second call changes nothing.
 pub(crate) async fn told_to_wipe(db: &DatabaseConnection, device_id: Uuid) -> AppResult<()> {
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = crate::repo::begin_write(db).await?;
     if repo::devices::transition(&txn, device_id, "retired", "wiped").await? {
         let revoked = repo::refresh_tokens::revoke_device(&txn, device_id, now).await?;
         audit::record_at(

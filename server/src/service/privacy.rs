@@ -5,7 +5,7 @@
 pub mod export;
 pub mod retention;
 
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -37,7 +37,7 @@ pub async fn reseal_id_numbers(db: &DatabaseConnection) -> AppResult<ResealRepor
     };
     let mut after = Uuid::nil();
     loop {
-        let txn = db.begin().await?;
+        let txn = crate::repo::begin_write(db).await?;
         let page = repo::id_numbers::stored_page(&txn, after, PAGE).await?;
         let Some((last, _)) = page.last() else { break };
         after = *last;
@@ -54,7 +54,7 @@ pub async fn reseal_id_numbers(db: &DatabaseConnection) -> AppResult<ResealRepor
         }
         txn.commit().await?;
     }
-    let txn = db.begin().await?;
+    let txn = crate::repo::begin_write(db).await?;
     audit::record(
         &txn,
         audit::Entry {

@@ -21,7 +21,7 @@ mod periodic;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
-use sea_orm::{AccessMode, ConnectionTrait, DatabaseTransaction, IsolationLevel, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -105,13 +105,7 @@ impl Frame {
     /// Opens the snapshot and checks the caller and the filters.
     pub async fn open(state: &AppState, caller: &AuthUser, query: &ReportQuery) -> AppResult<Self> {
         caller.require_role(&[Role::Supervisor, Role::Admin, Role::Integration])?;
-        let txn = state
-            .reader
-            .begin_with_config(
-                Some(IsolationLevel::RepeatableRead),
-                Some(AccessMode::ReadOnly),
-            )
-            .await?;
+        let txn = crate::repo::begin_snapshot(&state.reader).await?;
         let scope = Scope::of(caller);
         let units = match scope.root() {
             Some(root) => repo::org_units::subtree(&txn, root).await?,

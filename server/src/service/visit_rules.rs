@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sync_core::rules::CATEGORIES;
@@ -110,7 +110,7 @@ pub async fn set(
             "interval_days must be between 1 and {MAX_INTERVAL_DAYS}"
         )));
     }
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     let district = district_of(&txn, caller.org_unit_id).await?;
     repo::visit_rules::upsert(
         &txn,
@@ -148,7 +148,7 @@ pub async fn reset(
 ) -> AppResult<VisitRulesView> {
     caller.require_role(&[Role::Admin])?;
     check_category(category)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     let district = district_of(&txn, caller.org_unit_id).await?;
     if repo::visit_rules::delete(&txn, district, category).await? {
         audit::record(

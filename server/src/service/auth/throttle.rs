@@ -9,7 +9,6 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::TransactionTrait;
 use serde_json::json;
 
 use crate::error::{AppError, AppResult};
@@ -89,7 +88,7 @@ pub(crate) async fn failed(state: &AppState, keys: &Keys, now: DateTime<Utc>) ->
             .as_ref()
             .map(|key| (key, config.login_max_failures_per_address)),
     );
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     for (key, limit) in limits {
         let row = repo::login_failures::lock(&txn, key, now).await?;
         let fresh = row.window_started_at + lockout <= now;

@@ -3,7 +3,6 @@
 //! rows, and pause/resume (kept in the database, so every process obeys).
 
 use chrono::{DateTime, Utc};
-use sea_orm::TransactionTrait;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -118,7 +117,7 @@ fn admin_only(caller: &AuthUser) -> AppResult<()> {
 
 pub async fn status(state: &AppState, caller: &AuthUser) -> AppResult<DeliveryStatus> {
     admin_only(caller)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     let mut status = DeliveryStatus {
         paused: false,
         pending: 0,
@@ -156,7 +155,7 @@ pub async fn parked(
     limit: u64,
 ) -> AppResult<Vec<ParkedDelivery>> {
     admin_only(caller)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     let rows = repo::integration::parked(&txn, limit.clamp(1, 1000)).await?;
     let last = repo::integration::last_attempts(&txn, rows.iter().map(|r| r.id).collect()).await?;
     txn.commit().await?;
@@ -180,7 +179,7 @@ pub async fn parked(
 
 pub async fn detail(state: &AppState, caller: &AuthUser, id: Uuid) -> AppResult<DeliveryDetail> {
     admin_only(caller)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     let row = repo::integration::find(&txn, id)
         .await?
         .ok_or_else(|| AppError::not_found("no outbound message has this id"))?;
@@ -204,7 +203,7 @@ pub async fn detail(state: &AppState, caller: &AuthUser, id: Uuid) -> AppResult<
 /// Puts one parked row (`Some(id)`) or every parked row back in the queue.
 pub async fn replay(state: &AppState, caller: &AuthUser, id: Option<Uuid>) -> AppResult<Replayed> {
     admin_only(caller)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     if let Some(id) = id {
         let row = repo::integration::find(&txn, id)
             .await?
@@ -240,7 +239,7 @@ pub async fn replay(state: &AppState, caller: &AuthUser, id: Option<Uuid>) -> Ap
 /// Pauses (`true`) or resumes delivery in every process.
 pub async fn set_paused(state: &AppState, caller: &AuthUser, pause: bool) -> AppResult<PauseState> {
     admin_only(caller)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     repo::integration::put_setting(
         &txn,
         PAUSED_SETTING,

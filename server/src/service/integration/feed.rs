@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{AccessMode, IsolationLevel, TransactionTrait};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sync_core::record::Entity;
@@ -75,13 +74,7 @@ pub async fn changes(
     caller.require_role(&[Role::Integration, Role::Admin])?;
     let after = parse_cursor(cursor)?;
     let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let txn = state
-        .reader
-        .begin_with_config(
-            Some(IsolationLevel::RepeatableRead),
-            Some(AccessMode::ReadOnly),
-        )
-        .await?;
+    let txn = crate::repo::begin_snapshot(&state.reader).await?;
     let mut rows = repo::integration::feed_page(&txn, after, limit + 1).await?;
     let has_more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));

@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::Utc;
-use sea_orm::{DatabaseTransaction, SqlErr, TransactionTrait};
+use sea_orm::{DatabaseTransaction, SqlErr};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -227,7 +227,7 @@ async fn import_once(
     batch_id: &str,
     digest: &str,
 ) -> AppResult<BatchReport> {
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     if let Some(stored) = repo::integration::batch(&txn, caller.user_id, batch_id).await? {
         txn.commit().await?;
         if stored.request_sha256 != digest {

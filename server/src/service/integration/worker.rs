@@ -21,7 +21,7 @@ use futures::StreamExt;
 use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -217,7 +217,7 @@ impl DeliveryWorker {
         let lease = Uuid::now_v7();
         // The clock starts once the connection is held: waiting for it must
         // not eat into the lease.
-        let txn = self.db.begin().await?;
+        let txn = crate::repo::begin_write(&self.db).await?;
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
         let rows = repo::integration::claim(&txn, lease, now, until, self.settings.batch).await?;
@@ -347,7 +347,7 @@ impl DeliveryWorker {
             key_id: settings.key_id.clone(),
             worker_id: self.id,
         };
-        let txn = self.db.begin().await?;
+        let txn = crate::repo::begin_write(&self.db).await?;
         let kept = repo::integration::finish(
             &txn,
             row.id,

@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::TransactionTrait;
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -138,7 +137,7 @@ pub async fn export_child(
     id: Uuid,
 ) -> AppResult<SubjectExport> {
     caller.require_role(&[Role::Admin])?;
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     let missing = || AppError::not_found("no child with this id in your district");
     let child = repo::review::child(&txn, id).await?.ok_or_else(missing)?;
     let lineage = repo::org_units::lineage(&txn, child.village_id).await?;

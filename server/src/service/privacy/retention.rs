@@ -11,7 +11,6 @@
 //! other skips).
 
 use chrono::{Datelike, Months, NaiveDate, Utc};
-use sea_orm::TransactionTrait;
 use serde::Serialize;
 use serde_json::json;
 use sync_core::record::Entity;
@@ -106,7 +105,7 @@ async fn archive_one(
     years: u32,
 ) -> AppResult<Option<Vec<Sha256Hex>>> {
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     let birth_year =
         NaiveDate::from_ymd_opt(child.birth_date.year(), 1, 1).unwrap_or(child.birth_date);
     if !repo::retention::archive_child(&txn, child.id, &pseudonym(child.id), birth_year, now)

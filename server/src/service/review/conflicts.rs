@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::Utc;
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use sea_orm::DatabaseTransaction;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sync_core::protocol::{FieldChange, Mutation, Op};
@@ -144,7 +144,7 @@ pub async fn resolve(
     input: ResolveInput,
 ) -> AppResult<ConflictView> {
     require_reader(caller)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     let scope = ScopeUnits::load(&txn, caller).await?;
     let row = repo::review::conflict_for_update(&txn, id)
         .await?

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use sea_orm::DatabaseTransaction;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sync_core::merge::Reason;
@@ -93,7 +93,7 @@ pub async fn review(
             "returning a visit needs a comment saying what to correct".to_owned(),
         ));
     }
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     let scope = ScopeUnits::load(&txn, caller).await?;
     let (visit, _) = visit_in_scope(&txn, &scope, visit_id).await?;
     if visit.version != input.version {

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use sea_orm::{AccessMode, DatabaseTransaction, IsolationLevel, TransactionTrait};
+use sea_orm::DatabaseTransaction;
 use serde_json::json;
 use sync_core::clock::HlcClock;
 use sync_core::protocol::{
@@ -102,13 +102,7 @@ pub async fn pull(
         .map(|text| Cursor::parse(text, caller.user_id, &state.jwt))
         .transpose()?;
 
-    let txn = state
-        .reader
-        .begin_with_config(
-            Some(IsolationLevel::RepeatableRead),
-            Some(AccessMode::ReadOnly),
-        )
-        .await?;
+    let txn = crate::repo::begin_snapshot(&state.reader).await?;
     if let Some(cursor) = given
         && cursor.seq > repo::change_log::head(&txn).await?
     {

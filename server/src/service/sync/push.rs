@@ -29,7 +29,7 @@ mod rows;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseTransaction, SqlErr, TransactionTrait};
+use sea_orm::{DatabaseTransaction, SqlErr};
 use serde_json::{Map, Value, json};
 use sync_core::merge::{Flag, MergeOutcome, Reason, Verdict, accept_amendment, admit, merge};
 use sync_core::protocol::{
@@ -112,7 +112,7 @@ async fn push_once(
     caller: &AuthUser,
     mutations: &[Mutation],
 ) -> AppResult<PushResponse> {
-    let txn = state.db.begin().await?;
+    let txn = crate::repo::begin_write(&state.db).await?;
     let mut batch = Batch::new();
     batch.prefetch(&txn, mutations).await?;
     let mut results = Vec::with_capacity(mutations.len());

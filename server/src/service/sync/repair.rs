@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 
 use chrono::Utc;
-use sea_orm::{AccessMode, IsolationLevel, TransactionTrait};
 use serde_json::json;
 use sync_core::clock::HlcClock;
 use sync_core::protocol::{
@@ -55,13 +54,7 @@ async fn held(
     state: &AppState,
     column: ScopeColumn,
 ) -> AppResult<(Vec<ManifestEntry>, ScopeChecksum)> {
-    let txn = state
-        .reader
-        .begin_with_config(
-            Some(IsolationLevel::RepeatableRead),
-            Some(AccessMode::ReadOnly),
-        )
-        .await?;
+    let txn = crate::repo::begin_snapshot(&state.reader).await?;
     let mut entries = Vec::new();
     for entity in Entity::ALL {
         for (id, version) in repo::change_log::held_versions(&txn, column, entity).await? {
@@ -128,13 +121,7 @@ pub async fn fetch(
         )));
     }
     let asked: BTreeSet<RecordRef> = request.records.into_iter().collect();
-    let txn = state
-        .reader
-        .begin_with_config(
-            Some(IsolationLevel::RepeatableRead),
-            Some(AccessMode::ReadOnly),
-        )
-        .await?;
+    let txn = crate::repo::begin_snapshot(&state.reader).await?;
     let mut changes = Vec::new();
     let mut missing = Vec::new();
     for entity in Entity::ALL {
