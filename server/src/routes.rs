@@ -158,7 +158,9 @@ fn document_common_errors(api: &mut utoipa::openapi::OpenApi) {
                 .content(
                     "application/json",
                     ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .schema(Some(Ref::from_schema_name(
+                            <ErrorBody as utoipa::ToSchema>::name(),
+                        )))
                         .build(),
                 )
                 .build(),

@@ -89,6 +89,33 @@ async fn the_openapi_document_lists_every_route(app: TestApp) {
         refusal.as_array().unwrap().contains(&json!("id_exists")),
         "{refusal}"
     );
+    // Every reference names a schema the document holds: a client
+    // generator stops at the first one that does not.
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for reference in refs {
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("a reference outside the schemas: {reference}"));
+        assert!(
+            schemas.get(name).is_some(),
+            "{reference} names no schema of the document"
+        );
+    }
+}
+
+fn collect_refs<'a>(value: &'a serde_json::Value, into: &mut Vec<&'a str>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(reference) = map.get("$ref").and_then(|r| r.as_str()) {
+                into.push(reference);
+            }
+            map.values().for_each(|v| collect_refs(v, into));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_refs(v, into)),
+        _ => {}
+    }
 }
 
 async fn every_answer_carries_a_request_id(app: TestApp) {
