@@ -95,6 +95,7 @@ export class Seedling {
   private current: SyncStatus;
   private readonly listeners = new Set<(e: ChangeEvent) => void>();
   private running: Promise<SyncStatus> | null = null;
+  private again: Promise<SyncStatus> | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private onlineHandler: (() => void) | null = null;
   /** @internal */ readonly objectUrls = new Set<string>();
@@ -387,14 +388,28 @@ export class Seedling {
 
   // ------------------------------------------------------------ sync
 
-  /** One full round: push (urgent first), photos, then pull every page. Never throws for network errors. */
+  /**
+   * One full round: push (urgent first), photos, then pull every page. Never
+   * throws for network errors. Asked while a round runs, it runs one more
+   * round after it (however often it was asked meanwhile), so an edit saved
+   * or a network that came back during a round is not left for the next
+   * interval; the promise settles when that round ends.
+   */
   sync(): Promise<SyncStatus> {
     if (!this.running) {
       this.running = runSync(this).finally(() => {
         this.running = null;
       });
+      return this.running;
     }
-    return this.running;
+    if (!this.again) {
+      const next = (): Promise<SyncStatus> => {
+        this.again = null;
+        return this.sync();
+      };
+      this.again = this.running.then(next, next);
+    }
+    return this.again;
   }
 
   startAutoSync(opts: { intervalMs?: number } = {}): void {

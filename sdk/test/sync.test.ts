@@ -179,6 +179,37 @@ for (const backend of backends()) {
       assert.equal(log.visits.filter((x) => x.id === v.id).length, 1, 'exactly one visit on the server');
     });
 
+    test('a sync asked while a round runs gets one more round, so a visit saved meanwhile is sent', async () => {
+      // The first round's pull waits at a gate until the visit is saved.
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      let holdPull = false;
+      const fetchThroughGate: typeof fetch = async (input, init) => {
+        if (holdPull && String(input).includes('/api/v1/sync/pull')) {
+          holdPull = false;
+          await gate;
+        }
+        return fetch(input, init);
+      };
+      const p = await phone(server.baseUrl, { fetch: fetchThroughGate });
+      await p.sdk.signIn('director-004', PASSWORD);
+      await p.sdk.setPin('2468');
+      await p.sdk.sync();
+      const [kid] = await p.sdk.children();
+      assert.ok(kid);
+      holdPull = true;
+      const first = p.sdk.sync();
+      for (let i = 0; i < 200 && holdPull; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(holdPull, false, 'the first round reached its pull');
+      const v = await p.sdk.saveVisit({ child_id: kid.id, kind: 'home_visit', visited_at: new Date().toISOString() }, { submit: true });
+      const second = p.sdk.sync();
+      open();
+      await first;
+      const st = await second;
+      assert.equal(st.pending, 0, `the visit saved during the first round was sent: ${JSON.stringify(st)}`);
+      assert.ok(((await p.sdk.visit(v.id))?.version ?? 0) > 0, 'the server answered it');
+    });
+
     test("a visit's location, the phone's position or a place name, reaches the server unrefused", async () => {
       const p = await phone(server.baseUrl);
       await p.sdk.signIn('director-003', PASSWORD);
