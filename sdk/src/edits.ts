@@ -31,6 +31,21 @@ export interface VisitEditContext {
   childVillageId: string | null;
 }
 
+/**
+ * Whether an edited register holds what the record holds. `visited_at` is
+ * an instant: the server writes `…:00Z` for what a form writes as
+ * `…:00.000Z`, and resending an unchanged time would be a change (and a
+ * conflict when another phone edits the visit too).
+ */
+function sameValue(field: string, before: Json, after: Json): boolean {
+  if (field === 'visited_at' && typeof before === 'string' && typeof after === 'string') {
+    const a = Date.parse(before);
+    const b = Date.parse(after);
+    if (!Number.isNaN(a) && !Number.isNaN(b)) return a === b;
+  }
+  return sameJson(before, after);
+}
+
 export function visitChanges(
   input: VisitInput,
   submit: boolean,
@@ -64,7 +79,7 @@ export function visitChanges(
   if (current['review_status'] === 'approved') throw new SeedlingError('locked', '该走访记录已审核通过，不能再修改');
   for (const k of VISIT_REGISTERS) {
     if (input[k] === undefined) continue;
-    if (!sameJson(current[k] ?? null, input[k] as Json)) fields[k] = { hlc, value: input[k] as Json };
+    if (!sameValue(k, current[k] ?? null, input[k] as Json)) fields[k] = { hlc, value: input[k] as Json };
   }
   for (const k of VISIT_SETS) {
     const items = norm[k];

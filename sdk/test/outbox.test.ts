@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
+import { visitChanges } from '../src/edits.ts';
 import { fold } from '../src/records.ts';
 import type { OutboxEntry } from '../src/store.ts';
 import { planRound } from '../src/sync.ts';
@@ -87,5 +88,37 @@ describe('the local view', () => {
     assert.equal(localValues(r)!['follow_up'], 'x', 'an answer older than the shadow no longer applies');
     r.pending.push(m('delete', undefined, 7));
     assert.equal(localValues(r), null);
+  });
+});
+
+describe('editing a synced visit', () => {
+  const current = {
+    id: 'v1',
+    child_id: 'c1',
+    author_id: 'me',
+    kind: 'home_visit',
+    visited_at: '2026-12-06T20:31:00Z',
+    follow_up: 'old',
+    review_status: 'submitted',
+  };
+  const cx = { me: 'me', deviceId: 'd1', hlc: 'h', current, recreate: false, childVillageId: 'v' };
+
+  test('sends only the fields that changed: the same instant written another way is no change', () => {
+    const { op, fields } = visitChanges(
+      { id: 'v1', child_id: 'c1', kind: 'home_visit', visited_at: '2026-12-06T20:31:00.000Z', follow_up: 'new' },
+      true,
+      cx,
+    );
+    assert.equal(op, 'update');
+    assert.deepEqual(Object.keys(fields), ['follow_up']);
+  });
+
+  test('a visit moved to another minute is sent', () => {
+    const { fields } = visitChanges(
+      { id: 'v1', child_id: 'c1', kind: 'home_visit', visited_at: '2026-12-06T20:32:00.000Z' },
+      true,
+      cx,
+    );
+    assert.deepEqual(Object.keys(fields), ['visited_at']);
   });
 });
