@@ -75,18 +75,20 @@ for (const backend of backends) {
         const children = await page.locator('.child-card').count();
         assert.ok(children >= 3, `director-001 has ${children} children`);
         if (screenshots) await shot(page, 'children');
+        // Chosen by id: the list re-sorts by due date as visits are recorded.
+        const ids = await page.locator('.child-card').evaluateAll((cards) => cards.slice(0, 3).map((c) => (c as HTMLElement).dataset['child']!));
 
         // ---------------------------------------------------------- offline: three visits
         await context.setOffline(true);
         await page.click('#sync-now');
         await page.waitForSelector('#syncbar[data-state="offline"]');
-        const urgentChild = await recordVisit(page, { childIndex: 0, observation: '孩子身上有多处淤青', urgent: true }, screenshots ? 'visit-form-urgent' : undefined);
+        const urgentChild = await recordVisit(page, { childId: ids[0], observation: '孩子身上有多处淤青', urgent: true }, screenshots ? 'visit-form-urgent' : undefined);
         const urgentId = (await page.locator('.visit-card').first().getAttribute('data-visit'))!;
         if (screenshots) {
           await page.evaluate(() => window.scrollTo(0, 0));
           await shot(page, 'child');
         }
-        const photoChild = await recordVisit(page, { childIndex: 1, observation: '家中整洁，学习用品齐全', photo: true });
+        const photoChild = await recordVisit(page, { childId: ids[1], observation: '家中整洁，学习用品齐全', photo: true });
         const photoId = (await page.locator('.visit-card').first().getAttribute('data-visit'))!;
         if (screenshots) await shot(page, 'sync-offline');
 
@@ -102,7 +104,7 @@ for (const backend of backends) {
         // the network is back but the server is down
         await server.stop();
         await context.setOffline(false);
-        const thirdChild = await recordVisit(page, { childIndex: 2, observation: '电话联系监护人，情况稳定', followUp: '下月再访' });
+        const thirdChild = await recordVisit(page, { childId: ids[2], observation: '电话联系监护人，情况稳定', followUp: '下月再访' });
         const thirdId = (await page.locator('.visit-card').first().getAttribute('data-visit'))!;
         await page.click('#sync-now');
         await page.waitForFunction(() => ['offline', 'error'].includes((document.querySelector('#syncbar') as HTMLElement).dataset['state'] ?? ''), null, {

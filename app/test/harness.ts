@@ -134,18 +134,21 @@ export class Server {
 
 export interface ApiUser {
   token: string;
+  /** The device id the account signed in with (a push must name it). */
+  deviceId: string;
   user: { id: string; username: string; role: string; org_unit: { id: string; name: string } };
 }
 
 export async function apiLogin(server: Server, username: string): Promise<ApiUser> {
+  const deviceId = randomUUID();
   const r = await fetch(`${server.url}/api/v1/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username, password: PASSWORD, device_id: randomUUID(), device_name: 'test' }),
+    body: JSON.stringify({ username, password: PASSWORD, device_id: deviceId, device_name: 'test' }),
   });
   if (!r.ok) throw new Error(`login ${username}: ${r.status} ${await r.text()}`);
   const j = (await r.json()) as { access_token: string; user: ApiUser['user'] };
-  return { token: j.access_token, user: j.user };
+  return { token: j.access_token, deviceId, user: j.user };
 }
 
 export async function api<T = unknown>(server: Server, who: ApiUser, method: string, path: string, body?: unknown): Promise<T> {
@@ -184,12 +187,64 @@ export interface Conflict {
   field: string | null;
   local_value: unknown;
   remote_value: unknown;
+  winner?: string | null;
+  village_id?: string | null;
 }
 
 export async function conflicts(server: Server, who: ApiUser, kind?: string): Promise<Conflict[]> {
   const q = kind ? `&kind=${kind}` : '';
   const page = await api<{ conflicts: Conflict[] }>(server, who, 'GET', `/api/v1/conflicts?status=open&limit=500${q}`);
   return page.conflicts;
+}
+
+export interface OrgUnit {
+  id: string;
+  code: string;
+  name: string;
+  kind: 'district' | 'town' | 'village';
+  parent_id: string | null;
+}
+
+export async function orgUnits(server: Server, who: ApiUser): Promise<OrgUnit[]> {
+  return api<OrgUnit[]>(server, who, 'GET', '/api/v1/org-units');
+}
+
+export interface PushResult {
+  status: 'applied' | 'merged' | 'rejected';
+  mutation_id: string;
+  record_id: string;
+  version?: number;
+  reason?: string;
+  message?: string;
+  flags?: { flag: string }[];
+}
+
+/**
+ * The district transfers a child to another village the way docs/API.md
+ * shows: the child's `version` from `GET /api/v1/children/{id}` as the
+ * base, one ordinary push of `village_id` from the admin's own device.
+ */
+export async function transferChild(server: Server, admin: ApiUser, childId: string, villageId: string): Promise<PushResult> {
+  const child = await api<{ version: number }>(server, admin, 'GET', `/api/v1/children/${childId}`);
+  const stamp = hlc(Date.now(), admin.deviceId, 1);
+  const answer = await api<{ results: PushResult[] }>(server, admin, 'POST', '/api/v1/sync/push', {
+    protocol_version: 1,
+    device_id: admin.deviceId,
+    device_hlc: stamp,
+    mutations: [
+      {
+        mutation_id: randomUUID(),
+        entity: 'child',
+        record_id: childId,
+        op: 'update',
+        base_version: child.version,
+        hlc: stamp,
+        fields: { village_id: { hlc: stamp, value: villageId } },
+      },
+    ],
+  });
+  if (answer.results.length !== 1) throw new Error(`transfer: ${JSON.stringify(answer)}`);
+  return answer.results[0]!;
 }
 
 // ---------------------------------------------------------------- browser
@@ -261,6 +316,30 @@ export async function unlock(page: Page, pin = '2468'): Promise<void> {
   await page.waitForSelector('#syncbar', { timeout: 30_000 });
 }
 
+/**
+ * Takes the phone off the network the way the director's day does: the
+ * context goes offline, a sync is asked for, and the bar says 离线.
+ */
+export async function goOffline(context: BrowserContext, page: Page): Promise<void> {
+  await context.setOffline(true);
+  await page.click('#sync-now');
+  await page.waitForSelector('#syncbar[data-state="offline"]', { timeout: 30_000 });
+}
+
+/** The children the phone lists under 我的儿童, by id. */
+export async function childrenOnPhone(page: Page): Promise<string[]> {
+  await page.goto(page.url().replace(/#.*$/, '') + '#/children');
+  await page.waitForSelector('#children');
+  return page.locator('.child-card').evaluateAll((cards) => cards.map((c) => (c as HTMLElement).dataset['child'] ?? ''));
+}
+
+/** The visits a child's page lists, by id (the page must show the child). */
+export async function visitsOnChildPage(page: Page, childId: string): Promise<string[]> {
+  await page.goto(page.url().replace(/#.*$/, '') + `#/child/${childId}`);
+  await page.waitForSelector(`#record-visit[href="#/visit/new/${childId}"]`);
+  return page.locator('.visit-card').evaluateAll((cards) => cards.map((c) => (c as HTMLElement).dataset['visit'] ?? ''));
+}
+
 /** A small JPEG made by the browser's canvas. */
 export async function jpeg(page: Page): Promise<Buffer> {
   const b64 = await page.evaluate(() => {
@@ -285,6 +364,8 @@ export interface NewVisit {
   photo?: boolean;
   submit?: boolean;
   followUp?: string;
+  /** The 走访时间 field, a datetime-local value `YYYY-MM-DDTHH:mm` (district time); now if unset. */
+  visitedAt?: string;
 }
 
 /** Records a visit through the form; answers the new visit's child id. */
@@ -296,6 +377,7 @@ export async function recordVisit(page: Page, v: NewVisit, shotName?: string): P
   await card.click();
   await page.click('#record-visit');
   await page.waitForSelector('#visit-form');
+  if (v.visitedAt) await page.fill('#visited_at', v.visitedAt);
   if (v.observation) await page.fill('#obs-living', v.observation);
   if (v.followUp) await page.fill('#follow_up', v.followUp);
   if (v.urgent) {
