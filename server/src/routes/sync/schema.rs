@@ -196,8 +196,11 @@ fn manifest_response() -> Value {
             "protocol_version": { "type": "integer" },
             "entries": array(json!({
                 "type": "array",
-                "description": "`[entity, id, version]`",
-                "prefixItems": [entity(), uuid(), version()],
+                // Positional: `[entity, id, version]`. Written as a union
+                // of the three, not `prefixItems`, which schemathesis and
+                // several client generators do not read.
+                "description": "`[entity, id, version]`, in that order",
+                "items": { "anyOf": [entity(), uuid(), version()] },
                 "minItems": 3,
                 "maxItems": 3,
             })),
