@@ -17,6 +17,7 @@ declare const __APP_VERSION__: string;
 
 /** Idle minutes before the app locks behind the PIN. */
 const IDLE_LOCK_MS = 5 * 60_000;
+const REFRESH_WHILE_SYNCING_MS = 2_000;
 
 type Gate = 'boot' | 'signin' | 'setpin' | 'unlock' | 'recover' | 'update' | 'main';
 
@@ -90,6 +91,8 @@ function onStatus(): void {
     showSignIn(t('sessionEnded'));
     return;
   }
+  // A round ended with a redraw still waiting: draw what it brought now.
+  if (st.state !== 'syncing' && refreshTimer) flushRefresh();
   renderBar();
 }
 
@@ -403,14 +406,24 @@ async function renderView(): Promise<void> {
 }
 
 let refreshTimer: ReturnType<typeof setTimeout> | null = null;
+/**
+ * Draws the screen again after records changed: within 150 ms, but while a
+ * sync round runs at most every 2 s (a large bootstrap sends a change per
+ * page, and drawing a long list after each one doubled its time), and at
+ * once when the round ends.
+ */
 function refreshView(_kind: string): void {
   if (refreshTimer) return;
-  refreshTimer = setTimeout(() => {
-    refreshTimer = null;
-    if (gate !== 'main') return;
-    if (viewIsForm) void renderNav();
-    else void renderView();
-  }, 150);
+  const syncing = s.status().state === 'syncing';
+  refreshTimer = setTimeout(flushRefresh, syncing ? REFRESH_WHILE_SYNCING_MS : 150);
+}
+
+function flushRefresh(): void {
+  if (refreshTimer) clearTimeout(refreshTimer);
+  refreshTimer = null;
+  if (gate !== 'main') return;
+  if (viewIsForm) void renderNav();
+  else void renderView();
 }
 
 async function renderNav(): Promise<void> {
