@@ -16,7 +16,7 @@
 
 use std::{collections::HashSet, sync::Mutex};
 
-use sea_orm::sqlx::SqliteConnection;
+use sea_orm::sqlx::{self, Row, SqliteConnection};
 use sync_core::{
     clock::HlcClock,
     protocol::{
@@ -31,7 +31,7 @@ use uuid::Uuid;
 use crate::{
     backoff::{Backoff, Jitter, Sleeper},
     local, outbox,
-    store::{self, RecordRow, Store, StoreError},
+    store::{self, RecordRow, Store, StoreError, parse_entity, parse_uuid},
     transport::{Transport, TransportError},
 };
 
@@ -228,6 +228,12 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
             if after.is_none() {
                 break;
             }
+        }
+        if after.is_some() {
+            // Half a manifest would drop every record past its end.
+            return Err(
+                TransportError::Retryable("the server never finished the manifest".into()).into(),
+            );
         }
         let plan = Repair::between(manifest, self.store.shadows().await?);
         let actor = self.actor().await?;
@@ -458,10 +464,23 @@ async fn apply_pulled(
 
 /// Deletes server copies not in `seen` that have no pending edits.
 async fn sweep(store: &Store, seen: &HashSet<(Entity, Uuid)>) -> Result<usize, StoreError> {
-    let held = store.shadows().await?;
+    // Every server copy, deleted ones too: a tombstone the server no
+    // longer sends goes as well.
+    let rows = sqlx::query("SELECT entity, id FROM records WHERE shadow IS NOT NULL")
+        .fetch_all(&store.pool)
+        .await?;
+    let held = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                parse_entity(r.try_get("entity")?)?,
+                parse_uuid(r.try_get("id")?)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
     let mut tx = store.pool.begin().await?;
     let mut dropped = 0;
-    for (entity, id, _) in held {
+    for (entity, id) in held {
         if !seen.contains(&(entity, id)) {
             dropped += usize::from(store::drop_unless_pending(&mut tx, entity, id).await?);
         }

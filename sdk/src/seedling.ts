@@ -415,10 +415,16 @@ export class Seedling {
   startAutoSync(opts: { intervalMs?: number } = {}): void {
     this.stopAutoSync();
     const every = opts.intervalMs ?? 60_000;
-    this.timer = setInterval(() => void this.sync(), every);
+    // The timer and the network's return start a round only when none
+    // runs: queued behind a long round (a busy server's waits) they would
+    // run rounds back to back and restart its back-off.
+    const idle = () => {
+      if (!this.running) void this.sync();
+    };
+    this.timer = setInterval(idle, every);
     const w = (globalThis as { addEventListener?: (t: string, f: () => void) => void }).addEventListener;
     if (typeof w === 'function' && typeof (globalThis as { window?: unknown }).window !== 'undefined') {
-      this.onlineHandler = () => void this.sync();
+      this.onlineHandler = idle;
       w.call(globalThis, 'online', this.onlineHandler);
     }
     void this.sync();

@@ -112,6 +112,9 @@ for (const backend of backends()) {
         p.sdk.startAutoSync({ intervalMs: 60_000 });
         for (let i = 0; i < 100 && p.sdk.status().lastSyncAt === null; i++) await new Promise((r) => setTimeout(r, 20));
         assert.ok(p.sdk.status().lastSyncAt, 'a first round at start');
+        // Wait out the round (and its tail): the event starts a round only
+        // when none runs.
+        await p.sdk.sync();
         const before = rounds;
         target.dispatchEvent(new Event('online'));
         for (let i = 0; i < 100 && rounds === before; i++) await new Promise((r) => setTimeout(r, 20));

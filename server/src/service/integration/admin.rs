@@ -117,7 +117,7 @@ fn admin_only(caller: &AuthUser) -> AppResult<()> {
 
 pub async fn status(state: &AppState, caller: &AuthUser) -> AppResult<DeliveryStatus> {
     admin_only(caller)?;
-    let txn = crate::repo::begin_write(&state.db).await?;
+    let txn = crate::repo::begin_snapshot(&state.db).await?;
     let mut status = DeliveryStatus {
         paused: false,
         pending: 0,
@@ -155,7 +155,7 @@ pub async fn parked(
     limit: u64,
 ) -> AppResult<Vec<ParkedDelivery>> {
     admin_only(caller)?;
-    let txn = crate::repo::begin_write(&state.db).await?;
+    let txn = crate::repo::begin_snapshot(&state.db).await?;
     let rows = repo::integration::parked(&txn, limit.clamp(1, 1000)).await?;
     let last = repo::integration::last_attempts(&txn, rows.iter().map(|r| r.id).collect()).await?;
     txn.commit().await?;
@@ -179,7 +179,7 @@ pub async fn parked(
 
 pub async fn detail(state: &AppState, caller: &AuthUser, id: Uuid) -> AppResult<DeliveryDetail> {
     admin_only(caller)?;
-    let txn = crate::repo::begin_write(&state.db).await?;
+    let txn = crate::repo::begin_snapshot(&state.db).await?;
     let row = repo::integration::find(&txn, id)
         .await?
         .ok_or_else(|| AppError::not_found("no outbound message has this id"))?;
