@@ -348,11 +348,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_literal_is_published_where_the_routes_refer_to_it() {
-        let mut document = json!({ "components": { "schemas": {} } });
-        publish(&mut document);
-        for (name, literal) in LITERALS {
-            assert_eq!(document["components"]["schemas"][name], literal(), "{name}");
+    fn every_body_the_sync_routes_name_is_published_whole() {
+        fn refs<'a>(value: &'a Value, into: &mut Vec<&'a str>) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(r) = map.get("$ref").and_then(Value::as_str) {
+                        into.push(r);
+                    }
+                    map.values().for_each(|v| refs(v, into));
+                }
+                Value::Array(items) => items.iter().for_each(|v| refs(v, into)),
+                _ => {}
+            }
+        }
+        let document = crate::routes::openapi();
+        let mut named = Vec::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            if path.starts_with("/api/v1/sync/") {
+                refs(item, &mut named);
+            }
+        }
+        let bodies: Vec<&str> = named
+            .iter()
+            .filter_map(|r| r.strip_prefix("#/components/schemas/"))
+            .filter(|name| *name != "ErrorEnvelope")
+            .collect();
+        assert!(bodies.len() >= LITERALS.len(), "{bodies:?}");
+        for name in bodies {
+            let literal = LITERALS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("the sync routes name {name}, which has no literal"));
+            assert_eq!(
+                document["components"]["schemas"][name],
+                (literal.1)(),
+                "{name}"
+            );
         }
     }
 }
