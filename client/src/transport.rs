@@ -16,9 +16,10 @@ pub enum TransportError {
     /// No network, a timeout, a 5xx, 408 or 429: try again later, unchanged.
     #[error("temporary failure, will retry: {0}")]
     Retryable(String),
-    /// 503 `server_busy`: the server serves as many syncs as it can and
-    /// asks to be tried again after `retry_after`. Not a failure of this
-    /// device's sync: the sync loop waits and tries again.
+    /// 503 `server_busy`, or any 429, 503 or 507 with `Retry-After` (the
+    /// database unreachable, a throttle, a full disk): the server asks to be
+    /// tried again after `retry_after`. Not a failure of this device's
+    /// sync: the sync loop waits as asked and tries again.
     #[error("the server is busy; retry after {retry_after:?}")]
     Busy {
         /// The server's `Retry-After` (1 s when it sent none).
@@ -71,7 +72,12 @@ impl TransportError {
             .map(|e| (e.error.code, e.error.message))
             .unwrap_or_else(|| (String::new(), format!("HTTP {status}")));
         match status {
+            // The server names its wait: a full sync cap, an unreachable
+            // database (503), a throttle (429), a full disk (507).
             503 if code == "server_busy" => TransportError::Busy {
+                retry_after: retry_after.unwrap_or(Duration::from_secs(1)),
+            },
+            429 | 503 | 507 if retry_after.is_some() => TransportError::Busy {
                 retry_after: retry_after.unwrap_or(Duration::from_secs(1)),
             },
             401 => TransportError::SignInAgain(message),
@@ -276,6 +282,29 @@ mod tests {
             matches!(busy, TransportError::Busy { retry_after } if retry_after == Duration::from_secs(3))
         );
         assert!(busy.is_retryable());
+        // Every wait the server names is honoured, not only server_busy's.
+        for (status, code) in [
+            (503, "database_unavailable"),
+            (429, "login_throttled"),
+            (507, "insufficient_storage"),
+        ] {
+            let asked = TransportError::from_answer(
+                status,
+                Some(ErrorEnvelope::new(code, "later")),
+                Some(Duration::from_secs(5)),
+            );
+            assert!(
+                matches!(asked, TransportError::Busy { retry_after } if retry_after == Duration::from_secs(5)),
+                "{status} {code}: {asked:?}"
+            );
+        }
+        // Without a named wait they are ordinary retries, with back-off.
+        for status in [503, 507] {
+            assert!(matches!(
+                TransportError::from_status(status, None),
+                TransportError::Retryable(_)
+            ));
+        }
         let forbidden =
             TransportError::from_status(403, Some(ErrorEnvelope::new("forbidden", "no")));
         assert!(matches!(
