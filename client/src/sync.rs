@@ -18,7 +18,7 @@ use std::{collections::HashSet, sync::Mutex};
 
 use sea_orm::sqlx::{self, Row, SqliteConnection};
 use sync_core::{
-    clock::HlcClock,
+    clock::{Hlc, HlcClock},
     protocol::{
         DEFAULT_MANIFEST_LIMIT, FetchRequest, MAX_FETCH_RECORDS, ManifestRequest, PROTOCOL_VERSION,
         PullRequest, PushRequest, Repair, ScopeChecksum, check_protocol_version, urgent_first,
@@ -247,20 +247,14 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
                 .await?;
             check_version(answer.protocol_version)?;
             let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;
-            let mut clock = store::load_clock(&mut tx).await?;
             let now = self.store.now_ms();
-            clock.observe(answer.server_hlc, now);
-            for record in &answer.changes {
-                observe_record(&mut clock, record, now);
-                apply_pulled(&mut tx, record, &actor).await?;
-                report.fetched += 1;
-            }
+            store_received(&mut tx, answer.server_hlc, &answer.changes, &actor, now).await?;
+            report.fetched += answer.changes.len();
             // Deleted or out of scope since the manifest was read.
             for gone in &answer.missing {
                 report.purged +=
                     usize::from(store::drop_unless_pending(&mut tx, gone.entity, gone.id).await?);
             }
-            store::save_clock(&mut tx, &clock).await?;
             tx.commit().await.map_err(StoreError::from)?;
         }
         let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;
@@ -371,15 +365,10 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
             check_version(page.protocol_version)?;
             report.pages += 1;
             let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;
-            let mut clock = store::load_clock(&mut tx).await?;
             let now = self.store.now_ms();
-            clock.observe(page.server_hlc, now);
-            for record in &page.changes {
-                observe_record(&mut clock, record, now);
-                seen.insert((record.entity, record.id));
-                apply_pulled(&mut tx, record, &actor).await?;
-                report.pulled += 1;
-            }
+            store_received(&mut tx, page.server_hlc, &page.changes, &actor, now).await?;
+            seen.extend(page.changes.iter().map(|r| (r.entity, r.id)));
+            report.pulled += page.changes.len();
             for purge in &page.purges {
                 seen.remove(&(purge.entity, purge.record_id));
                 // Pending edits of a purged record stay in the outbox: the
@@ -389,7 +378,6 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
             }
             // The cursor moves only with the page it belongs to.
             store::meta_set(&mut tx, "cursor", &page.next_cursor).await?;
-            store::save_clock(&mut tx, &clock).await?;
             tx.commit().await.map_err(StoreError::from)?;
             cursor = Some(page.next_cursor.clone());
             if !page.has_more {
@@ -435,6 +423,25 @@ fn observe_record(clock: &mut HlcClock, record: &Record, now: u64) {
     if let Some(t) = record.tombstone {
         clock.observe(t.hlc, now);
     }
+}
+
+/// Stores the records of one answer (a pull page, a fetch) as server
+/// copies, observing the answer's clock and every clock in them, so later
+/// local writes order after them.
+async fn store_received(
+    conn: &mut SqliteConnection,
+    server_hlc: Hlc,
+    records: &[Record],
+    actor: &Actor,
+    now: u64,
+) -> Result<(), StoreError> {
+    let mut clock = store::load_clock(conn).await?;
+    clock.observe(server_hlc, now);
+    for record in records {
+        observe_record(&mut clock, record, now);
+        apply_pulled(conn, record, actor).await?;
+    }
+    store::save_clock(conn, &clock).await
 }
 
 /// Stores a pulled record as the server copy; pending mutations of the
