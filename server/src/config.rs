@@ -102,6 +102,12 @@ pub struct Config {
     pub attachment_max_bytes: u64,
     /// Content types a photo may have.
     pub attachment_content_types: Vec<String>,
+    /// Where `/metrics` (Prometheus) is served, as `host:port` on a listener
+    /// of its own, e.g. `127.0.0.1:9187`. Empty: no metrics listener.
+    pub metrics_listen: String,
+    /// Also serve `/metrics` on the public port (`bind`). Off by default:
+    /// the figures are for operators, not for every phone.
+    pub metrics_on_public_port: bool,
     /// Where outbound messages for the provincial platform are posted
     /// (docs/INTEGRATION.md). Empty: nothing is delivered; messages wait in
     /// the outbox.
@@ -186,6 +192,8 @@ impl Default for Config {
             attachment_content_types: ["image/jpeg", "image/png", "image/webp", "image/heic"]
                 .map(str::to_owned)
                 .to_vec(),
+            metrics_listen: String::new(),
+            metrics_on_public_port: false,
             integration_endpoint: String::new(),
             integration_worker: true,
             integration_key_id: "k1".to_owned(),

@@ -266,27 +266,84 @@ impl AppError {
 
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
-        match err {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(err),
-            other if is_transient(&other) => Self::Unavailable(other),
-            other => Self::Database(other),
+        match DbFailure::of(&err) {
+            DbFailure::Unreachable | DbFailure::Retry => Self::Unavailable(err),
+            DbFailure::Other => Self::Database(err),
         }
     }
 }
 
-/// Failures that a retry resolves: a deadlock or serialisation failure the
-/// database broke by aborting this transaction, a lock wait that timed out,
-/// a busy SQLite file. The client is told to retry (503, `Retry-After`).
-fn is_transient(err: &DbErr) -> bool {
-    const TRANSIENT: [&str; 5] = [
-        "deadlock detected",
-        "could not serialize access",
-        "lock timeout",
-        "database is locked",
-        "database table is locked",
-    ];
-    let text = err.to_string();
-    TRANSIENT.iter().any(|needle| text.contains(needle))
+/// What a database error means for the request that met it, decided by the
+/// error's kind and SQLSTATE (or SQLite result code), never by its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbFailure {
+    /// The database cannot be reached: no connection from the pool, or the
+    /// connection was lost mid-query or mid-COMMIT (the server shut down or
+    /// crashed, a failover demoted it, the network reset). The client
+    /// retries after a few seconds; a COMMIT whose outcome is unknown is made
+    /// safe by the idempotency store (the resend finds its stored outcome).
+    Unreachable,
+    /// The database aborted this transaction to break a deadlock or a
+    /// serialisation conflict, or a lock wait timed out, or the SQLite file
+    /// was busy: the same request succeeds when sent again.
+    Retry,
+    /// Anything else: a bug or a broken invariant, answered 500.
+    Other,
+}
+
+impl DbFailure {
+    pub fn of(err: &DbErr) -> Self {
+        match err {
+            DbErr::ConnectionAcquire(_) => Self::Unreachable,
+            DbErr::Conn(runtime) => match Self::of_runtime(runtime) {
+                Self::Other => Self::Unreachable,
+                kind => kind,
+            },
+            DbErr::Exec(runtime) | DbErr::Query(runtime) => Self::of_runtime(runtime),
+            _ => Self::Other,
+        }
+    }
+
+    fn of_runtime(err: &sea_orm::RuntimeErr) -> Self {
+        use sea_orm::sqlx::Error as Sqlx;
+        let sea_orm::RuntimeErr::SqlxError(err) = err else {
+            return Self::Other;
+        };
+        match err.as_ref() {
+            Sqlx::Io(_)
+            | Sqlx::Tls(_)
+            | Sqlx::Protocol(_)
+            | Sqlx::PoolTimedOut
+            | Sqlx::PoolClosed
+            | Sqlx::WorkerCrashed => Self::Unreachable,
+            Sqlx::Database(db) => match db.code() {
+                Some(code) => Self::of_code(&code),
+                None => Self::Other,
+            },
+            _ => Self::Other,
+        }
+    }
+
+    /// PostgreSQL's SQLSTATE, or SQLite's (extended) result code in decimal.
+    fn of_code(code: &str) -> Self {
+        match code {
+            // 08: connection exception; 57P01 admin shutdown, 57P02 crash
+            // shutdown, 57P03 cannot connect now (starting, recovering);
+            // 53300 too many connections; 25006 a read-only transaction (a
+            // connection to a node that a failover made a standby).
+            _ if code.starts_with("08") => Self::Unreachable,
+            "57P01" | "57P02" | "57P03" | "53300" | "25006" => Self::Unreachable,
+            // 40001 serialization failure, 40P01 deadlock, 55P03 lock not
+            // available (lock_timeout).
+            "40001" | "40P01" | "55P03" => Self::Retry,
+            _ => match code.parse::<u32>() {
+                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended
+                // codes (the low byte is the primary code).
+                Ok(sqlite) if matches!(sqlite & 0xff, 5 | 6) => Self::Retry,
+                _ => Self::Other,
+            },
+        }
+    }
 }
 
 impl From<crate::repo::synced::RowError> for AppError {
@@ -362,8 +419,20 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status_code();
         let message = if status.is_server_error() {
-            // Log the detail, answer without it.
-            tracing::error!(error = ?self, code = self.code(), "request failed");
+            // Log the detail, answer without it. Expected back-pressure and
+            // a lost database are not errors of this request: the first is
+            // counted in the metrics, the second logged once per outage
+            // (`outage.rs`).
+            match &self {
+                Self::Busy => tracing::debug!(code = self.code(), "request turned away"),
+                Self::Unavailable(err) if DbFailure::of(err) == DbFailure::Unreachable => {
+                    tracing::debug!(error = ?self, code = self.code(), "request refused");
+                }
+                Self::Unavailable(_) => {
+                    tracing::warn!(error = ?self, code = self.code(), "request failed; the client retries");
+                }
+                _ => tracing::error!(error = ?self, code = self.code(), "request failed"),
+            }
             match &self {
                 Self::Unavailable(_) => "the database is unavailable; retry shortly".to_owned(),
                 Self::Timeout => "the request took too long; retry shortly".to_owned(),
@@ -386,12 +455,25 @@ impl IntoResponse for AppError {
         }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            // A full sync cap frees within a request's time; an unreachable
-            // database takes longer.
-            let after = if matches!(self, Self::Busy) { "1" } else { "5" };
+            // A full sync cap or an aborted transaction frees within a
+            // request's time; an unreachable database takes longer.
+            let after = match &self {
+                Self::Busy => "1",
+                Self::Unavailable(err) if DbFailure::of(err) == DbFailure::Retry => "1",
+                _ => "5",
+            };
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static(after));
+        }
+        if let Self::Unavailable(err) = &self
+            && DbFailure::of(err) == DbFailure::Unreachable
+        {
+            response
+                .extensions_mut()
+                .insert(crate::outage::DbUnreachable {
+                    cause: err.to_string(),
+                });
         }
         if matches!(
             status,

@@ -13,6 +13,8 @@ pub mod crypto;
 pub mod entity;
 pub mod error;
 mod listen;
+pub mod metrics;
+pub mod outage;
 pub mod repo;
 pub mod routes;
 pub mod service;
@@ -49,6 +51,8 @@ pub async fn serve(
         let _ = stop_worker.send(true);
         let _ = signalled_tx.send(());
     };
+    crate::metrics::install();
+    let metrics_server = serve_metrics(&state).await?;
     let header_read_timeout = Duration::from_secs(state.config.header_read_timeout_secs);
     let server = listen::run(listener, app(state), header_read_timeout, shutdown);
     tokio::pin!(server);
@@ -62,10 +66,32 @@ pub async fn serve(
             Ok(())
         }
     };
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     if let Some(worker) = worker
         && tokio::time::timeout(grace, worker).await.is_err()
     {
         tracing::warn!("the delivery worker did not stop in time");
     }
     result
+}
+
+/// Starts the metrics listener on `metrics_listen`, when set. A listener
+/// that cannot bind stops start-up, as the public one does.
+async fn serve_metrics(state: &AppState) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
+    let address = state.config.metrics_listen.trim();
+    if address.is_empty() {
+        return Ok(None);
+    }
+    let listener = TcpListener::bind(address).await.map_err(|err| {
+        std::io::Error::new(err.kind(), format!("metrics_listen {address}: {err}"))
+    })?;
+    tracing::info!(address = %listener.local_addr()?, "serving /metrics");
+    let router = routes::metrics::router(state.clone());
+    Ok(Some(tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, router).await {
+            tracing::error!(error = %err, "the metrics listener stopped");
+        }
+    })))
 }

@@ -7,6 +7,7 @@ pub mod devices;
 pub mod extract;
 pub mod health;
 pub mod integration;
+pub mod metrics;
 pub mod org;
 pub mod privacy;
 pub mod reports;
@@ -275,6 +276,11 @@ pub fn app(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let body_timeout = Duration::from_secs(state.config.body_read_timeout_secs);
     let body_limit = state.config.max_body_bytes;
+    let router = if state.config.metrics_on_public_port {
+        router.route("/metrics", get(metrics::metrics))
+    } else {
+        router
+    };
     router
         .route("/openapi.json", get(move || async move { Json(api) }))
         .merge(crate::web::router())
@@ -299,6 +305,10 @@ pub fn app(state: AppState) -> Router {
                     }),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    metrics::observe,
+                ))
                 .layer(axum::middleware::from_fn(request_size_limits))
                 .layer(CatchPanicLayer::custom(|_| -> Response {
                     AppError::Internal("a handler panicked".to_owned()).into_response()

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod demo;
 pub mod devices;
 pub mod integration;
+pub mod metrics;
 pub mod org;
 pub mod privacy;
 pub mod province;

@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
+use crate::outage::DbOutage;
 use crate::storage::AttachmentStore;
 
 #[derive(Clone, Debug)]
@@ -25,6 +26,8 @@ pub struct AppState {
     /// Slots for sync requests in flight in this process
     /// (`max_sync_in_flight`): load shedding, not sync state.
     pub sync_slots: Arc<tokio::sync::Semaphore>,
+    /// Whether the database is reachable, so an outage is logged once.
+    pub outage: Arc<DbOutage>,
 }
 
 impl AppState {
@@ -36,6 +39,7 @@ impl AppState {
         attachments: Arc<dyn AttachmentStore>,
     ) -> Self {
         Self {
+            outage: DbOutage::new(db.clone()),
             db,
             reader,
             sync_slots: Arc::new(tokio::sync::Semaphore::new(config.max_sync_in_flight)),

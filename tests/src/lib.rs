@@ -8,6 +8,7 @@ pub mod device;
 pub mod disk;
 pub mod fixture;
 pub mod platform;
+pub mod sockets;
 
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};

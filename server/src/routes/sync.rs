@@ -43,7 +43,9 @@ pub async fn push(
     caller: AuthUser,
     ApiJson(request): ApiJson<PushRequest>,
 ) -> AppResult<Json<PushResponse>> {
-    sync::push::push(&state, &caller, request).await.map(Json)
+    let response = sync::push::push(&state, &caller, request).await?;
+    crate::metrics::push(&response);
+    Ok(Json(response))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -81,7 +83,9 @@ pub async fn pull(
             .limit
             .unwrap_or(sync_core::protocol::DEFAULT_PULL_LIMIT),
     };
-    sync::pull::pull(&state, &caller, request).await.map(Json)
+    let response = sync::pull::pull(&state, &caller, request).await?;
+    crate::metrics::pull(response.changes.len());
+    Ok(Json(response))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -164,6 +168,9 @@ impl FromRequestParts<AppState> for SyncSlot {
             .clone()
             .try_acquire_owned()
             .map(SyncSlot)
-            .map_err(|_| AppError::Busy)
+            .map_err(|_| {
+                crate::metrics::sync_turned_away();
+                AppError::Busy
+            })
     }
 }

@@ -12,6 +12,7 @@ mod errors;
 mod field_app;
 mod fleet;
 mod integration;
+mod metrics;
 mod operations;
 mod privacy;
 mod push_fuzz;

@@ -323,6 +323,11 @@ impl DeliveryWorker {
             )),
             (_, failure) => failure.clone(),
         };
+        crate::metrics::delivery(
+            outcome,
+            (verdict == Verdict::Delivered)
+                .then(|| (now - row.created_at).to_std().unwrap_or_default()),
+        );
         match verdict {
             Verdict::Delivered => {
                 tracing::debug!(event = %row.id, attempt = attempt_no, latency_ms, "delivered")

@@ -207,6 +207,7 @@ pub async fn resolve(
     .await?;
     txn.commit().await?;
     let names = user_names(&state.db, resolved.actor_id.into_iter().collect()).await?;
+    crate::metrics::conflict_resolved(&action_name);
     Ok(conflict_view(resolved, &names))
 }
 
