@@ -294,6 +294,8 @@ fn answer_manifest(state: &State, request: &ManifestRequest) -> ManifestResponse
             .flatten(),
         entries: live.into_iter().map(|(_, entry)| entry).collect(),
         scope_checksum: checksum(state),
+        // A pull cursor at the log's head, as the server gives.
+        cursor: Some(state.log.last().map_or(0, |(seq, _)| *seq).to_string()),
     }
 }
 

@@ -239,6 +239,16 @@ impl Store {
             .collect()
     }
 
+    /// Every server copy this device holds, deleted ones included.
+    pub(crate) async fn shadow_records(&self) -> Result<Vec<Record>, StoreError> {
+        let rows = sqlx::query("SELECT shadow FROM records WHERE shadow IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(serde_json::from_str(r.try_get("shadow")?)?))
+            .collect()
+    }
+
     /// Erases everything (records, outbox, rejections, cursor, identity):
     /// what a revoked device must do. The next open makes a new device id.
     pub async fn wipe(&self) -> Result<(), StoreError> {
@@ -416,6 +426,22 @@ pub(crate) async fn delete_row(
     id: Uuid,
 ) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM records WHERE entity = ? AND id = ?")
+        .bind(entity.as_str())
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Forgets the server version a record's edits were based on: after a
+/// restore the server's versions went back, and the next copy received sets
+/// it afresh.
+pub(crate) async fn forget_base_version(
+    conn: &mut SqliteConnection,
+    entity: Entity,
+    id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE records SET base_version = 0 WHERE entity = ? AND id = ?")
         .bind(entity.as_str())
         .bind(id.to_string())
         .execute(conn)

@@ -14,14 +14,18 @@
 //! still in the outbox becomes the new server copy, and the pending
 //! mutations are replayed on top of it for the user to see.
 
-use std::{collections::HashSet, sync::Mutex};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+};
 
 use sea_orm::sqlx::{self, Row, SqliteConnection};
 use sync_core::{
     clock::{Hlc, HlcClock},
     protocol::{
-        DEFAULT_MANIFEST_LIMIT, FetchRequest, MAX_FETCH_RECORDS, ManifestRequest, PROTOCOL_VERSION,
-        PullRequest, PushRequest, Repair, ScopeChecksum, check_protocol_version, urgent_first,
+        DEFAULT_MANIFEST_LIMIT, FetchRequest, MAX_FETCH_RECORDS, ManifestEntry, ManifestRequest,
+        Mutation, PROTOCOL_VERSION, PullRequest, PushRequest, RecordRef, Repair, ScopeChecksum,
+        check_protocol_version, lost_writes, urgent_first,
     },
     record::{Entity, Field, Record},
     rules::Actor,
@@ -108,6 +112,11 @@ pub struct SyncReport {
     pub manifest_pages: usize,
     /// Records fetched whole by a repair.
     pub fetched: usize,
+    /// Writes sent again after a restore ([`Syncer::recover`]): this
+    /// device's own writes that the restored server lacked.
+    pub resent: usize,
+    /// Set when this sync found the server restored and recovered.
+    pub recovered: bool,
     /// Set when the scope checksum did not match after the last page.
     pub diverged: Option<Divergence>,
     /// Tries it took (1 = no retry).
@@ -197,8 +206,124 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
     pub async fn sync_once(&self) -> Result<SyncReport, SyncError> {
         let mut report = SyncReport::default();
         self.push(&mut report).await?;
-        self.pull(&mut report, false).await?;
+        match self.pull(&mut report, false).await {
+            Err(SyncError::Transport(TransportError::ServerRestored(_))) => {
+                self.recover_into(&mut report).await?;
+            }
+            other => other?,
+        }
         Ok(report)
+    }
+
+    /// After the server was restored from a backup (a pull answered
+    /// `server_restored`): sends back this device's own writes that the
+    /// server lacks — found by comparing the scope's manifest with the
+    /// server copies held here, then each candidate's copy on the server
+    /// (`sync_core::protocol::lost_writes`) — then repairs the store from a
+    /// fresh manifest and pulls on from its cursor. Writes by others that
+    /// the server lost are not this device's to send (docs/SYNC-PROTOCOL.md,
+    /// "After a restore").
+    pub async fn recover(&self) -> Result<SyncReport, SyncError> {
+        let mut report = SyncReport::default();
+        self.push(&mut report).await?;
+        self.recover_into(&mut report).await?;
+        Ok(report)
+    }
+
+    async fn recover_into(&self, report: &mut SyncReport) -> Result<(), SyncError> {
+        report.recovered = true;
+        let (manifest, _) = self.read_manifest(report).await?;
+        let held: HashMap<(Entity, Uuid), u64> =
+            manifest.iter().map(|e| ((e.0, e.1), e.2)).collect();
+        // Server copies here that the server lacks, or holds at an earlier
+        // version than this device saw: what its restore lost.
+        let behind: Vec<Record> = self
+            .store
+            .shadow_records()
+            .await?
+            .into_iter()
+            .filter(|r| {
+                held.get(&(r.entity, r.id))
+                    .is_none_or(|version| *version < r.version)
+            })
+            .collect();
+        let on_server: Vec<RecordRef> = behind
+            .iter()
+            .filter(|r| held.contains_key(&(r.entity, r.id)))
+            .map(|r| RecordRef {
+                entity: r.entity,
+                id: r.id,
+            })
+            .collect();
+        let mut theirs: HashMap<(Entity, Uuid), Record> = HashMap::new();
+        for records in on_server.chunks(MAX_FETCH_RECORDS) {
+            let answer = self
+                .transport
+                .fetch(FetchRequest {
+                    protocol_version: PROTOCOL_VERSION,
+                    records: records.to_vec(),
+                })
+                .await?;
+            check_version(answer.protocol_version)?;
+            theirs.extend(answer.changes.into_iter().map(|r| ((r.entity, r.id), r)));
+        }
+        let actor = self.actor().await?;
+        let device = self.store.device_id().await?;
+        let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;
+        for local in &behind {
+            let server = theirs.get(&(local.entity, local.id));
+            for write in lost_writes(device, &actor, local, server) {
+                let mutation = Mutation {
+                    mutation_id: Uuid::new_v4(),
+                    entity: local.entity,
+                    record_id: local.id,
+                    op: write.op,
+                    base_version: write.base_version,
+                    hlc: write.hlc,
+                    fields: write.fields,
+                };
+                outbox::enqueue(&mut tx, &mutation).await?;
+                report.resent += 1;
+            }
+            // The server's versions went back: the next copy received sets
+            // the base of this record's edits afresh.
+            store::forget_base_version(&mut tx, local.entity, local.id).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        self.push(report).await?;
+        self.repair_into(report, true).await
+    }
+
+    /// Every page of the scope's manifest, and the first page's cursor.
+    async fn read_manifest(
+        &self,
+        report: &mut SyncReport,
+    ) -> Result<(Vec<ManifestEntry>, Option<String>), SyncError> {
+        let mut manifest = Vec::new();
+        let mut cursor = None;
+        let mut after = None;
+        for round in 0..MAX_ROUNDS {
+            let page = self
+                .transport
+                .manifest(ManifestRequest {
+                    protocol_version: PROTOCOL_VERSION,
+                    after: after.take(),
+                    limit: DEFAULT_MANIFEST_LIMIT,
+                })
+                .await?;
+            check_version(page.protocol_version)?;
+            report.manifest_pages += 1;
+            if round == 0 {
+                cursor = page.cursor;
+            }
+            manifest.extend(page.entries);
+            after = page.next_after;
+            if after.is_none() {
+                return Ok((manifest, cursor));
+            }
+        }
+        // Half a manifest would drop every record past its end.
+        Err(TransportError::Retryable("the server never finished the manifest".into()).into())
     }
 
     /// The repair for a [`Divergence`], with only the records that differ:
@@ -210,31 +335,19 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
     pub async fn repair(&self) -> Result<SyncReport, SyncError> {
         let mut report = SyncReport::default();
         self.push(&mut report).await?;
-        let mut manifest = Vec::new();
-        let mut after = None;
-        for _ in 0..MAX_ROUNDS {
-            let page = self
-                .transport
-                .manifest(ManifestRequest {
-                    protocol_version: PROTOCOL_VERSION,
-                    after: after.take(),
-                    limit: DEFAULT_MANIFEST_LIMIT,
-                })
-                .await?;
-            check_version(page.protocol_version)?;
-            report.manifest_pages += 1;
-            manifest.extend(page.entries);
-            after = page.next_after;
-            if after.is_none() {
-                break;
-            }
-        }
-        if after.is_some() {
-            // Half a manifest would drop every record past its end.
-            return Err(
-                TransportError::Retryable("the server never finished the manifest".into()).into(),
-            );
-        }
+        self.repair_into(&mut report, false).await?;
+        Ok(report)
+    }
+
+    /// The repair after the push. With `new_cursor` (after a restore), the
+    /// pull goes on from the manifest's first page's cursor, or from
+    /// scratch when the server sent none.
+    async fn repair_into(
+        &self,
+        report: &mut SyncReport,
+        new_cursor: bool,
+    ) -> Result<(), SyncError> {
+        let (manifest, cursor) = self.read_manifest(report).await?;
         let plan = Repair::between(manifest, self.store.shadows().await?);
         let actor = self.actor().await?;
         for records in plan.fetch.chunks(MAX_FETCH_RECORDS) {
@@ -262,9 +375,12 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
             report.purged +=
                 usize::from(store::drop_unless_pending(&mut tx, extra.entity, extra.id).await?);
         }
+        let from_scratch = new_cursor && cursor.is_none();
+        if new_cursor && let Some(cursor) = &cursor {
+            store::meta_set(&mut tx, "cursor", cursor).await?;
+        }
         tx.commit().await.map_err(StoreError::from)?;
-        self.pull(&mut report, false).await?;
-        Ok(report)
+        self.pull(report, from_scratch).await
     }
 
     /// Downloads the whole scope again from the start and drops server

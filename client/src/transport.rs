@@ -36,6 +36,11 @@ pub enum TransportError {
     /// store must be wiped.
     #[error("this device was revoked: {0}")]
     DeviceRevoked(String),
+    /// 409 `server_restored`: the server was restored from a backup since
+    /// this device's last pull. The sync loop recovers ([`crate::Syncer::recover`]):
+    /// it sends back what the server lost, then pulls on from a new cursor.
+    #[error("the server was restored from a backup: {0}")]
+    ServerRestored(String),
     /// Any other refusal (a 4xx, an unreadable answer): not retried.
     #[error("request refused ({code}): {message}")]
     Fatal {
@@ -83,6 +88,7 @@ impl TransportError {
             401 => TransportError::SignInAgain(message),
             426 => TransportError::UpdateApp(message),
             403 if code == "device_revoked" => TransportError::DeviceRevoked(message),
+            409 if code == "server_restored" => TransportError::ServerRestored(message),
             408 | 429 | 500..=599 => TransportError::Retryable(format!("HTTP {status}: {message}")),
             _ => TransportError::Fatal {
                 status,

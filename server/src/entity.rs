@@ -18,6 +18,7 @@ pub mod org_unit;
 pub mod outbox;
 pub mod refresh_token;
 pub mod register_event;
+pub mod server_meta;
 pub mod sync_lock;
 pub mod user;
 pub mod visit;

@@ -60,6 +60,7 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    ServerRestored,
     BodyTimeout,
     PayloadTooLarge,
     UriTooLong,
@@ -100,6 +101,13 @@ pub enum AppError {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
+    /// The cursor was made in a history of the database that a restore
+    /// replaced: the phone sends back what the server lost, then starts a
+    /// new cursor (docs/SYNC-PROTOCOL.md, "After a restore").
+    #[error(
+        "this server was restored from a backup since your last sync: send what it lacks (manifest), then pull again from the manifest's cursor"
+    )]
+    Restored,
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -218,7 +226,7 @@ impl AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::Restored => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
@@ -247,6 +255,7 @@ impl AppError {
             Self::NotFound(_) => C::NotFound,
             Self::MethodNotAllowed => C::MethodNotAllowed,
             Self::Conflict(_) => C::Conflict,
+            Self::Restored => C::ServerRestored,
             Self::PayloadTooLarge(_) => C::PayloadTooLarge,
             Self::UnsupportedMediaType(_) => C::UnsupportedMediaType,
             Self::UpgradeRequired(_) => C::UnsupportedProtocol,

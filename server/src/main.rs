@@ -85,6 +85,21 @@ enum Command {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+    /// Write a consistent copy of the SQLite database to FILE, while the
+    /// server runs (PostgreSQL: use its own tools, docs/OPERATIONS.md).
+    Backup {
+        /// Where to write the copy; must not exist.
+        file: PathBuf,
+    },
+    /// Replace the SQLite database with the backup FILE and mark it
+    /// restored, so phones send back what it lost. Stop every server first.
+    Restore {
+        /// A file `seedling backup` wrote.
+        file: PathBuf,
+    },
+    /// Mark the database restored (after restoring PostgreSQL with its own
+    /// tools), so phones send back what it lost. Stop every server first.
+    MarkRestored,
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +168,41 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", state.config.bind))?;
             tracing::info!(addr = %listener.local_addr()?, "seedling is listening");
             seedling_server::serve(state, listener, startup::shutdown_signal()).await?;
+        }
+        Command::Backup { file } => {
+            let state = startup::build_state(config).await?;
+            let report = service::backup::backup(&state.db, &file)
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            eprintln!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Restore { file } => {
+            let url = config.effective_database_url();
+            let database = service::backup::sqlite_file(&url).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "seedling restore replaces a SQLite file; restore PostgreSQL with its own \
+                     tools, then run seedling mark-restored"
+                )
+            })?;
+            service::backup::replace_sqlite_file(&database, &file)
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            let state = startup::build_state(config).await?;
+            let epoch = service::backup::mark_restored(&state.db)
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            eprintln!(
+                "restored {} from {}; new epoch {epoch}",
+                database.display(),
+                file.display()
+            );
+        }
+        Command::MarkRestored => {
+            let state = startup::build_state(config).await?;
+            let epoch = service::backup::mark_restored(&state.db)
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            eprintln!("marked restored; new epoch {epoch}");
         }
         Command::Migrate => {
             startup::build_state(config).await?;

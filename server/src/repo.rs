@@ -15,6 +15,7 @@ pub mod refresh_tokens;
 pub mod reports;
 pub mod retention;
 pub mod review;
+pub mod server_meta;
 pub mod subject;
 pub mod sync_records;
 pub mod synced;

@@ -5,6 +5,7 @@
 pub mod attachments;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod demo;
 pub mod devices;
 pub mod integration;

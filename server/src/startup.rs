@@ -46,7 +46,10 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
     let jwt = token_keys(&config)?;
     install_id_number_keys(&mut config)?;
     let attachments = open_attachment_store(&config)?;
-    Ok(AppState::new(db, reader, config, jwt, attachments))
+    let epoch = repo::server_meta::epoch(&db)
+        .await
+        .context("reading the database's epoch")?;
+    Ok(AppState::new(db, reader, config, jwt, attachments, epoch))
 }
 
 /// The access-token key ring: the configured keys (`jwt_keys`, plus

@@ -28,6 +28,9 @@ pub struct AppState {
     pub sync_slots: Arc<tokio::sync::Semaphore>,
     /// Whether the database is reachable, so an outage is logged once.
     pub outage: Arc<DbOutage>,
+    /// The database's epoch (`repo::server_meta`), read at start-up: a
+    /// restore happens with the server stopped.
+    pub epoch: Arc<str>,
 }
 
 impl AppState {
@@ -37,6 +40,7 @@ impl AppState {
         config: Config,
         jwt: JwtKeys,
         attachments: Arc<dyn AttachmentStore>,
+        epoch: String,
     ) -> Self {
         Self {
             outage: DbOutage::new(db.clone()),
@@ -46,6 +50,7 @@ impl AppState {
             config: Arc::new(config),
             jwt: Arc::new(jwt),
             attachments,
+            epoch: epoch.into(),
         }
     }
 }

@@ -17,8 +17,10 @@ use crate::{
 };
 
 mod checksum;
+mod recover;
 mod repair;
 pub use checksum::{ScopeChecksum, fnv1a64, record_hash};
+pub use recover::{LostWrite, lost_writes};
 pub use repair::{
     DEFAULT_MANIFEST_LIMIT, FetchRequest, FetchResponse, MAX_FETCH_RECORDS, MAX_MANIFEST_LIMIT,
     ManifestEntry, ManifestRequest, ManifestResponse, RecordRef, Repair,

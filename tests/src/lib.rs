@@ -109,6 +109,27 @@ impl TestApp {
         self.shutdown = Some(shutdown);
     }
 
+    /// Stops this server and closes its database connections, runs
+    /// `offline` (an operator's work while it is down, such as a restore)
+    /// with its configuration, then starts a new server with it.
+    pub async fn restart_around<F, Fut>(&mut self, offline: F)
+    where
+        F: FnOnce(Config) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.state.db.clone().close().await;
+        let _ = self.state.reader.clone().close().await;
+        let config = Config::clone(&self.state.config);
+        offline(config.clone()).await;
+        let (state, base_url, shutdown) = start(config).await;
+        self.state = state;
+        self.base_url = base_url;
+        self.shutdown = Some(shutdown);
+    }
+
     pub fn db(&self) -> &DatabaseConnection {
         &self.state.db
     }

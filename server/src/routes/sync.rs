@@ -68,6 +68,7 @@ pub struct PullParams {
         (status = 400, description = "Invalid cursor", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Device lost or revoked: wipe the store", body = ErrorBody),
+        (status = 409, description = "`server_restored`: the server was restored from a backup since this cursor; send back what it lacks, then pull on from the manifest's cursor", body = ErrorBody),
         (status = 426, description = "Unsupported protocol version: update the app", body = ErrorBody),
     ))]
 pub async fn pull(

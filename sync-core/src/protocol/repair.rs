@@ -49,6 +49,12 @@ pub struct ManifestResponse {
     pub next_after: Option<String>,
     /// The checksum of the whole scope, as the pull reports it.
     pub scope_checksum: ScopeChecksum,
+    /// A pull cursor at the change log's head when this page was read: a
+    /// phone that repaired its store from the manifest (after a restore, in
+    /// particular) pulls on from the first page's cursor. Absent from
+    /// servers before this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// Names one record.

@@ -18,6 +18,7 @@ mod privacy;
 mod push_fuzz;
 mod repair;
 mod reports;
+mod restore;
 mod retention;
 mod review;
 mod scope;

@@ -205,6 +205,10 @@ fn manifest_response() -> Value {
                 "maxItems": 3,
             })),
             "next_after": { "type": "string" },
+            "cursor": {
+                "type": "string",
+                "description": "A pull cursor at the change log's head when this page was read (after a restore, pull on from the first page's)"
+            },
             "scope_checksum": scope_checksum(),
         },
     })

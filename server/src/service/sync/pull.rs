@@ -31,21 +31,29 @@ use crate::repo::change_log::ScopeColumn;
 use crate::service::audit;
 use crate::state::AppState;
 
-/// A parsed cursor: the scope it was made for and the last sequence seen.
-/// On the wire `<scope root>.<sequence>.<tag>`, the tag an HMAC (under a
-/// key derived from the token signing keys) over root, sequence and the
-/// user it was made for: a cursor cannot be forged, edited, or replayed by
-/// another account, so a scope the caller never held never reaches the
-/// purge list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Cursor {
-    root: Uuid,
-    seq: i64,
+/// A parsed cursor: the scope it was made for, the last sequence seen and
+/// the database's epoch it was made in. On the wire
+/// `<scope root>.<sequence>.<tag>`, or `<scope root>.<sequence>.<epoch>.<tag>`
+/// once the database has been restored (its epoch is no longer `""`); the
+/// tag an HMAC (under a key derived from the token signing keys) over root,
+/// sequence, epoch and the user it was made for: a cursor cannot be forged,
+/// edited, or replayed by another account, so a scope the caller never held
+/// never reaches the purge list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub root: Uuid,
+    pub seq: i64,
+    pub epoch: String,
 }
 
 impl Cursor {
-    fn signed_text(root: Uuid, seq: i64, user: Uuid) -> String {
-        format!("v1|{}|{seq}|{}", root.simple(), user.simple())
+    fn signed_text(&self, user: Uuid) -> String {
+        let (root, seq) = (self.root.simple(), self.seq);
+        if self.epoch.is_empty() {
+            format!("v1|{root}|{seq}|{}", user.simple())
+        } else {
+            format!("v1|{root}|{seq}|{}|{}", user.simple(), self.epoch)
+        }
     }
 
     fn parse(text: &str, user: Uuid, keys: &JwtKeys) -> AppResult<Self> {
@@ -55,27 +63,33 @@ impl Cursor {
                 "the cursor is not one this server made for you; pull without a cursor to start over",
             )
         };
-        let mut parts = text.splitn(3, '.');
-        let (Some(root), Some(seq), Some(tag)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad());
+        let parts: Vec<&str> = text.split('.').collect();
+        let (root, seq, epoch, tag) = match parts[..] {
+            [root, seq, tag] => (root, seq, "", tag),
+            [root, seq, epoch, tag] if !epoch.is_empty() => (root, seq, epoch, tag),
+            _ => return Err(bad()),
         };
         let root = Uuid::try_parse(root).map_err(|_| bad())?;
         let seq: i64 = seq.parse().ok().filter(|seq| *seq >= 0).ok_or_else(bad)?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| bad())?;
-        if !keys.cursor_tag_matches(&Self::signed_text(root, seq, user), &tag) {
+        let cursor = Self {
+            root,
+            seq,
+            epoch: epoch.to_owned(),
+        };
+        if !keys.cursor_tag_matches(&cursor.signed_text(user), &tag) {
             return Err(bad());
         }
-        Ok(Self { root, seq })
+        Ok(cursor)
     }
 
-    fn render(self, user: Uuid, keys: &JwtKeys) -> String {
-        let tag = keys.cursor_tag(&Self::signed_text(self.root, self.seq, user));
-        format!(
-            "{}.{}.{}",
-            self.root.simple(),
-            self.seq,
-            URL_SAFE_NO_PAD.encode(tag)
-        )
+    pub(crate) fn render(&self, user: Uuid, keys: &JwtKeys) -> String {
+        let tag = URL_SAFE_NO_PAD.encode(keys.cursor_tag(&self.signed_text(user)));
+        if self.epoch.is_empty() {
+            format!("{}.{}.{tag}", self.root.simple(), self.seq)
+        } else {
+            format!("{}.{}.{}.{tag}", self.root.simple(), self.seq, self.epoch)
+        }
     }
 }
 
@@ -102,8 +116,15 @@ pub async fn pull(
         .map(|text| Cursor::parse(text, caller.user_id, &state.jwt))
         .transpose()?;
 
+    if given
+        .as_ref()
+        .is_some_and(|cursor| *cursor.epoch != *state.epoch)
+    {
+        // Made in a history of the database that a restore replaced.
+        return Err(AppError::Restored);
+    }
     let txn = crate::repo::begin_snapshot(&state.reader).await?;
-    if let Some(cursor) = given
+    if let Some(cursor) = &given
         && cursor.seq > repo::change_log::head(&txn).await?
     {
         // Made by this server, yet beyond its log: the database was
@@ -196,6 +217,7 @@ pub async fn pull(
         next_cursor: Cursor {
             root,
             seq: next_seq,
+            epoch: state.epoch.to_string(),
         }
         .render(caller.user_id, &state.jwt),
         has_more,
@@ -340,6 +362,7 @@ mod tests {
         let cursor = Cursor {
             root: Uuid::new_v4(),
             seq: 42,
+            epoch: String::new(),
         };
         let text = cursor.render(user, &keys);
         assert_eq!(Cursor::parse(&text, user, &keys).unwrap(), cursor);
@@ -370,5 +393,30 @@ mod tests {
         // Another account, or another server's keys: refused too.
         assert!(Cursor::parse(&text, Uuid::new_v4(), &keys).is_err());
         assert!(Cursor::parse(&text, user, &other_keys).is_err());
+    }
+
+    #[test]
+    fn a_cursor_carries_its_epoch_under_the_signature() {
+        let keys = ring(b"a-test-secret-of-at-least-32-bytes!!");
+        let user = Uuid::new_v4();
+        let cursor = Cursor {
+            root: Uuid::new_v4(),
+            seq: 7,
+            epoch: "3f2a9c".to_owned(),
+        };
+        let text = cursor.render(user, &keys);
+        assert_eq!(text.split('.').count(), 4, "{text}");
+        assert_eq!(Cursor::parse(&text, user, &keys).unwrap(), cursor);
+        // The epoch cannot be edited, nor dropped to pass for a cursor of
+        // the original history.
+        let edited = text.replacen(".3f2a9c.", ".3f2a9d.", 1);
+        let dropped = text.replacen(".3f2a9c.", ".", 1);
+        for bad in [edited, dropped] {
+            assert_eq!(
+                Cursor::parse(&bad, user, &keys).unwrap_err().code(),
+                "invalid_cursor",
+                "{bad}"
+            );
+        }
     }
 }

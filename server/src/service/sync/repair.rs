@@ -53,8 +53,9 @@ fn scope_column(caller: &AuthUser) -> AppResult<ScopeColumn> {
 async fn held(
     state: &AppState,
     column: ScopeColumn,
-) -> AppResult<(Vec<ManifestEntry>, ScopeChecksum)> {
+) -> AppResult<(Vec<ManifestEntry>, ScopeChecksum, i64)> {
     let txn = crate::repo::begin_snapshot(&state.reader).await?;
+    let head = repo::change_log::head(&txn).await?;
     let mut entries = Vec::new();
     for entity in Entity::ALL {
         for (id, version) in repo::change_log::held_versions(&txn, column, entity).await? {
@@ -68,7 +69,7 @@ async fn held(
     txn.commit().await?;
     entries.sort();
     let checksum = ScopeChecksum::of(entries.iter().map(|e| (e.0, e.1, e.2)));
-    Ok((entries, checksum))
+    Ok((entries, checksum, head))
 }
 
 /// A page of the caller's scope manifest after `after`.
@@ -83,7 +84,13 @@ pub async fn manifest(
     let column = scope_column(caller)?;
     let after = after.map(parse_after).transpose()?;
     let limit = usize::try_from(limit.clamp(1, MAX_MANIFEST_LIMIT)).unwrap_or(usize::MAX);
-    let (entries, scope_checksum) = held(state, column).await?;
+    let (entries, scope_checksum, head) = held(state, column).await?;
+    let cursor = super::pull::Cursor {
+        root: Scope::of(caller).root().unwrap_or_default(),
+        seq: head,
+        epoch: state.epoch.to_string(),
+    }
+    .render(caller.user_id, &state.jwt);
     let start = after.map_or(0, |(entity, id)| {
         entries.partition_point(|e| (e.0, e.1) <= (entity, id))
     });
@@ -96,6 +103,7 @@ pub async fn manifest(
         entries: page,
         next_after,
         scope_checksum,
+        cursor: Some(cursor),
     })
 }
 
