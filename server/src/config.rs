@@ -80,6 +80,12 @@ pub struct Config {
     /// at once; one more is answered 503 `server_busy` with `Retry-After`,
     /// so a burst of phones cannot grow the process's memory without bound.
     pub max_sync_in_flight: usize,
+    /// Sync requests that may wait, in arrival order, for one of those
+    /// slots; one more is answered 503 `server_busy` at once.
+    pub max_sync_queued: usize,
+    /// Longest wait for a slot, in milliseconds; a request still waiting
+    /// then is answered 503 `server_busy`.
+    pub sync_queue_wait_ms: u64,
     /// A request that takes longer is answered 503 and its work dropped.
     /// It runs from the end of the headers to the start of the answer, so
     /// it covers reading the body but not streaming a download.
@@ -183,6 +189,8 @@ impl Default for Config {
             max_body_bytes: 6 * 1024 * 1024,
             max_push_mutations: 500,
             max_sync_in_flight: 64,
+            max_sync_queued: 1024,
+            sync_queue_wait_ms: 5_000,
             request_timeout_secs: 30,
             header_read_timeout_secs: 30,
             body_read_timeout_secs: 20,

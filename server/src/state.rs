@@ -26,6 +26,8 @@ pub struct AppState {
     /// Slots for sync requests in flight in this process
     /// (`max_sync_in_flight`): load shedding, not sync state.
     pub sync_slots: Arc<tokio::sync::Semaphore>,
+    /// Sync requests waiting for a slot now (at most `max_sync_queued`).
+    pub sync_queued: Arc<std::sync::atomic::AtomicUsize>,
     /// Whether the database is reachable, so an outage is logged once.
     pub outage: Arc<DbOutage>,
     /// The database's epoch (`repo::server_meta`), read at start-up: a
@@ -47,6 +49,7 @@ impl AppState {
             db,
             reader,
             sync_slots: Arc::new(tokio::sync::Semaphore::new(config.max_sync_in_flight)),
+            sync_queued: Arc::default(),
             config: Arc::new(config),
             jwt: Arc::new(jwt),
             attachments,

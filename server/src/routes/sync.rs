@@ -4,10 +4,13 @@ use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use serde::Deserialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use sync_core::protocol::{
     DEFAULT_MANIFEST_LIMIT, FetchRequest, FetchResponse, ManifestResponse, PullRequest,
     PullResponse, PushRequest, PushResponse,
 };
+
 use tokio::sync::OwnedSemaphorePermit;
 use utoipa::IntoParams;
 
@@ -155,8 +158,11 @@ pub async fn fetch(
 }
 
 /// A slot among the `max_sync_in_flight` sync requests served at once,
-/// taken before the body is read and held until the answer is made; none
-/// free: 503 `server_busy` with `Retry-After`.
+/// taken before the body is read and held until the answer is made. None
+/// free: the request waits in arrival order (tokio's semaphore is fair) for
+/// up to `sync_queue_wait_ms`, with at most `max_sync_queued` waiting; past
+/// either bound, 503 `server_busy` with `Retry-After`. A waiting request
+/// holds its headers only, so the wait costs no memory for bodies.
 #[derive(Debug)]
 pub struct SyncSlot(#[expect(dead_code, reason = "held for its drop")] OwnedSemaphorePermit);
 
@@ -164,14 +170,42 @@ impl FromRequestParts<AppState> for SyncSlot {
     type Rejection = AppError;
 
     async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        state
-            .sync_slots
-            .clone()
-            .try_acquire_owned()
-            .map(SyncSlot)
-            .map_err(|_| {
-                crate::metrics::sync_turned_away();
-                AppError::Busy
+        if let Ok(permit) = state.sync_slots.clone().try_acquire_owned() {
+            return Ok(SyncSlot(permit));
+        }
+        let turned_away = || {
+            crate::metrics::sync_turned_away();
+            AppError::Busy
+        };
+        let Some(_place) = QueuePlace::take(&state.sync_queued, state.config.max_sync_queued)
+        else {
+            return Err(turned_away());
+        };
+        let wait = Duration::from_millis(state.config.sync_queue_wait_ms);
+        match tokio::time::timeout(wait, state.sync_slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(SyncSlot(permit)),
+            _ => Err(turned_away()),
+        }
+    }
+}
+
+/// A place in the queue for a sync slot, given back when dropped (the
+/// request got its slot, timed out, or its client went away).
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl<'a> QueuePlace<'a> {
+    fn take(queued: &'a AtomicUsize, max: usize) -> Option<Self> {
+        queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
             })
+            .ok()
+            .map(|_| Self(queued))
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -36,6 +36,8 @@ on_both_backends!(
     an_exited_child_leaves_the_village_phones_but_not_the_town,
     every_sync_read_and_write_of_a_child_is_audited,
     a_server_at_its_sync_cap_answers_busy_and_serves_again_when_a_slot_frees,
+    a_sync_beyond_the_cap_waits_its_turn_and_is_served,
+    a_sync_that_waits_past_the_deadline_is_answered_busy,
 );
 
 async fn create_child(app: &TestApp, admin: &mut Device, village: Uuid, name: &str) -> Uuid {
@@ -1322,7 +1324,11 @@ async fn every_sync_read_and_write_of_a_child_is_audited(app: TestApp) {
     assert!(report.intact, "{report:?}");
 }
 
-async fn a_server_at_its_sync_cap_answers_busy_and_serves_again_when_a_slot_frees(app: TestApp) {
+async fn a_server_at_its_sync_cap_answers_busy_and_serves_again_when_a_slot_frees(
+    mut app: TestApp,
+) {
+    // No room to wait: a request beyond the cap is turned away at once.
+    app.restart_with(|config| config.max_sync_queued = 0).await;
     let fixture = Fixture::load(&app).await;
     let mut admin = Device::sign_in(&app, "admin").await;
     let child = create_child(&app, &mut admin, fixture.village_a1, "忙时的孩子").await;
@@ -1381,5 +1387,123 @@ async fn a_server_at_its_sync_cap_answers_busy_and_serves_again_when_a_slot_free
         matches!(response.results[0], MutationResult::Applied { .. }),
         "{:?}",
         response.results
+    );
+}
+
+/// A push sent by raw HTTP from a task, for requests that must be in flight
+/// together; answers the status and the body.
+fn spawn_push(
+    app: &TestApp,
+    phone: &mut Device,
+    m: &Mutation,
+) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+    let body = json!({
+        "protocol_version": sync_core::protocol::PROTOCOL_VERSION,
+        "device_id": phone.id,
+        "device_hlc": phone.tick(),
+        "mutations": [m],
+    });
+    let (http, url, token) = (
+        app.http.clone(),
+        app.url("/api/v1/sync/push"),
+        phone.token.clone(),
+    );
+    tokio::spawn(async move {
+        let response = http
+            .post(url)
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("an answer");
+        let status = response.status();
+        (status, response.json().await.expect("a JSON body"))
+    })
+}
+
+async fn a_sync_beyond_the_cap_waits_its_turn_and_is_served(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "排队的孩子").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let (visit_id, m) = new_visit(&mut phone, child, fixture.village_a1, &today_at(11));
+
+    let cap = u32::try_from(app.state.config.max_sync_in_flight).unwrap();
+    let held = app
+        .state
+        .sync_slots
+        .clone()
+        .acquire_many_owned(cap)
+        .await
+        .unwrap();
+    let push = spawn_push(&app, &mut phone, &m);
+    seedling_tests::wait_until("the push waits for a slot", || async {
+        app.state
+            .sync_queued
+            .load(std::sync::atomic::Ordering::Acquire)
+            == 1
+    })
+    .await;
+    assert!(
+        !push.is_finished(),
+        "it waits rather than being turned away"
+    );
+    drop(held);
+    let (status, body) = push.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["status"], "applied", "{body}");
+    assert!(
+        visit::Entity::find_by_id(visit_id)
+            .one(app.db())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        app.state
+            .sync_queued
+            .load(std::sync::atomic::Ordering::Acquire),
+        0,
+        "its place in the queue was given back"
+    );
+}
+
+async fn a_sync_that_waits_past_the_deadline_is_answered_busy(mut app: TestApp) {
+    app.restart_with(|config| config.sync_queue_wait_ms = 200)
+        .await;
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "等太久的孩子").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let (visit_id, m) = new_visit(&mut phone, child, fixture.village_a1, &today_at(11));
+
+    let cap = u32::try_from(app.state.config.max_sync_in_flight).unwrap();
+    let _held = app
+        .state
+        .sync_slots
+        .clone()
+        .acquire_many_owned(cap)
+        .await
+        .unwrap();
+    let (status, body) = spawn_push(&app, &mut phone, &m).await.unwrap();
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_busy",
+    );
+    assert!(
+        visit::Entity::find_by_id(visit_id)
+            .one(app.db())
+            .await
+            .unwrap()
+            .is_none(),
+        "a push turned away stores nothing"
+    );
+    assert_eq!(
+        app.state
+            .sync_queued
+            .load(std::sync::atomic::Ordering::Acquire),
+        0
     );
 }
