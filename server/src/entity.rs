@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod refresh_token;
 pub mod register_event;
 pub mod sync_lock;
+pub mod urgent_acknowledgement;
 pub mod user;
 pub mod visit;
 pub mod visit_rule;
