@@ -23,6 +23,7 @@ mod m20261129_000015_child_archive;
 mod m20261129_000020_counted_visits_by_time;
 mod m20261206_000001_device_key;
 mod m20261206_000002_session_end;
+mod m20261207_000001_urgent_acknowledgements;
 mod m20261207_000005_server_epoch;
 
 /// The ordered list of Seedling's migrations.
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000020_counted_visits_by_time::Migration),
             Box::new(m20261206_000001_device_key::Migration),
             Box::new(m20261206_000002_session_end::Migration),
+            Box::new(m20261207_000001_urgent_acknowledgements::Migration),
             Box::new(m20261207_000005_server_epoch::Migration),
         ]
     }

@@ -20,6 +20,7 @@ pub mod refresh_token;
 pub mod register_event;
 pub mod server_meta;
 pub mod sync_lock;
+pub mod urgent_acknowledgement;
 pub mod user;
 pub mod visit;
 pub mod visit_rule;

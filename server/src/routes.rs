@@ -121,6 +121,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(review::list_visits))
         .routes(routes!(review::visit_detail))
         .routes(routes!(review::review_visit))
+        .routes(routes!(review::acknowledge_urgent))
         .routes(routes!(review::list_children))
         .routes(routes!(review::child_page))
         .routes(routes!(privacy::export_child))

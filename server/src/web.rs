@@ -62,3 +62,60 @@ pub fn router() -> Router<AppState> {
             get(|| async { asset("text/css; charset=utf-8", STYLE) }),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use strum::VariantArray;
+
+    use super::SCRIPT;
+    use crate::error::ErrorCode;
+
+    /// The console's table of Chinese error messages (`ERRORS_ZH` in
+    /// console.js), as `(code, message)` pairs.
+    fn chinese_messages() -> Vec<(String, String)> {
+        let start = SCRIPT
+            .find("const ERRORS_ZH = {")
+            .expect("console.js has its ERRORS_ZH table");
+        let body = &SCRIPT[start..];
+        let body = &body[..body.find("\n};").expect("the table ends")];
+        body.lines()
+            .skip(1)
+            .filter_map(|line| {
+                let (code, message) = line.trim().split_once(':')?;
+                let message = message.trim().trim_end_matches(',').trim_matches('"');
+                Some((code.trim().to_owned(), message.to_owned()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_error_code_has_a_chinese_message_in_the_console() {
+        let messages = chinese_messages();
+        let missing: Vec<&str> = ErrorCode::VARIANTS
+            .iter()
+            .map(|code| code.as_str())
+            .filter(|code| !messages.iter().any(|(c, m)| c == code && !m.is_empty()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "console.js ERRORS_ZH has no Chinese message for {missing:?}"
+        );
+        let unknown: Vec<&str> = messages
+            .iter()
+            .map(|(c, _)| c.as_str())
+            .filter(|c| !ErrorCode::VARIANTS.iter().any(|code| code.as_str() == *c))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "ERRORS_ZH names codes the API never answers: {unknown:?}"
+        );
+        for (code, message) in &messages {
+            assert!(
+                message
+                    .chars()
+                    .any(|ch| ('\u{4e00}'..='\u{9fff}').contains(&ch)),
+                "the message for {code} is not Chinese: {message}"
+            );
+        }
+    }
+}

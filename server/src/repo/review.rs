@@ -11,7 +11,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entity::{case_plan_item, child, conflict, register_event, user, visit, visit_version};
+use crate::entity::{
+    case_plan_item, child, conflict, register_event, urgent_acknowledgement, user, visit,
+    visit_version,
+};
 
 /// How the visit log is ordered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,13 +44,30 @@ pub struct VisitFilter {
     pub has_risk_flags: Option<bool>,
     pub has_conflict: Option<bool>,
     pub amended: Option<bool>,
+    pub urgent: Option<UrgentFilter>,
     pub sort: VisitSort,
+}
+
+/// The visit log's urgent filter: visits that raised an urgent risk alert
+/// (an `urgent` conflict row), all of them or by whether it is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UrgentFilter {
+    /// Every visit that raised an urgent alert.
+    Any,
+    /// An alert nobody has acknowledged yet (an open `urgent` row).
+    Unhandled,
+    /// Alerts raised and all acknowledged.
+    Handled,
 }
 
 const OPEN_CONFLICT: &str = "EXISTS (SELECT 1 FROM conflicts c WHERE c.entity = 'visit' \
      AND c.record_id = visits.id AND c.status = 'open')";
 const AMENDED: &str = "EXISTS (SELECT 1 FROM conflicts c WHERE c.entity = 'visit' \
      AND c.record_id = visits.id AND c.kind = 'amendment')";
+const URGENT: &str = "EXISTS (SELECT 1 FROM conflicts c WHERE c.entity = 'visit' \
+     AND c.record_id = visits.id AND c.kind = 'urgent')";
+const URGENT_OPEN: &str = "EXISTS (SELECT 1 FROM conflicts c WHERE c.entity = 'visit' \
+     AND c.record_id = visits.id AND c.kind = 'urgent' AND c.status = 'open')";
 const HAS_RISK: &str = "CAST(visits.risk_flags AS TEXT) <> '[]'";
 
 fn yes_no(query: Select<visit::Entity>, wanted: Option<bool>, sql: &str) -> Select<visit::Entity> {
@@ -83,6 +103,14 @@ fn visit_query(filter: &VisitFilter) -> Select<visit::Entity> {
     }
     query = yes_no(query, filter.has_risk_flags, HAS_RISK);
     query = yes_no(query, filter.has_conflict, OPEN_CONFLICT);
+    query = match filter.urgent {
+        Some(UrgentFilter::Any) => yes_no(query, Some(true), URGENT),
+        Some(UrgentFilter::Unhandled) => yes_no(query, Some(true), URGENT_OPEN),
+        Some(UrgentFilter::Handled) => {
+            yes_no(yes_no(query, Some(true), URGENT), Some(false), URGENT_OPEN)
+        }
+        None => query,
+    };
     yes_no(query, filter.amended, AMENDED)
 }
 
@@ -97,10 +125,12 @@ pub async fn visits(
         return Ok((0, Vec::new()));
     }
     let total = visit_query(filter).count(db).await?;
+    // An urgent alert nobody has acknowledged comes first, whatever the sort.
+    let query = visit_query(filter).order_by_desc(Expr::cust(URGENT_OPEN));
     let query = match filter.sort {
-        VisitSort::VisitedDesc => visit_query(filter).order_by_desc(visit::Column::VisitedAt),
-        VisitSort::VisitedAsc => visit_query(filter).order_by_asc(visit::Column::VisitedAt),
-        VisitSort::UpdatedDesc => visit_query(filter).order_by_desc(visit::Column::UpdatedAt),
+        VisitSort::VisitedDesc => query.order_by_desc(visit::Column::VisitedAt),
+        VisitSort::VisitedAsc => query.order_by_asc(visit::Column::VisitedAt),
+        VisitSort::UpdatedDesc => query.order_by_desc(visit::Column::UpdatedAt),
     };
     let rows = query
         .order_by_asc(visit::Column::Id)
@@ -145,7 +175,8 @@ pub async fn users_by_ids(
         .await
 }
 
-/// The visits (of `ids`) with open conflicts, and those ever amended.
+/// The conflicts that mark visits (of `ids`) in the log: open ones, and
+/// every amendment and urgent alert.
 pub async fn conflict_marks(
     db: &impl ConnectionTrait,
     ids: Vec<Uuid>,
@@ -159,7 +190,7 @@ pub async fn conflict_marks(
         .filter(
             conflict::Column::Status
                 .eq("open")
-                .or(conflict::Column::Kind.eq("amendment")),
+                .or(conflict::Column::Kind.is_in(["amendment", "urgent"])),
         )
         .all(db)
         .await
@@ -249,6 +280,46 @@ pub async fn resolve_conflict(
     active.resolved_by = Set(Some(by));
     active.resolved_at = Set(Some(at));
     active.update(db).await
+}
+
+/// A visit's urgent alerts (its `urgent` conflict rows), oldest first,
+/// locked on PostgreSQL until the transaction ends.
+pub async fn urgent_alerts_for_update(
+    db: &impl ConnectionTrait,
+    visit_id: Uuid,
+) -> Result<Vec<conflict::Model>, DbErr> {
+    conflict::Entity::find()
+        .filter(conflict::Column::Entity.eq("visit"))
+        .filter(conflict::Column::RecordId.eq(visit_id))
+        .filter(conflict::Column::Kind.eq("urgent"))
+        .order_by_asc(conflict::Column::CreatedAt)
+        .order_by_asc(conflict::Column::Id)
+        .lock_exclusive()
+        .all(db)
+        .await
+}
+
+/// The acknowledgements of a visit's urgent alerts, oldest first.
+pub async fn urgent_acknowledgements(
+    db: &impl ConnectionTrait,
+    visit_id: Uuid,
+) -> Result<Vec<urgent_acknowledgement::Model>, DbErr> {
+    urgent_acknowledgement::Entity::find()
+        .filter(urgent_acknowledgement::Column::VisitId.eq(visit_id))
+        .order_by_asc(urgent_acknowledgement::Column::CreatedAt)
+        .order_by_asc(urgent_acknowledgement::Column::Id)
+        .all(db)
+        .await
+}
+
+/// Records an acknowledgement.
+pub async fn insert_urgent_acknowledgement(
+    db: &impl ConnectionTrait,
+    row: urgent_acknowledgement::Model,
+) -> Result<urgent_acknowledgement::Model, DbErr> {
+    urgent_acknowledgement::ActiveModel::from(row)
+        .insert(db)
+        .await
 }
 
 /// Children registered in the given villages, by name.

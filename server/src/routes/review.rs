@@ -12,6 +12,7 @@ use crate::service::review::children::{self, ChildPage, ChildQuery, Roster};
 use crate::service::review::conflicts::{self, ConflictPage, ConflictQuery, ResolveInput};
 use crate::service::review::decide::{self, ReviewInput, ReviewOutcome};
 use crate::service::review::log::{self, ConflictView, VisitDetail, VisitPage, VisitQuery};
+use crate::service::review::urgent::{self, AcknowledgeInput, UrgentView};
 use crate::state::AppState;
 
 /// The visit log: visits in the caller's scope, filtered, sorted and paged.
@@ -68,6 +69,29 @@ pub async fn review_visit(
     ApiJson(input): ApiJson<ReviewInput>,
 ) -> AppResult<Json<ReviewOutcome>> {
     decide::review(&state, &caller, id, input).await.map(Json)
+}
+
+/// Acknowledge a visit's urgent risk alert: `acknowledged` (已知悉) or
+/// `reported` (已上报). Resolves its open alerts; recorded with who and when.
+#[utoipa::path(post, path = "/api/v1/visits/{id}/acknowledge", tag = "review",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Visit id")),
+    request_body = AcknowledgeInput,
+    responses(
+        (status = 200, description = "Acknowledged; the alert and every acknowledgement", body = UrgentView),
+        (status = 403, description = "Not a supervisor or admin", body = ErrorBody),
+        (status = 404, description = "No such visit in your scope", body = ErrorBody),
+        (status = 409, description = "The visit raised no urgent alert, or it is already handled", body = ErrorBody),
+    ))]
+pub async fn acknowledge_urgent(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<AcknowledgeInput>,
+) -> AppResult<Json<UrgentView>> {
+    urgent::acknowledge(&state, &caller, id, input)
+        .await
+        .map(Json)
 }
 
 /// The children roster with due dates; `overdue=true` lists the overdue.

@@ -1,7 +1,7 @@
 //! Supervisor review: the visit log and a visit's whole history
 //! ([`log`]), children's pages and the roster ([`children`]), review
-//! decisions and amendments ([`decide`]), and the conflict queue
-//! ([`conflicts`]). Supervisors see their town, admins their district;
+//! decisions and amendments ([`decide`]), the conflict queue
+//! ([`conflicts`]) and the acknowledgement of urgent alerts ([`urgent`]). Supervisors see their town, admins their district;
 //! directors and the provincial account have no access (403).
 //!
 //! Every change made here — a decision, an accepted amendment, a conflict
@@ -13,6 +13,7 @@ pub mod children;
 pub mod conflicts;
 pub mod decide;
 pub mod log;
+pub mod urgent;
 
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;

@@ -59,6 +59,16 @@ const T = {
     visit_approved: "走访审核通过", urgent_alert: "紧急风险预警", register_added: "纳入保障",
     register_category_changed: "类别变更", register_transferred: "迁移", register_exited: "退出保障",
     durS: "{n} 秒", durM: "{n} 分钟", durH: "{n} 小时", durD: "{n} 天",
+    menu: "菜单", urgentCard: "未处理的紧急风险", urgentFilter: "紧急风险", urgentAny: "全部紧急风险",
+    urgentUnhandled: "未处理", urgentHandled: "已处理", urgentBadge: "紧急 · 未处理", urgentDone: "紧急 · 已处理",
+    urgentTitle: "紧急风险 · 强制报告",
+    urgentHint: "发现疑似侵害未成年人情形，应立即向公安机关报案，并报告区民政局。请确认已知悉；报案后标记已上报。",
+    urgentPending: "尚无人处理此紧急风险。", acknowledged: "已知悉", reported: "已上报",
+    ackLine: "{who}（{role}）于 {when} 标记为“{action}”", raisedAt: "预警时间", urgentMark: "（紧急）",
+    commentRequired: "退回修改时请填写审核意见，说明需要修改的内容。",
+    alreadyHandled: "此紧急风险已有人处理，页面已刷新。",
+    noEndpoint: "未配置省级平台：消息保存在待发送队列中，不会发送。请管理员在服务器配置中设置 integration_endpoint。",
+    handleOnVisit: "在走访页处理",
   },
   en: {
     title: "Child supervision console", skip: "Skip to content", nav: "Main navigation",
@@ -115,8 +125,92 @@ const T = {
     visit_approved: "Visit approved", urgent_alert: "Urgent risk alert", register_added: "Added to the register",
     register_category_changed: "Category changed", register_transferred: "Transferred", register_exited: "Exited",
     durS: "{n} s", durM: "{n} min", durH: "{n} h", durD: "{n} days",
+    menu: "Menu", urgentCard: "Unhandled urgent alerts", urgentFilter: "Urgent risk", urgentAny: "All urgent",
+    urgentUnhandled: "Unhandled", urgentHandled: "Handled", urgentBadge: "Urgent · unhandled", urgentDone: "Urgent · handled",
+    urgentTitle: "Urgent risk · mandatory reporting",
+    urgentHint: "Suspected harm to a minor must be reported to the police at once, and to the district bureau. Confirm that you know of it; mark it reported once reported.",
+    urgentPending: "Nobody has handled this urgent alert yet.", acknowledged: "Acknowledged", reported: "Reported",
+    ackLine: "{who} ({role}) marked it “{action}” at {when}", raisedAt: "Alert raised", urgentMark: " (urgent)",
+    commentRequired: "A return needs a comment saying what to correct.",
+    alreadyHandled: "Somebody already handled this urgent alert; the page is reloaded.",
+    noEndpoint: "No provincial platform configured: messages wait in the queue and are not sent. Set integration_endpoint in the server's configuration.",
+    handleOnVisit: "Handle on the visit",
   },
 };
+
+// Risk flags (shared/GLOSSARY.md): the first seven fall under mandatory
+// reporting (强制报告) and are urgent.
+const RISKS = {
+  sexual_abuse: ["疑似遭受性侵害", "Suspected sexual abuse"],
+  physical_abuse: ["疑似遭受家庭暴力、虐待、殴打或欺凌", "Suspected violence, abuse, beating or bullying"],
+  self_harm: ["自杀、自残风险或非正常伤残", "Suicide or self-harm risk, unexplained injury"],
+  abandonment: ["被遗弃或长期无人照料", "Abandoned or long left without care"],
+  missing_or_trafficked: ["来源不明、失踪或疑似被拐卖", "Of unknown origin, missing or suspected trafficked"],
+  forced_begging: ["被组织乞讨", "Made to beg"],
+  other_serious_harm: ["其他严重侵害身心健康的情形", "Other serious harm to body or mind"],
+  guardianship_gap: ["监护缺失或监护能力不足", "Guardian absent or unable to care"],
+  dropout_risk: ["辍学或失学风险", "At risk of dropping out of school"],
+  untreated_illness: ["患病未及时就医", "Illness left untreated"],
+  psychological_distress: ["情绪或心理困扰", "Emotional or psychological distress"],
+  unsafe_housing: ["住房或居住安全隐患", "Unsafe housing"],
+};
+const riskLabel = (code) => (RISKS[code] ? RISKS[code][lang === "zh" ? 0 : 1] : code || "—");
+
+// The Chinese message for every error code the API answers (the server's
+// ErrorCode; a Rust test checks that none is missing). In English the
+// server's own message is shown.
+const ERRORS_ZH = {
+  invalid_path: "地址有误，请检查链接后重试。",
+  invalid_query: "筛选条件有误，请重置筛选后重试。",
+  malformed_json: "提交的内容格式有误，请刷新页面后重试。",
+  unreadable_body: "提交的内容无法读取，请重试。",
+  invalid_cursor: "同步位置无效，请重新同步。",
+  invalid_content_range: "上传的分段有误，请重新上传。",
+  unsupported_format: "不支持此导出格式。",
+  unsupported_grant_type: "不支持此登录方式。",
+  missing_token: "请先登录。",
+  invalid_token: "登录凭证无效，请重新登录。",
+  token_expired: "登录已过期，请重新登录。",
+  stale_token: "账号信息已变更，请重新登录。",
+  session_ended: "会话已结束，请重新登录。",
+  invalid_credentials: "用户名或密码错误。",
+  invalid_client: "客户端凭证无效。",
+  account_disabled: "账号已停用，请联系区民政局。",
+  unknown_device: "此浏览器未登记为设备，请重新登录。",
+  device_in_use: "此设备已由其他账号使用，请换用其他浏览器或联系区民政局。",
+  device_reassigned: "此设备已分配给其他账号，请重新登录。",
+  invalid_refresh_token: "登录凭证无效，请重新登录。",
+  refresh_token_expired: "登录已过期，请重新登录。",
+  refresh_token_reused: "登录凭证被重复使用，为安全起见已退出，请重新登录。",
+  refresh_token_revoked: "登录凭证已注销，请重新登录。",
+  validation_failed: "填写的内容不符合要求，请检查后重试。",
+  forbidden: "您无权进行此操作。",
+  device_revoked: "此设备已被注销（如报失），请联系区民政局。",
+  not_found: "未找到该记录，或它不在您的管辖范围内。",
+  method_not_allowed: "不支持此操作。",
+  conflict: "记录已被他人修改或状态已变化，请刷新页面后重试。",
+  server_restored: "服务器已从备份恢复：手机下次同步时会补传服务器缺少的记录。",
+  body_timeout: "提交中断，请重试。",
+  payload_too_large: "提交的内容过大。",
+  uri_too_long: "筛选条件过多，请减少后重试。",
+  unsupported_media_type: "不支持的文件类型。",
+  unsupported_protocol: "版本过旧，请刷新页面或更新应用。",
+  login_throttled: "登录失败次数过多，请稍后再试。",
+  headers_too_large: "请求过大，请重新登录后再试。",
+  internal_error: "服务器出错，请稍后重试；如仍失败请联系管理员。",
+  insufficient_storage: "服务器存储空间不足，请稍后重试。",
+  database_unavailable: "数据库暂时不可用，请稍后重试。",
+  timeout: "服务器响应超时，请稍后重试。",
+  server_busy: "服务器繁忙，请稍后重试。",
+};
+// What to show for a failed call: the code's message in Chinese, the
+// server's message in English; a failed connection is said as such.
+function errText(e) {
+  if (!(e instanceof ApiError)) return lang === "zh" ? "无法连接服务器，请检查网络后重试。" : "The server cannot be reached; check the network.";
+  const code = e.body && e.body.error && e.body.error.code;
+  if (lang === "zh") return ERRORS_ZH[code] || `请求失败（${e.status}），请稍后重试。`;
+  return e.message;
+}
 
 let lang = localStorage.getItem("seedling.lang") || "zh";
 const t = (key, vars) => {
@@ -150,6 +244,11 @@ function show(...nodes) {
 // What a page function answers: the nodes of the page, rendered by the
 // router only if the user is still on that page.
 const view = (...nodes) => nodes;
+function clearNotice() {
+  clearTimeout(toast.timer);
+  $("#status").hidden = true;
+  $("#status").textContent = "";
+}
 function toast(msg) {
   const el = $("#status");
   el.textContent = msg;
@@ -219,8 +318,12 @@ function chrome(current) {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
   document.title = "Seedling — " + t("title");
   $(".skip").textContent = t("skip");
-  const signedIn = !!session.token;
+  // Signed out is signed out: the sign-in page shows no navigation.
+  const signedIn = !!session.token && current !== "login";
   $("#top").hidden = !signedIn;
+  $("#top").classList.remove("open");
+  $("#menu").setAttribute("aria-expanded", "false");
+  $("#menu").textContent = t("menu");
   $("#nav").setAttribute("aria-label", t("nav"));
   $("#nav").replaceChildren(...[...PAGES, ...(isAdmin() ? ADMIN_PAGES : [])].map(([key, href]) => h("a", { href, "aria-current": key === current ? "page" : null, text: t(key) })));
   const u = session.user;
@@ -244,7 +347,7 @@ function loginPage() {
       session.save(s);
       unitsCache = null;
       location.hash = "#/dashboard";
-    } catch (e2) { err.textContent = e2.status === 401 ? t("badLogin") : e2.message; }
+    } catch (e2) { err.textContent = e2.status === 401 ? t("badLogin") : errText(e2); }
   } },
     h("h1", { text: t("title") }),
     h("label", {}, t("username"), h("input", { name: "username", id: "username", autocomplete: "username", required: true })),
@@ -269,7 +372,11 @@ function select(name, options, value, labelKey) {
 function statusBadge(s) { return h("span", { class: "badge s-" + s }, label(s)); }
 function table(headers, rows) {
   if (!rows.length) return h("p", { class: "muted" }, t("none"));
-  return h("div", { class: "table-wrap" }, h("table", {},
+  // At phone width each row is a card; a cell names its column itself.
+  for (const row of rows) {
+    [...row.children].forEach((cell, i) => { if (headers[i]) cell.dataset.label = headers[i]; });
+  }
+  return h("div", { class: "table-wrap stack" }, h("table", {},
     h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
     h("tbody", {}, rows)));
 }
@@ -301,20 +408,23 @@ async function visitsPage() {
     h("label", { class: "check" }, h("input", { type: "checkbox", name: "risk", value: "true", checked: p.risk === "true" }), t("risk")),
     h("label", { class: "check" }, h("input", { type: "checkbox", name: "has_conflict", value: "true", checked: p.has_conflict === "true" }), t("hasConflict")),
     h("label", { class: "check" }, h("input", { type: "checkbox", name: "amended", value: "true", checked: p.amended === "true" }), t("amended")),
+    select("urgent", [["unhandled", t("urgentUnhandled")], ["handled", t("urgentHandled")], ["any", t("urgentAny")]], p.urgent, "urgentFilter"),
     h("div", { class: "actions" },
       h("button", { class: "btn", type: "submit", id: "apply-filters" }, t("filter")),
       h("a", { class: "btn secondary", href: "#/visits" }, t("reset"))));
   const limit = 25;
   const offset = Number(p.offset || 0);
   const page = await api("GET", "/api/v1/visits?" + qs({ ...p, limit, offset }));
-  const rows = page.visits.map((v) => h("tr", { "data-visit": v.id },
+  const rows = page.visits.map((v) => h("tr", { "data-visit": v.id, class: v.urgent_unhandled ? "urgent-row" : null },
     h("td", {}, fmtTime(v.visited_at)),
     h("td", {}, h("a", { href: "#/child/" + v.child_id }, v.child_name)),
     h("td", {}, `${v.town_name} ${v.village_name}`),
     h("td", {}, v.author_name),
     h("td", {}, label(v.kind)),
-    h("td", {}, statusBadge(v.review_status), v.risk_flags ? h("span", { class: "flag" }, " " + t("riskN", { n: v.risk_flags })) : null,
-      v.open_conflicts ? h("span", { class: "flag" }, " " + t("conflictN", { n: v.open_conflicts })) : null),
+    h("td", {}, v.urgent ? h("span", { class: "badge " + (v.urgent_unhandled ? "urgent" : "s-returned"), "data-urgent": v.urgent_unhandled ? "unhandled" : "handled" }, t(v.urgent_unhandled ? "urgentBadge" : "urgentDone")) : null,
+      " ", statusBadge(v.review_status),
+      v.risk_types && v.risk_types.length ? h("div", { class: "flag risk-types" }, v.risk_types.map(riskLabel).join("、")) : null,
+      v.open_conflicts ? h("div", { class: "flag" }, t("conflictN", { n: v.open_conflicts })) : null),
     h("td", {}, h("a", { href: "#/visit/" + v.id, class: "open-visit" }, t("open")))));
   const go = (o) => { location.hash = "#/visits?" + qs({ ...p, offset: o }); };
   return view(h("h1", {}, t("visits")), form,
@@ -337,9 +447,12 @@ function conflictRow(c, after) {
       await api("POST", `/api/v1/conflicts/${c.id}/resolve`, { action, value, note: note.value || undefined });
       toast(t("saved"));
       after();
-    } catch (e) { toast(t("failed") + ": " + e.message); }
+    } catch (e) { toast(t("failed") + ": " + errText(e)); }
   };
-  if (c.actions.length) {
+  if (c.status === "open" && !c.actions.length && c.entity === "visit") {
+    // An urgent alert is acknowledged on its visit.
+    cell.append(h("a", { class: "btn danger", href: "#/visit/" + c.record_id, "data-handle": c.id }, t("handleOnVisit")));
+  } else if (c.actions.length) {
     const names = { keep: "keep", other: "otherValue", new: "newValue", accept: "accept", reject: "reject" };
     const newInput = c.actions.includes("new") ? h("input", { "aria-label": t("valueJson"), placeholder: t("valueJson"), name: "value" }) : null;
     cell.append(h("div", { class: "actions" },
@@ -365,18 +478,26 @@ async function visitPage(id) {
   const v = await api("GET", "/api/v1/visits/" + id);
   const r = v.record || {};
   const comment = h("textarea", { id: "review-comment", name: "comment", "aria-describedby": "comment-help", maxlength: "2000" });
+  const commentErr = h("p", { class: "error", id: "comment-error", role: "alert" });
   const decide = async (decision) => {
+    commentErr.textContent = "";
+    if (decision === "return" && !comment.value.trim()) {
+      commentErr.textContent = t("commentRequired");
+      comment.setAttribute("aria-invalid", "true");
+      comment.focus();
+      return;
+    }
     try {
       await api("POST", `/api/v1/visits/${id}/review`, { decision, comment: comment.value, version: v.version });
       toast(t("saved"));
       route();
-    } catch (e) { toast(t("failed") + ": " + e.message); }
+    } catch (e) { toast(t("failed") + ": " + errText(e)); }
   };
   const review = v.review_status === "submitted"
     ? h("section", { class: "panel", "aria-labelledby": "review-h" },
       h("h2", { id: "review-h" }, t("comment")),
       h("label", { for: "review-comment" }, t("comment")), comment,
-      h("p", { id: "comment-help", class: "muted" }, t("commentHelp")),
+      h("p", { id: "comment-help", class: "muted" }, t("commentHelp")), commentErr,
       h("div", { class: "actions" },
         h("button", { class: "btn", type: "button", id: "approve", onclick: () => decide("approve") }, t("approve")),
         h("button", { class: "btn danger", type: "button", id: "return", onclick: () => decide("return") }, t("return"))))
@@ -387,6 +508,7 @@ async function visitPage(id) {
     h("td", {}, h("ul", {}, (x.changes || []).map((c) => h("li", {}, h("b", {}, c.field), ": ", fmtValue(c.before), " → ", fmtValue(c.after)))))));
   return view(h("p", {}, h("a", { href: sessionStorage.getItem("seedling.log") || "#/visits", id: "back-to-log" }, "← " + t("backToLog"))),
     h("h1", {}, t("visit"), " · ", v.child_name),
+    v.urgent ? urgentBanner(id, v.urgent) : null,
     h("p", {}, statusBadge(v.review_status), " ", v.locked ? h("strong", { id: "locked" }, t("locked")) : null),
     h("section", { class: "panel" }, fields([
       [t("child"), h("a", { href: "#/child/" + v.child_id }, v.child_name)],
@@ -394,7 +516,7 @@ async function visitPage(id) {
       [t("director"), v.author_name], [t("kind"), label(v.kind)], [t("visitedAt"), fmtTime(v.visited_at)],
       [t("observations"), r.observations ? Object.entries(r.observations).map(([k, x]) => `${label(k)}: ${x}`).join("\n") : null],
       [t("needs"), (r.needs || []).map((n) => `${label(n.area)}: ${n.description || n.note || ""}`).join("\n")],
-      [t("riskFlags"), (r.risk_flags || []).map((f) => `${f.kind || ""} ${f.note || ""}`).join("\n")],
+      [t("riskFlags"), (r.risk_flags || []).map((f) => `${riskLabel(f.kind || f.code)}${f.urgent ? t("urgentMark") : ""} ${f.note || ""}`.trim()).join("\n")],
       [t("followUp"), r.follow_up], [t("comment"), v.review_comment],
       [t("reviewer"), v.reviewed_by_name ? `${v.reviewed_by_name} ${fmtTime(v.reviewed_at)}` : null],
       [t("version"), String(v.version)],
@@ -404,6 +526,33 @@ async function visitPage(id) {
     table(conflictHeaders(), v.conflicts.map((c) => conflictRow(c, route))),
     h("h2", {}, t("history")),
     table([t("version"), t("action"), t("who"), t("when"), t("changes")], history));
+}
+
+// The red banner of a visit with an urgent risk flag: which risks, the
+// mandatory-reporting hint, who acknowledged it when, and the two buttons.
+function urgentBanner(id, u) {
+  const ack = async (action) => {
+    try {
+      await api("POST", `/api/v1/visits/${id}/acknowledge`, { action });
+      toast(t("saved"));
+    } catch (e) {
+      toast(e.status === 409 ? t("alreadyHandled") : t("failed") + ": " + errText(e));
+    }
+    route();
+  };
+  const reported = u.acknowledgements.some((a) => a.action === "reported" && a.at >= u.raised_at);
+  const buttons = [];
+  if (u.unhandled) buttons.push(h("button", { class: "btn danger", type: "button", id: "ack-acknowledged", onclick: () => ack("acknowledged") }, t("acknowledged")));
+  if (u.unhandled || !reported) buttons.push(h("button", { class: "btn danger", type: "button", id: "ack-reported", onclick: () => ack("reported") }, t("reported")));
+  return h("section", { class: "banner urgent", id: "urgent-banner", "aria-labelledby": "urgent-h" },
+    h("h2", { id: "urgent-h" }, t("urgentTitle")),
+    h("p", { class: "risk-types" }, u.risk_types.map(riskLabel).join("、") || "—"),
+    h("p", {}, t("urgentHint")),
+    h("p", { class: "muted-on" }, t("raisedAt"), "：", fmtTime(u.raised_at)),
+    u.unhandled ? h("p", { id: "urgent-state" }, h("strong", {}, t("urgentPending"))) : null,
+    u.acknowledgements.length ? h("ul", { id: "acknowledgements" }, u.acknowledgements.map((a) => h("li", { "data-ack": a.action },
+      t("ackLine", { who: a.by_name || "", role: label(a.by_role), when: fmtTime(a.at), action: t(a.action) })))) : null,
+    buttons.length ? h("div", { class: "actions" }, buttons) : null);
 }
 
 async function conflictsPage() {
@@ -492,12 +641,35 @@ const lastDayOf = (month) => {
 // The figures come from one report call (GET /api/v1/reports/dashboard), so
 // they are the reports' own; the two work-queue cards are the totals of the
 // queues they open.
+// The work-queue cards (urgent alerts, visits to review, open conflicts)
+// are asked again every POLL_MS while the dashboard is open, so an urgent
+// visit pushed by a phone shows within a minute.
+const POLL_MS = 15000;
+let poller = null;
+const queueCounts = () => Promise.all([
+  api("GET", "/api/v1/visits?urgent=unhandled&limit=1"),
+  api("GET", "/api/v1/visits?review_status=submitted&limit=1"),
+  api("GET", "/api/v1/conflicts?limit=1"),
+]).then(([urgent, submitted, conflicts]) => ({ urgentCard: urgent.total, toReview: submitted.total, openConflicts: conflicts.total }));
+function pollDashboard() {
+  clearInterval(poller);
+  poller = setInterval(async () => {
+    const onDashboard = !location.hash || location.hash.startsWith("#/dashboard");
+    if (!onDashboard || !session.token) { clearInterval(poller); return; }
+    try {
+      const counts = await queueCounts();
+      for (const [key, n] of Object.entries(counts)) {
+        const el = document.querySelector(`[data-card=${key}]`);
+        if (el) el.textContent = String(n);
+      }
+      const urgent = $("#urgent-card");
+      if (urgent) urgent.classList.toggle("alarm", counts.urgentCard > 0);
+    } catch { /* the next round tries again */ }
+  }, POLL_MS);
+}
+
 async function dashboardPage() {
-  const [d, submitted, conflicts] = await Promise.all([
-    api("GET", "/api/v1/reports/dashboard"),
-    api("GET", "/api/v1/visits?review_status=submitted&limit=1"),
-    api("GET", "/api/v1/conflicts?limit=1"),
-  ]);
+  const [d, counts] = await Promise.all([api("GET", "/api/v1/reports/dashboard"), queueCounts()]);
   const card = (key, n, href) => h("a", { class: "card", href }, h("div", { class: "n", "data-card": key }, String(n)), h("div", {}, t(key)));
   const covRows = d.coverage_by_town.map((r) => h("tr", { "data-town": r.town_id },
     h("th", { scope: "row" }, r.town_name),
@@ -520,9 +692,11 @@ async function dashboardPage() {
   const root = h("div", {},
     h("h1", {}, t("dashboard")),
     h("div", { class: "cards" },
+      h("a", { class: "card urgent" + (counts.urgentCard ? " alarm" : ""), id: "urgent-card", href: "#/visits?urgent=unhandled" },
+        h("div", { class: "n", "data-card": "urgentCard" }, String(counts.urgentCard)), h("div", {}, t("urgentCard"))),
       card("overdueCount", d.overdue_children, "#/overdue"), card("activeChildren", d.tracked_children, "#/children"),
       h("div", { class: "card" }, h("div", { class: "n", "data-card": "coverage" }, pct(d.coverage.coverage)), h("div", {}, t("coverage"))),
-      card("toReview", submitted.total, "#/visits?review_status=submitted"), card("openConflicts", conflicts.total, "#/conflicts")),
+      card("toReview", counts.toReview, "#/visits?review_status=submitted"), card("openConflicts", counts.openConflicts, "#/conflicts")),
     h("h2", { id: "cov-h" }, t("coverageByTown")),
     h("div", { class: "table-wrap" }, h("table", { "aria-labelledby": "cov-h", id: "coverage-by-town" },
       h("thead", {}, h("tr", {}, [t("town"), t("coverage"), t("overdueCount")].map((x) => h("th", { scope: "col" }, x)),
@@ -535,6 +709,7 @@ async function dashboardPage() {
       h("tbody", {}, monthRows))),
     h("p", { class: "muted" }, t("dashNote", { asOf: f.as_of, from: f.from, to: f.to })));
   sizeBars(root);
+  pollDashboard();
   return view(root);
 }
 
@@ -554,7 +729,7 @@ async function deliveriesPage() {
       const r = await api("POST", base + path);
       toast(done(r));
       route();
-    } catch (e) { toast(t("failed") + ": " + e.message); }
+    } catch (e) { toast(t("failed") + ": " + errText(e)); }
   };
   const replayedMsg = (r) => t("replayed", { n: r.replayed.length });
   const count = (key) => h("div", { class: "card" + (key === "parked" && s.parked ? " alarm" : "") },
@@ -573,7 +748,8 @@ async function deliveriesPage() {
     h("h1", {}, t("deliveries")),
     h("section", { class: "panel", "aria-labelledby": "state-h" },
       h("h2", { id: "state-h" }, t("deliveryState")),
-      h("p", { id: "delivery-state", class: s.paused ? "error" : "" }, s.paused ? t("paused") : t("running")),
+      h("p", { id: "delivery-state", class: s.paused || !s.endpoint_configured ? "error" : "" },
+        !s.endpoint_configured ? t("noEndpoint") : s.paused ? t("paused") : t("running")),
       h("div", { class: "actions" },
         s.paused
           ? h("button", { class: "btn", type: "button", id: "resume", onclick: () => post("/resume", () => t("saved")) }, t("resume"))
@@ -612,6 +788,7 @@ function page(parts) {
 }
 async function route() {
   const current = ++navigation;
+  clearInterval(poller);
   const hash = location.hash || "#/dashboard";
   const path = hash.slice(1).split("?")[0];
   const parts = path.split("/").filter(Boolean);
@@ -623,13 +800,18 @@ async function route() {
   try {
     nodes = await page(parts);
   } catch (e) {
-    nodes = view(h("h1", {}, t("failed")), h("p", { class: "error", role: "alert" }, e.status === 404 ? t("notFound") : e.status === 403 ? t("forbidden") : e.message));
+    nodes = view(h("h1", {}, t("failed")), h("p", { class: "error", role: "alert" }, e.status === 404 ? t("notFound") : e.status === 403 ? t("forbidden") : errText(e)));
   }
   if (current === navigation) show(...nodes);
 }
 
-window.addEventListener("hashchange", route);
+// A notice belongs to the page it was raised on: a new page clears it.
+window.addEventListener("hashchange", () => { clearNotice(); route(); });
 document.addEventListener("DOMContentLoaded", () => {
+  $("#menu").addEventListener("click", () => {
+    const open = $("#top").classList.toggle("open");
+    $("#menu").setAttribute("aria-expanded", String(open));
+  });
   $("#lang").addEventListener("click", () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("seedling.lang", lang); route(); });
   $("#signout").addEventListener("click", () => {
     // Signed out here at once; the server revokes the refresh token even if

@@ -4,6 +4,7 @@
 
 pub(crate) mod browser;
 mod queue;
+mod urgent;
 
 use reqwest::{Method, StatusCode};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};

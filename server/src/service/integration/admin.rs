@@ -19,6 +19,10 @@ use crate::state::AppState;
 /// Delivery as it stands.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryStatus {
+    /// False when this server has no provincial endpoint configured
+    /// (`integration_endpoint` empty): nothing is sent, messages wait in
+    /// the outbox.
+    pub endpoint_configured: bool,
     /// True when an admin paused delivery.
     pub paused: bool,
     /// Rows waiting for their first or next attempt.
@@ -119,6 +123,7 @@ pub async fn status(state: &AppState, caller: &AuthUser) -> AppResult<DeliverySt
     admin_only(caller)?;
     let txn = crate::repo::begin_snapshot(&state.db).await?;
     let mut status = DeliveryStatus {
+        endpoint_configured: !state.config.integration_endpoint.trim().is_empty(),
         paused: false,
         pending: 0,
         delivering: 0,

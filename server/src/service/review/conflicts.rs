@@ -155,6 +155,13 @@ pub async fn resolve(
             "this conflict is already resolved".to_owned(),
         ));
     }
+    if row.kind == "urgent" {
+        return Err(AppError::Validation(
+            "an urgent alert is acknowledged on its visit (POST /api/v1/visits/{id}/acknowledge), \
+             not resolved here"
+                .to_owned(),
+        ));
+    }
     let action_name = wire(&input.action);
     if !actions_for(&row).contains(&action_name.as_str()) {
         return Err(AppError::Validation(format!(

@@ -13,12 +13,13 @@ use sync_core::rules::{REVIEW_STATUSES, VISIT_KINDS};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::urgent::UrgentView;
 use super::{Place, ScopeUnits, require_reader, start_of};
 use crate::auth::AuthUser;
 use crate::entity::{child, conflict, user, visit, visit_version};
 use crate::error::{AppError, AppResult};
 use crate::repo;
-use crate::repo::review::{VisitFilter, VisitSort};
+use crate::repo::review::{UrgentFilter, VisitFilter, VisitSort};
 use crate::service::audit;
 use crate::state::AppState;
 
@@ -51,6 +52,10 @@ pub struct VisitQuery {
     pub has_conflict: Option<bool>,
     /// Only visits with (or without) proposed amendments.
     pub amended: Option<bool>,
+    /// Only visits that raised an urgent risk alert (mandatory reporting):
+    /// `any`, `unhandled` (not yet acknowledged) or `handled`. Whatever
+    /// the filter, unhandled urgent visits come first in the log.
+    pub urgent: Option<String>,
     /// `visited_desc` (default), `visited_asc` or `updated_desc`.
     pub sort: Option<String>,
     /// Page size, 1–200 (default 50).
@@ -78,6 +83,12 @@ pub struct VisitSummary {
     pub review_comment: Option<String>,
     /// Number of risk flags.
     pub risk_flags: usize,
+    /// The risk flags' codes (`sexual_abuse`, `dropout_risk`, …), in order.
+    pub risk_types: Vec<String>,
+    /// True when the visit raised an urgent risk alert (mandatory reporting).
+    pub urgent: bool,
+    /// True while an urgent alert of the visit is not acknowledged.
+    pub urgent_unhandled: bool,
     /// Open conflicts about this visit.
     pub open_conflicts: usize,
     /// True when the director proposed an amendment after approval.
@@ -145,7 +156,9 @@ pub struct ConflictView {
     pub resolved_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     /// What a resolution may do: `keep`, `other`, `new` (a field), or
-    /// `accept` and `reject` (an amendment), or `keep` alone (a notice).
+    /// `accept` and `reject` (an amendment), or `keep` alone (a notice);
+    /// none for an open `urgent` alert, which is acknowledged on its visit
+    /// (`POST /api/v1/visits/{id}/acknowledge`).
     pub actions: Vec<&'static str>,
 }
 
@@ -164,6 +177,9 @@ pub struct VisitDetail {
     pub history: Vec<VersionView>,
     /// Every conflict about the visit (open and resolved), amendments included.
     pub conflicts: Vec<ConflictView>,
+    /// The urgent alert and its acknowledgements; absent when the visit
+    /// raised none.
+    pub urgent: Option<UrgentView>,
 }
 
 /// The visit log.
@@ -218,6 +234,17 @@ fn filter_of(scope: &ScopeUnits, q: &VisitQuery) -> AppResult<VisitFilter> {
             )));
         }
     };
+    let urgent = match q.urgent.as_deref() {
+        None => None,
+        Some("any") => Some(UrgentFilter::Any),
+        Some("unhandled") => Some(UrgentFilter::Unhandled),
+        Some("handled") => Some(UrgentFilter::Handled),
+        Some(other) => {
+            return Err(AppError::Validation(format!(
+                "unknown urgent `{other}`; expected any, unhandled or handled"
+            )));
+        }
+    };
     if let (Some(from), Some(to)) = (q.from, q.to)
         && from > to
     {
@@ -236,6 +263,7 @@ fn filter_of(scope: &ScopeUnits, q: &VisitQuery) -> AppResult<VisitFilter> {
         has_risk_flags: q.risk,
         has_conflict: q.has_conflict,
         amended: q.amended,
+        urgent,
         sort,
     })
 }
@@ -280,6 +308,24 @@ pub(crate) async fn summaries(
             let amended = marks
                 .iter()
                 .any(|c| c.record_id == v.id && c.kind == "amendment");
+            let alerts = || {
+                marks
+                    .iter()
+                    .filter(|c| c.record_id == v.id && c.kind == "urgent")
+            };
+            let risk_types = v
+                .risk_flags
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| {
+                    f.get("kind")
+                        .or_else(|| f.get("code"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .collect();
             VisitSummary {
                 id: v.id,
                 version: v.version,
@@ -294,6 +340,9 @@ pub(crate) async fn summaries(
                 review_status: v.review_status,
                 review_comment: v.review_comment,
                 risk_flags: v.risk_flags.as_array().map_or(0, Vec::len),
+                risk_types,
+                urgent: alerts().next().is_some(),
+                urgent_unhandled: alerts().any(|c| c.status == "open"),
                 open_conflicts: open,
                 amended,
                 updated_at: v.updated_at,
@@ -346,12 +395,20 @@ pub async fn detail(state: &AppState, caller: &AuthUser, id: Uuid) -> AppResult<
         .unwrap_or(Value::Null);
     let versions = repo::review::visit_versions(db, id).await?;
     let conflicts = repo::review::conflicts_of(db, "visit", id).await?;
+    let acks = repo::review::urgent_acknowledgements(db, id).await?;
     let mut people: HashSet<Uuid> = versions.iter().filter_map(|v| v.actor_id).collect();
     people.extend(conflicts.iter().filter_map(|c| c.actor_id));
     people.extend(visit.reviewed_by);
+    people.extend(acks.iter().map(|a| a.actor_id));
     let names = user_names(db, people.into_iter().collect()).await?;
     let reviewed_by = visit.reviewed_by;
     let reviewed_at = visit.reviewed_at;
+    let alerts: Vec<conflict::Model> = conflicts
+        .iter()
+        .filter(|c| c.kind == "urgent")
+        .cloned()
+        .collect();
+    let urgent = super::urgent::view(&visit.risk_flags, &alerts, acks, &names);
     let summary = summaries(db, &scope, vec![visit]).await?.remove(0);
     audit::record_read(
         state,
@@ -384,6 +441,7 @@ pub async fn detail(state: &AppState, caller: &AuthUser, id: Uuid) -> AppResult<
             .into_iter()
             .map(|c| conflict_view(c, &names))
             .collect(),
+        urgent,
     })
 }
 
@@ -394,6 +452,8 @@ pub(crate) fn actions_for(c: &conflict::Model) -> Vec<&'static str> {
     }
     match c.kind.as_str() {
         "amendment" => vec!["accept", "reject"],
+        // Acknowledged on the visit (`POST /visits/{id}/acknowledge`).
+        "urgent" => Vec::new(),
         _ if c.field.is_some() => vec!["keep", "other", "new"],
         _ => vec!["keep"],
     }

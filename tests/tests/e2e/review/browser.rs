@@ -24,6 +24,8 @@ use super::{day_at, visit};
 on_both_backends!(
     a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome,
     a_slow_answer_for_a_page_already_left_never_renders_over_the_current_one,
+    an_urgent_visit_from_a_phone_reaches_the_dashboard_and_its_acknowledgement_the_district,
+    at_phone_width_the_navigation_folds_away_and_tables_become_cards,
 );
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -81,18 +83,23 @@ impl Driver {
     }
 
     /// A browser with a window of `width` × `height` CSS pixels (768 wide
-    /// is a tablet held upright).
+    /// is a tablet held upright, 390 a phone).
     pub(crate) async fn browser_sized(&self, width: u32, height: u32) -> Client {
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".to_owned(),
-            json!({
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", format!("--window-size={width},{height}"),
-                         "--lang=zh-CN"],
-            }),
-        );
+        let mut options = json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", format!("--window-size={width},{height}"),
+                     "--lang=zh-CN"],
+        });
+        // Chromium keeps a window at least 500 px wide: a phone's width is
+        // emulated instead.
+        if width < 500 {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 },
+            });
+        }
+        caps.insert("goog:chromeOptions".to_owned(), options);
         // The dependency tree enables two TLS providers; pick one (the
         // session itself is plain HTTP on loopback).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -492,5 +499,290 @@ async fn a_slow_answer_for_a_page_already_left_never_renders_over_the_current_on
             .expect("the current page"),
         "走访记录"
     );
+    browser.close().await.expect("close the browser");
+}
+
+/// True when `css` is on the page and displayed.
+async fn displayed(browser: &Client, css: &str) -> bool {
+    match browser.find(Locator::Css(css)).await {
+        Ok(found) => found.is_displayed().await.unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// The sign-in page shows neither the navigation nor a sign-out button.
+async fn assert_signed_out_page(browser: &Client) {
+    element(browser, "#signin").await;
+    for css in ["#top", "#nav", "#signout"] {
+        assert!(
+            !displayed(browser, css).await,
+            "the sign-in page shows `{css}`"
+        );
+    }
+}
+
+async fn an_urgent_visit_from_a_phone_reaches_the_dashboard_and_its_acknowledgement_the_district(
+    app: TestApp,
+) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = admin.create_child(&app, fixture.village_a1, "陈小雨").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let routine = visit(
+        &app,
+        &mut phone,
+        child,
+        fixture.village_a1,
+        &day_at(1, 10),
+        &[],
+    )
+    .await;
+
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    open(&browser, &app, "#/login").await;
+    assert_signed_out_page(&browser).await;
+    snap(&browser, "login").await;
+    sign_in(&browser, &app, "supervisor-a").await;
+    shows(&browser, "[data-card=urgentCard]", "0").await;
+
+    // The phone pushes an urgent visit (older than the routine one) while
+    // the dashboard is open: the red card counts it without a reload.
+    let urgent = visit(
+        &app,
+        &mut phone,
+        child,
+        fixture.village_a1,
+        &day_at(4, 10),
+        &[(
+            "risk_flags",
+            json!({"id": "r1", "kind": "physical_abuse", "urgent": true, "note": "手臂有多处淤青"}),
+        )],
+    )
+    .await;
+    shows(&browser, "[data-card=urgentCard]", "1").await;
+    let class = element(&browser, "#urgent-card")
+        .await
+        .attr("class")
+        .await
+        .expect("the card's class");
+    assert!(
+        class.is_some_and(|c| c.contains("alarm")),
+        "the card is red"
+    );
+    snap(&browser, "dashboard-urgent").await;
+
+    // The card opens the unhandled urgent visits; in the whole log the
+    // urgent visit comes first, its risk in Chinese.
+    click(&browser, "#urgent-card").await;
+    shows(&browser, "#visit-total", "共 1 条").await;
+    go(&browser, "#/visits").await;
+    shows(&browser, "#visit-total", "共 2 条").await;
+    let first = element(&browser, "main tbody tr:first-child").await;
+    assert_eq!(
+        first.attr("data-visit").await.unwrap(),
+        Some(urgent.to_string()),
+        "the urgent visit comes first"
+    );
+    shows(
+        &browser,
+        "main tbody tr:first-child",
+        "疑似遭受家庭暴力、虐待、殴打或欺凌",
+    )
+    .await;
+    shows(&browser, "main tbody tr:first-child", "紧急 · 未处理").await;
+    assert!(
+        !first.text().await.unwrap().contains("physical_abuse"),
+        "no raw code"
+    );
+    snap(&browser, "visit-log-urgent").await;
+
+    // The visit's page: a red banner; the supervisor acknowledges it.
+    click(&browser, &format!("tr[data-visit='{urgent}'] a.open-visit")).await;
+    shows(&browser, "#urgent-banner", "紧急风险 · 强制报告").await;
+    shows(
+        &browser,
+        "#urgent-banner",
+        "疑似遭受家庭暴力、虐待、殴打或欺凌",
+    )
+    .await;
+    shows(&browser, "#urgent-banner", "尚无人处理").await;
+    snap(&browser, "visit-urgent").await;
+    click(&browser, "#ack-acknowledged").await;
+    shows(&browser, "#acknowledgements", "测试 supervisor-a（督导员）").await;
+    shows(&browser, "#acknowledgements", "“已知悉”").await;
+    assert!(
+        browser
+            .find(Locator::Css("#ack-acknowledged"))
+            .await
+            .is_err(),
+        "acknowledged once"
+    );
+    element(&browser, "#ack-reported").await;
+
+    // A return without a comment is not sent.
+    click(&browser, "#return").await;
+    shows(&browser, "#comment-error", "退回修改时请填写审核意见").await;
+    // Errors come in Chinese: the director edits the visit meanwhile, so
+    // the approval of the version on screen is refused (409).
+    phone.pull_all(&app).await;
+    let edit = phone
+        .update(Entity::Visit, urgent)
+        .set("follow_up", json!("已联系派出所"))
+        .build();
+    phone.push(&app, &[edit]).await;
+    click(&browser, "#approve").await;
+    shows(
+        &browser,
+        "#status",
+        "记录已被他人修改或状态已变化，请刷新页面后重试",
+    )
+    .await;
+    let notice = element(&browser, "#status").await.text().await.unwrap();
+    assert!(!notice.contains("changed since"), "{notice}");
+    // A notice belongs to its page.
+    go(&browser, "#/dashboard").await;
+    shows(&browser, "main h1", "仪表盘").await;
+    assert!(
+        !displayed(&browser, "#status").await,
+        "the notice was cleared"
+    );
+    shows(&browser, "[data-card=urgentCard]", "0").await;
+
+    // Signed out is signed out; the district sees who acknowledged when.
+    click(&browser, "#signout").await;
+    assert_signed_out_page(&browser).await;
+    sign_in(&browser, &app, "admin").await;
+    open(&browser, &app, &format!("#/visit/{urgent}")).await;
+    shows(&browser, "#acknowledgements", "测试 supervisor-a（督导员）").await;
+    shows(&browser, "#acknowledgements", "已知悉").await;
+    snap(&browser, "visit-urgent-acknowledged").await;
+    // This server has no provincial endpoint: the delivery page says so.
+    go(&browser, "#/deliveries").await;
+    shows(&browser, "#delivery-state", "未配置省级平台").await;
+    let _ = routine;
+    browser.close().await.expect("close the browser");
+}
+
+async fn at_phone_width_the_navigation_folds_away_and_tables_become_cards(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = admin.create_child(&app, fixture.village_a1, "张小花").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let urgent = visit(
+        &app,
+        &mut phone,
+        child,
+        fixture.village_a1,
+        &day_at(1, 10),
+        &[(
+            "risk_flags",
+            json!({"id": "r1", "kind": "abandonment", "urgent": true, "note": "独自在家三天"}),
+        )],
+    )
+    .await;
+    visit(
+        &app,
+        &mut phone,
+        child,
+        fixture.village_a1,
+        &day_at(5, 10),
+        &[],
+    )
+    .await;
+
+    let driver = Driver::start().await;
+    let browser = driver.browser_sized(390, 844).await;
+    open(&browser, &app, "#/login").await;
+    assert_signed_out_page(&browser).await;
+    sign_in(&browser, &app, "supervisor-a").await;
+    let measure = |script: &'static str| {
+        let browser = browser.clone();
+        async move {
+            browser
+                .execute(script, vec![])
+                .await
+                .expect("measure")
+                .as_f64()
+                .expect("a number")
+        }
+    };
+    // One compact header line; the navigation folded behind 菜单.
+    let header =
+        measure("return document.getElementById('top').getBoundingClientRect().height;").await;
+    assert!(header < 60.0, "the header is {header}px tall");
+    assert!(
+        !displayed(&browser, "#nav").await,
+        "the navigation is folded"
+    );
+    assert!(displayed(&browser, "#menu").await);
+    shows(&browser, "[data-card=urgentCard]", "1").await;
+    snap(&browser, "phone-dashboard").await;
+    click(&browser, "#menu").await;
+    assert!(
+        displayed(&browser, "#nav").await,
+        "the menu opens the navigation"
+    );
+    assert_eq!(
+        element(&browser, "#menu")
+            .await
+            .attr("aria-expanded")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    snap(&browser, "phone-menu").await;
+    click(&browser, "nav a[href='#/visits']").await;
+    shows(&browser, "#visit-total", "共 2 条").await;
+    assert!(
+        !displayed(&browser, "#nav").await,
+        "a new page folds the menu again"
+    );
+
+    // The log as cards: each cell says what it is, nothing scrolls sideways.
+    let display = browser
+        .execute(
+            "return getComputedStyle(document.querySelector('main tbody td')).display;",
+            vec![],
+        )
+        .await
+        .expect("the cell's display");
+    assert_eq!(display, json!("block"), "a row is a card");
+    let labelled = browser
+        .execute(
+            "return getComputedStyle(document.querySelector('main tbody td'), '::before').content;",
+            vec![],
+        )
+        .await
+        .expect("the cell's label");
+    assert_eq!(labelled, json!("\"走访时间\""), "a cell names its column");
+    shows(
+        &browser,
+        "main tbody tr:first-child",
+        "被遗弃或长期无人照料",
+    )
+    .await;
+    snap(&browser, "phone-visit-log").await;
+    let width = measure("return window.innerWidth;").await;
+    assert!(
+        (width - 390.0).abs() < 1.0,
+        "the viewport is {width}px wide"
+    );
+    let wide = measure("return document.documentElement.scrollWidth;").await;
+    let widest = browser
+        .execute(
+            "return [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > 391)
+               .map((e) => e.tagName + '.' + e.className + '#' + e.id + ' ' + Math.round(e.getBoundingClientRect().right)).slice(0, 8).join('; ');",
+            vec![],
+        )
+        .await
+        .expect("the widest elements");
+    assert!(wide <= 390.0, "the page is {wide}px wide: {widest}");
+    click(&browser, &format!("tr[data-visit='{urgent}'] a.open-visit")).await;
+    shows(&browser, "#urgent-banner", "被遗弃或长期无人照料").await;
+    let wide = measure("return document.documentElement.scrollWidth;").await;
+    assert!(wide <= 390.0, "the visit page is {wide}px wide");
+    snap(&browser, "phone-visit").await;
     browser.close().await.expect("close the browser");
 }
