@@ -227,6 +227,13 @@ pub struct Summary {
     /// What went wrong, in words (not in the JSON line).
     #[serde(skip)]
     pub problems: Vec<String>,
+    /// One answer per mutation id the servers acknowledged, below the fault
+    /// layer (an answer the phone "lost" is here too): what the server
+    /// promised to keep. Not in the JSON line; `seedling-sim --acked-out`
+    /// writes it to a file so a failover test can look for each id in the
+    /// database that survived.
+    #[serde(skip)]
+    pub acknowledged: Vec<sync_core::protocol::MutationResult>,
 }
 
 impl Summary {
@@ -503,6 +510,7 @@ async fn verify(
         summary.failed_syncs += device.failed_syncs;
     }
     let results = tap.results();
+    summary.acknowledged = results.clone();
     let (conflicts, missing) = check::conflicts(&results, plan);
     summary.conflicts = conflicts;
     summary.missing_conflicts = missing.len();

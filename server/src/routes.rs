@@ -25,11 +25,15 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{
+    DefaultOnBodyChunk, DefaultOnEos, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse,
+    TraceLayer,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -290,21 +294,7 @@ pub fn app(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                        let request_id = request
-                            .headers()
-                            .get(REQUEST_ID)
-                            .and_then(|value| value.to_str().ok())
-                            .unwrap_or("-");
-                        tracing::info_span!(
-                            "request",
-                            method = %request.method(),
-                            path = %request.uri().path(),
-                            request_id = %request_id,
-                        )
-                    }),
-                )
+                .layer(trace_layer())
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
@@ -324,4 +314,122 @@ pub fn app(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
         .with_state(state)
+}
+
+/// The span every request is logged in (with its `x-request-id`).
+fn request_span(request: &Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+    )
+}
+
+/// Request tracing. tower-http logs every 5xx answer as a failure at ERROR
+/// by default; here that is DEBUG, because `AppError::into_response` already
+/// logs each 5xx once at the level it deserves: a 500 at ERROR with its
+/// detail, a deadlock at WARN, a refusal while the database is unreachable
+/// at DEBUG (the outage itself is logged once, `outage.rs`) and
+/// back-pressure at DEBUG. Left at ERROR, a failover wrote one ERROR line
+/// per refused request.
+type RequestTrace = TraceLayer<
+    SharedClassifier<ServerErrorsAsFailures>,
+    fn(&Request<axum::body::Body>) -> tracing::Span,
+    DefaultOnRequest,
+    DefaultOnResponse,
+    DefaultOnBodyChunk,
+    DefaultOnEos,
+    DefaultOnFailure,
+>;
+
+fn trace_layer() -> RequestTrace {
+    TraceLayer::new_for_http()
+        .make_span_with(request_span as fn(&Request<axum::body::Body>) -> tracing::Span)
+        .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG))
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use std::sync::{Arc, Mutex};
+
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Log output kept in memory.
+    #[derive(Debug, Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    /// The ERROR lines logged while answering `GET /` with `error`.
+    async fn errors_logged_answering(error: fn() -> AppError) -> (u16, Vec<String>) {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_max_level(tracing::Level::ERROR)
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = Router::new()
+            .route("/", get(move || async move { error() }))
+            .layer(trace_layer());
+        let answer = app
+            .oneshot(
+                Request::get("/")
+                    .body(axum::body::Body::empty())
+                    .expect("a request"),
+            )
+            .await
+            .expect("an answer");
+        let text =
+            String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("UTF-8 logs");
+        let lines = text.lines().map(str::to_owned).collect();
+        (answer.status().as_u16(), lines)
+    }
+
+    #[tokio::test]
+    async fn a_request_refused_while_the_database_is_unreachable_logs_no_error() {
+        let (status, errors) = errors_logged_answering(|| {
+            AppError::Unavailable(sea_orm::DbErr::ConnectionAcquire(
+                sea_orm::ConnAcquireErr::Timeout,
+            ))
+        })
+        .await;
+        assert_eq!(status, 503);
+        assert!(errors.is_empty(), "logged at ERROR: {errors:?}");
+        let (status, errors) = errors_logged_answering(|| AppError::Busy).await;
+        assert_eq!(status, 503);
+        assert!(errors.is_empty(), "logged at ERROR: {errors:?}");
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_is_logged_once() {
+        let (status, errors) =
+            errors_logged_answering(|| AppError::Internal("a broken invariant".into())).await;
+        assert_eq!(status, 500);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("request failed"), "{errors:?}");
+    }
 }

@@ -44,6 +44,12 @@ struct Cli {
     /// Seconds allowed for the whole run.
     #[arg(long, default_value_t = 600)]
     deadline_secs: u64,
+    /// Also write every mutation the servers acknowledged to this file, one
+    /// per line: mutation id, status, record id, version (empty when
+    /// rejected), separated by tabs. A failover test looks for each of them
+    /// in the database that survived.
+    #[arg(long, value_name = "PATH")]
+    acked_out: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -51,7 +57,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let base = SimConfig::new(cli.server[0].clone());
     let config = SimConfig {
-        servers: cli.server,
+        servers: cli.server.clone(),
         devices: cli.devices,
         visits: cli.visits,
         days: cli.days,
@@ -72,6 +78,12 @@ async fn main() -> ExitCode {
     for problem in &summary.problems {
         eprintln!("problem: {problem}");
     }
+    if let Some(path) = &cli.acked_out {
+        if let Err(e) = write_acknowledged(path, &summary.acknowledged) {
+            eprintln!("seedling-sim: writing {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     let line = serde_json::to_string(&summary).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{line}").is_err() {
@@ -82,4 +94,29 @@ async fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// One line per acknowledged mutation: id, status, record id, version.
+fn write_acknowledged(
+    path: &std::path::Path,
+    results: &[sync_core::protocol::MutationResult],
+) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for result in results {
+        let value = serde_json::to_value(result).map_err(std::io::Error::other)?;
+        let text = |key: &str| match &value[key] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}",
+            result.mutation_id(),
+            text("status"),
+            text("record_id"),
+            text("version")
+        )?;
+    }
+    out.flush()
 }
