@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 use crate::auth::password;
 use crate::entity::{
-    benefit_standard, case_plan_item, change_log, child, org_unit, register_event, user, visit,
-    visit_rule,
+    benefit_standard, case_plan_item, change_log, child, conflict, org_unit, register_event, user,
+    visit, visit_rule,
 };
 use crate::error::AppError;
 use crate::repo::records::{self, SyncedModel};
@@ -146,6 +146,7 @@ pub async fn seed_demo(
     let roster = roster::build(&mut rng, password_hash, now);
     let (children, events) = children::build(&mut rng, &roster, today);
     let (visits, items) = visits::build(&mut rng, &roster, &children, today, now);
+    let alerts = urgent_alerts(&visits, today);
     let summary = summarize(&roster, &children, &events, &visits, &items, today);
 
     let district_id = roster.district_id;
@@ -204,6 +205,7 @@ pub async fn seed_demo(
     insert::<register_event::Entity, _>(&txn, events).await?;
     insert::<visit::Entity, _>(&txn, visits).await?;
     insert::<case_plan_item::Entity, _>(&txn, items).await?;
+    insert::<conflict::Entity, _>(&txn, alerts).await?;
     for batch in changes.chunks(BATCH) {
         change_log::Entity::insert_many(batch.to_vec())
             .exec_without_returning(&txn)
@@ -221,6 +223,47 @@ pub async fn seed_benefit_standards(db: &impl ConnectionTrait) -> Result<(), DbE
 }
 
 /// Inserts models in batches of [`BATCH`] rows.
+/// Days back within which a demo visit's urgent risk flag is still an open
+/// alert for the town and the district; older ones predate the alerts.
+const OPEN_ALERT_DAYS: i64 = 14;
+
+/// The open `urgent` alert a push raises for a visit carrying an urgent
+/// risk flag (mandatory reporting), for the demo's recent visits, so the
+/// console's red card and banners show as they would in the field.
+fn urgent_alerts(visits: &[visit::Model], today: NaiveDate) -> Vec<conflict::Model> {
+    visits
+        .iter()
+        .filter(|v| (today - crate::calendar::day_of(v.visited_at)).num_days() <= OPEN_ALERT_DAYS)
+        .filter(|v| {
+            v.risk_flags
+                .as_array()
+                .is_some_and(|flags| flags.iter().any(sync_core::protocol::is_urgent_item))
+        })
+        .map(|v| conflict::Model {
+            // Derived from the visit's, so a seed gives the same district.
+            id: Uuid::from_u128(v.id.as_u128().rotate_left(64)),
+            entity: "visit".to_owned(),
+            record_id: v.id,
+            field: None,
+            kind: "urgent".to_owned(),
+            local_value: None,
+            remote_value: None,
+            local_clock: None,
+            remote_clock: None,
+            rule: None,
+            winner: None,
+            mutation_id: None,
+            actor_id: Some(v.author_id),
+            village_id: Some(v.village_id),
+            status: "open".to_owned(),
+            resolution: None,
+            resolved_by: None,
+            resolved_at: None,
+            created_at: v.created_at,
+        })
+        .collect()
+}
+
 async fn insert<E, M>(
     db: &impl ConnectionTrait,
     models: impl IntoIterator<Item = M>,

@@ -137,19 +137,25 @@ fn visit_model(
         Vec::new()
     };
     let risk_flags: Vec<Value> = if rng.gen_bool(0.006) {
-        let &(flag, note) = names::pick(
+        // The field's risk codes (GLOSSARY.md); the mandatory-reporting
+        // ones are marked urgent, as the field app marks them.
+        let &(flag, note, urgent) = names::pick(
             rng,
             &[
-                &("unsafe_housing", "房屋墙体开裂，雨季有隐患"),
-                &("unsafe_housing", "用电线路老化"),
-                &("suspected_neglect", "监护人长期外出，孩子独自在家"),
-                &("suspected_neglect", "孩子衣着单薄，饮食不规律"),
-                &("no_guardian", "祖母住院，暂无人照料"),
-                &("self_harm_risk", "孩子提到不想活了，需立即关注"),
-                &("suspected_abuse", "孩子手臂有多处淤青，说法前后不一"),
+                &("unsafe_housing", "房屋墙体开裂，雨季有隐患", false),
+                &("unsafe_housing", "用电线路老化", false),
+                &("guardianship_gap", "监护人长期外出，孩子独自在家", false),
+                &("untreated_illness", "孩子咳嗽两周未就医", false),
+                &("abandonment", "祖母住院，暂无人照料", true),
+                &("self_harm", "孩子提到不想活了，需立即关注", true),
+                &("physical_abuse", "孩子手臂有多处淤青，说法前后不一", true),
             ],
         );
-        vec![json!({ "id": new_id(rng), "kind": flag, "note": note })]
+        let mut item = json!({ "id": new_id(rng), "kind": flag, "note": note });
+        if urgent {
+            item["urgent"] = json!(true);
+        }
+        vec![item]
     } else {
         Vec::new()
     };
