@@ -243,6 +243,46 @@ export interface LostWrite {
   fields: Record<string, FieldChangeWire>;
 }
 
+/**
+ * The server's copy of a record as this phone last knew it: the copy it
+ * holds (`shadow`) with the mutations the server acknowledged since
+ * (`acked`, not yet pulled back) laid on, each field at its mutation's
+ * clock and answered version. What `lostWrites` compares with a restored
+ * server's copy; null when the server never acknowledged the record.
+ */
+export function acknowledgedCopy(
+  entity: Entity,
+  id: string,
+  shadow: RecordWire | null,
+  acked: { version: number; mutation: MutationWire }[],
+): RecordWire | null {
+  const later = acked.filter((a) => a.version > (shadow?.version ?? 0)).sort((a, b) => a.version - b.version);
+  if (!shadow && later.length === 0) return null;
+  const rec: RecordWire = shadow
+    ? (JSON.parse(JSON.stringify(shadow)) as RecordWire)
+    : { entity, id, version: 0, fields: {}, tombstone: null };
+  for (const { version, mutation: m } of later) {
+    rec.version = version;
+    if (m.op === 'delete') {
+      rec.tombstone = { hlc: m.hlc, version };
+      continue;
+    }
+    if (m.op === 'create') rec.tombstone = null;
+    for (const [name, change] of Object.entries(m.fields ?? {})) {
+      if (isSetChange(change)) {
+        const cur = rec.fields[name];
+        const items: Record<string, ItemWire> = cur && 'items' in cur ? { ...cur.items } : {};
+        for (const itemId of change.remove ?? []) delete items[itemId];
+        for (const item of change.add ?? []) items[String(item['id'])] = { value: item, hlc: change.hlc, version };
+        rec.fields[name] = { items };
+      } else {
+        rec.fields[name] = { register: { value: change.value, hlc: change.hlc, version } };
+      }
+    }
+  }
+  return rec;
+}
+
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const laterClock = (a: string, b: string) => compareHlc(parseHlc(a), parseHlc(b)) > 0;
 const maxClock = (clocks: string[]): string | null =>

@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { formatHlc, nodeOf } from '../src/hlc.ts';
-import { lostWrites } from '../src/records.ts';
+import { acknowledgedCopy, lostWrites } from '../src/records.ts';
 import type { Actor } from '../src/rules.ts';
-import type { FieldWire, Json, RecordWire } from '../src/wire.ts';
+import type { FieldChangeWire, FieldWire, Json, RecordWire } from '../src/wire.ts';
 
 const uuid = (n: number) => `00000000-0000-0000-0000-${n.toString(16).padStart(12, '0')}`;
 const hlc = (wallMs: number, node: string) => formatHlc({ wallMs, counter: 0, node: nodeOf(node) });
@@ -102,5 +102,54 @@ describe('lostWrites', () => {
   test('a device id in any case and form names the same node', () => {
     const writes = lostWrites(phone.toUpperCase(), director, approvedVisit(), null);
     assert.equal(writes.length, 1);
+  });
+});
+
+describe('acknowledgedCopy', () => {
+  test('answered mutations not yet pulled back are laid on the copy at their versions and clocks', () => {
+    const shadow = approvedVisit();
+    shadow.version = 1;
+    const at = hlc(9_000, phone);
+    const copy = acknowledgedCopy('visit', shadow.id, shadow, [
+      { version: 1, mutation: { mutation_id: uuid(70), entity: 'visit', record_id: shadow.id, op: 'update', base_version: 0, hlc: at, fields: { kind: { hlc: at, value: 'ignored: already in the copy' } } } },
+      {
+        version: 3,
+        mutation: {
+          mutation_id: uuid(71),
+          entity: 'visit',
+          record_id: shadow.id,
+          op: 'update',
+          base_version: 1,
+          hlc: at,
+          fields: { follow_up: { hlc: at, value: '下周再访' }, needs: { hlc: at, add: [{ id: 'n2', area: 'living' }], remove: ['n1'] } },
+        },
+      },
+    ])!;
+    assert.equal(copy.version, 3);
+    assert.deepEqual(copy.fields['follow_up'], { register: { value: '下周再访', hlc: at, version: 3 } });
+    assert.deepEqual(copy.fields['needs'], { items: { n2: { value: { id: 'n2', area: 'living' }, hlc: at, version: 3 } } });
+    assert.deepEqual(copy.fields['kind'], shadow.fields['kind']);
+    assert.equal(shadow.version, 1, 'the shadow itself is not changed');
+    // So the edit counts as lost when the restored server holds version 1.
+    const writes = lostWrites(phone, director, copy, shadow);
+    assert.deepEqual(Object.keys(writes[0]!.fields).sort(), ['follow_up', 'needs']);
+  });
+
+  test('a create the server answered but the phone never pulled back is a copy the phone created', () => {
+    const at = hlc(9_000, phone);
+    const create = approvedVisit();
+    const fields: Record<string, FieldChangeWire> = {};
+    for (const [name, f] of Object.entries(create.fields)) {
+      if (name.startsWith('review')) continue;
+      fields[name] = 'register' in f ? { hlc: at, value: f.register.value } : { hlc: at, add: Object.values(f.items).map((i) => i.value), remove: [] };
+    }
+    fields['review_status'] = { hlc: at, value: 'submitted' };
+    const copy = acknowledgedCopy('visit', create.id, null, [
+      { version: 1, mutation: { mutation_id: uuid(72), entity: 'visit', record_id: create.id, op: 'create', base_version: 0, hlc: at, fields } },
+    ])!;
+    const writes = lostWrites(phone, director, copy, null);
+    assert.equal(writes.length, 1);
+    assert.equal(writes[0]!.op, 'create');
+    assert.equal(acknowledgedCopy('visit', create.id, null, []), null);
   });
 });
