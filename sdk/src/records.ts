@@ -2,12 +2,15 @@
  * Pure record logic the phone runs: the plain values of a record, pending
  * mutations laid on top of the server's copy (the shadow), folding several
  * edits of one record into one mutation, the push order
- * (`sync_core::protocol::urgent_first`) and the client's prediction of a
- * register or set merge (checked against sync-core by the shared vectors).
+ * (`sync_core::protocol::urgent_first`), the client's prediction of a
+ * register or set merge, the targeted repair's plan and, after a restore,
+ * the phone's own writes the server lost (checked against sync-core by the
+ * shared vectors).
  */
 
-import { compareHlc, parseHlc } from './hlc.ts';
-import type { Entity, FieldChangeWire, Json, JsonObject, MutationWire, RecordWire } from './wire.ts';
+import { compareHlc, nodeOf, parseHlc } from './hlc.ts';
+import { fieldRule, mayWrite, rulesFor, uuidKey, type Actor, type Writers } from './rules.ts';
+import type { Entity, FieldChangeWire, ItemWire, Json, JsonObject, MutationWire, RecordWire } from './wire.ts';
 
 /** A field's plain value: a register's value or a set's items by id. */
 export type PlainField = { kind: 'register'; value: Json } | { kind: 'items'; items: Map<string, JsonObject> };
@@ -220,4 +223,192 @@ export function repairBetween(
   }
   const drop = [...held.values()].map(({ entity, id }) => ({ entity, id }));
   return { fetch: fetch.sort(compareRef), drop: drop.sort(compareRef) };
+}
+
+// ---------------------------------------------------------------- after a restore
+
+/**
+ * One write to send again after a restore (`sync_core::protocol::LostWrite`):
+ * a mutation without its id — the phone gives it one and keeps it in its
+ * outbox, so resending it is idempotent.
+ */
+export interface LostWrite {
+  /** Create when the server lacks the record, else update (or delete). */
+  op: MutationWire['op'];
+  /** The server's version the write is based on (0 for a create). */
+  base_version: number;
+  /** The latest clock among the fields (the mutation's clock). */
+  hlc: string;
+  /** The fields, each with the clock of its original write. */
+  fields: Record<string, FieldChangeWire>;
+}
+
+/**
+ * The server's copy of a record as this phone last knew it: the copy it
+ * holds (`shadow`) with the mutations the server acknowledged since
+ * (`acked`, not yet pulled back) laid on, each field at its mutation's
+ * clock and answered version. What `lostWrites` compares with a restored
+ * server's copy; null when the server never acknowledged the record.
+ */
+export function acknowledgedCopy(
+  entity: Entity,
+  id: string,
+  shadow: RecordWire | null,
+  acked: { version: number; mutation: MutationWire }[],
+): RecordWire | null {
+  const later = acked.filter((a) => a.version > (shadow?.version ?? 0)).sort((a, b) => a.version - b.version);
+  if (!shadow && later.length === 0) return null;
+  const rec: RecordWire = shadow
+    ? (JSON.parse(JSON.stringify(shadow)) as RecordWire)
+    : { entity, id, version: 0, fields: {}, tombstone: null };
+  for (const { version, mutation: m } of later) {
+    rec.version = version;
+    if (m.op === 'delete') {
+      rec.tombstone = { hlc: m.hlc, version };
+      continue;
+    }
+    if (m.op === 'create') rec.tombstone = null;
+    for (const [name, change] of Object.entries(m.fields ?? {})) {
+      if (isSetChange(change)) {
+        const cur = rec.fields[name];
+        const items: Record<string, ItemWire> = cur && 'items' in cur ? { ...cur.items } : {};
+        for (const itemId of change.remove ?? []) delete items[itemId];
+        for (const item of change.add ?? []) items[String(item['id'])] = { value: item, hlc: change.hlc, version };
+        rec.fields[name] = { items };
+      } else {
+        rec.fields[name] = { register: { value: change.value, hlc: change.hlc, version } };
+      }
+    }
+  }
+  return rec;
+}
+
+const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const laterClock = (a: string, b: string) => compareHlc(parseHlc(a), parseHlc(b)) > 0;
+const maxClock = (clocks: string[]): string | null =>
+  clocks.reduce<string | null>((m, c) => (m === null || laterClock(c, m) ? c : m), null);
+const minClock = (clocks: string[]): string | null =>
+  clocks.reduce<string | null>((m, c) => (m === null || laterClock(m, c) ? c : m), null);
+const itemsOf = (items: Record<string, ItemWire>) => Object.keys(items).sort(byText).map((k) => [k, items[k]!] as const);
+
+/**
+ * `sync_core::protocol::lost_writes`: the writes of `device` (acting as
+ * `actor`) in `local` — the server's copy of the record as this phone last
+ * held it — that the restored server's copy `server` (null: it lacks the
+ * record) does not hold (docs/SYNC-PROTOCOL.md, "After a restore").
+ *
+ * - The server holds the record: every register whose clock names this
+ *   device and is later than the server's, every set item likewise (one
+ *   update per distinct clock of a set's items, the latest group travelling
+ *   with the registers), and a delete this device made.
+ * - The server lacks it, this device created it (wrote a field at version
+ *   1) and its role may create it: one create with every field the role may
+ *   write on create. A required field someone else wrote last (a
+ *   supervisor's `approved`) takes the create value it followed from
+ *   (`submitted`), at the device's first clock.
+ * - Otherwise nothing: a record someone else created is theirs to redo.
+ */
+export function lostWrites(device: string, actor: Actor, local: RecordWire, server: RecordWire | null): LostWrite[] {
+  const node = nodeOf(device);
+  const mine = (hlc: string) => parseHlc(hlc).node === node;
+  return server ? lostUpdates(mine, local, server) : lostCreate(mine, actor, local);
+}
+
+function lostUpdates(mine: (hlc: string) => boolean, local: RecordWire, server: RecordWire): LostWrite[] {
+  const base = server.version;
+  const registers: Record<string, FieldChangeWire> = {};
+  // Item groups by (field, clock), in the order sync-core keys them.
+  const groups = new Map<string, { name: string; hlc: string; add: JsonObject[] }>();
+  for (const name of Object.keys(local.fields).sort(byText)) {
+    const field = local.fields[name]!;
+    const theirs = server.fields[name];
+    if ('register' in field) {
+      const reg = field.register;
+      if (!mine(reg.hlc)) continue;
+      const newer = theirs && 'register' in theirs ? laterClock(reg.hlc, theirs.register.hlc) : true;
+      if (newer) registers[name] = { hlc: reg.hlc, value: reg.value };
+    } else {
+      const theirItems = theirs && 'items' in theirs ? theirs.items : null;
+      for (const [key, item] of itemsOf(field.items)) {
+        const other = theirItems?.[key];
+        if (!mine(item.hlc) || (other && !laterClock(item.hlc, other.hlc))) continue;
+        const k = `${name}\u0000${item.hlc}`;
+        const g = groups.get(k) ?? { name, hlc: item.hlc, add: [] };
+        g.add.push(item.value);
+        groups.set(k, g);
+      }
+    }
+  }
+  const update = (fields: Record<string, FieldChangeWire>): LostWrite => ({
+    op: 'update',
+    base_version: base,
+    hlc: maxClock(Object.values(fields).map((c) => c.hlc))!,
+    fields,
+  });
+  const writes: LostWrite[] = [];
+  const first = { ...registers };
+  const later: { name: string; hlc: string; add: JsonObject[] }[] = [];
+  const ordered = [...groups.values()].sort((a, b) => byText(b.name, a.name) || compareHlc(parseHlc(b.hlc), parseHlc(a.hlc)));
+  for (const g of ordered) {
+    if (g.name in first) later.push(g);
+    else first[g.name] = { hlc: g.hlc, add: g.add, remove: [] };
+  }
+  if (Object.keys(first).length) writes.push(update(first));
+  later.sort((a, b) => compareHlc(parseHlc(a.hlc), parseHlc(b.hlc)));
+  for (const g of later) writes.push(update({ [g.name]: { hlc: g.hlc, add: g.add, remove: [] } }));
+  if (local.tombstone && mine(local.tombstone.hlc) && !server.tombstone) {
+    writes.push({ op: 'delete', base_version: base, hlc: local.tombstone.hlc, fields: {} });
+  }
+  return writes;
+}
+
+function lostCreate(mine: (hlc: string) => boolean, actor: Actor, local: RecordWire): LostWrite[] {
+  const rules = rulesFor(local.entity);
+  if (local.tombstone) return [];
+  // This device created the record when it wrote one of its fields at the
+  // first version; its first clock is the earliest of those.
+  const clocks = Object.values(local.fields).flatMap((field) =>
+    'register' in field ? [field.register] : Object.values(field.items),
+  );
+  const createdAt = minClock(clocks.filter((c) => mine(c.hlc) && c.version <= 1).map((c) => c.hlc));
+  if (createdAt === null) return [];
+  const authorField = rules.authorField ? local.fields[rules.authorField] : undefined;
+  const author = authorField && 'register' in authorField ? uuidKey(authorField.register.value) : null;
+  if (!mayWrite(rules.create, actor, author, undefined, undefined)) return [];
+  const fields: Record<string, FieldChangeWire> = {};
+  for (const name of Object.keys(local.fields).sort(byText)) {
+    const rule = fieldRule(rules, name);
+    if (!rule) continue;
+    const field = local.fields[name]!;
+    if ('register' in field) {
+      const reg = field.register;
+      if (mayWrite(rule.writers, actor, author, undefined, reg.value)) {
+        fields[name] = { hlc: reg.hlc, value: reg.value };
+      } else if (rule.required) {
+        const value = createValueBefore(rule.writers, actor, typeof reg.value === 'string' ? reg.value : null);
+        if (value !== null) fields[name] = { hlc: createdAt, value };
+      }
+    } else if (mayWrite(rule.writers, actor, author, undefined, undefined)) {
+      const items = itemsOf(field.items);
+      const latest = maxClock(items.map(([, it]) => it.hlc));
+      if (latest !== null) fields[name] = { hlc: latest, add: items.map(([, it]) => it.value), remove: [] };
+    }
+  }
+  // A required field the role may not give any value: the server would
+  // refuse the create, so it is not sent.
+  const complete = rules.fields.filter((r) => r.required).every((r) => r.name in fields);
+  if (!complete || Object.keys(fields).length === 0) return [];
+  return [{ op: 'create', base_version: 0, hlc: maxClock(Object.values(fields).map((c) => c.hlc)) ?? createdAt, fields }];
+}
+
+/**
+ * The value `actor` may create a transition-ruled field with from which
+ * someone moved it to `now` (`submitted`, before `approved`); else the
+ * first value it may create it with.
+ */
+function createValueBefore(writers: Writers, actor: Actor, now: string | null): string | null {
+  if (!('transitions' in writers)) return null;
+  const list = writers.transitions;
+  const creatable = list.filter((t) => t.role === actor.role && t.from === null).map((t) => t.to);
+  return creatable.find((v) => list.some((t) => t.from === v && t.to === now)) ?? creatable[0] ?? null;
 }

@@ -103,6 +103,8 @@ export class Seedling {
   intervals: VisitIntervals = DEFAULT_VISIT_INTERVALS;
   /** What the last checksum repair did (null until one ran). */
   lastRepair: import('./sync.ts').RepairReport | null = null;
+  /** What the last recovery after a server restore did (null until one ran). */
+  lastRecovery: import('./sync.ts').RecoveryReport | null = null;
   /** Photos the server refused, by SHA-256 (kept on the phone). */
   readonly photoErrors = new Map<string, { code: string; message: string }>();
 
@@ -143,6 +145,8 @@ export class Seedling {
       state: session ? 'locked' : 'signed_out',
       pending: 0,
       pendingPhotos: 0,
+      recovered: false,
+      resent: 0,
       lastSyncAt,
       lastError: null,
     };
@@ -373,6 +377,11 @@ export class Seedling {
       ...(lastSyncAt !== undefined ? { lastSyncAt } : {}),
     };
     this.emit({ kind: 'status' });
+  }
+
+  /** @internal A complete round: whether it recovered from a server restore, and how many writes it sent again. */
+  noteRound(recovery: import('./sync.ts').RecoveryReport | null): void {
+    this.current = { ...this.current, recovered: recovery !== null, resent: recovery?.resent ?? 0 };
   }
 
   /** @internal */

@@ -15,6 +15,13 @@
  *    scope is pulled again from the start, only records whose version
  *    differs are rewritten, and server copies the server no longer sends
  *    are dropped.
+ * 4. **After a restore** (a pull answered 409 `server_restored`), recover
+ *    (SYNC-PROTOCOL.md "After a restore"): push, read the whole manifest,
+ *    find the server copies it lacks or holds at a lower version than the
+ *    phone saw, fetch the server's copies of those it still holds, queue the
+ *    phone's own writes it lacks (`lostWrites`) as new mutations, forget
+ *    those records' base versions, push, then repair from a fresh manifest
+ *    and pull on from its cursor.
  *
  * 503 `server_busy` / Retry-After is waited out (1–2× the time asked, not
  * counted as an attempt); other 5xx are retried with exponential back-off;
@@ -26,15 +33,18 @@ import { ScopeChecksum } from './checksum.ts';
 import { recordKey } from './db.ts';
 import { formatHlc, tryParseHlc } from './hlc.ts';
 import { uploadPhotos } from './photos.ts';
-import { repairBetween, urgentFirst } from './records.ts';
+import { uuid } from './crypto.ts';
+import { acknowledgedCopy, lostWrites, repairBetween, urgentFirst } from './records.ts';
 import type { Seedling } from './seedling.ts';
 import type { OutboxEntry, UnlockedStore } from './store.ts';
 import { SeedlingError, type SyncStatus, type VisitConflict } from './types.ts';
 import type { LoadedRecord } from './views.ts';
 import {
   PROTOCOL_VERSION,
+  type Entity,
   type FetchRequest,
   type FetchResponse,
+  type MutationWire,
   type ManifestEntryWire,
   type ManifestResponse,
   type PullResponse,
@@ -67,6 +77,26 @@ export interface RepairReport {
   matched: boolean;
 }
 
+/** What the last recovery after a restore did, for diagnostics and tests. */
+export interface RecoveryReport {
+  at: number;
+  /** Server copies this phone held that the restored server lacked or held at a lower version. */
+  behind: number;
+  /** This phone's own writes sent again. */
+  resent: number;
+  /** The first manifest page's cursor, which the pull went on from (null: pulled from scratch). */
+  cursor: string | null;
+  /** Whether the scope checksum matched after the pull. */
+  matched: boolean;
+  /** A push the server refused as a whole (the writes stay in the outbox and go with a later push). */
+  refused: ApiError | null;
+}
+
+/** 409 `server_restored`: the server was restored from a backup since this cursor was made. */
+export function isServerRestored(e: unknown): boolean {
+  return e instanceof ApiError && e.status === 409 && e.code === 'server_restored';
+}
+
 export async function runSync(s: Seedling): Promise<SyncStatus> {
   if (s.status().state === 'revoked' || !s.api.session) return s.status();
   if (!s.store) {
@@ -77,19 +107,23 @@ export async function runSync(s: Seedling): Promise<SyncStatus> {
   try {
     // A push the server refuses as a whole (a client bug: 400/422) keeps its
     // outbox and is reported, but does not keep the phone from pulling.
-    let refused: ApiError | null = null;
-    try {
-      await withRetry(s, () => push(s));
-    } catch (e) {
-      if (!(e instanceof ApiError) || e.kind !== 'fatal') throw e;
-      refused = e;
-    }
+    let refused = await pushUnlessRefused(s);
     if (!refused) await withRetry(s, () => uploadPhotos(s));
-    let ok = await withRetry(s, () => pull(s, false));
+    let recovery: RecoveryReport | null = null;
+    let ok: boolean;
+    try {
+      ok = await withRetry(s, () => pull(s, false));
+    } catch (e) {
+      if (!isServerRestored(e)) throw e;
+      recovery = await recover(s);
+      ok = recovery.matched;
+      refused ??= recovery.refused;
+    }
     if (!ok) ok = await withRetry(s, () => repair(s));
     await withRetry(s, () => fetchVisitRules(s));
     const now = s.opts.now();
     await s.db.setMeta('last_sync_at', now);
+    s.noteRound(recovery);
     if (refused) s.setState('error', { code: refused.code, message: refused.message }, now);
     else if (ok) s.setState('idle', null, now);
     else s.setState('error', { code: 'diverged', message: '本机数据与服务器不一致，修复未成功，将再次尝试' }, now);
@@ -98,6 +132,17 @@ export async function runSync(s: Seedling): Promise<SyncStatus> {
   }
   await s.refreshCounts().catch(() => undefined);
   return s.status();
+}
+
+/** Pushes the outbox; a push the server refuses as a whole (a client bug: 400/422) is returned, not thrown. */
+async function pushUnlessRefused(s: Seedling): Promise<ApiError | null> {
+  try {
+    await withRetry(s, () => push(s));
+    return null;
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.kind !== 'fatal') throw e;
+    return e;
+  }
 }
 
 async function failed(s: Seedling, e: unknown): Promise<void> {
@@ -408,36 +453,67 @@ async function storeChanges(
   return ids;
 }
 
-/**
- * On a checksum mismatch: the targeted repair of SYNC-PROTOCOL.md §4 — the
- * scope's manifest, `repairBetween` it and the phone's copies, a fetch of
- * only the records missing or at another version (500 a request), and the
- * copies the scope no longer holds dropped (pending edits kept). A server
- * without the manifest route gets the whole scope pulled again instead.
- */
-async function repair(s: Seedling): Promise<boolean> {
+interface Manifest {
+  entries: ManifestEntryWire[];
+  checksum: ScopeChecksumWire | null;
+  /** The first page's `cursor` (null: an older server sent none). */
+  cursor: string | null;
+}
+
+/** Every page of the scope's manifest; null when the server has no manifest route (older servers). */
+async function readManifest(s: Seedling): Promise<Manifest | null> {
   const entries: ManifestEntryWire[] = [];
   let checksum: ScopeChecksumWire | null = null;
+  let cursor: string | null = null;
   let after: string | null = null;
   try {
     for (let page = 0; page < 10_000; page++) {
       const q = new URLSearchParams({ protocol_version: String(PROTOCOL_VERSION), limit: '5000' });
       if (after) q.set('after', after);
       const m = await s.api.json<ManifestResponse>('GET', `/api/v1/sync/manifest?${q.toString()}`);
+      if (page === 0) cursor = m.cursor ?? null;
       entries.push(...m.entries);
       checksum = m.scope_checksum;
-      if (!m.next_after) break;
+      if (!m.next_after) return { entries, checksum, cursor };
       after = m.next_after;
     }
   } catch (e) {
-    if (e instanceof ApiError && (e.status === 404 || e.status === 405)) return pull(s, true);
+    if (e instanceof ApiError && (e.status === 404 || e.status === 405)) return null;
     throw e;
   }
+  // Half a manifest would drop every record past its end.
+  throw new ApiError('retryable', 0, 'manifest_unfinished', 'the server never finished the manifest');
+}
+
+/**
+ * On a checksum mismatch: the targeted repair of SYNC-PROTOCOL.md §4 — the
+ * scope's manifest, `repairBetween` it and the phone's copies, a fetch of
+ * only the records missing or at another version (500 a request), and the
+ * copies the scope no longer holds dropped (pending edits kept). A server
+ * without the manifest route gets the whole scope pulled again instead.
+ *
+ * After a restore (`restored`), the records named there are fetched too
+ * (their versions in the new history may equal the old ones by chance), and
+ * the pull goes on from the manifest's first page's cursor, or from scratch
+ * when the server sent none; the answer is that pull's checksum verdict.
+ */
+async function repair(s: Seedling, restored?: { refetch: RecordRefWire[]; report: RecoveryReport }): Promise<boolean> {
+  const manifest = await readManifest(s);
+  if (!manifest) return pull(s, true);
+  const { entries, checksum } = manifest;
   const store = s.requireStore();
   const device = [...store.records.values()].flatMap((r) =>
     r.body.shadow && !r.body.shadow.tombstone ? [{ entity: r.entity, id: r.id, version: r.body.shadow.version }] : [],
   );
   const plan = repairBetween(entries, device);
+  if (restored) {
+    const listed = new Set(entries.map(([entity, id]) => recordKey(entity, id)));
+    const planned = new Set(plan.fetch.map((r) => recordKey(r.entity, r.id)));
+    for (const ref of restored.refetch) {
+      const key = recordKey(ref.entity, ref.id);
+      if (listed.has(key) && !planned.has(key)) plan.fetch.push(ref);
+    }
+  }
   let fetched = 0;
   let dropped = 0;
   const touched: string[] = [];
@@ -458,7 +534,101 @@ async function repair(s: Seedling): Promise<boolean> {
   }
   const matched = checksum !== null && localChecksum(store.records.values()).equals(checksum);
   s.lastRepair = { at: s.opts.now(), mode: 'targeted', rewritten: fetched, dropped, matched };
-  return matched;
+  if (!restored) return matched;
+  restored.report.cursor = manifest.cursor;
+  if (!manifest.cursor) return pull(s, true);
+  const cursor = manifest.cursor;
+  await store.exclusive(() => store.write({ meta: { cursor } }));
+  return pull(s, false);
+}
+
+// ---------------------------------------------------------------- after a restore
+
+/**
+ * The recovery after a restore (SYNC-PROTOCOL.md "After a restore"): the
+ * restored server is behind this phone — it lost visits and edits it had
+ * acknowledged. The phone sends back its own writes the server lacks,
+ * through the outbox as new mutations (a resend is idempotent as always),
+ * then repairs its store from a fresh manifest and pulls on from that
+ * manifest's cursor. Writes by others that only the lost history held (a
+ * supervisor's decision) are not the phone's to send: they are redone on
+ * the server.
+ */
+async function recover(s: Seedling): Promise<RecoveryReport> {
+  const report: RecoveryReport = { at: s.opts.now(), behind: 0, resent: 0, cursor: null, matched: false, refused: null };
+  report.refused = await pushUnlessRefused(s);
+  const manifest = await withRetry(s, () => readManifest(s));
+  if (!manifest) throw new ApiError('fatal', 409, 'server_restored', 'the server was restored but has no manifest');
+  const held = new Map(manifest.entries.map(([entity, id, version]) => [recordKey(entity, id), version]));
+  const store = s.requireStore();
+  // The server's copies this phone knew (acknowledged writes laid on) that
+  // the restored server lacks or holds at a lower version: what it lost.
+  const behind: { key: string; entity: Entity; id: string; local: RecordWire }[] = [];
+  for (const r of store.records.values()) {
+    const local = acknowledgedCopy(r.entity, r.id, r.body.shadow, r.body.acked);
+    if (!local) continue;
+    const version = held.get(r.key);
+    if (version === undefined || version < local.version) behind.push({ key: r.key, entity: r.entity, id: r.id, local });
+  }
+  report.behind = behind.length;
+  const onServer = behind.filter((b) => held.has(b.key)).map(({ entity, id }) => ({ entity, id }));
+  const theirs = new Map<string, RecordWire>();
+  for (let i = 0; i < onServer.length; i += MAX_FETCH) {
+    const body: FetchRequest = { protocol_version: PROTOCOL_VERSION, records: onServer.slice(i, i + MAX_FETCH) };
+    const answer = await withRetry(s, () => s.api.json<FetchResponse>('POST', '/api/v1/sync/fetch', body));
+    observe(s, answer.server_hlc);
+    for (const c of answer.changes) theirs.set(recordKey(c.entity, c.id), c);
+  }
+  const user = s.api.session?.user;
+  if (!user) throw new ApiError('sign_in', 401, 'missing_token', 'not signed in');
+  const actor = { userId: user.id, role: user.role };
+  report.resent = await store.exclusive(async () => {
+    const records: LoadedRecord[] = [];
+    const outbox: OutboxEntry[] = [];
+    const deleteOutbox: number[] = [];
+    let seq = store.nextSeq();
+    let resent = 0;
+    for (const b of behind) {
+      const server = theirs.get(b.key) ?? null;
+      const serverVersion = server?.version ?? 0;
+      // Edits not yet sent go after the writes sent again, on the server's version.
+      const unsent = store.outbox.filter((e) => e.recordKey === b.key && e.attempts === 0);
+      deleteOutbox.push(...unsent.map((e) => e.seq));
+      for (const w of lostWrites(s.deviceId, actor, b.local, server)) {
+        const mutation: MutationWire = {
+          mutation_id: uuid(),
+          entity: b.entity,
+          record_id: b.id,
+          op: w.op,
+          base_version: w.base_version,
+          hlc: w.hlc,
+          ...(w.op === 'delete' ? {} : { fields: w.fields }),
+        };
+        outbox.push({ seq: seq++, mutation, attempts: 0, recordKey: b.key });
+        resent++;
+      }
+      for (const e of unsent) {
+        const base = Math.min(e.mutation.base_version, serverVersion);
+        outbox.push({ ...e, seq: seq++, mutation: { ...e.mutation, base_version: base } });
+      }
+      // The server's versions went back: the answers it gave before the
+      // restore no longer say what later edits start from.
+      const r = store.records.get(b.key);
+      if (r && r.body.acked.length) records.push({ ...r, body: { ...r.body, acked: [] } });
+    }
+    if (outbox.length || records.length) {
+      await store.write({ records, outbox, deleteOutbox, meta: { hlc: formatHlc(s.clock.last()) } });
+    }
+    return resent;
+  });
+  await s.refreshCounts().catch(() => undefined);
+  // Refused, they stay in the outbox and the records they touch are kept by
+  // the repair (pending edits are never dropped) until a push takes them.
+  report.refused = (await pushUnlessRefused(s)) ?? report.refused;
+  const refetch = behind.map(({ entity, id }) => ({ entity, id }));
+  report.matched = await withRetry(s, () => repair(s, { refetch, report }));
+  s.lastRecovery = report;
+  return report;
 }
 
 /** After a repair's last page: server copies the server no longer sent are dropped (pending edits kept). */

@@ -50,6 +50,15 @@ export interface SyncStatus {
   pending: number;
   /** Photos not yet completely uploaded. */
   pendingPhotos: number;
+  /**
+   * The last complete round found the server restored from a backup and
+   * recovered: it sent back this phone's own writes the server had lost
+   * (`resent` of them), repaired the store and pulled on. Not an error;
+   * a supervisor's decisions the restore lost must be redone on the server.
+   */
+  recovered: boolean;
+  /** Writes the last complete round sent again after a restore (0 when it did not recover). */
+  resent: number;
   /** Wall ms of the last complete sync round. */
   lastSyncAt: number | null;
   lastError: { code: string; message: string } | null;

@@ -231,6 +231,12 @@ export interface ManifestResponse {
   entries: ManifestEntryWire[];
   next_after?: string | null;
   scope_checksum: ScopeChecksumWire;
+  /**
+   * A pull cursor at the change log's head when this page was read: after
+   * a restore the phone pulls on from the first page's. Absent from older
+   * servers.
+   */
+  cursor?: string | null;
 }
 
 export interface RecordRefWire {
@@ -305,7 +311,7 @@ export const WIRE_SCHEMAS: Record<string, Record<string, 'string' | 'integer' | 
     scope_checksum: 'object',
   },
   VisitRulesView: { district_id: 'string', intervals: 'object' },
-  ManifestResponse: { protocol_version: 'integer', entries: 'array', next_after: 'string', scope_checksum: 'object' },
+  ManifestResponse: { protocol_version: 'integer', entries: 'array', next_after: 'string', scope_checksum: 'object', cursor: 'string' },
   FetchRequest: { protocol_version: 'integer', records: 'array' },
   FetchResponse: { protocol_version: 'integer', server_hlc: 'string', changes: 'array', missing: 'array' },
   AttachmentStatus: { sha256: 'string', status: 'string', received_bytes: 'integer', size_bytes: 'integer', content_type: 'string' },

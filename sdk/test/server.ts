@@ -2,7 +2,10 @@
  * Starts a real `seedling serve --demo` on a free loopback port with a
  * fresh data directory (SQLite), or on a fresh PostgreSQL database when
  * `SEEDLING_TEST_POSTGRES` is set and `postgres` is asked for; waits for
- * `/readyz`; and always stops it (and drops the database) afterwards.
+ * `/readyz`; and always stops it (and drops the database) afterwards. In
+ * between, `cli` runs another `seedling` command on the same configuration
+ * (a backup) and `restartAround` stops the server, runs an operator's work
+ * while it is down (a restore) and starts it again on the same port.
  */
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -17,8 +20,14 @@ export const PASSWORD = 'seedling-demo';
 export interface TestServer {
   baseUrl: string;
   backend: 'sqlite' | 'postgres';
+  /** The server's data directory (its SQLite file, keys, attachments). */
+  dataDir: string;
   stop(): Promise<void>;
   log(): string;
+  /** Runs `seedling ARGS…` with the server's configuration; throws unless it succeeds. */
+  cli(...args: string[]): string;
+  /** Stops the server (its data kept), runs `offline`, then starts it again on the same address. */
+  restartAround(offline: () => Promise<void> | void): Promise<void>;
 }
 
 async function freePort(): Promise<number> {
@@ -60,15 +69,20 @@ export async function startServer(backend: 'sqlite' | 'postgres' = 'sqlite'): Pr
     env['SEEDLING_DATABASE_URL'] = dbUrl.toString();
   }
   let output = '';
-  const child: ChildProcess = spawn(BIN, ['serve', '--demo', '--bind', `127.0.0.1:${port}`], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const baseUrl = `http://127.0.0.1:${port}`;
+  let child: ChildProcess;
   let exited = false;
-  child.once('exit', () => (exited = true));
-  const stop = async () => {
+  const spawnServer = () => {
+    exited = false;
+    child = spawn(BIN, ['serve', '--demo', '--bind', `127.0.0.1:${port}`], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    child.once('exit', () => (exited = true));
+  };
+  const halt = async () => {
     if (!exited) {
       const gone = new Promise<void>((ok) => child.once('exit', () => ok()));
       child.kill('SIGTERM');
@@ -76,15 +90,17 @@ export async function startServer(backend: 'sqlite' | 'postgres' = 'sqlite'): Pr
       await gone;
       clearTimeout(timer);
     }
+  };
+  const stop = async () => {
+    await halt();
     try {
       dropDb?.();
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
   };
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 120_000;
-  try {
+  const ready = async () => {
+    const deadline = Date.now() + 120_000;
     for (;;) {
       if (exited) throw new Error(`seedling exited before it was ready:\n${output}`);
       try {
@@ -96,11 +112,27 @@ export async function startServer(backend: 'sqlite' | 'postgres' = 'sqlite'): Pr
       if (Date.now() > deadline) throw new Error(`seedling not ready after 120 s:\n${output}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+  };
+  const cli = (...args: string[]): string => {
+    const r = spawnSync(BIN, args, { env, encoding: 'utf8', timeout: 120_000 });
+    output += r.stdout + r.stderr;
+    if (r.status !== 0) throw new Error(`seedling ${args.join(' ')} failed (${r.status}): ${r.stderr || r.error}`);
+    return r.stdout + r.stderr;
+  };
+  const restartAround = async (offline: () => Promise<void> | void) => {
+    await halt();
+    await offline();
+    spawnServer();
+    await ready();
+  };
+  spawnServer();
+  try {
+    await ready();
   } catch (e) {
     await stop();
     throw e;
   }
-  return { baseUrl, backend, stop, log: () => output };
+  return { baseUrl, backend, dataDir, stop, log: () => output, cli, restartAround };
 }
 
 /** A signed-in raw API client for the other roles of a scenario (supervisor, admin). */

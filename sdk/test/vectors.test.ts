@@ -11,7 +11,8 @@ import { describe, test } from 'node:test';
 import { ScopeChecksum, fnv1a64, recordHash } from '../src/checksum.ts';
 import { DEFAULT_VISIT_INTERVALS, dueDate, dueStatus } from '../src/due.ts';
 import { HlcClock, compareHlc, formatHlc, parseHlc } from '../src/hlc.ts';
-import { isSetChange, isUrgentMutation, predictMerge, repairBetween, urgentFirst } from '../src/records.ts';
+import { isSetChange, isUrgentMutation, lostWrites, predictMerge, repairBetween, urgentFirst } from '../src/records.ts';
+import { rulesFor } from '../src/rules.ts';
 import type { Entity, MutationWire, RecordWire } from '../src/wire.ts';
 
 const V = JSON.parse(
@@ -145,5 +146,31 @@ describe('shared vectors: targeted repair', () => {
       assert.deepEqual(plan.fetch, c.fetch);
       assert.deepEqual(plan.drop, c.drop);
     }
+  });
+});
+
+describe('shared vectors: who may write what', () => {
+  test("the phone's rule table is sync-core's", () => {
+    assert.equal(V.rules.length, 3);
+    for (const want of V.rules) {
+      const mine = rulesFor(want.entity);
+      assert.deepEqual(mine.create, want.create, `who may create a ${want.entity}`);
+      assert.equal(mine.authorField, want.author_field);
+      assert.deepEqual(mine.fields, want.fields, `the fields of a ${want.entity}`);
+    }
+  });
+});
+
+describe('shared vectors: the writes a phone sends again after a restore', () => {
+  for (const c of V.lost_writes as { name: string; device: string; actor: { user_id: string; role: string }; local: RecordWire; server: RecordWire | null; writes: unknown[] }[]) {
+    test(c.name, () => {
+      const got = lostWrites(c.device, { userId: c.actor.user_id, role: c.actor.role }, c.local, c.server);
+      assert.deepEqual(got, c.writes);
+    });
+  }
+  test('the vectors cover creates, updates, deletes and refusals', () => {
+    const ops = new Set((V.lost_writes as { writes: { op: string }[] }[]).flatMap((c) => c.writes.map((w) => w.op)));
+    assert.deepEqual([...ops].sort(), ['create', 'delete', 'update']);
+    assert.ok((V.lost_writes as { writes: unknown[] }[]).filter((c) => c.writes.length === 0).length >= 5);
   });
 });

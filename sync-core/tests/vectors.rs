@@ -1,7 +1,8 @@
 //! Shared test vectors for the phone: a JSON document built from
 //! sync-core's real functions — HLC text and ordering, `tick` / `observe`
 //! with the skew bound, the scope checksum, the due rule, mutation encoding,
-//! `urgent_first` and merge outcomes — compared with the committed
+//! `urgent_first`, merge outcomes, the repair plan, who may write what and
+//! the writes a phone sends again after a restore — compared with the committed
 //! `tests/vectors/client.json`. The TypeScript SDK (`sdk/test/vectors.test.ts`)
 //! checks its own implementation against every vector in that file, so the
 //! phone and the server cannot drift apart.
@@ -17,10 +18,11 @@ use sync_core::{
     clock::{DEFAULT_MAX_FORWARD_SKEW_MS, Hlc, HlcClock},
     merge::{Verdict, merge},
     protocol::{
-        ManifestEntry, Mutation, Repair, ScopeChecksum, fnv1a64, record_hash, urgent_first,
+        ManifestEntry, Mutation, Repair, ScopeChecksum, fnv1a64, lost_writes, record_hash,
+        urgent_first,
     },
     record::{Entity, Record},
-    rules::{Role, rules_for},
+    rules::{Actor, Role, Writers, rules_for},
     semantic::{DueInput, VisitIntervals, due_date, due_status},
     testing::{MutationBuilder as M, actor, hlc, ids, stored, uuid, visit_create},
 };
@@ -539,6 +541,277 @@ fn repair_vectors() -> Value {
     Value::Array(out)
 }
 
+fn writers_json(writers: &Writers) -> Value {
+    let roles = |contains: &dyn Fn(Role) -> bool| -> Vec<Role> {
+        [
+            Role::Director,
+            Role::Supervisor,
+            Role::Admin,
+            Role::Integration,
+        ]
+        .into_iter()
+        .filter(|r| contains(*r))
+        .collect()
+    };
+    match writers {
+        Writers::Roles(set) => json!({"roles": roles(&|r| set.contains(r))}),
+        Writers::Author(set) => json!({"author": roles(&|r| set.contains(r))}),
+        Writers::Transitions(list) => json!({"transitions": list
+            .iter()
+            .map(|t| json!({"role": t.role, "author": t.author, "from": t.from, "to": t.to}))
+            .collect::<Vec<_>>()}),
+    }
+}
+
+/// Who may create each entity and write each field: the table the phone
+/// keeps to decide which of its writes it may send again.
+fn rules_vectors() -> Value {
+    let out: Vec<Value> = [Entity::Child, Entity::Visit, Entity::CasePlanItem]
+        .into_iter()
+        .map(|entity| {
+            let rules = rules_for(entity);
+            let fields: Vec<Value> = rules
+                .fields
+                .iter()
+                .map(|f| json!({"name": f.name, "writers": writers_json(&f.writers), "required": f.required}))
+                .collect();
+            json!({"entity": entity, "create": writers_json(&rules.create),
+                   "author_field": rules.author_field, "fields": fields})
+        })
+        .collect();
+    Value::Array(out)
+}
+
+/// `lost_writes` on a table of records the phone held and the restored
+/// server's copies.
+fn lost_write_vectors() -> Value {
+    const PHONE: u128 = 0x0a;
+    const SUPERVISOR_PHONE: u128 = 0x5e5e;
+    let director = Actor::new(uuid(0xd1), Role::Director);
+    let reg = |value: Value, wall: u64, node: u128, version: u64| json!({"register": {"value": value, "hlc": hlc(wall, node), "version": version}});
+    let items = |list: &[(&str, Value, u64, u128, u64)]| {
+        let map: serde_json::Map<String, Value> = list
+            .iter()
+            .map(|(id, value, wall, node, version)| {
+                (
+                    (*id).to_owned(),
+                    json!({"value": value, "hlc": hlc(*wall, *node), "version": version}),
+                )
+            })
+            .collect();
+        json!({"items": map})
+    };
+    let record = |entity: Entity, id: u128, version: u64, fields: Value| -> Record {
+        serde_json::from_value(
+            json!({"entity": entity, "id": uuid(id), "version": version, "fields": fields}),
+        )
+        .expect("a record")
+    };
+    // A visit the phone created at version 1 (07:00) and a supervisor
+    // approved with a comment at version 2 (08:00).
+    let visit_fields = |status: &str, status_node: u128| {
+        json!({
+            "child_id": reg(json!(uuid(0xc1)), 7_000, PHONE, 1),
+            "author_id": reg(json!(director.user_id), 7_000, PHONE, 1),
+            "device_id": reg(json!(uuid(PHONE)), 7_000, PHONE, 1),
+            "village_id": reg(json!(uuid(0x7100)), 7_000, PHONE, 1),
+            "kind": reg(json!("home_visit"), 7_000, PHONE, 1),
+            "visited_at": reg(json!("2026-12-01T10:00:00+08:00"), 7_000, PHONE, 1),
+            "review_status": reg(json!(status), if status_node == PHONE { 7_000 } else { 8_000 }, status_node, if status_node == PHONE { 1 } else { 2 }),
+            "needs": items(&[("n1", json!({"id": "n1", "area": "study"}), 7_000, PHONE, 1)]),
+        })
+    };
+    let approved = {
+        let mut fields = visit_fields("approved", SUPERVISOR_PHONE);
+        fields["review_comment"] = reg(json!("好"), 8_000, SUPERVISOR_PHONE, 2);
+        record(Entity::Visit, 0x99, 2, fields)
+    };
+    let submitted = record(Entity::Visit, 0x99, 1, visit_fields("submitted", PHONE));
+    // After the backup the phone changed the follow-up, added two needs at
+    // two clocks and a risk flag, and deleted nothing.
+    let edited = {
+        let mut fields = visit_fields("submitted", PHONE);
+        fields["follow_up"] = reg(json!("下周再访"), 9_000, PHONE, 2);
+        fields["needs"] = items(&[
+            ("n1", json!({"id": "n1", "area": "study"}), 7_000, PHONE, 1),
+            ("n2", json!({"id": "n2", "area": "living"}), 9_500, PHONE, 3),
+            (
+                "n3",
+                json!({"id": "n3", "area": "psychology"}),
+                9_600,
+                PHONE,
+                4,
+            ),
+        ]);
+        fields["risk_flags"] = items(&[(
+            "r1",
+            json!({"id": "r1", "kind": "unsafe_housing"}),
+            9_700,
+            PHONE,
+            5,
+        )]);
+        record(Entity::Visit, 0x99, 5, fields)
+    };
+    let mut deleted = submitted.clone();
+    deleted.version = 2;
+    deleted.tombstone = Some(sync_core::record::Tombstone {
+        hlc: hlc(9_000, PHONE),
+        version: 2,
+    });
+    let returned = {
+        let mut fields = visit_fields("returned", SUPERVISOR_PHONE);
+        fields["review_comment"] = reg(json!("补充照片"), 8_000, SUPERVISOR_PHONE, 2);
+        record(Entity::Visit, 0x99, 2, fields)
+    };
+    let draft = record(Entity::Visit, 0x99, 1, visit_fields("draft", PHONE));
+    let incomplete = {
+        let mut fields = visit_fields("submitted", PHONE);
+        fields.as_object_mut().unwrap().remove("visited_at");
+        record(Entity::Visit, 0x99, 1, fields)
+    };
+    let someone_elses = {
+        let mut fields = visit_fields("submitted", PHONE);
+        fields["author_id"] = reg(json!(uuid(0xd2)), 7_000, PHONE, 1);
+        record(Entity::Visit, 0x99, 1, fields)
+    };
+    let by_another_phone = record(Entity::Visit, 0x99, 1, {
+        let text = serde_json::to_string(&visit_fields("submitted", PHONE)).unwrap();
+        serde_json::from_str(&text.replace(
+            &uuid(PHONE).simple().to_string(),
+            &uuid(SUPERVISOR_PHONE).simple().to_string(),
+        ))
+        .unwrap()
+    });
+    let plan_item = record(
+        Entity::CasePlanItem,
+        0x91,
+        2,
+        json!({
+            "child_id": reg(json!(uuid(0xc1)), 7_000, PHONE, 1),
+            "village_id": reg(json!(uuid(0x7100)), 7_000, PHONE, 1),
+            "area": reg(json!("study"), 7_000, PHONE, 1),
+            "description": reg(json!("每周辅导"), 7_000, PHONE, 1),
+            "status": reg(json!("in_progress"), 9_000, PHONE, 2),
+        }),
+    );
+    let child = record(
+        Entity::Child,
+        0xc1,
+        3,
+        json!({
+            "name": reg(json!("孙小禾"), 7_000, PHONE, 1),
+            "birth_date": reg(json!("2015-03-01"), 7_000, PHONE, 1),
+            "category": reg(json!("left_behind"), 7_000, PHONE, 1),
+            "status": reg(json!("active"), 7_000, PHONE, 1),
+            "village_id": reg(json!(uuid(0x7100)), 7_000, PHONE, 1),
+            "guardian_phone": reg(json!("13800000000"), 9_000, PHONE, 3),
+        }),
+    );
+    let mut child_on_server = child.clone();
+    child_on_server.version = 2;
+    child_on_server.fields.remove("guardian_phone");
+    let mut supervisor_later = submitted.clone();
+    supervisor_later.version = 2;
+    supervisor_later.fields.insert(
+        "follow_up".into(),
+        serde_json::from_value(reg(json!("督导员的意见"), 9_900, SUPERVISOR_PHONE, 2)).unwrap(),
+    );
+    let cases: Vec<(&str, &Record, Option<&Record>, Actor)> = vec![
+        (
+            "lost_approved_visit_comes_back_submitted",
+            &approved,
+            None,
+            director,
+        ),
+        (
+            "lost_returned_visit_comes_back_submitted",
+            &returned,
+            None,
+            director,
+        ),
+        ("lost_draft_comes_back_a_draft", &draft, None, director),
+        (
+            "in_step_sends_nothing",
+            &approved,
+            Some(&approved),
+            director,
+        ),
+        (
+            "edits_after_the_backup_in_groups_by_clock",
+            &edited,
+            Some(&submitted),
+            director,
+        ),
+        (
+            "an_older_write_than_the_servers_is_not_sent",
+            &edited,
+            Some(&supervisor_later),
+            director,
+        ),
+        (
+            "a_delete_the_phone_made_is_sent_again",
+            &deleted,
+            Some(&submitted),
+            director,
+        ),
+        (
+            "a_lost_deleted_record_is_not_created",
+            &deleted,
+            None,
+            director,
+        ),
+        (
+            "a_visit_missing_a_required_field_is_not_created",
+            &incomplete,
+            None,
+            director,
+        ),
+        (
+            "another_directors_visit_is_not_created",
+            &someone_elses,
+            None,
+            director,
+        ),
+        (
+            "a_visit_another_device_created_is_not_created",
+            &by_another_phone,
+            None,
+            director,
+        ),
+        (
+            "a_plan_item_the_director_created",
+            &plan_item,
+            None,
+            director,
+        ),
+        ("a_child_a_director_may_not_create", &child, None, director),
+        (
+            "a_directors_edit_of_a_child_is_sent",
+            &child,
+            Some(&child_on_server),
+            director,
+        ),
+        (
+            "a_supervisor_may_not_create_a_visit",
+            &submitted,
+            None,
+            Actor::new(uuid(0x5e), Role::Supervisor),
+        ),
+    ];
+    let out: Vec<Value> = cases
+        .into_iter()
+        .map(|(name, local, server, actor)| {
+            let writes: Vec<Value> = lost_writes(uuid(PHONE), &actor, local, server)
+                .into_iter()
+                .map(|w| json!({"op": w.op, "base_version": w.base_version, "hlc": w.hlc, "fields": w.fields}))
+                .collect();
+            json!({"name": name, "device": uuid(PHONE), "actor": {"user_id": actor.user_id, "role": actor.role},
+                   "local": local, "server": server, "writes": writes})
+        })
+        .collect();
+    Value::Array(out)
+}
+
 fn vectors() -> Value {
     json!({
         "about": "Generated by sync-core/tests/vectors.rs from sync-core's own functions; SEEDLING_WRITE_VECTORS=1 rewrites it. The TypeScript SDK checks itself against every vector.",
@@ -548,6 +821,8 @@ fn vectors() -> Value {
         "mutations": mutation_vectors(),
         "merges": merge_vectors(),
         "repair": repair_vectors(),
+        "rules": rules_vectors(),
+        "lost_writes": lost_write_vectors(),
     })
 }
 
