@@ -78,11 +78,11 @@ async fn main() -> ExitCode {
     for problem in &summary.problems {
         eprintln!("problem: {problem}");
     }
-    if let Some(path) = &cli.acked_out {
-        if let Err(e) = write_acknowledged(path, &summary.acknowledged) {
-            eprintln!("seedling-sim: writing {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
+    if let Some(path) = &cli.acked_out
+        && let Err(e) = write_acknowledged(path, &summary.acknowledged)
+    {
+        eprintln!("seedling-sim: writing {}: {e}", path.display());
+        return ExitCode::from(2);
     }
     let line = serde_json::to_string(&summary).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     let mut out = std::io::stdout().lock();

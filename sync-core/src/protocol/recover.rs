@@ -102,10 +102,13 @@ fn lost_updates(device: Uuid, local: &Record, server: &Record) -> Vec<LostWrite>
     let mut first: BTreeMap<String, FieldChange> = registers;
     let mut later: Vec<(String, Hlc, Vec<Value>)> = Vec::new();
     for ((name, hlc), values) in items.into_iter().rev() {
-        if first.contains_key(&name) {
-            later.push((name, hlc, values));
-        } else {
-            first.insert(name, items_change(hlc, values));
+        match first.entry(name) {
+            std::collections::btree_map::Entry::Occupied(taken) => {
+                later.push((taken.key().clone(), hlc, values));
+            }
+            std::collections::btree_map::Entry::Vacant(free) => {
+                free.insert(items_change(hlc, values));
+            }
         }
     }
     if !first.is_empty() {
