@@ -660,6 +660,25 @@ fn rows() -> Vec<Row> {
             classify: None,
         },
         Row {
+            // An urgent alert's acknowledgement: the town's supervisor and
+            // the district reach it (the matrix's visit raised no alert:
+            // 409, nothing changes); another town's supervisor does not
+            // see the visit; directors and the rest are refused.
+            method: "post",
+            path: "/api/v1/visits/{id}/acknowledge",
+            expect: "ufffohofr",
+            build: |world, _, _| {
+                Request::new(
+                    Method::POST,
+                    format!("/api/v1/visits/{}/acknowledge", world.visit),
+                )
+                .json(json!({ "action": "acknowledged" }))
+            },
+            classify: Some(|_, status, _| {
+                (status == StatusCode::CONFLICT).then_some(Expect::Served)
+            }),
+        },
+        Row {
             // A decision on a stale version: the town's supervisor reaches
             // the decision (409, nothing changes); only supervisors decide.
             method: "post",
