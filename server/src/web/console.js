@@ -508,7 +508,7 @@ async function visitPage(id) {
     h("td", {}, h("ul", {}, (x.changes || []).map((c) => h("li", {}, h("b", {}, c.field), ": ", fmtValue(c.before), " → ", fmtValue(c.after)))))));
   return view(h("p", {}, h("a", { href: sessionStorage.getItem("seedling.log") || "#/visits", id: "back-to-log" }, "← " + t("backToLog"))),
     h("h1", {}, t("visit"), " · ", v.child_name),
-    v.urgent ? urgentBanner(id, v.urgent) : null,
+    v.urgent_alert ? urgentBanner(id, v.urgent_alert) : null,
     h("p", {}, statusBadge(v.review_status), " ", v.locked ? h("strong", { id: "locked" }, t("locked")) : null),
     h("section", { class: "panel" }, fields([
       [t("child"), h("a", { href: "#/child/" + v.child_id }, v.child_name)],

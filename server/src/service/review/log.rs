@@ -177,9 +177,9 @@ pub struct VisitDetail {
     pub history: Vec<VersionView>,
     /// Every conflict about the visit (open and resolved), amendments included.
     pub conflicts: Vec<ConflictView>,
-    /// The urgent alert and its acknowledgements; absent when the visit
-    /// raised none.
-    pub urgent: Option<UrgentView>,
+    /// The urgent alert and its acknowledgements; `null` when the visit
+    /// raised none. (The summary's `urgent` is the boolean.)
+    pub urgent_alert: Option<UrgentView>,
 }
 
 /// The visit log.
@@ -441,7 +441,7 @@ pub async fn detail(state: &AppState, caller: &AuthUser, id: Uuid) -> AppResult<
             .into_iter()
             .map(|c| conflict_view(c, &names))
             .collect(),
-        urgent,
+        urgent_alert: urgent,
     })
 }
 

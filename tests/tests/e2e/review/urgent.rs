@@ -146,14 +146,16 @@ async fn an_urgent_visit_comes_first_and_is_acknowledged_once_by_its_own_town(ap
     // unhandled list and the top of the log.
     let admin_token = app.token_for("admin").await;
     let detail = get(&app, &admin_token, &format!("/api/v1/visits/{urgent}")).await;
-    let acks = detail["urgent"]["acknowledgements"].as_array().unwrap();
+    let acks = detail["urgent_alert"]["acknowledgements"]
+        .as_array()
+        .unwrap();
     let actions: Vec<&str> = acks.iter().map(|a| a["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["acknowledged", "reported"]);
     assert!(
         acks.iter()
             .all(|a| a["by_name"] == "测试 supervisor-a" && a["at"].is_string())
     );
-    assert_eq!(detail["urgent"]["unhandled"], false);
+    assert_eq!(detail["urgent_alert"]["unhandled"], false);
     assert_eq!(
         get(&app, &admin_token, "/api/v1/visits?urgent=unhandled").await["total"],
         0
@@ -214,8 +216,8 @@ async fn a_new_urgent_flag_after_an_acknowledgement_raises_the_alert_again(app: 
     let unhandled = get(&app, &supervisor, "/api/v1/visits?urgent=unhandled").await;
     assert_eq!(ids(&unhandled), [urgent.to_string()]);
     let detail = get(&app, &supervisor, &format!("/api/v1/visits/{urgent}")).await;
-    assert_eq!(detail["urgent"]["unhandled"], true);
-    let mut types: Vec<&str> = detail["urgent"]["risk_types"]
+    assert_eq!(detail["urgent_alert"]["unhandled"], true);
+    let mut types: Vec<&str> = detail["urgent_alert"]["risk_types"]
         .as_array()
         .unwrap()
         .iter()
