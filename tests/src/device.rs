@@ -162,6 +162,47 @@ impl Device {
         .await
     }
 
+    /// Sends a push from a task of its own, for a test that needs it in
+    /// flight while it does something else; the task answers the status,
+    /// the `Retry-After` header and the body.
+    pub fn push_in_background(
+        &mut self,
+        app: &TestApp,
+        mutations: &[Mutation],
+    ) -> tokio::task::JoinHandle<(StatusCode, Option<String>, Value)> {
+        let body = json!({
+            "protocol_version": PROTOCOL_VERSION,
+            "device_id": self.id,
+            "device_hlc": self.tick(),
+            "mutations": mutations,
+        });
+        let (http, url, token) = (
+            app.http.clone(),
+            app.url("/api/v1/sync/push"),
+            self.token.clone(),
+        );
+        tokio::spawn(async move {
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("an answer");
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            (
+                status,
+                retry_after,
+                response.json().await.expect("a JSON body"),
+            )
+        })
+    }
+
     /// Pushes; panics unless the server answered 200.
     pub async fn push(&mut self, app: &TestApp, mutations: &[Mutation]) -> PushResponse {
         let (status, body) = self.push_raw(app, mutations, PROTOCOL_VERSION).await;

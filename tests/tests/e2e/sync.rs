@@ -1390,37 +1390,6 @@ async fn a_server_at_its_sync_cap_answers_busy_and_serves_again_when_a_slot_free
     );
 }
 
-/// A push sent by raw HTTP from a task, for requests that must be in flight
-/// together; answers the status and the body.
-fn spawn_push(
-    app: &TestApp,
-    phone: &mut Device,
-    m: &Mutation,
-) -> tokio::task::JoinHandle<(StatusCode, Value)> {
-    let body = json!({
-        "protocol_version": sync_core::protocol::PROTOCOL_VERSION,
-        "device_id": phone.id,
-        "device_hlc": phone.tick(),
-        "mutations": [m],
-    });
-    let (http, url, token) = (
-        app.http.clone(),
-        app.url("/api/v1/sync/push"),
-        phone.token.clone(),
-    );
-    tokio::spawn(async move {
-        let response = http
-            .post(url)
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("an answer");
-        let status = response.status();
-        (status, response.json().await.expect("a JSON body"))
-    })
-}
-
 async fn a_sync_beyond_the_cap_waits_its_turn_and_is_served(app: TestApp) {
     let fixture = Fixture::load(&app).await;
     let mut admin = Device::sign_in(&app, "admin").await;
@@ -1436,7 +1405,7 @@ async fn a_sync_beyond_the_cap_waits_its_turn_and_is_served(app: TestApp) {
         .acquire_many_owned(cap)
         .await
         .unwrap();
-    let push = spawn_push(&app, &mut phone, &m);
+    let push = phone.push_in_background(&app, std::slice::from_ref(&m));
     seedling_tests::wait_until("the push waits for a slot", || async {
         app.state
             .sync_queued
@@ -1449,7 +1418,7 @@ async fn a_sync_beyond_the_cap_waits_its_turn_and_is_served(app: TestApp) {
         "it waits rather than being turned away"
     );
     drop(held);
-    let (status, body) = push.await.unwrap();
+    let (status, _, body) = push.await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["results"][0]["status"], "applied", "{body}");
     assert!(
@@ -1485,7 +1454,10 @@ async fn a_sync_that_waits_past_the_deadline_is_answered_busy(mut app: TestApp) 
         .acquire_many_owned(cap)
         .await
         .unwrap();
-    let (status, body) = spawn_push(&app, &mut phone, &m).await.unwrap();
+    let (status, _, body) = phone
+        .push_in_background(&app, std::slice::from_ref(&m))
+        .await
+        .unwrap();
     assert_error(
         status,
         &body,

@@ -110,34 +110,7 @@ async fn postgres_ending_connections_mid_push_gives_503_and_the_resend_applies_o
         .expect("pid");
     let observer = Database::connect(url).await.expect("connect");
 
-    let hlc = phone.tick();
-    let body = serde_json::json!({
-        "protocol_version": sync_core::protocol::PROTOCOL_VERSION,
-        "device_id": phone.id,
-        "device_hlc": hlc,
-        "mutations": [mutation],
-    });
-    let in_flight = tokio::spawn({
-        let (http, url, token, body) = (
-            app.http.clone(),
-            app.url("/api/v1/sync/push"),
-            phone.token.clone(),
-            body.clone(),
-        );
-        async move {
-            let response = http
-                .post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .expect("an answer");
-            let retry_after = response.headers().get("retry-after").cloned();
-            let status = response.status();
-            let body: serde_json::Value = response.json().await.expect("a JSON body");
-            (status, retry_after, body)
-        }
-    });
+    let in_flight = phone.push_in_background(&app, std::slice::from_ref(&mutation));
     seedling_tests::wait_until("the push waits on the writer lock", || async {
         observer
             .query_one_raw(sea_orm::Statement::from_string(
