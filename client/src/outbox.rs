@@ -122,6 +122,65 @@ pub(crate) async fn enqueue(
     Ok(Queued::New(m.mutation_id))
 }
 
+/// Queues `mutations` ahead of everything in the outbox, in their order,
+/// never folded: after a restore, the writes the server lost come before
+/// the edits made on top of them.
+pub(crate) async fn enqueue_first(
+    conn: &mut SqliteConnection,
+    mutations: &[Mutation],
+) -> Result<(), StoreError> {
+    let first: i64 = sqlx::query_scalar("SELECT COALESCE(MIN(seq), 1) FROM outbox")
+        .fetch_one(&mut *conn)
+        .await?;
+    let count = i64::try_from(mutations.len()).map_err(corrupt)?;
+    for (seq, m) in (first - count..).zip(mutations) {
+        sqlx::query(
+            "INSERT INTO outbox (seq, mutation_id, entity, record_id, mutation) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(m.mutation_id.to_string())
+        .bind(m.entity.as_str())
+        .bind(m.record_id.to_string())
+        .bind(serde_json::to_string(m)?)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// After a restore: the record's queued edits were made on versions the
+/// server lost; they are based on the version it holds now (`version`, 0
+/// when it holds none). Those never sent (a push refused as restored is
+/// marked unsent again) are rebased further as the writes queued ahead of
+/// them are answered; one sent before the restore keeps its id, and a
+/// server that applied it before its backup answers it from its stored
+/// outcome whatever the base.
+pub(crate) async fn rebase_after_restore(
+    conn: &mut SqliteConnection,
+    entity: Entity,
+    id: Uuid,
+    version: u64,
+) -> Result<(), StoreError> {
+    let rows = sqlx::query("SELECT seq, mutation FROM outbox WHERE entity = ? AND record_id = ?")
+        .bind(entity.as_str())
+        .bind(id.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+    for row in rows {
+        let seq: i64 = row.try_get("seq")?;
+        let mut m: Mutation = serde_json::from_str(row.try_get("mutation")?)?;
+        if m.base_version > version {
+            m.base_version = version;
+            sqlx::query("UPDATE outbox SET mutation = ? WHERE seq = ?")
+                .bind(serde_json::to_string(&m)?)
+                .bind(seq)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// The pending mutations of one record, oldest first.
 pub(crate) async fn pending_for(
     conn: &mut SqliteConnection,
@@ -156,6 +215,22 @@ pub(crate) async fn heads(conn: &mut SqliteConnection) -> Result<Vec<Pending>, S
 pub(crate) async fn mark_sent(conn: &mut SqliteConnection, ids: &[Uuid]) -> Result<(), StoreError> {
     for id in ids {
         sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE mutation_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Undoes [`mark_sent`] for a push the server refused as a whole before
+/// applying anything (`server_restored`): the mutations were never taken,
+/// so they may still be rebased and folded into.
+pub(crate) async fn unmark_sent(
+    conn: &mut SqliteConnection,
+    ids: &[Uuid],
+) -> Result<(), StoreError> {
+    for id in ids {
+        sqlx::query("UPDATE outbox SET attempts = MAX(attempts - 1, 0) WHERE mutation_id = ?")
             .bind(id.to_string())
             .execute(&mut *conn)
             .await?;

@@ -304,6 +304,14 @@ pub(crate) async fn meta_set(
     Ok(())
 }
 
+pub(crate) async fn meta_delete(conn: &mut SqliteConnection, key: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM meta WHERE key = ?")
+        .bind(key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub(crate) async fn device_id(conn: &mut SqliteConnection) -> Result<Uuid, StoreError> {
     let id = meta_get(conn, "device_id")
         .await?

@@ -203,9 +203,17 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
     }
 
     /// One round: push everything, then pull until the server has no more.
+    /// When either answers that the server was restored from a backup, the
+    /// round recovers instead ([`Syncer::recover`]).
     pub async fn sync_once(&self) -> Result<SyncReport, SyncError> {
         let mut report = SyncReport::default();
-        self.push(&mut report).await?;
+        match self.push(&mut report).await {
+            Err(SyncError::Transport(TransportError::ServerRestored(_))) => {
+                self.recover_into(&mut report).await?;
+                return Ok(report);
+            }
+            other => other?,
+        }
         match self.pull(&mut report, false).await {
             Err(SyncError::Transport(TransportError::ServerRestored(_))) => {
                 self.recover_into(&mut report).await?;
@@ -215,24 +223,25 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
         Ok(report)
     }
 
-    /// After the server was restored from a backup (a pull answered
-    /// `server_restored`): sends back this device's own writes that the
-    /// server lacks — found by comparing the scope's manifest with the
+    /// After the server was restored from a backup (a push or a pull
+    /// answered `server_restored`): queues this device's own writes that
+    /// the server lacks — found by comparing the scope's manifest with the
     /// server copies held here, then each candidate's copy on the server
-    /// (`sync_core::protocol::lost_writes`) — then repairs the store from a
-    /// fresh manifest and pulls on from its cursor. Writes by others that
-    /// the server lost are not this device's to send (docs/SYNC-PROTOCOL.md,
-    /// "After a restore").
+    /// (`sync_core::protocol::lost_writes`) — ahead of the edits still in
+    /// the outbox, which it rebases on the server's versions; takes the
+    /// manifest's cursor (so the pushes are accepted again), pushes, then
+    /// repairs the store from a fresh manifest and pulls on from its
+    /// cursor. Writes by others that the server lost are not this device's
+    /// to send (docs/SYNC-PROTOCOL.md, "After a restore").
     pub async fn recover(&self) -> Result<SyncReport, SyncError> {
         let mut report = SyncReport::default();
-        self.push(&mut report).await?;
         self.recover_into(&mut report).await?;
         Ok(report)
     }
 
     async fn recover_into(&self, report: &mut SyncReport) -> Result<(), SyncError> {
         report.recovered = true;
-        let (manifest, _) = self.read_manifest(report).await?;
+        let (manifest, cursor) = self.read_manifest(report).await?;
         let held: HashMap<(Entity, Uuid), u64> =
             manifest.iter().map(|e| ((e.0, e.1), e.2)).collect();
         // Server copies here that the server lacks, or holds at an earlier
@@ -272,8 +281,9 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
         let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;
         for local in &behind {
             let server = theirs.get(&(local.entity, local.id));
-            for write in lost_writes(device, &actor, local, server) {
-                let mutation = Mutation {
+            let lost: Vec<Mutation> = lost_writes(device, &actor, local, server)
+                .into_iter()
+                .map(|write| Mutation {
                     mutation_id: Uuid::new_v4(),
                     entity: local.entity,
                     record_id: local.id,
@@ -281,13 +291,23 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
                     base_version: write.base_version,
                     hlc: write.hlc,
                     fields: write.fields,
-                };
-                outbox::enqueue(&mut tx, &mutation).await?;
-                report.resent += 1;
-            }
+                })
+                .collect();
+            report.resent += lost.len();
+            // The edits still queued were made on top of what the server
+            // lost: they go after it, on the server's version.
+            let version = server.map_or(0, |r| r.version);
+            outbox::rebase_after_restore(&mut tx, local.entity, local.id, version).await?;
+            outbox::enqueue_first(&mut tx, &lost).await?;
             // The server's versions went back: the next copy received sets
             // the base of this record's edits afresh.
             store::forget_base_version(&mut tx, local.entity, local.id).await?;
+        }
+        // A cursor of the server's new history: its pushes are accepted
+        // again (the repair below takes a fresher one).
+        match &cursor {
+            Some(cursor) => store::meta_set(&mut tx, "cursor", cursor).await?,
+            None => store::meta_delete(&mut tx, "cursor").await?,
         }
         tx.commit().await.map_err(StoreError::from)?;
         self.push(report).await?;
@@ -415,18 +435,27 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
                 let device_hlc = clock.tick(self.store.now_ms());
                 store::save_clock(&mut tx, &clock).await?;
                 let device_id = store::device_id(&mut tx).await?;
+                let cursor = store::meta_get(&mut tx, "cursor").await?;
                 tx.commit().await.map_err(StoreError::from)?;
 
                 report.push_requests += 1;
-                let answer = self
+                let sent = self
                     .transport
                     .push(PushRequest {
                         protocol_version: PROTOCOL_VERSION,
                         device_id,
                         device_hlc,
                         mutations: batch.to_vec(),
+                        cursor,
                     })
-                    .await?;
+                    .await;
+                if let Err(TransportError::ServerRestored(_)) = &sent {
+                    // Refused before anything was applied: as if never sent.
+                    let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;
+                    outbox::unmark_sent(&mut tx, &ids).await?;
+                    tx.commit().await.map_err(StoreError::from)?;
+                }
+                let answer = sent?;
                 check_version(answer.protocol_version)?;
 
                 let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;

@@ -36,9 +36,11 @@ pub enum TransportError {
     /// store must be wiped.
     #[error("this device was revoked: {0}")]
     DeviceRevoked(String),
-    /// 409 `server_restored`: the server was restored from a backup since
-    /// this device's last pull. The sync loop recovers ([`crate::Syncer::recover`]):
-    /// it sends back what the server lost, then pulls on from a new cursor.
+    /// 409 `server_restored` on a push or a pull: the server was restored
+    /// from a backup since this device's cursor was made, and applied
+    /// nothing. The sync loop recovers ([`crate::Syncer::recover`]): it
+    /// sends back what the server lost, then pushes and pulls on with a new
+    /// cursor.
     #[error("the server was restored from a backup: {0}")]
     ServerRestored(String),
     /// Any other refusal (a 4xx, an unreadable answer): not retried.

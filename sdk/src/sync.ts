@@ -15,13 +15,15 @@
  *    scope is pulled again from the start, only records whose version
  *    differs are rewritten, and server copies the server no longer sends
  *    are dropped.
- * 4. **After a restore** (a pull answered 409 `server_restored`), recover
- *    (SYNC-PROTOCOL.md "After a restore"): push, read the whole manifest,
- *    find the server copies it lacks or holds at a lower version than the
- *    phone saw, fetch the server's copies of those it still holds, queue the
- *    phone's own writes it lacks (`lostWrites`) as new mutations, forget
- *    those records' base versions, push, then repair from a fresh manifest
- *    and pull on from its cursor.
+ * 4. **After a restore** (a push or a pull answered 409
+ *    `server_restored`: the push carries the cursor), recover
+ *    (SYNC-PROTOCOL.md "After a restore"): read the whole manifest, find
+ *    the server copies it lacks or holds at a lower version than the phone
+ *    saw, fetch the server's copies of those it still holds, queue the
+ *    phone's own writes it lacks (`lostWrites`) as new mutations ahead of
+ *    those records' queued edits (rebased on the server's versions), forget
+ *    their base versions, take the manifest's cursor, push, then repair
+ *    from a fresh manifest and pull on from its cursor.
  *
  * 503 `server_busy` / Retry-After is waited out (1–2× the time asked, not
  * counted as an attempt); other 5xx are retried with exponential back-off;
@@ -107,17 +109,25 @@ export async function runSync(s: Seedling): Promise<SyncStatus> {
   try {
     // A push the server refuses as a whole (a client bug: 400/422) keeps its
     // outbox and is reported, but does not keep the phone from pulling.
-    let refused = await pushUnlessRefused(s);
-    if (!refused) await withRetry(s, () => uploadPhotos(s));
-    let recovery: RecoveryReport | null = null;
-    let ok: boolean;
+    let refused: ApiError | null = null;
+    // The push (it carries the cursor) or the pull may answer that the
+    // server was restored: the phone recovers before anything else.
+    let restored = false;
+    let ok = false;
     try {
+      refused = await pushUnlessRefused(s);
+      if (!refused) await withRetry(s, () => uploadPhotos(s));
       ok = await withRetry(s, () => pull(s, false));
     } catch (e) {
       if (!isServerRestored(e)) throw e;
+      restored = true;
+    }
+    let recovery: RecoveryReport | null = null;
+    if (restored) {
       recovery = await recover(s);
       ok = recovery.matched;
       refused ??= recovery.refused;
+      if (!refused) await withRetry(s, () => uploadPhotos(s));
     }
     if (!ok) ok = await withRetry(s, () => repair(s));
     await withRetry(s, () => fetchVisitRules(s));
@@ -140,7 +150,7 @@ async function pushUnlessRefused(s: Seedling): Promise<ApiError | null> {
     await withRetry(s, () => push(s));
     return null;
   } catch (e) {
-    if (!(e instanceof ApiError) || e.kind !== 'fatal') throw e;
+    if (!(e instanceof ApiError) || e.kind !== 'fatal' || isServerRestored(e)) throw e;
     return e;
   }
 }
@@ -234,11 +244,13 @@ async function push(s: Seedling): Promise<void> {
       return plan;
     });
     if (batch.length === 0) return;
+    const cursor = await s.cursor();
     const body: PushRequest = {
       protocol_version: PROTOCOL_VERSION,
       device_id: s.deviceId,
       device_hlc: formatHlc(s.clock.tick(s.opts.now())),
       mutations: batch.map((e) => e.mutation),
+      ...(cursor ? { cursor } : {}),
     };
     let answer: PushResponse;
     try {
@@ -249,6 +261,9 @@ async function push(s: Seedling): Promise<void> {
         limit = Math.max(1, Math.floor(batch.length / 2));
         continue;
       }
+      // Refused before anything was applied (the cursor predates a restore):
+      // as if never sent, so the recovery may rebase them.
+      if (isServerRestored(e)) await store.exclusive(() => store.write({ outbox: batch }));
       throw e;
     }
     observe(s, answer.server_hlc);
@@ -548,15 +563,16 @@ async function repair(s: Seedling, restored?: { refetch: RecordRefWire[]; report
  * The recovery after a restore (SYNC-PROTOCOL.md "After a restore"): the
  * restored server is behind this phone — it lost visits and edits it had
  * acknowledged. The phone sends back its own writes the server lacks,
- * through the outbox as new mutations (a resend is idempotent as always),
- * then repairs its store from a fresh manifest and pulls on from that
- * manifest's cursor. Writes by others that only the lost history held (a
+ * through the outbox as new mutations (a resend is idempotent as always)
+ * ahead of the edits still queued, which are rebased on the server's
+ * versions; it takes the manifest's cursor so its pushes are accepted
+ * again, then repairs its store from a fresh manifest and pulls on from
+ * that manifest's cursor. Writes by others that only the lost history held (a
  * supervisor's decision) are not the phone's to send: they are redone on
  * the server.
  */
 async function recover(s: Seedling): Promise<RecoveryReport> {
   const report: RecoveryReport = { at: s.opts.now(), behind: 0, resent: 0, cursor: null, matched: false, refused: null };
-  report.refused = await pushUnlessRefused(s);
   const manifest = await withRetry(s, () => readManifest(s));
   if (!manifest) throw new ApiError('fatal', 409, 'server_restored', 'the server was restored but has no manifest');
   const held = new Map(manifest.entries.map(([entity, id, version]) => [recordKey(entity, id), version]));
@@ -591,9 +607,12 @@ async function recover(s: Seedling): Promise<RecoveryReport> {
     for (const b of behind) {
       const server = theirs.get(b.key) ?? null;
       const serverVersion = server?.version ?? 0;
-      // Edits not yet sent go after the writes sent again, on the server's version.
-      const unsent = store.outbox.filter((e) => e.recordKey === b.key && e.attempts === 0);
-      deleteOutbox.push(...unsent.map((e) => e.seq));
+      // Edits still queued go after the writes sent again, on the server's
+      // version (those never sent are rebased further as the writes ahead
+      // are answered). One sent before the restore keeps its id: a server
+      // that applied it before its backup answers from its stored outcome.
+      const queued = store.outbox.filter((e) => e.recordKey === b.key);
+      deleteOutbox.push(...queued.map((e) => e.seq));
       for (const w of lostWrites(s.deviceId, actor, b.local, server)) {
         const mutation: MutationWire = {
           mutation_id: uuid(),
@@ -607,7 +626,7 @@ async function recover(s: Seedling): Promise<RecoveryReport> {
         outbox.push({ seq: seq++, mutation, attempts: 0, recordKey: b.key });
         resent++;
       }
-      for (const e of unsent) {
+      for (const e of queued) {
         const base = Math.min(e.mutation.base_version, serverVersion);
         outbox.push({ ...e, seq: seq++, mutation: { ...e.mutation, base_version: base } });
       }
@@ -616,9 +635,10 @@ async function recover(s: Seedling): Promise<RecoveryReport> {
       const r = store.records.get(b.key);
       if (r && r.body.acked.length) records.push({ ...r, body: { ...r.body, acked: [] } });
     }
-    if (outbox.length || records.length) {
-      await store.write({ records, outbox, deleteOutbox, meta: { hlc: formatHlc(s.clock.last()) } });
-    }
+    // A cursor of the server's new history, so the pushes are accepted
+    // again (the repair below takes a fresher one).
+    const meta = { hlc: formatHlc(s.clock.last()), cursor: manifest.cursor ?? null };
+    await store.write({ records, outbox, deleteOutbox, meta });
     return resent;
   });
   await s.refreshCounts().catch(() => undefined);

@@ -137,6 +137,12 @@ export interface PushRequest {
   device_id: string;
   device_hlc: HlcText;
   mutations: MutationWire[];
+  /**
+   * The phone's pull cursor, when it has one: a push with a cursor made
+   * before the server was restored is answered 409 `server_restored` and
+   * applies nothing.
+   */
+  cursor?: string;
 }
 
 export interface SideWire {
@@ -299,7 +305,7 @@ export const WIRE_SCHEMAS: Record<string, Record<string, 'string' | 'integer' | 
   UserView: { id: 'string', username: 'string', display_name: 'string', role: 'string', active: 'boolean', org_unit: 'object' },
   OrgUnitView: { id: 'string', code: 'string', name: 'string' },
   ErrorEnvelope: { error: 'object' },
-  PushRequest: { protocol_version: 'integer', device_id: 'string', device_hlc: 'string', mutations: 'array' },
+  PushRequest: { protocol_version: 'integer', device_id: 'string', device_hlc: 'string', mutations: 'array', cursor: 'string' },
   PushResponse: { protocol_version: 'integer', server_hlc: 'string', results: 'array' },
   PullResponse: {
     protocol_version: 'integer',

@@ -146,4 +146,54 @@ describe('after a restore on sqlite', () => {
     for (const id of [kept, lost, approved]) assert.equal(last.get(id)?.count, 1);
     assert.equal(last.get(lost)!.record.version, back.get(lost)!.record.version, 'nothing was sent twice');
   });
+
+  test('an edit still queued at the restore is sent after the recovery, on the server\'s versions', async () => {
+    const p = await phone(server.baseUrl);
+    await p.sdk.signIn('director-004', PASSWORD, 'test phone');
+    await p.sdk.setPin('1357');
+    assert.equal((await p.sdk.sync()).state, 'idle');
+    const [kid] = await p.sdk.children();
+    const at = (hoursAgo: number) => new Date(Date.now() - hoursAgo * 3600_000).toISOString();
+    const save = (id: string | undefined, hoursAgo: number, fields: Record<string, unknown>) =>
+      p.sdk.saveVisit({ ...(id ? { id } : {}), child_id: kid!.id, kind: 'home_visit', visited_at: at(hoursAgo), ...fields }, { submit: !id });
+    const kept = (await save(undefined, 6, { observations: { living: '备份前的走访' } })).id;
+    assert.equal((await p.sdk.sync()).state, 'idle');
+
+    const file = join(dir, 'backup-queued.db');
+    server.cli('backup', file);
+
+    // Acknowledged after the backup: a new visit, and an edit of the older one.
+    const lost = (await save(undefined, 4, { observations: { living: '备份后的走访' } })).id;
+    await save(kept, 6, { observations: { living: '备份前的走访' }, follow_up: '下周再访' });
+    assert.equal((await p.sdk.sync()).state, 'idle');
+    // Then, without a network until after the restore: an edit of each.
+    await save(kept, 6, { observations: { living: '缺冬衣' }, follow_up: '下周再访' });
+    await save(lost, 4, { observations: { living: '备份后的走访' }, follow_up: '联系学校' });
+    assert.equal((await p.sdk.status()).pending, 2);
+
+    await server.restartAround(() => {
+      server.cli('restore', file);
+    });
+
+    const st = await p.sdk.sync();
+    assert.equal(st.state, 'idle', JSON.stringify(st));
+    assert.equal(st.lastError, null);
+    assert.equal(st.recovered, true, JSON.stringify(st));
+    assert.equal(st.pending, 0, 'everything was sent');
+    for (const id of [kept, lost]) assert.equal((await p.sdk.visit(id))!.localState, 'synced', `visit ${id}`);
+
+    const back = await visitsOnServer(server.baseUrl, 'director-004');
+    const living = (id: string) => (register(back.get(id)!.record, 'observations') as { living?: string } | undefined)?.living;
+    assert.equal(living(kept), '缺冬衣', 'the queued edit of the older visit applied');
+    assert.equal(register(back.get(kept)!.record, 'follow_up'), '下周再访', 'the edit the restore lost is back');
+    assert.equal(register(back.get(lost)!.record, 'follow_up'), '联系学校', 'the queued edit of the lost visit applied');
+    const sup = await supervisorFor(server.baseUrl, kept);
+    const queue = await sup.ok<{ conflicts: { record_id: string; kind: string }[] }>('GET', '/api/v1/conflicts?status=all&limit=200');
+    const ours = queue.conflicts.filter((c) => c.record_id === kept || c.record_id === lost);
+    assert.deepEqual(ours, [], 'nothing in the conflict queue');
+
+    const again = await p.sdk.sync();
+    assert.equal(again.state, 'idle', JSON.stringify(again));
+    assert.equal(again.recovered, false);
+  });
 });

@@ -105,7 +105,7 @@ pub enum AppError {
     /// replaced: the phone sends back what the server lost, then starts a
     /// new cursor (docs/SYNC-PROTOCOL.md, "After a restore").
     #[error(
-        "this server was restored from a backup since your last sync: send what it lacks (manifest), then pull again from the manifest's cursor"
+        "this server was restored from a backup since your last sync: send what it lacks (manifest), then push and pull again with the manifest's cursor"
     )]
     Restored,
     #[error("{0}")]

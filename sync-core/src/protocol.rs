@@ -217,6 +217,12 @@ pub struct PushRequest {
     pub device_hlc: Hlc,
     /// Mutations in the order the device made them (urgent records first).
     pub mutations: Vec<Mutation>,
+    /// The device's pull cursor, when it has one: a push whose cursor was
+    /// made before the server was restored from a backup is refused
+    /// (`server_restored`) before anything is applied, so edits made on
+    /// versions the server lost wait until the device has recovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// The outcome of one pushed mutation.

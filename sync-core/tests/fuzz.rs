@@ -47,6 +47,7 @@ fn valid_push(base: &Record) -> impl Strategy<Value = Value> + use<> {
             device_id: uuid(0xd0),
             device_hlc: hlc(1_600, 0xd0),
             mutations,
+            cursor: None,
         })
         .expect("serialisable")
     })

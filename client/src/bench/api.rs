@@ -248,6 +248,7 @@ impl Device {
             device_id: self.device_id,
             device_hlc: self.clock.tick(now_ms()),
             mutations,
+            cursor: None,
         };
         let body = serde_json::to_vec(&request)?;
         let started = Instant::now();

@@ -109,6 +109,7 @@ impl Console {
                 device_id: self.device_id,
                 device_hlc: self.clock.tick(wall_ms()),
                 mutations: self.queued.clone(),
+                cursor: None,
             };
             match self.link.push(request).await {
                 Ok(answer) => {

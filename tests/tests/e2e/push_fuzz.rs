@@ -70,6 +70,7 @@ async fn push_bodies_of_any_shape_get_a_documented_answer(app: TestApp) {
         device_id: phone.id,
         device_hlc: phone.tick(),
         mutations: vec![visit.build()],
+        cursor: None,
     })
     .expect("serialisable");
 

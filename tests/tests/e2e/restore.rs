@@ -13,6 +13,7 @@ use seedling_client::{
     HttpTransport, Jitter, NewVisit, RecordingSleeper, Store, SyncOptions, Syncer,
     sim::net::sign_in,
 };
+use seedling_server::entity::conflict;
 use seedling_server::entity::visit;
 use seedling_server::service::backup;
 use seedling_tests::{Backend, Device, Fixture, TestApp, fixture::PASSWORD, on_both_backends};
@@ -21,7 +22,11 @@ use sync_core::record::Entity;
 use sync_core::rules::{Actor, Role};
 use uuid::Uuid;
 
-on_both_backends!(after_a_restore_the_phones_bring_back_every_visit_the_server_lost);
+on_both_backends!(
+    after_a_restore_the_phones_bring_back_every_visit_the_server_lost,
+    an_edit_still_in_the_outbox_at_the_restore_applies_after_it,
+    a_push_with_a_cursor_from_before_the_restore_applies_nothing,
+);
 
 /// A phone: its store's file and its session.
 struct Phone {
@@ -253,4 +258,187 @@ async fn after_a_restore_the_phones_bring_back_every_visit_the_server_lost(mut a
     for id in [before, after_one] {
         assert!(fresh.get(Entity::Visit, id).is_some(), "{id}");
     }
+}
+
+/// The phone pushes before it pulls, so an edit still in its outbox when
+/// the server was restored reaches the restored server first: made on
+/// versions the server lost (a visit it no longer holds, another at an
+/// earlier version). The push carries the phone's cursor, so the server
+/// refuses it (`server_restored`) before applying anything; the phone
+/// recovers first, then sends the edit on the server's versions: it
+/// applies, and nothing lands in the conflict queue.
+async fn an_edit_still_in_the_outbox_at_the_restore_applies_after_it(mut app: TestApp) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = admin.create_child(&app, fixture.village_a1, "孙小禾").await;
+    let phone = Phone::sign_in(&app, dir.path(), "director-a1").await;
+    phone.syncer(&app).await.sync().await.expect("bootstrap");
+    let before = phone.record_visit(&app, child, fixture.village_a1, 9).await;
+
+    let saved = back_up(&app, dir.path()).await;
+
+    // Acknowledged after the backup: a new visit, and an edit of the older
+    // one (its server version goes from 1 to 2).
+    let after = phone
+        .record_visit(&app, child, fixture.village_a1, 11)
+        .await;
+    {
+        let syncer = phone.syncer(&app).await;
+        syncer
+            .store()
+            .set_field(Entity::Visit, before, "follow_up", json!("下周再访"))
+            .await
+            .expect("an edit");
+        syncer.sync().await.expect("sync the edit");
+        // Then, offline until after the restore: an edit of each.
+        syncer
+            .store()
+            .set_field(
+                Entity::Visit,
+                before,
+                "observations",
+                json!({"living": "缺冬衣"}),
+            )
+            .await
+            .expect("an offline edit");
+        syncer
+            .store()
+            .set_field(Entity::Visit, after, "follow_up", json!("联系学校"))
+            .await
+            .expect("an offline edit");
+        assert_eq!(syncer.store().pending().await.unwrap().len(), 2);
+    }
+
+    restore(&mut app, &saved).await;
+
+    let syncer = phone.syncer(&app).await;
+    let report = syncer.sync().await.expect("the sync after the restore");
+    assert!(report.recovered, "{report:?}");
+    assert_eq!(report.diverged, None, "{report:?}");
+    assert_eq!(
+        syncer.store().rejections().await.unwrap(),
+        vec![],
+        "no edit refused"
+    );
+    assert_eq!(syncer.store().pending().await.unwrap().len(), 0, "all sent");
+    let conflicts = conflict::Entity::find().count(app.db()).await.unwrap();
+    assert_eq!(conflicts, 0, "nothing in the conflict queue");
+    let stored = |id: Uuid| {
+        let db = app.db().clone();
+        async move {
+            visit::Entity::find_by_id(id)
+                .one(&db)
+                .await
+                .unwrap()
+                .expect("the visit is back")
+        }
+    };
+    let older = stored(before).await;
+    assert_eq!(older.follow_up.as_deref(), Some("下周再访"));
+    assert_eq!(older.observations, Some(json!({"living": "缺冬衣"})));
+    assert_eq!(stored(after).await.follow_up.as_deref(), Some("联系学校"));
+
+    let again = syncer.sync().await.expect("a later sync");
+    assert!(!again.recovered, "{again:?}");
+    assert_eq!(again.diverged, None, "{again:?}");
+}
+
+/// A push of one new visit on the `day` of November 2026, carrying `cursor`.
+fn push_with_cursor(
+    phone: &mut Device,
+    child: Uuid,
+    village: Uuid,
+    day: u32,
+    cursor: &str,
+) -> (Uuid, serde_json::Value) {
+    let (id, visit) = phone.new_visit(child, village, &format!("2026-11-{day}T10:00:00+08:00"));
+    let body = json!({
+        "protocol_version": 1,
+        "device_id": phone.id,
+        "device_hlc": phone.tick(),
+        "mutations": [visit.build()],
+        "cursor": cursor,
+    });
+    (id, body)
+}
+
+/// The push's gate on the wire: a cursor made before the restore refuses
+/// the whole push (409 `server_restored`) and applies nothing; a cursor the
+/// server cannot read is ignored; the manifest's cursor is accepted.
+async fn a_push_with_a_cursor_from_before_the_restore_applies_nothing(mut app: TestApp) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = admin.create_child(&app, fixture.village_a1, "孙小禾").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    phone.pull_all(&app).await;
+    let old = phone.cursor.clone().expect("a cursor");
+    let saved = back_up(&app, dir.path()).await;
+    restore(&mut app, &saved).await;
+
+    let (refused, body) = push_with_cursor(&mut phone, child, fixture.village_a1, 26, &old);
+    let (status, answer) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/sync/push",
+            Some(&phone.token),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["error"]["code"], "server_restored", "{answer}");
+    let stored = visit::Entity::find_by_id(refused)
+        .count(app.db())
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "nothing applied");
+
+    let (ignored, body) =
+        push_with_cursor(&mut phone, child, fixture.village_a1, 27, "not-a-cursor");
+    let (status, answer) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/sync/push",
+            Some(&phone.token),
+            Some(body),
+        )
+        .await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::OK,
+        "a push never fails for its cursor: {answer}"
+    );
+    assert_eq!(answer["results"][0]["status"], "applied", "{answer}");
+    let stored = visit::Entity::find_by_id(ignored)
+        .count(app.db())
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+
+    let (status, manifest) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/sync/manifest?protocol_version=1",
+            Some(&phone.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{manifest}");
+    let fresh = manifest["cursor"]
+        .as_str()
+        .expect("the manifest's cursor")
+        .to_owned();
+    assert_ne!(fresh, old);
+    let (_, body) = push_with_cursor(&mut phone, child, fixture.village_a1, 28, &fresh);
+    let (status, answer) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/sync/push",
+            Some(&phone.token),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{answer}");
+    assert_eq!(answer["results"][0]["status"], "applied", "{answer}");
 }

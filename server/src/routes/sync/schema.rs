@@ -127,6 +127,10 @@ fn push_request() -> Value {
                     "fields": { "type": "object", "additionalProperties": field_change() },
                 },
             })),
+            "cursor": {
+                "type": "string",
+                "description": "The device's pull cursor, when it has one: a push with a cursor made before the server was restored is answered 409 `server_restored` and applies nothing"
+            },
         },
     })
 }

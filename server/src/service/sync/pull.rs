@@ -93,6 +93,15 @@ impl Cursor {
     }
 }
 
+/// Whether `text`, the cursor a device sends with a push, is one this
+/// server made for the caller in a history of the database that a restore
+/// replaced. A cursor the server cannot read says nothing here (the pull
+/// that follows answers it): a push never fails for its cursor.
+pub(crate) fn made_before_restore(text: &str, caller: &AuthUser, state: &AppState) -> bool {
+    Cursor::parse(text, caller.user_id, &state.jwt)
+        .is_ok_and(|cursor| *cursor.epoch != *state.epoch)
+}
+
 pub async fn pull(
     state: &AppState,
     caller: &AuthUser,

@@ -71,6 +71,15 @@ pub async fn push(
             "device_id does not match the device this token was issued to".to_owned(),
         ));
     }
+    if request
+        .cursor
+        .as_deref()
+        .is_some_and(|cursor| super::pull::made_before_restore(cursor, caller, state))
+    {
+        // Its edits were made on versions the restore may have lost: the
+        // device recovers first (docs/SYNC-PROTOCOL.md, "After a restore").
+        return Err(AppError::Restored);
+    }
     let limit = state.config.max_push_mutations;
     if request.mutations.len() > limit {
         return Err(AppError::PayloadTooLarge(format!(
