@@ -1,5 +1,8 @@
 //! `/metrics`: Prometheus text, scraped as Prometheus would, off the public
-//! port unless configured.
+//! port unless configured; the dashboard and alert rules in docs/grafana
+//! checked against it (`dashboard`).
+
+mod dashboard;
 
 use reqwest::StatusCode;
 use seedling_tests::{Backend, Device, Fixture, TestApp, on_both_backends};
