@@ -299,6 +299,29 @@ pub async fn urgent_alerts_for_update(
         .await
 }
 
+/// How many urgent alerts nobody has acknowledged yet, in the whole
+/// database, and when the oldest of them was raised.
+pub async fn unacknowledged_urgent(
+    db: &impl ConnectionTrait,
+) -> Result<(i64, Option<DateTime<Utc>>), DbErr> {
+    let open = || {
+        conflict::Entity::find()
+            .filter(conflict::Column::Entity.eq("visit"))
+            .filter(conflict::Column::Kind.eq("urgent"))
+            .filter(conflict::Column::Status.eq("open"))
+    };
+    let count = open().count(db).await?;
+    let oldest = open()
+        .select_only()
+        .column(conflict::Column::CreatedAt)
+        .order_by_asc(conflict::Column::CreatedAt)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok((i64::try_from(count).unwrap_or(i64::MAX), oldest))
+}
+
 /// The acknowledgements of a visit's urgent alerts, oldest first.
 pub async fn urgent_acknowledgements(
     db: &impl ConnectionTrait,

@@ -49,6 +49,10 @@ async fn database_gauges(state: &AppState) -> Result<(), sea_orm::DbErr> {
         .await?
         .map_or(0, |at| (chrono::Utc::now() - at).num_seconds().max(0));
     metrics::gauge!("seedling_outbox_lag_seconds").set(lag as f64);
+    let (urgent, oldest) = repo::review::unacknowledged_urgent(&txn).await?;
+    metrics::gauge!("seedling_urgent_alerts_unacknowledged").set(urgent as f64);
+    let waiting = oldest.map_or(0, |at| (chrono::Utc::now() - at).num_seconds().max(0));
+    metrics::gauge!("seedling_urgent_alert_oldest_unacknowledged_seconds").set(waiting as f64);
     let chain = repo::audit::appended(&txn).await?;
     metrics::gauge!("seedling_audit_chain_length").set(chain as f64);
     txn.commit().await

@@ -35,6 +35,10 @@ async fn a_scrape_shows_requests_sync_results_and_the_database_gauges(app: TestA
             &app,
             &[visit
                 .set("observations", json!({"living": "生活正常"}))
+                .add(
+                    "risk_flags",
+                    json!({"id": "r1", "kind": "suspected_abuse", "urgent": true, "note": "身上有伤"}),
+                )
                 .build()],
         )
         .await;
@@ -70,6 +74,13 @@ async fn a_scrape_shows_requests_sync_results_and_the_database_gauges(app: TestA
     ] {
         assert!(text.contains(expected), "no {expected} in:\n{text}");
     }
+    assert_eq!(
+        gauge(&text, "seedling_urgent_alerts_unacknowledged"),
+        1.0,
+        "the urgent visit's alert waits for a supervisor"
+    );
+    let waiting = gauge(&text, "seedling_urgent_alert_oldest_unacknowledged_seconds");
+    assert!((0.0..600.0).contains(&waiting), "{waiting}");
     let chain = gauge(&text, "seedling_audit_chain_length");
     assert!(
         chain >= 1.0,
