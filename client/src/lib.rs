@@ -21,6 +21,7 @@
 
 pub mod backoff;
 pub mod edit;
+pub mod events;
 #[cfg(feature = "testing")]
 pub mod fake;
 pub mod faulty;

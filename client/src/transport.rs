@@ -171,6 +171,41 @@ impl HttpTransport {
         })
     }
 
+    /// Opens the sync events stream (`GET /api/v1/sync/events`): answered
+    /// like any request (401, 403 revoked, 503 busy with `Retry-After`),
+    /// then read with [`crate::events::EventStream::next`]. The stream has
+    /// no overall time limit, only [`crate::events::READ_TIMEOUT`] of
+    /// silence.
+    pub async fn events(&self) -> Result<crate::events::EventStream, TransportError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(crate::events::READ_TIMEOUT)
+            .build()
+            .map_err(|e| TransportError::Fatal {
+                status: 0,
+                code: "client".into(),
+                message: e.to_string(),
+            })?;
+        let response = client
+            .get(format!("{}/api/v1/sync/events", self.base_url))
+            .bearer_auth(&self.token)
+            .query(&[("protocol_version", sync_core::protocol::PROTOCOL_VERSION)])
+            .send()
+            .await
+            .map_err(|e| TransportError::Retryable(e.to_string()))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let retry_after = retry_after(&response);
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(TransportError::from_answer(
+                status,
+                serde_json::from_slice(&body).ok(),
+                retry_after,
+            ));
+        }
+        Ok(crate::events::EventStream::new(response))
+    }
+
     /// Replaces the access token (after a refresh).
     pub fn set_token(&mut self, token: impl Into<String>) {
         self.token = token.into();
@@ -181,12 +216,7 @@ impl HttpTransport {
     ) -> Result<T, TransportError> {
         let response = sent.map_err(|e| TransportError::Retryable(e.to_string()))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(&response);
         let body = response
             .bytes()
             .await
@@ -204,6 +234,16 @@ impl HttpTransport {
             message: e.to_string(),
         })
     }
+}
+
+/// The answer's `Retry-After`, in seconds.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 impl Transport for HttpTransport {

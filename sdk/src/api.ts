@@ -183,7 +183,7 @@ export class Api {
   async request(
     method: string,
     path: string,
-    opts: { json?: unknown; body?: BodyInit; headers?: Record<string, string> } = {},
+    opts: { json?: unknown; body?: BodyInit; headers?: Record<string, string>; signal?: AbortSignal } = {},
   ): Promise<Response> {
     if (!this.session) throw new ApiError('sign_in', 401, 'missing_token', 'not signed in');
     if (this.deps.now() >= this.session.accessExpiresAt - REFRESH_MARGIN_MS) await this.refresh();
@@ -195,6 +195,7 @@ export class Api {
           method,
           headers: this.headers(extra),
           body: opts.json !== undefined ? JSON.stringify(opts.json) : (opts.body ?? null),
+          ...(opts.signal ? { signal: opts.signal } : {}),
         });
       } catch (e) {
         throw new ApiError('network', 0, 'network', e instanceof Error ? e.message : String(e));

@@ -60,5 +60,6 @@ export type { DueInput, DueStatus } from './due.ts';
 export { lostWrites } from './records.ts';
 export type { LostWrite } from './records.ts';
 export type { RecoveryReport, RepairReport } from './sync.ts';
+export type { LiveState } from './events.ts';
 export { PROTOCOL_VERSION } from './wire.ts';
 export type * as Wire from './wire.ts';

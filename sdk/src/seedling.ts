@@ -18,6 +18,7 @@ import {
   type WrappedKey,
 } from './crypto.ts';
 import { SeedlingDb } from './db.ts';
+import { LiveUpdates, type LiveState } from './events.ts';
 import { DEFAULT_TIME_ZONE, DEFAULT_VISIT_INTERVALS, dayIn, type VisitIntervals } from './due.ts';
 import { HlcClock, formatHlc, parseHlc, type Hlc } from './hlc.ts';
 import { visitChanges } from './edits.ts';
@@ -98,6 +99,8 @@ export class Seedling {
   private again: Promise<SyncStatus> | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private onlineHandler: (() => void) | null = null;
+  private live: LiveUpdates | null = null;
+  private liveNow: LiveState = 'off';
   /** @internal */ readonly objectUrls = new Set<string>();
   /** @internal The district's visiting intervals (defaults until the server's are fetched). */
   intervals: VisitIntervals = DEFAULT_VISIT_INTERVALS;
@@ -421,7 +424,13 @@ export class Seedling {
     return this.again;
   }
 
-  startAutoSync(opts: { intervalMs?: number } = {}): void {
+  /**
+   * Syncs now, then every `intervalMs` (60 s), when the network comes
+   * back, and — with `live` (the default) — whenever the server's events
+   * stream says the scope changed (SYNC-PROTOCOL.md §4c; `liveState()`
+   * says whether it is open).
+   */
+  startAutoSync(opts: { intervalMs?: number; live?: boolean } = {}): void {
     this.stopAutoSync();
     const every = opts.intervalMs ?? 60_000;
     // The timer and the network's return start a round only when none
@@ -436,10 +445,29 @@ export class Seedling {
       this.onlineHandler = idle;
       w.call(globalThis, 'online', this.onlineHandler);
     }
+    if (opts.live ?? true) {
+      this.live = new LiveUpdates({
+        request: (path, signal) => this.api.request('GET', path, { signal, headers: { accept: 'text/event-stream' } }),
+        // The stream opening is caught up by the round started here; a
+        // change is synced after the round running now, if one is.
+        onSignal: (kind) => (kind === 'ready' ? idle() : void this.sync()),
+        onState: (state) => {
+          this.liveNow = state;
+        },
+      });
+      this.live.start();
+    }
     void this.sync();
   }
 
+  /** Whether the live-updates stream is open (`off` unless auto sync runs with `live`). */
+  liveState(): LiveState {
+    return this.liveNow;
+  }
+
   stopAutoSync(): void {
+    this.live?.stop();
+    this.live = null;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     if (this.onlineHandler) {

@@ -86,6 +86,9 @@ pub struct AuthUser {
     pub role: Role,
     pub org_unit_id: Uuid,
     pub device_id: Uuid,
+    /// When the access token expires (Unix seconds): a request that lasts
+    /// (an event stream) ends then.
+    pub expires_at: i64,
 }
 
 impl AuthUser {
@@ -145,6 +148,7 @@ impl FromRequestParts<AppState> for AuthUser {
             role: claims.role,
             org_unit_id: claims.org,
             device_id: claims.dev,
+            expires_at: claims.exp,
         })
     }
 }

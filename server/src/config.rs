@@ -86,6 +86,12 @@ pub struct Config {
     /// Longest wait for a slot, in milliseconds; a request still waiting
     /// then is answered 503 `server_busy`.
     pub sync_queue_wait_ms: u64,
+    /// Event streams (`GET /api/v1/sync/events`) one process holds open at
+    /// once; one more is answered 503 `server_busy`.
+    pub max_event_streams: usize,
+    /// Seconds between an open event stream's heartbeats (an SSE comment),
+    /// so proxies and phones see the connection is alive.
+    pub events_heartbeat_secs: u64,
     /// A request that takes longer is answered 503 and its work dropped.
     /// It runs from the end of the headers to the start of the answer, so
     /// it covers reading the body but not streaming a download.
@@ -191,6 +197,8 @@ impl Default for Config {
             max_sync_in_flight: 64,
             max_sync_queued: 1024,
             sync_queue_wait_ms: 5_000,
+            max_event_streams: 2_000,
+            events_heartbeat_secs: 25,
             request_timeout_secs: 30,
             header_read_timeout_secs: 30,
             body_read_timeout_secs: 20,

@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 pub mod entity;
 pub mod error;
+pub mod events;
 mod listen;
 pub mod metrics;
 pub mod outage;
@@ -44,11 +45,20 @@ pub async fn serve(
     let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
     let worker = service::integration::worker::spawn(&state, worker_stop)
         .map_err(|err| std::io::Error::other(err.to_string()))?;
+    let feed = events::spawn(
+        state.events.clone(),
+        state.db.clone(),
+        state.config.effective_database_url(),
+        stop_worker.subscribe(),
+    );
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let streams = state.events.clone();
     let shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop_worker.send(true);
+        // Open event streams would hold the shutdown for its whole grace.
+        streams.close();
         let _ = signalled_tx.send(());
     };
     crate::metrics::install();
@@ -69,6 +79,7 @@ pub async fn serve(
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
     }
+    feed.abort();
     if let Some(worker) = worker
         && tokio::time::timeout(grace, worker).await.is_err()
     {

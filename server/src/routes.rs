@@ -101,6 +101,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sync::pull))
         .routes(routes!(sync::manifest))
         .routes(routes!(sync::fetch))
+        .routes(routes!(sync::events))
         .routes(routes!(attachments::upload, attachments::download))
         .routes(routes!(attachments::status))
         .routes(routes!(reports::overdue))

@@ -57,6 +57,7 @@ mod tests {
             role,
             org_unit_id: org,
             device_id: Uuid::new_v4(),
+            expires_at: 0,
         }
     }
 

@@ -74,6 +74,7 @@ pub async fn append(
         .filter(sync_lock::Column::Name.eq("change_log"))
         .exec(db)
         .await?;
+    let mut units = std::collections::BTreeSet::new();
     let rows: Vec<change_log::ActiveModel> = changes
         .into_iter()
         .map(|change| {
@@ -99,6 +100,11 @@ pub async fn append(
                     (entity, record_id, version, "purge", placement)
                 }
             };
+            units.extend(
+                [placement.village, placement.town, placement.district]
+                    .into_iter()
+                    .flatten(),
+            );
             change_log::ActiveModel {
                 seq: NotSet,
                 entity: Set(entity.as_str().to_owned()),
@@ -114,7 +120,50 @@ pub async fn append(
         .collect();
     // In order: the rows of one statement take their sequence numbers in
     // the order of its VALUES, and the statements run one after another.
-    super::insert_all(db, rows).await
+    super::insert_all(db, rows).await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        // Delivered at COMMIT to every process listening, never on a
+        // rollback (crate::events).
+        db.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [
+                crate::events::CHANNEL.into(),
+                crate::events::Poke::payload(&units).into(),
+            ],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// The change log's head, and the org units its rows after `after` name
+/// (at most 10,000 rows at a time: the rest are read next time).
+pub async fn units_after(
+    db: &impl ConnectionTrait,
+    after: i64,
+) -> Result<(i64, std::collections::BTreeSet<Uuid>), DbErr> {
+    /// A row's sequence, village, town and district.
+    type Units = (i64, Option<Uuid>, Option<Uuid>, Option<Uuid>);
+    let rows: Vec<Units> = change_log::Entity::find()
+        .select_only()
+        .column(change_log::Column::Seq)
+        .column(change_log::Column::VillageId)
+        .column(change_log::Column::TownId)
+        .column(change_log::Column::DistrictId)
+        .filter(change_log::Column::Seq.gt(after))
+        .order_by_asc(change_log::Column::Seq)
+        .limit(10_000)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let head = rows.last().map_or(after, |row| row.0);
+    let units = rows
+        .into_iter()
+        .flat_map(|(_, village, town, district)| [village, town, district])
+        .flatten()
+        .collect();
+    Ok((head, units))
 }
 
 /// The highest sequence number handed out (0 for an empty log).

@@ -1,8 +1,12 @@
 //! `/api/v1/sync/*`: the device sync protocol (docs/SYNC-PROTOCOL.md).
 
+use std::convert::Infallible;
+
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -36,6 +40,7 @@ use schema::{
         (status = 200, description = "One result per mutation", body = PushResponseSchema),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Device lost or revoked: wipe the store", body = ErrorBody),
+        (status = 409, description = "`server_restored`: the push's cursor was made before the server was restored from a backup; nothing was applied. Recover, then push again with the manifest's cursor", body = ErrorBody),
         (status = 413, description = "Too many mutations or too large a body", body = ErrorBody),
         (status = 422, description = "Not a valid push request", body = ErrorBody),
         (status = 426, description = "Unsupported protocol version: update the app", body = ErrorBody),
@@ -155,6 +160,45 @@ pub async fn fetch(
     sync::repair::fetch(&state, &caller, request)
         .await
         .map(Json)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsParams {
+    /// The protocol version the device speaks.
+    pub protocol_version: u32,
+}
+
+/// Server-sent events for an online device: `ready` when the stream
+/// opens, then `changed` each time a change in the caller's scope commits
+/// (on any server process). The events carry no records: pull on each.
+/// A comment line every `events_heartbeat_secs`; the stream ends when the
+/// access token expires (reconnect with a fresh one).
+#[utoipa::path(get, path = "/api/v1/sync/events", tag = "sync",
+    security(("bearer" = [])),
+    params(EventsParams),
+    responses(
+        (status = 200, description = "`text/event-stream`: `event: ready` then `event: changed`, each with `data: {}` (docs/SYNC-PROTOCOL.md §4c)", content_type = "text/event-stream", body = String),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Device lost or revoked: wipe the store", body = ErrorBody),
+        (status = 426, description = "Unsupported protocol version: update the app", body = ErrorBody),
+        (status = 503, description = "`server_busy`: this process holds `max_event_streams` streams open; retry after `Retry-After`", body = ErrorBody),
+    ))]
+pub async fn events(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(params): ApiQuery<EventsParams>,
+) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let signals = sync::events::open(&state, &caller, params.protocol_version).await?;
+    let events = signals.map(|signal| {
+        let name = match signal {
+            sync::events::Signal::Ready => "ready",
+            sync::events::Signal::Changed => "changed",
+        };
+        Ok(Event::default().event(name).data("{}"))
+    });
+    let heartbeat = Duration::from_secs(state.config.events_heartbeat_secs.max(1));
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
 }
 
 /// A slot among the `max_sync_in_flight` sync requests served at once,

@@ -15,6 +15,7 @@ pub async fn scrape(state: &AppState) -> String {
     metrics::gauge!("seedling_sync_max_in_flight").set(state.config.max_sync_in_flight as f64);
     let queued = state.sync_queued.load(std::sync::atomic::Ordering::Acquire);
     metrics::gauge!("seedling_sync_queued").set(queued as f64);
+    metrics::gauge!("seedling_event_streams").set(state.events.open_streams() as f64);
     for (pool, db) in [("writer", &state.db), ("reader", &state.reader)] {
         let (open, idle) = repo::pool_connections(db);
         metrics::gauge!("seedling_db_pool_connections", "pool" => pool, "state" => "idle")

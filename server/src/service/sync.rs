@@ -5,6 +5,7 @@
 //! number of server processes can serve the same devices.
 
 mod conflicts;
+pub mod events;
 mod placement;
 pub mod pull;
 pub mod push;

@@ -383,6 +383,20 @@ fn rows() -> Vec<Row> {
             }),
         },
         Row {
+            // Every device may hear of changes in its own scope; the
+            // events name no record, so there is nothing to hide.
+            method: "get",
+            path: "/api/v1/sync/events",
+            expect: "uoooooofr",
+            build: |_, _, _| {
+                Request::new(
+                    Method::GET,
+                    format!("/api/v1/sync/events?protocol_version={PROTOCOL_VERSION}"),
+                )
+            },
+            classify: None,
+        },
+        Row {
             // Asking for the child of village A1 by id.
             method: "post",
             path: "/api/v1/sync/fetch",
@@ -798,8 +812,18 @@ async fn send(app: &TestApp, token: Option<&str>, request: Request) -> (StatusCo
     if let Some(token) = token {
         builder = builder.bearer_auth(token);
     }
-    let response = builder.send().await.unwrap();
+    let mut response = builder.send().await.unwrap();
     let status = response.status();
+    let streaming = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"));
+    if streaming {
+        // An event stream stays open: its first event shows it was served.
+        let first = response.chunk().await.unwrap().unwrap_or_default();
+        assert!(first.starts_with(b"event: ready"), "{first:?}");
+        return (status, Value::Null);
+    }
     let bytes = response.bytes().await.unwrap();
     (
         status,

@@ -9,6 +9,7 @@ mod cursor;
 mod demo;
 mod devices;
 mod errors;
+mod events;
 mod field_app;
 mod fleet;
 mod integration;
