@@ -624,7 +624,7 @@ function fieldPath(path) {
 }
 function fieldRule(entity, field) {
   const rule = (FIELDS[entity] || {})[field];
-  if (!rule) return { type: "text", label: t("riskUnknown") };
+  if (!rule) return { type: "text", label: t("other") };
   return { type: rule[0], label: lang === "zh" ? rule[1] : rule[2] };
 }
 const fieldLabel = (entity, field) => fieldRule(entity, field).label;
