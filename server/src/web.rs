@@ -19,7 +19,7 @@ const SCRIPT: &str = include_str!("web/console.js");
 const STYLE: &str = include_str!("web/console.css");
 
 /// Everything the console loads comes from this server.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
      connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -116,6 +116,206 @@ mod tests {
                     .any(|ch| ('\u{4e00}'..='\u{9fff}').contains(&ch)),
                 "the message for {code} is not Chinese: {message}"
             );
+        }
+    }
+
+    /// The lines of the console's table `const NAME = {` … `};`.
+    fn table(name: &str) -> Vec<&'static str> {
+        let start = SCRIPT
+            .find(&format!("const {name} = {{"))
+            .unwrap_or_else(|| panic!("console.js has its {name} table"));
+        let body = &SCRIPT[start..];
+        let body = &body[..body.find("\n};").expect("the table ends")];
+        body.lines().skip(1).collect()
+    }
+
+    /// `key: ["a", "b", …],` → (key, [a, b, …]).
+    fn entry(line: &str) -> Option<(String, Vec<String>)> {
+        let (key, rest) = line.trim().split_once(':')?;
+        let list = rest
+            .trim()
+            .strip_prefix('[')?
+            .trim_end_matches(',')
+            .strip_suffix(']')?;
+        let items = list
+            .split("\", \"")
+            .map(|item| item.trim().trim_matches('"').to_owned())
+            .collect();
+        Some((key.trim().to_owned(), items))
+    }
+
+    /// The keys of the Chinese words the conflict and visit pages add to
+    /// the console (`Object.assign(T.zh, {` … `});`).
+    fn added_chinese_words() -> Vec<(String, String)> {
+        let start = SCRIPT
+            .find("Object.assign(T.zh, {")
+            .expect("console.js adds the pages' Chinese words");
+        let body = &SCRIPT[start..];
+        let body = &body[..body.find("\n});").expect("the words end")];
+        let mut words = Vec::new();
+        for line in body.lines().skip(1) {
+            // `key: "…", key: "…",` — several to a line.
+            let mut rest = line.trim();
+            while let Some((key, after)) = rest.split_once(": \"") {
+                let Some((text, tail)) = after.split_once('"') else {
+                    break;
+                };
+                words.push((
+                    key.trim().trim_start_matches(',').trim().to_owned(),
+                    text.to_owned(),
+                ));
+                rest = tail.trim_start_matches(',').trim();
+            }
+        }
+        words
+    }
+
+    fn is_chinese(text: &str) -> bool {
+        text.chars()
+            .any(|ch| ('\u{4e00}'..='\u{9fff}').contains(&ch))
+    }
+
+    #[test]
+    fn every_synced_field_has_a_chinese_label_and_the_input_of_its_type() {
+        use sync_core::record::Entity;
+        use sync_core::rules::{ValueType, rules_for};
+
+        let options: Vec<(String, Vec<String>)> =
+            table("OPTIONS").into_iter().filter_map(entry).collect();
+        let option_list = |name: &str| {
+            options
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, list)| list.clone())
+                .unwrap_or_else(|| panic!("OPTIONS has no list {name}"))
+        };
+        // FIELDS: `  entity: {` then `    field: ["type", "中文", "English"],`.
+        let mut console: Vec<(String, String, Vec<String>)> = Vec::new();
+        let mut entity = String::new();
+        for line in table("FIELDS") {
+            if let Some(name) = line.trim().strip_suffix(": {") {
+                entity = name.to_owned();
+            } else if let Some((field, spec)) = entry(line) {
+                console.push((entity.clone(), field, spec));
+            }
+        }
+        for entity in Entity::ALL {
+            for rule in rules_for(entity).fields {
+                let (_, _, spec) = console
+                    .iter()
+                    .find(|(e, f, _)| e == entity.as_str() && f == rule.name)
+                    .unwrap_or_else(|| {
+                        panic!("console.js FIELDS has no {}.{}", entity.as_str(), rule.name)
+                    });
+                assert_eq!(spec.len(), 3, "{}.{}: {spec:?}", entity.as_str(), rule.name);
+                assert!(
+                    is_chinese(&spec[1]),
+                    "{}.{} has no Chinese label: {spec:?}",
+                    entity.as_str(),
+                    rule.name
+                );
+                let expected = match rule.ty {
+                    ValueType::Text => "text",
+                    ValueType::Date => "date",
+                    ValueType::DateTime => "datetime",
+                    ValueType::Uuid => "uuid",
+                    ValueType::Count => "count",
+                    ValueType::Number => "number",
+                    ValueType::Object => "object",
+                    ValueType::Place => "place",
+                    ValueType::OneOf(values) => {
+                        let list = spec[0].strip_prefix("one_of:").unwrap_or_else(|| {
+                            panic!(
+                                "{}.{} is one of a list: {spec:?}",
+                                entity.as_str(),
+                                rule.name
+                            )
+                        });
+                        assert_eq!(
+                            option_list(list),
+                            values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>(),
+                            "OPTIONS.{list} differs from the rules of {}.{}",
+                            entity.as_str(),
+                            rule.name
+                        );
+                        spec[0].as_str()
+                    }
+                    ValueType::Items(_) => {
+                        assert!(spec[0].starts_with("items:"), "{spec:?}");
+                        spec[0].as_str()
+                    }
+                };
+                assert_eq!(
+                    spec[0],
+                    expected,
+                    "{}.{} is edited as {} in the console",
+                    entity.as_str(),
+                    rule.name,
+                    spec[0]
+                );
+            }
+        }
+        for (entity, field, _) in &console {
+            let known = Entity::ALL
+                .iter()
+                .any(|e| e.as_str() == entity && rules_for(*e).field(field).is_some());
+            assert!(
+                known,
+                "console.js FIELDS names {entity}.{field}, which does not sync"
+            );
+        }
+    }
+
+    #[test]
+    fn every_refusal_reason_and_conflict_kind_is_explained_in_chinese() {
+        use strum::IntoEnumIterator;
+        use sync_core::merge::{ConflictKind, Flag, Reason};
+        use sync_core::rules::FieldKind;
+
+        let reasons: Vec<(String, Vec<String>)> =
+            table("REASONS").into_iter().filter_map(entry).collect();
+        for reason in Reason::VARIANTS {
+            let code: &str = reason.into();
+            let (_, words) = reasons
+                .iter()
+                .find(|(key, _)| key == code)
+                .unwrap_or_else(|| panic!("console.js REASONS has no {code}"));
+            assert!(
+                is_chinese(&words[0]),
+                "the reason {code} is not Chinese: {words:?}"
+            );
+        }
+        let words = added_chinese_words();
+        let mut kinds: Vec<String> = ConflictKind::VARIANTS
+            .iter()
+            .map(|k| <&str>::from(k).to_owned())
+            .collect();
+        kinds.extend(["refused_field", "rejected_mutation", "amendment"].map(str::to_owned));
+        kinds.extend(
+            Flag::iter()
+                .filter(|f| *f != Flag::ClockSkewed)
+                .map(|f| <&str>::from(&f).to_owned()),
+        );
+        for kind in &kinds {
+            let key = format!("why_{kind}");
+            assert!(
+                words.iter().any(|(k, text)| *k == key && is_chinese(text)),
+                "console.js explains no {kind} in Chinese ({key})"
+            );
+            assert!(
+                SCRIPT.contains(&format!(" {kind}: \"")),
+                "console.js T has no label for {kind}"
+            );
+        }
+        for rule in FieldKind::VARIANTS {
+            let code: &str = rule.into();
+            assert!(
+                SCRIPT.contains(&format!(" {code}: \"")),
+                "console.js T has no words for the rule {code}"
+            );
+        }
+        for (key, text) in &words {
+            assert!(!text.is_empty(), "{key} is empty");
         }
     }
 }

@@ -6,8 +6,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, JoinType,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationTrait, Select, Set,
 };
 use uuid::Uuid;
 
@@ -224,8 +224,60 @@ pub async fn conflicts_of(
         .await
 }
 
-/// The conflict queue: conflicts in the given villages (by the village of
-/// the child concerned), newest first.
+/// Conflicts that stay in the queue of the village they were filed in: a
+/// `visit_after_transfer` notice (filed for the child's new town and, as
+/// a second row, for the town it left) and a `rejected_mutation` (the
+/// sender's matter, filed in the sender's village). Every other conflict
+/// is about a record of a child and belongs to the village the child is
+/// registered in now, as its visits do: after a transfer it moves with
+/// the child to the new town's queue.
+pub const FILED_WHERE_MADE: &[&str] = &["visit_after_transfer", "rejected_mutation"];
+
+/// Conflicts in the given villages: [`FILED_WHERE_MADE`] kinds by the
+/// village they were filed in, the rest by the current village of the
+/// child their record is about (a child itself, a visit's child, a needs
+/// item's child).
+fn conflicts_in(villages: &[Uuid]) -> Condition {
+    let children = child::Entity::find()
+        .select_only()
+        .column(child::Column::Id)
+        .filter(child::Column::VillageId.is_in(villages.iter().copied()))
+        .into_query();
+    let visits = visit::Entity::find()
+        .select_only()
+        .column(visit::Column::Id)
+        .filter(visit::Column::ChildId.in_subquery(children.clone()))
+        .into_query();
+    let needs = case_plan_item::Entity::find()
+        .select_only()
+        .column(case_plan_item::Column::Id)
+        .filter(case_plan_item::Column::ChildId.in_subquery(children.clone()))
+        .into_query();
+    let about = |entity: &str, ids| {
+        Condition::all()
+            .add(conflict::Column::Entity.eq(entity))
+            .add(conflict::Column::RecordId.in_subquery(ids))
+    };
+    Condition::any()
+        .add(
+            Condition::all()
+                .add(conflict::Column::Kind.is_in(FILED_WHERE_MADE.iter().copied()))
+                .add(conflict::Column::VillageId.is_in(villages.iter().copied())),
+        )
+        .add(
+            Condition::all()
+                .add(conflict::Column::Kind.is_not_in(FILED_WHERE_MADE.iter().copied()))
+                .add(
+                    Condition::any()
+                        .add(about("child", children))
+                        .add(about("visit", visits))
+                        .add(about("case_plan_item", needs)),
+                ),
+        )
+}
+
+/// The conflict queue: conflicts in the given villages (see
+/// [`conflicts_in`]), newest first.
 pub async fn conflicts(
     db: &impl ConnectionTrait,
     villages: Vec<Uuid>,
@@ -237,7 +289,7 @@ pub async fn conflicts(
     if villages.is_empty() {
         return Ok((0, Vec::new()));
     }
-    let mut query = conflict::Entity::find().filter(conflict::Column::VillageId.is_in(villages));
+    let mut query = conflict::Entity::find().filter(conflicts_in(&villages));
     if let Some(status) = status {
         query = query.filter(conflict::Column::Status.eq(status));
     }
@@ -253,6 +305,23 @@ pub async fn conflicts(
         .all(db)
         .await?;
     Ok((total, rows))
+}
+
+/// True when conflict `id` is in the given villages (the queue's rule,
+/// [`conflicts_in`]).
+pub async fn conflict_in_villages(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    villages: &[Uuid],
+) -> Result<bool, DbErr> {
+    if villages.is_empty() {
+        return Ok(false);
+    }
+    Ok(conflict::Entity::find_by_id(id)
+        .filter(conflicts_in(villages))
+        .count(db)
+        .await?
+        > 0)
 }
 
 /// Loads a conflict, locked on PostgreSQL until the transaction ends.
@@ -433,45 +502,86 @@ pub async fn case_plan_items(
         .await
 }
 
-/// The children that the records of `conflicts` are about: a child itself,
-/// a visit's child or a needs item's child.
-pub async fn children_of_conflicts(
+/// What a conflict's record is about: its child and, for a visit, when
+/// the visit took place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConflictSubject {
+    pub child_id: Uuid,
+    pub visited_at: Option<DateTime<Utc>>,
+}
+
+/// The subject of each conflict's record, by `(entity, record id)`; a
+/// record that does not exist (a refused create) has none.
+pub async fn conflict_subjects(
     db: &impl ConnectionTrait,
     conflicts: &[conflict::Model],
-) -> Result<Vec<Uuid>, DbErr> {
+) -> Result<std::collections::HashMap<(String, Uuid), ConflictSubject>, DbErr> {
     let of = |entity: &str| -> Vec<Uuid> {
-        conflicts
+        let mut ids: Vec<Uuid> = conflicts
             .iter()
             .filter(|c| c.entity == entity)
             .map(|c| c.record_id)
-            .collect()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     };
-    let mut children = of("child");
+    let mut subjects = std::collections::HashMap::new();
+    let children = of("child");
+    if !children.is_empty() {
+        for id in child::Entity::find()
+            .select_only()
+            .column(child::Column::Id)
+            .filter(child::Column::Id.is_in(children))
+            .into_tuple::<Uuid>()
+            .all(db)
+            .await?
+        {
+            let subject = ConflictSubject {
+                child_id: id,
+                visited_at: None,
+            };
+            subjects.insert(("child".to_owned(), id), subject);
+        }
+    }
     let visits = of("visit");
     if !visits.is_empty() {
-        children.extend(
-            visit::Entity::find()
-                .select_only()
-                .column(visit::Column::ChildId)
-                .filter(visit::Column::Id.is_in(visits))
-                .into_tuple::<Uuid>()
-                .all(db)
-                .await?,
-        );
+        for (id, child_id, visited_at) in visit::Entity::find()
+            .select_only()
+            .column(visit::Column::Id)
+            .column(visit::Column::ChildId)
+            .column(visit::Column::VisitedAt)
+            .filter(visit::Column::Id.is_in(visits))
+            .into_tuple::<(Uuid, Uuid, DateTime<Utc>)>()
+            .all(db)
+            .await?
+        {
+            let subject = ConflictSubject {
+                child_id,
+                visited_at: Some(visited_at),
+            };
+            subjects.insert(("visit".to_owned(), id), subject);
+        }
     }
     let needs = of("case_plan_item");
     if !needs.is_empty() {
-        children.extend(
-            case_plan_item::Entity::find()
-                .select_only()
-                .column(case_plan_item::Column::ChildId)
-                .filter(case_plan_item::Column::Id.is_in(needs))
-                .into_tuple::<Uuid>()
-                .all(db)
-                .await?,
-        );
+        for (id, child_id) in case_plan_item::Entity::find()
+            .select_only()
+            .column(case_plan_item::Column::Id)
+            .column(case_plan_item::Column::ChildId)
+            .filter(case_plan_item::Column::Id.is_in(needs))
+            .into_tuple::<(Uuid, Uuid)>()
+            .all(db)
+            .await?
+        {
+            let subject = ConflictSubject {
+                child_id,
+                visited_at: None,
+            };
+            subjects.insert(("case_plan_item".to_owned(), id), subject);
+        }
     }
-    Ok(children)
+    Ok(subjects)
 }
 
 /// The largest offset a database accepts (a signed 64-bit integer); a

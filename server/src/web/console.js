@@ -439,9 +439,560 @@ function fields(pairs) {
   return h("dl", { class: "fields" }, pairs.filter(([, v]) => v != null && v !== "").flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
-function conflictRow(c, after) {
-  const cell = h("td", {});
-  const note = h("input", { "aria-label": t("note"), placeholder: t("note"), name: "note" });
+// ---- fields as people read and write them (the conflict queue and the
+// visit page): every synced field's Chinese label (shared/GLOSSARY.md and
+// the field app's words), how its value is shown and which input edits
+// it. The types mirror sync_core::rules; web::tests checks the tables.
+Object.assign(T.zh, {
+  cqIntro: "两台设备同时修改同一项、被拒绝的修改、审核通过后的修正申请，以及需要确认的提示。请选择采用哪一方，或直接改为正确的内容。",
+  storedSide: "服务器上已保存的", deviceSide: "{who}的设备提交的", deviceSideAnon: "设备提交的",
+  current: "当前采用", merged: "同步时采用", keepThis: "保留此值", useThis: "改用此值", editTo: "改为其他内容", saveValue: "保存此内容",
+  noteOptional: "说明（可选）", acknowledge: "已知悉", byDistrict: "登记信息由区民政局处理。",
+  onVisitUrgent: "紧急风险请在走访页确认已知悉或已上报。", proposed: "修正内容", submittedFields: "提交的内容",
+  emptyValue: "（未填写）", removedItem: "（删除此条）", recordRef: "（记录编号）", otherVisit: "查看另一条走访记录",
+  registerEntry: "儿童登记信息", needsItem: "需求台账", visitOn: "{day}的走访", noChild: "无法关联到儿童的记录",
+  resolvedLine: "{who} 于 {when} 处理：{what}", resolvedKeep: "保持当前采用的值", resolvedNotice: "已知悉",
+  resolvedOther: "改用了另一方的值", resolvedNew: "改为 {value}", resolvedAccept: "采纳了修正", resolvedReject: "不予采纳",
+  resolvedUrgent: "在走访页标记为已知悉或已上报", someone: "有人",
+  why_concurrent_write: "两台设备在同步前都修改了“{field}”。系统按“以最后修改为准”暂时采用了{winner}值，请确认哪一个正确。",
+  why_concurrent_item_write: "两台设备同时修改了同一条“{field}”。系统暂时采用了较晚的修改（{winner}值），请确认。",
+  why_remove_vs_update: "一台设备删除了这条“{field}”，另一方同时修改了它。系统保留了这条，请确认是否删除。",
+  why_delete_vs_edit: "设备删除了这条记录，而它同时被修改过。系统保留了修改后的记录，请确认。",
+  why_edit_vs_delete: "设备修改了一条已删除的记录：修改已保存，记录仍为删除状态，请确认。",
+  why_refused_field: "{who}对“{field}”的修改未被接受：{reason}。",
+  why_rejected_mutation: "{who}提交的修改整条未被接受：{reason}。",
+  why_amendment: "走访记录审核通过后，{who}提交了修正。采纳后修正生效，记录仍为审核通过；不予采纳则保持原样。",
+  why_possible_duplicate: "同一名儿童在同一天还有另一条走访记录，可能重复录入。",
+  why_visit_after_transfer: "走访时这名儿童已迁往其他村（社区），记录已保留，请与儿童主任核实。",
+  why_visit_after_exit: "走访时这名儿童已退出保障，记录已保留，请核实。",
+  why_edit_to_exited_child: "修改的是已退出保障儿童的登记信息，请核实。",
+  why_urgent: "走访记录含强制报告情形。",
+  winnerServer: "服务器上已保存的", winnerClient: "{who}的设备提交的",
+  place: "走访地点", placeNow: "儿童现在所在", coords: "北纬 {lat}°，东经 {lon}°", accuracy: "（精度约 {n} 米）",
+  photos: "照片", photoN: "照片 {n}", photoPending: "待上传", photoPendingPart: "待上传（已收到 {n}%）",
+  photoFailed: "照片无法显示", photoOpen: "查看大图：照片 {n}", close: "关闭", nextPlanned: "计划下次走访日期",
+  historyNone: "暂无修改历史（早于历史记录功能的记录）", showChanges: "查看修改内容",
+  h_submitted: "{who} 于 {when} 提交了走访记录", h_draft: "{who} 于 {when} 保存了走访草稿",
+  h_returned: "{who} 于 {when} 退回：{comment}", h_approved: "{who} 于 {when} 审核通过", h_approvedComment: "{who} 于 {when} 审核通过：{comment}",
+  h_edited: "{who} 于 {when} 修改了 {fields}", h_resubmitted: "{who} 于 {when} 修改了 {fields}，并重新提交",
+  h_resubmittedOnly: "{who} 于 {when} 重新提交了走访记录", h_submittedAfter: "{who} 于 {when} 修改了 {fields}，并提交",
+  h_amendment: "{who} 于 {when} 采纳了修正，修改了 {fields}", h_deleted: "{who} 于 {when} 删除了走访记录",
+  h_nothing: "{who} 于 {when} 保存了走访记录（内容未变）", listSep: "、", day: "{m}月{d}日", dayYear: "{y}年{m}月{d}日",
+  riskUnknown: "其他风险", active: "在册", male: "男", female: "女", plan_open: "待办",
+});
+Object.assign(T.en, {
+  cqIntro: "Two devices changing one field, refused changes, corrections after approval and notices to confirm. Choose which side to keep, or enter the right content.",
+  storedSide: "Saved on the server", deviceSide: "Sent by {who}'s device", deviceSideAnon: "Sent by a device",
+  current: "In use", merged: "Kept by the sync", keepThis: "Keep this", useThis: "Use this instead", editTo: "Change to something else", saveValue: "Save this",
+  noteOptional: "Note (optional)", acknowledge: "Noted", byDistrict: "Register entries are resolved by the district bureau.",
+  onVisitUrgent: "Acknowledge urgent alerts on the visit's page.", proposed: "Proposed correction", submittedFields: "What was sent",
+  emptyValue: "(empty)", removedItem: "(remove this item)", recordRef: "(a record)", otherVisit: "Open the other visit",
+  registerEntry: "Register entry", needsItem: "Needs ledger", visitOn: "Visit of {day}", noChild: "Records not tied to a child",
+  resolvedLine: "{who} resolved it on {when}: {what}", resolvedKeep: "kept the value in use", resolvedNotice: "noted",
+  resolvedOther: "used the other value", resolvedNew: "changed it to {value}", resolvedAccept: "accepted the correction", resolvedReject: "declined the correction",
+  resolvedUrgent: "acknowledged on the visit's page", someone: "Someone",
+  why_concurrent_write: "Two devices changed “{field}” before syncing. Last writer wins kept the value {winner} for now; confirm which one is right.",
+  why_concurrent_item_write: "Two devices changed the same “{field}” item; the later change ({winner}) is kept for now. Confirm it.",
+  why_remove_vs_update: "One device removed this “{field}” item while it was changed elsewhere; it was kept. Confirm whether to remove it.",
+  why_delete_vs_edit: "A device deleted this record while it was being changed; the changed record was kept. Confirm it.",
+  why_edit_vs_delete: "A device changed a deleted record: the change is kept, the record stays deleted. Confirm it.",
+  why_refused_field: "{who}'s change to “{field}” was not accepted: {reason}.",
+  why_rejected_mutation: "{who}'s change was refused as a whole: {reason}.",
+  why_amendment: "{who} sent a correction after the visit was approved. Accepting applies it and the visit stays approved; declining leaves it as it is.",
+  why_possible_duplicate: "The same child has another visit on the same day: possibly entered twice.",
+  why_visit_after_transfer: "The child had moved to another village when visited; the visit is kept. Check with the director.",
+  why_visit_after_exit: "The child had left the register when visited; the visit is kept. Check it.",
+  why_edit_to_exited_child: "The register entry of a child who has left the register was changed. Check it.",
+  why_urgent: "The visit reports a mandatory-reporting risk.",
+  winnerServer: "saved on the server", winnerClient: "sent by {who}'s device",
+  place: "Place", placeNow: "The child lives now in", coords: "{lat}° N, {lon}° E", accuracy: " (within about {n} m)",
+  photos: "Photos", photoN: "Photo {n}", photoPending: "Not uploaded yet", photoPendingPart: "Not uploaded yet ({n}% received)",
+  photoFailed: "The photo cannot be shown", photoOpen: "Open full size: photo {n}", close: "Close", nextPlanned: "Next planned visit",
+  historyNone: "No history (recorded before the history was kept)", showChanges: "Show the changes",
+  h_submitted: "{who} submitted the visit on {when}", h_draft: "{who} saved a draft on {when}",
+  h_returned: "{who} returned it on {when}: {comment}", h_approved: "{who} approved it on {when}", h_approvedComment: "{who} approved it on {when}: {comment}",
+  h_edited: "{who} changed {fields} on {when}", h_resubmitted: "{who} changed {fields} on {when} and submitted it again",
+  h_resubmittedOnly: "{who} submitted it again on {when}", h_submittedAfter: "{who} changed {fields} on {when} and submitted it",
+  h_amendment: "{who} accepted a correction on {when}, changing {fields}", h_deleted: "{who} deleted the visit on {when}",
+  h_nothing: "{who} saved the visit on {when} (nothing changed)", listSep: ", ", day: "{d} {mon}", dayYear: "{d} {mon} {y}",
+  riskUnknown: "Other risk", active: "On the register", male: "Male", female: "Female", plan_open: "Open",
+});
+
+// The values a one-of field takes (sync_core::rules).
+const OPTIONS = {
+  visit_kinds: ["home_visit", "phone_follow_up", "school_visit", "other"],
+  review_statuses: ["draft", "submitted", "returned", "approved"],
+  categories: ["institutional_orphan", "scattered_orphan", "de_facto_unsupported", "in_difficulty", "left_behind", "migrant", "low_income_edge"],
+  child_statuses: ["active", "exited"],
+  exit_reasons: ["turned_18", "adopted", "moved_away", "died", "no_longer_eligible", "other"],
+  genders: ["male", "female"],
+  needs_areas: ["living", "study", "psychology"],
+  plan_areas: ["living", "study", "psychology", "health", "safety"],
+  plan_statuses: ["open", "in_progress", "done", "cancelled"],
+};
+// A code whose console word means something else on its own.
+const OPTION_WORDS = { plan_statuses: { open: "plan_open" } };
+
+// Every synced field: [type, Chinese label, English label]. Types:
+// text, date, datetime, uuid, count, number, object, place,
+// one_of:<OPTIONS list>, items:<needs|risk_flags|photos>.
+const FIELDS = {
+  visit: {
+    child_id: ["uuid", "儿童", "Child"],
+    author_id: ["uuid", "儿童主任", "Director"],
+    device_id: ["uuid", "设备", "Device"],
+    village_id: ["uuid", "村（社区）", "Village"],
+    kind: ["one_of:visit_kinds", "走访方式", "Kind"],
+    visited_at: ["datetime", "走访时间", "Visited at"],
+    location: ["place", "走访地点", "Place"],
+    observations: ["object", "走访情况", "Observations"],
+    needs: ["items:needs", "需求", "Needs"],
+    risk_flags: ["items:risk_flags", "风险标记", "Risk flags"],
+    photos: ["items:photos", "照片", "Photos"],
+    follow_up: ["text", "后续跟进", "Follow-up"],
+    next_planned_date: ["date", "计划下次走访日期", "Next planned visit"],
+    review_status: ["one_of:review_statuses", "审核状态", "Review status"],
+    review_comment: ["text", "审核意见", "Review comment"],
+  },
+  child: {
+    name: ["text", "姓名", "Name"],
+    gender: ["one_of:genders", "性别", "Gender"],
+    birth_date: ["date", "出生日期", "Born"],
+    id_number: ["text", "身份证号", "Identity-card number"],
+    category: ["one_of:categories", "儿童类别", "Category"],
+    status: ["one_of:child_statuses", "保障状态", "Register status"],
+    exit_reason: ["one_of:exit_reasons", "退出原因", "Exit reason"],
+    exit_date: ["date", "退出日期", "Exit date"],
+    village_id: ["uuid", "村（社区）", "Village"],
+    guardian_name: ["text", "监护人", "Guardian"],
+    guardian_relation: ["text", "与儿童关系", "Relation to the child"],
+    guardian_phone: ["text", "监护人电话", "Guardian's phone"],
+    address: ["text", "住址", "Address"],
+    school: ["text", "学校", "School"],
+    health_notes: ["text", "健康情况", "Health"],
+    disability_notes: ["text", "残疾情况", "Disability"],
+    benefit_standard_cny: ["number", "基本生活费（元/月）", "Monthly benefit (CNY)"],
+    visit_interval_days: ["count", "走访周期（天）", "Visit interval (days)"],
+    external_id: ["text", "省级平台编号", "Provincial id"],
+  },
+  case_plan_item: {
+    child_id: ["uuid", "儿童", "Child"],
+    village_id: ["uuid", "村（社区）", "Village"],
+    area: ["one_of:plan_areas", "领域", "Area"],
+    description: ["text", "内容", "Description"],
+    status: ["one_of:plan_statuses", "状态", "Status"],
+    owner: ["text", "负责人", "Owner"],
+    due_date: ["date", "期限", "Due"],
+  },
+};
+// The areas of a visit's observations (the field app's form).
+const OBSERVATIONS = {
+  living: ["生活情况", "Living"], study: ["学习情况", "Study"], health: ["健康情况", "Health"],
+  psychology: ["心理情况", "Psychology"], safety: ["安全情况", "Safety"],
+};
+// Why a change was refused (sync_core::merge::Reason), every code.
+const REASONS = {
+  role_not_allowed: ["该账号无权修改此项", "this account may not change it"],
+  not_author: ["只有记录走访的儿童主任本人可以修改", "only the director who recorded the visit may change it"],
+  invalid_transition: ["记录当前的审核状态不允许这样修改", "the review status does not allow it"],
+  immutable_field: ["此项创建后不能更改", "it cannot change after it was created"],
+  server_only_field: ["此项只能由省级平台写入", "only the provincial platform writes it"],
+  unknown_field: ["应用版本与服务器不一致（未知的项）", "the app and the server disagree (unknown field)"],
+  invalid_value: ["填写的内容不符合要求", "the value is not valid"],
+  wrong_field_kind: ["应用版本与服务器不一致（格式不符）", "the app and the server disagree (wrong shape)"],
+  missing_required_field: ["缺少必填项", "a required field is missing"],
+  locked: ["走访记录已审核通过并锁定", "the visit is approved and locked"],
+  stale_review: ["审核时记录已被修改", "the record changed under the review"],
+  record_deleted: ["记录已被删除", "the record was deleted"],
+  record_not_found: ["服务器上没有这条记录", "the server has no such record"],
+  id_exists: ["服务器上已有编号相同的记录", "a record with this id exists"],
+  future_base_version: ["设备上的记录与服务器不一致，需要重新同步", "the device's copy is ahead of the server; it must sync again"],
+  entity_mismatch: ["应用版本与服务器不一致（记录类型不符）", "the app and the server disagree (record type)"],
+  visit_in_future: ["走访时间晚于当前时间", "the visit is dated in the future"],
+  visit_before_birth: ["走访时间早于儿童出生日期", "the visit is dated before the child's birth"],
+  out_of_scope: ["这名儿童不在提交人负责的村（社区）", "the child is outside the sender's village"],
+  unknown_child: ["服务器上找不到这名儿童", "the server has no such child"],
+};
+const zhOr = (pair) => (pair ? pair[lang === "zh" ? 0 : 1] : null);
+const reasonText = (code) => zhOr(REASONS[code]) || t("riskUnknown");
+const riskName = (code) => (RISKS[code] ? riskLabel(code) : t("riskUnknown"));
+
+// "needs#<item id>" → the field and the item.
+function fieldPath(path) {
+  const [field, item] = String(path || "").split("#");
+  return { field, item: item || null };
+}
+function fieldRule(entity, field) {
+  const rule = (FIELDS[entity] || {})[field];
+  if (!rule) return { type: "text", label: t("other") };
+  return { type: rule[0], label: lang === "zh" ? rule[1] : rule[2] };
+}
+const fieldLabel = (entity, field) => fieldRule(entity, field).label;
+function optionWord(list, code) {
+  const key = (OPTION_WORDS[list] || {})[code] || code;
+  return label(key);
+}
+
+// ---- dates in the district's calendar.
+function zoneParts(date) {
+  const parts = new Intl.DateTimeFormat("en-CA", {
+    timeZone: districtZone(), year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+  }).formatToParts(date);
+  return Object.fromEntries(parts.map((p) => [p.type, p.value]));
+}
+const MONTHS_EN = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+// "12月3日" (the year only when it is not this year's).
+function dayWords(y, m, d, always) {
+  const vars = { y, m, d, mon: MONTHS_EN[m - 1] };
+  return t(always || y !== Number(zoneParts(new Date()).year) ? "dayYear" : "day", vars);
+}
+function dayOf(iso) {
+  const p = zoneParts(new Date(iso));
+  return dayWords(Number(p.year), Number(p.month), Number(p.day));
+}
+const clockOf = (iso) => { const p = zoneParts(new Date(iso)); return `${p.hour}:${p.minute}`; };
+// A `YYYY-MM-DD` date as a date, with its year.
+function dateWords(s) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(s));
+  return m ? dayWords(Number(m[1]), Number(m[2]), Number(m[3]), true) : String(s);
+}
+const dateTimeWords = (iso) => `${dayOf(iso)} ${clockOf(iso)}`;
+// The value of a datetime-local input for an instant, in the district's zone.
+function localInput(iso) {
+  if (!iso) return "";
+  const p = zoneParts(new Date(iso));
+  return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}`;
+}
+// The instant a datetime-local input names in the district's zone.
+function fromLocalInput(s) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(s || "");
+  if (!m) return null;
+  const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+  const p = zoneParts(new Date(wall));
+  const shown = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute);
+  return new Date(wall - (shown - wall)).toISOString();
+}
+
+// ---- places: a village by name with its town, coordinates with accuracy.
+function placeName(all, villageId) {
+  const village = all.find((u) => u.id === villageId);
+  if (!village) return null;
+  const town = all.find((u) => u.id === village.parent_id);
+  return town ? `${town.name} ${village.name}` : village.name;
+}
+function coordinates(p) {
+  if (!p || typeof p !== "object" || typeof p.lat !== "number" || typeof p.lon !== "number") return null;
+  const text = t("coords", { lat: p.lat.toFixed(5), lon: p.lon.toFixed(5) });
+  return typeof p.accuracy_m === "number" ? text + t("accuracy", { n: Math.round(p.accuracy_m) }) : text;
+}
+
+// ---- one value as the field shows it (a node).
+function itemWords(setName, item) {
+  if (item == null) return t("removedItem");
+  if (typeof item !== "object") return String(item);
+  if (setName === "needs") return [label(item.area) || "", item.description || item.note || ""].filter(Boolean).join("：");
+  if (setName === "risk_flags") {
+    return riskName(item.kind || item.code) + (item.urgent ? t("urgentMark") : "") + (item.note ? "：" + item.note : "");
+  }
+  return t("photos");
+}
+function showValue(entity, path, value, ctx) {
+  const { field, item } = fieldPath(path);
+  const { type } = fieldRule(entity, field);
+  const empty = () => h("span", { class: "muted" }, t("emptyValue"));
+  if (type.startsWith("items:")) {
+    const set = type.slice(6);
+    if (item != null || (value && !Array.isArray(value) && typeof value === "object" && !("add" in value || "remove" in value))) {
+      if (set === "photos" && value) return photoStrip([value]);
+      return h("span", {}, itemWords(set, value));
+    }
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      // A set change as a device sent it: items added, ids removed.
+      const added = (value.add || []).map((x) => h("li", {}, set === "photos" ? photoStrip([x]) : itemWords(set, x)));
+      const removed = (value.remove || []).map(() => h("li", { class: "muted" }, t("removedItem")));
+      return added.length || removed.length ? h("ul", { class: "value-list" }, added, removed) : empty();
+    }
+    const items = Array.isArray(value) ? value : [];
+    if (!items.length) return empty();
+    if (set === "photos") return photoStrip(items);
+    return h("ul", { class: "value-list" }, items.map((x) => h("li", {}, itemWords(set, x))));
+  }
+  if (value == null || value === "") return empty();
+  if (type === "date") return h("span", {}, dateWords(value));
+  if (type === "datetime") return h("span", {}, dateTimeWords(value));
+  if (type.startsWith("one_of:")) return h("span", {}, optionWord(type.slice(7), value));
+  if (type === "uuid") {
+    const name = field === "village_id" && ctx && ctx.units ? placeName(ctx.units, value) : null;
+    return h("span", { class: name ? null : "muted" }, name || t("recordRef"));
+  }
+  if (type === "place") {
+    if (typeof value === "string") return h("span", {}, value);
+    return h("span", {}, coordinates(value) || t("emptyValue"));
+  }
+  if (type === "object") {
+    const entries = Object.entries(value || {}).filter(([, x]) => x != null && x !== "");
+    if (!entries.length) return empty();
+    return h("dl", { class: "fields compact" }, entries.flatMap(([k, x]) => [h("dt", {}, zhOr(OBSERVATIONS[k]) || label(k)), h("dd", {}, String(x))]));
+  }
+  if (type === "count" && field === "visit_interval_days") return h("span", {}, t("days", { n: value }));
+  return h("span", { class: "text-value" }, typeof value === "string" ? value : String(value));
+}
+// The words of a value, for a sentence ("改为 …").
+function valueWords(entity, path, value) {
+  const el = showValue(entity, path, value, { units: unitsCache || [] });
+  return el.textContent;
+}
+
+// ---- the field's own input: { node, read() } or null when the field
+// cannot be edited here (ids, photos).
+function fieldEditor(entity, path, value, ctx) {
+  const { field, item } = fieldPath(path);
+  const { type, label: name } = fieldRule(entity, field);
+  const id = "edit-" + Math.random().toString(36).slice(2, 9);
+  const labelled = (text, input) => h("label", { for: input.id }, text, input);
+  const choose = (list, current, inputId, options) => {
+    const sel = h("select", { id: inputId }, options.map(([v, text]) => h("option", { value: v, selected: v === current }, text)));
+    return sel;
+  };
+  if (type.startsWith("one_of:")) {
+    const list = type.slice(7);
+    const sel = choose(list, value, id, OPTIONS[list].map((v) => [v, optionWord(list, v)]));
+    return { node: labelled(name, sel), read: () => sel.value };
+  }
+  if (type === "date") {
+    const input = h("input", { type: "date", id, value: value || "" });
+    return { node: labelled(name, input), read: () => input.value || null };
+  }
+  if (type === "datetime") {
+    const input = h("input", { type: "datetime-local", id, value: localInput(value) });
+    return { node: labelled(name, input), read: () => fromLocalInput(input.value) };
+  }
+  if (type === "count" || type === "number") {
+    const input = h("input", { type: "number", id, min: "0", step: type === "count" ? "1" : "any", value: value == null ? "" : String(value) });
+    return { node: labelled(name, input), read: () => (input.value === "" ? null : Number(input.value)) };
+  }
+  if (type === "text") {
+    const area = h("textarea", { id, maxlength: "4000" });
+    area.value = value == null ? "" : String(value);
+    return { node: labelled(name, area), read: () => (area.value.trim() ? area.value : null) };
+  }
+  if (type === "uuid" && field === "village_id" && ctx && ctx.units) {
+    const towns = ctx.units.filter((u) => u.kind === "town");
+    const sel = h("select", { id }, towns.map((town) => h("optgroup", { label: town.name },
+      ctx.units.filter((u) => u.kind === "village" && u.parent_id === town.id)
+        .map((v) => h("option", { value: v.id, selected: v.id === value }, v.name)))));
+    return { node: labelled(name, sel), read: () => sel.value };
+  }
+  if (type === "object") {
+    const current = value && typeof value === "object" ? value : {};
+    const keys = [...new Set([...Object.keys(OBSERVATIONS), ...Object.keys(current)])];
+    const areas = keys.map((k) => {
+      const area = h("textarea", { id: `${id}-${k}`, maxlength: "4000" });
+      area.value = current[k] == null ? "" : String(current[k]);
+      return [k, area];
+    });
+    return {
+      node: h("fieldset", {}, h("legend", {}, name), areas.map(([k, area]) => labelled(zhOr(OBSERVATIONS[k]) || label(k), area))),
+      read: () => {
+        const out = {};
+        for (const [k, area] of areas) if (area.value.trim()) out[k] = area.value;
+        return Object.keys(out).length ? out : null;
+      },
+    };
+  }
+  if (type === "place") {
+    const text = h("input", { id, value: typeof value === "string" ? value : "" });
+    const pos = value && typeof value === "object" ? value : {};
+    const num = (key, words, v) => h("input", { type: "number", step: "any", id: `${id}-${key}`, "aria-label": words, value: v == null ? "" : String(v) });
+    const lat = num("lat", lang === "zh" ? "纬度" : "Latitude", pos.lat);
+    const lon = num("lon", lang === "zh" ? "经度" : "Longitude", pos.lon);
+    const acc = num("acc", lang === "zh" ? "精度（米）" : "Accuracy (m)", pos.accuracy_m);
+    return {
+      node: h("fieldset", {}, h("legend", {}, name),
+        labelled(lang === "zh" ? "地点名称" : "Place name", text),
+        labelled(lat.getAttribute("aria-label"), lat), labelled(lon.getAttribute("aria-label"), lon), labelled(acc.getAttribute("aria-label"), acc)),
+      read: () => {
+        if (lat.value !== "" && lon.value !== "") {
+          const p = { lat: Number(lat.value), lon: Number(lon.value) };
+          if (acc.value !== "") p.accuracy_m = Number(acc.value);
+          return p;
+        }
+        return text.value.trim() || null;
+      },
+    };
+  }
+  if (type.startsWith("items:")) {
+    const set = type.slice(6);
+    if (item != null) {
+      // One item of a set: its own fields, keeping its id.
+      const base = value && typeof value === "object" ? value : { id: item };
+      if (set === "needs") {
+        const area = choose("needs_areas", base.area, id, OPTIONS.needs_areas.map((v) => [v, label(v)]));
+        const text = h("textarea", { id: id + "-text", maxlength: "500" });
+        text.value = base.description || base.note || "";
+        return {
+          node: h("fieldset", {}, h("legend", {}, name), labelled(t("area"), area), labelled(t("description"), text)),
+          read: () => ({ ...base, id: item, area: area.value, description: text.value }),
+        };
+      }
+      if (set === "risk_flags") {
+        const kind = choose("risks", base.kind, id, Object.keys(RISKS).map((code) => [code, riskLabel(code)]));
+        const note = h("textarea", { id: id + "-note", maxlength: "1000" });
+        note.value = base.note || "";
+        const urgentCodes = Object.keys(RISKS).slice(0, 7);
+        return {
+          node: h("fieldset", {}, h("legend", {}, name), labelled(t("ctype"), kind), labelled(t("note"), note)),
+          read: () => ({ ...base, id: item, kind: kind.value, note: note.value, urgent: urgentCodes.includes(kind.value) }),
+        };
+      }
+      return null;
+    }
+    // A whole set: tick the items it is to hold.
+    const known = new Map();
+    for (const x of [...(ctx && ctx.current) || [], ...(Array.isArray(value) ? value : (value && value.add) || [])]) {
+      if (x && x.id) known.set(x.id, x);
+    }
+    if (!known.size || set === "photos") return null;
+    const keep = new Set(Array.isArray(value) ? value.map((x) => x.id) : [...known.keys()]);
+    const boxes = [...known.values()].map((x, i) => {
+      const box = h("input", { type: "checkbox", id: `${id}-${i}`, checked: keep.has(x.id) });
+      return [x, box];
+    });
+    return {
+      node: h("fieldset", {}, h("legend", {}, name),
+        boxes.map(([x, box]) => h("label", { class: "check", for: box.id }, box, itemWords(set, x)))),
+      read: () => boxes.filter(([, box]) => box.checked).map(([x]) => x),
+    };
+  }
+  return null;
+}
+
+// ---- photos: thumbnails that open full size; a photo the phone has not
+// uploaded yet says so. The bytes need the bearer token, so each photo is
+// fetched and shown from a blob: address, released on the next page.
+let photoUrls = [];
+function releasePhotos() {
+  photoUrls.forEach((u) => URL.revokeObjectURL(u));
+  photoUrls = [];
+}
+async function photoBlobUrl(sha256) {
+  const headers = { authorization: "Bearer " + session.token };
+  let res = await fetch(`/api/v1/attachments/${sha256}`, { headers });
+  if (res.status === 401 && sessionStorage.getItem("seedling.refresh")) {
+    await api("GET", "/api/v1/auth/me");
+    res = await fetch(`/api/v1/attachments/${sha256}`, { headers: { authorization: "Bearer " + session.token } });
+  }
+  if (!res.ok) throw new ApiError(res.status, null);
+  const url = URL.createObjectURL(await res.blob());
+  photoUrls.push(url);
+  return url;
+}
+function openPhoto(url, n) {
+  const img = h("img", { src: url, alt: t("photoN", { n }), class: "full" });
+  const dialog = h("dialog", { class: "photo-view", id: "photo-view", "aria-label": t("photoN", { n }) },
+    img, h("form", { method: "dialog" }, h("button", { class: "btn", type: "submit", id: "photo-close" }, t("close"))));
+  dialog.addEventListener("close", () => dialog.remove());
+  dialog.addEventListener("click", (e) => { if (e.target === dialog) dialog.close(); });
+  document.body.append(dialog);
+  dialog.showModal();
+}
+// A row of photo tiles; each asks the server how far its photo is.
+function photoStrip(items, first) {
+  const start = first || 1;
+  return h("ul", { class: "photos" }, items.filter((p) => p && p.sha256).map((p, i) => {
+    const n = start + i;
+    const tile = h("li", { class: "photo", "data-photo": p.sha256 }, h("span", { class: "muted" }, t("loading")));
+    (async () => {
+      try {
+        const s = await api("GET", `/api/v1/attachments/${p.sha256}/status`);
+        if (s.status !== "complete") {
+          const part = s.size_bytes ? Math.floor((s.received_bytes / s.size_bytes) * 100) : 0;
+          tile.dataset.state = "pending";
+          tile.replaceChildren(h("span", { class: "pending" }, part > 0 ? t("photoPendingPart", { n: part }) : t("photoPending")));
+          return;
+        }
+        const url = await photoBlobUrl(p.sha256);
+        tile.dataset.state = "shown";
+        tile.replaceChildren(h("button", { type: "button", class: "thumb", "aria-label": t("photoOpen", { n }), onclick: () => openPhoto(url, n) },
+          h("img", { src: url, alt: t("photoN", { n }) })));
+      } catch {
+        tile.dataset.state = "failed";
+        tile.replaceChildren(h("span", { class: "muted" }, t("photoFailed")));
+      }
+    })();
+    return tile;
+  }));
+}
+
+// ---- a visit's history as sentences.
+const FLOW_FIELDS = ["review_status", "review_comment"];
+function historySentence(x) {
+  const who = x.actor_name || label(x.actor_role) || t("someone");
+  const when = dayOf(x.at);
+  const changes = Array.isArray(x.changes) ? x.changes : [];
+  const change = (f) => changes.find((c) => c.field === f);
+  const status = change("review_status");
+  const comment = change("review_comment");
+  // Content fields in the form's order (走访情况 before 后续跟进).
+  const order = Object.keys(FIELDS.visit);
+  const content = changes.filter((c) => !FLOW_FIELDS.includes(c.field))
+    .sort((a, b) => order.indexOf(a.field) - order.indexOf(b.field));
+  const fields = content.map((c) => fieldLabel("visit", c.field)).join(t("listSep"));
+  const vars = { who, when, fields, comment: comment ? comment.after || "" : "" };
+  if (x.kind === "deleted") return t("h_deleted", vars);
+  if (x.kind === "created") return t(status && status.after === "draft" ? "h_draft" : "h_submitted", vars);
+  if (x.kind === "reviewed" || (status && ["returned", "approved"].includes(status.after))) {
+    if (status && status.after === "returned") return t("h_returned", vars);
+    return t(vars.comment ? "h_approvedComment" : "h_approved", vars);
+  }
+  if (x.kind === "amendment_accepted") return t("h_amendment", vars);
+  if (status && status.after === "submitted") {
+    if (!content.length) return t("h_resubmittedOnly", vars);
+    return t(status.before === "returned" ? "h_resubmitted" : "h_submittedAfter", vars);
+  }
+  return content.length ? t("h_edited", vars) : t("h_nothing", vars);
+}
+// What changed, before → after, as the fields show it (for "查看修改内容").
+function historyDetails(x) {
+  const changes = (Array.isArray(x.changes) ? x.changes : []).filter((c) => FIELDS.visit[c.field] && !["child_id", "author_id", "device_id", "village_id"].includes(c.field));
+  if (!changes.length || x.kind === "created") return null;
+  return h("details", {}, h("summary", {}, t("showChanges")),
+    h("dl", { class: "fields changes" }, changes.flatMap((c) => [
+      h("dt", {}, fieldLabel("visit", c.field)),
+      h("dd", {}, showValue("visit", c.field, c.before, { units: unitsCache || [] }), " → ", showValue("visit", c.field, c.after, { units: unitsCache || [] }))])));
+}
+
+// ---- the reason of a conflict, in words.
+function conflictReason(c) {
+  const { field } = fieldPath(c.field);
+  const who = c.actor_name || t("someone");
+  const winner = c.winner === "client" ? t("winnerClient", { who }) : t("winnerServer");
+  return t("why_" + c.kind, { field: field ? fieldLabel(c.entity, field) : "", who, winner, reason: reasonText(c.rule) });
+}
+function resolutionWords(c) {
+  const r = c.resolution || {};
+  const who = c.resolved_by_name || t("someone");
+  const when = c.resolved_at ? dayOf(c.resolved_at) : "";
+  let what;
+  if (c.kind === "urgent") what = r.action ? label(r.action) : t("resolvedUrgent");
+  else if (r.action === "keep") what = c.field ? t("resolvedKeep") : t("resolvedNotice");
+  else if (r.action === "other") what = t("resolvedOther");
+  else if (r.action === "new") what = t("resolvedNew", { value: valueWords(c.entity, c.field, r.value) });
+  else if (r.action === "accept") what = t("resolvedAccept");
+  else if (r.action === "reject") what = t("resolvedReject");
+  else what = t("resolved");
+  return t("resolvedLine", { who, when, what }) + (r.note ? `（${r.note}）` : "");
+}
+
+// One conflict as a card: what it is about, why, the two values side by
+// side as the field shows them, and the resolution — choose a side, or
+// change the field with its own input; accept or decline an amendment;
+// note a notice. `after` runs once it is resolved.
+function conflictCard(c, after, ctx) {
+  const { field, item } = fieldPath(c.field);
+  const title = field ? fieldLabel(c.entity, field) : label(c.kind);
+  const note = h("input", { name: "note", "aria-label": t("noteOptional"), placeholder: t("noteOptional") });
   const act = async (action, value) => {
     try {
       await api("POST", `/api/v1/conflicts/${c.id}/resolve`, { action, value, note: note.value || undefined });
@@ -449,33 +1000,79 @@ function conflictRow(c, after) {
       after();
     } catch (e) { toast(t("failed") + ": " + errText(e)); }
   };
-  if (c.status === "open" && !c.actions.length && c.entity === "visit") {
-    // An urgent alert is acknowledged on its visit.
-    cell.append(h("a", { class: "btn danger", href: "#/visit/" + c.record_id, "data-handle": c.id }, t("handleOnVisit")));
-  } else if (c.actions.length) {
-    const names = { keep: "keep", other: "otherValue", new: "newValue", accept: "accept", reject: "reject" };
-    const newInput = c.actions.includes("new") ? h("input", { "aria-label": t("valueJson"), placeholder: t("valueJson"), name: "value" }) : null;
-    cell.append(h("div", { class: "actions" },
-      c.actions.map((a) => h("button", { class: "btn" + (a === "reject" ? " secondary" : ""), type: "button", "data-action": a, onclick: () => {
-        if (a !== "new") return act(a);
-        let v;
-        try { v = JSON.parse(newInput.value); } catch { v = newInput.value; }
-        return act(a, v);
-      } }, t(names[a]))), newInput, note));
-  } else {
-    cell.append(h("span", { class: "badge s-approved" }, t("resolved")));
+  const byDistrict = c.entity === "child" && !isAdmin() && field !== "visit_interval_days";
+  const can = (a) => c.actions.includes(a) && !byDistrict;
+  const card = h("article", { class: "conflict", "data-conflict": c.id, "data-kind": c.kind, "aria-label": title },
+    h("header", {},
+      h("h4", {}, title),
+      field ? h("span", { class: "badge" + (c.status === "open" ? " s-returned" : " s-approved") }, label(c.kind)) : null,
+      h("span", { class: "muted" }, [c.actor_name, c.created_at ? dateTimeWords(c.created_at) : null].filter(Boolean).join(" · "))),
+    h("p", { class: "reason" }, conflictReason(c)));
+  const value = (v) => h("div", { class: "value" }, showValue(c.entity, c.field, v, ctx));
+  if (field && (c.local_value !== undefined || c.remote_value !== undefined) && c.kind !== "rejected_mutation") {
+    // Two sides: the server's (local) and the device's (remote).
+    const side = (which, v) => {
+      const won = (c.winner || "server") === which;
+      const action = won ? "keep" : "other";
+      const open = c.status === "open";
+      const heading = which === "server" ? t("storedSide") : c.actor_name ? t("deviceSide", { who: c.actor_name }) : t("deviceSideAnon");
+      return h("section", { class: "side" + (won && open ? " won" : ""), "data-side": which },
+        h("h5", {}, heading, won ? h("span", { class: "badge" + (open ? " s-approved" : "") }, t(open ? "current" : "merged")) : null),
+        value(v),
+        can(action) ? h("button", { class: "btn" + (won ? " secondary" : ""), type: "button", "data-action": action, onclick: () => act(action) }, t(won ? "keepThis" : "useThis")) : null);
+    };
+    card.append(h("div", { class: "sides" },
+      c.kind === "refused_field" ? null : side("server", c.local_value),
+      side("client", c.remote_value)));
+    if (can("new")) {
+      const current = c.winner === "client" ? c.remote_value : c.local_value;
+      const editor = fieldEditor(c.entity, c.field, current ?? (c.kind === "refused_field" ? c.remote_value : null), ctx);
+      if (editor) {
+        card.append(h("details", { class: "edit" }, h("summary", {}, t("editTo")),
+          editor.node,
+          h("div", { class: "actions" }, h("button", { class: "btn", type: "button", "data-action": "new", onclick: () => act("new", editor.read()) }, t("saveValue")))));
+      }
+    }
+  } else if (c.kind === "amendment") {
+    const proposed = c.remote_value && typeof c.remote_value === "object" ? c.remote_value : {};
+    card.append(h("section", { class: "side", "data-side": "client" }, h("h5", {}, t("proposed")),
+      h("dl", { class: "fields" }, Object.entries(proposed).flatMap(([f, change]) => [
+        h("dt", {}, fieldLabel("visit", f)),
+        h("dd", {}, showValue("visit", f, change && "value" in change ? change.value : change, ctx))]))));
+  } else if (c.kind === "rejected_mutation") {
+    const sent = (c.remote_value && c.remote_value.fields) || {};
+    const shown = Object.entries(sent).filter(([f]) => (FIELDS[c.entity] || {})[f] && !["child_id", "author_id", "device_id"].includes(f));
+    if (shown.length) {
+      card.append(h("section", { class: "side", "data-side": "client" }, h("h5", {}, t("submittedFields")),
+        h("dl", { class: "fields" }, shown.flatMap(([f, change]) => [
+          h("dt", {}, fieldLabel(c.entity, f)),
+          h("dd", {}, showValue(c.entity, f, change && "value" in change ? change.value : change, ctx))]))));
+    }
+  } else if (c.kind === "possible_duplicate" && c.remote_value && c.remote_value.other_visit_id) {
+    card.append(h("p", {}, h("a", { href: "#/visit/" + c.remote_value.other_visit_id }, t("otherVisit"))));
   }
-  return h("tr", { "data-conflict": c.id },
-    h("td", {}, label(c.kind), c.field ? h("div", { class: "muted" }, c.field) : null),
-    h("td", {}, h("code", {}, fmtValue(c.local_value))),
-    h("td", {}, h("code", {}, fmtValue(c.remote_value))),
-    h("td", {}, c.rule ? label(c.rule) : "—", c.winner ? h("div", { class: "muted" }, t("winner") + ": " + t(c.winner)) : null),
-    h("td", {}, c.actor_name || ""), h("td", {}, fmtTime(c.created_at)), cell);
+  const buttons = [];
+  if (c.status === "open" && c.kind === "urgent") {
+    buttons.push(h("span", { class: "muted" }, t("onVisitUrgent")),
+      h("a", { class: "btn danger", href: "#/visit/" + c.record_id, "data-handle": c.id }, t("handleOnVisit")));
+  } else if (c.status === "open" && byDistrict) {
+    buttons.push(h("span", { class: "muted" }, t("byDistrict")));
+  } else if (c.status === "open") {
+    if (can("accept")) buttons.push(h("button", { class: "btn", type: "button", "data-action": "accept", onclick: () => act("accept") }, t("accept")));
+    if (can("reject")) buttons.push(h("button", { class: "btn secondary", type: "button", "data-action": "reject", onclick: () => act("reject") }, t("reject")));
+    if (!field && can("keep")) buttons.push(h("button", { class: "btn", type: "button", "data-action": "keep", onclick: () => act("keep") }, t("acknowledge")));
+  } else {
+    buttons.push(h("span", { class: "badge s-approved" }, t("resolved")), h("span", { class: "resolution" }, resolutionWords(c)));
+  }
+  if (c.status === "open" && c.actions.length && !byDistrict) card.append(h("label", { class: "note" }, t("noteOptional"), note));
+  card.append(h("div", { class: "actions" }, buttons));
+  return card;
 }
-const conflictHeaders = () => [t("ctype"), t("localValue"), t("remoteValue"), t("rule"), t("who"), t("when"), t("resolve")];
+
 
 async function visitPage(id) {
-  const v = await api("GET", "/api/v1/visits/" + id);
+  releasePhotos();
+  const [v, all] = await Promise.all([api("GET", "/api/v1/visits/" + id), units()]);
   const r = v.record || {};
   const comment = h("textarea", { id: "review-comment", name: "comment", "aria-describedby": "comment-help", maxlength: "2000" });
   const commentErr = h("p", { class: "error", id: "comment-error", role: "alert" });
@@ -502,30 +1099,52 @@ async function visitPage(id) {
         h("button", { class: "btn", type: "button", id: "approve", onclick: () => decide("approve") }, t("approve")),
         h("button", { class: "btn danger", type: "button", id: "return", onclick: () => decide("return") }, t("return"))))
     : null;
-  const history = v.history.map((x) => h("tr", {},
-    h("td", {}, x.version), h("td", {}, label(x.kind)), h("td", {}, x.actor_name || "", x.actor_role ? h("div", { class: "muted" }, label(x.actor_role)) : null),
-    h("td", {}, fmtTime(x.at)),
-    h("td", {}, h("ul", {}, (x.changes || []).map((c) => h("li", {}, h("b", {}, c.field), ": ", fmtValue(c.before), " → ", fmtValue(c.after)))))));
+  const ctx = { units: all };
+  // Where: the village the visit was filed under (its town too), the
+  // place the director wrote, the phone's position with its accuracy.
+  const filedIn = placeName(all, r.village_id || v.village_id);
+  const spot = typeof r.location === "string" ? r.location : null;
+  const position = coordinates(r.location);
+  const where = h("div", { id: "visit-place" },
+    h("div", {}, [filedIn, spot].filter(Boolean).join(" · ") || t("emptyValue")),
+    position ? h("div", { class: "coords", id: "visit-coords" }, position) : null,
+    r.village_id && v.village_id && r.village_id !== v.village_id
+      ? h("div", { class: "muted" }, t("placeNow"), "：", `${v.town_name} ${v.village_name}`) : null);
+  const list = (items, words, attrs) => (items && items.length ? h("ul", { class: "value-list", ...attrs }, items.map((x) => h("li", {}, words(x)))) : null);
+  const photos = (r.photos || []).filter((p) => p && p.sha256);
+  const history = v.history.length
+    ? h("ol", { class: "history", id: "history" }, v.history.map((x) => h("li", { "data-version": x.version },
+      h("span", { class: "sentence" }, historySentence(x)), " ",
+      h("time", { class: "muted", datetime: x.at, title: fmtTime(x.at) }, clockOf(x.at)),
+      historyDetails(x))))
+    : h("p", { class: "muted", id: "history" }, t("historyNone"));
   return view(h("p", {}, h("a", { href: sessionStorage.getItem("seedling.log") || "#/visits", id: "back-to-log" }, "← " + t("backToLog"))),
     h("h1", {}, t("visit"), " · ", v.child_name),
     v.urgent_alert ? urgentBanner(id, v.urgent_alert) : null,
     h("p", {}, statusBadge(v.review_status), " ", v.locked ? h("strong", { id: "locked" }, t("locked")) : null),
-    h("section", { class: "panel" }, fields([
+    h("section", { class: "panel", id: "visit-fields" }, fields([
       [t("child"), h("a", { href: "#/child/" + v.child_id }, v.child_name)],
-      [t("village"), `${v.town_name} ${v.village_name}`],
-      [t("director"), v.author_name], [t("kind"), label(v.kind)], [t("visitedAt"), fmtTime(v.visited_at)],
-      [t("observations"), r.observations ? Object.entries(r.observations).map(([k, x]) => `${label(k)}: ${x}`).join("\n") : null],
-      [t("needs"), (r.needs || []).map((n) => `${label(n.area)}: ${n.description || n.note || ""}`).join("\n")],
-      [t("riskFlags"), (r.risk_flags || []).map((f) => `${riskLabel(f.kind || f.code)}${f.urgent ? t("urgentMark") : ""} ${f.note || ""}`.trim()).join("\n")],
-      [t("followUp"), r.follow_up], [t("comment"), v.review_comment],
-      [t("reviewer"), v.reviewed_by_name ? `${v.reviewed_by_name} ${fmtTime(v.reviewed_at)}` : null],
+      [t("visitedAt"), dateTimeWords(v.visited_at)],
+      [t("kind"), label(v.kind)],
+      [t("director"), v.author_name],
+      [t("place"), where],
+      [t("observations"), r.observations && Object.keys(r.observations).length ? showValue("visit", "observations", r.observations, ctx) : null],
+      [t("needs"), list(r.needs, (n) => itemWords("needs", n), { id: "visit-needs" })],
+      [t("riskFlags"), list(r.risk_flags, (f) => itemWords("risk_flags", f), { id: "visit-risks", class: "value-list flag" })],
+      [t("photos"), photos.length ? h("div", { id: "visit-photos" }, photoStrip(photos)) : null],
+      [t("followUp"), r.follow_up],
+      [t("nextPlanned"), r.next_planned_date ? dateWords(r.next_planned_date) : null],
+      [t("comment"), v.review_comment],
+      [t("reviewer"), v.reviewed_by_name ? `${v.reviewed_by_name} · ${dateTimeWords(v.reviewed_at)}` : null],
       [t("version"), String(v.version)],
     ])),
     review,
     h("h2", {}, t("conflictList")),
-    table(conflictHeaders(), v.conflicts.map((c) => conflictRow(c, route))),
+    v.conflicts.length
+      ? h("div", { class: "conflicts" }, v.conflicts.map((c) => conflictCard(c, route, ctx)))
+      : h("p", { class: "muted" }, t("none")),
     h("h2", {}, t("history")),
-    table([t("version"), t("action"), t("who"), t("when"), t("changes")], history));
+    history);
 }
 
 // The red banner of a visit with an urgent risk flag: which risks, the
@@ -555,21 +1174,43 @@ function urgentBanner(id, u) {
     buttons.length ? h("div", { class: "actions" }, buttons) : null);
 }
 
+// The conflict queue, grouped by child and, under a child, by visit (or
+// its register entry, or a needs-ledger item); each heading links to its
+// page. The API keeps to the caller's area (docs/API.md).
 async function conflictsPage() {
+  releasePhotos();
   const p = params();
   const status = p.status || "open";
-  const page = await api("GET", "/api/v1/conflicts?" + qs({ status, limit: 100 }));
-  const visitLink = (c) => (c.entity === "visit" ? h("a", { href: "#/visit/" + c.record_id }, t("open")) : c.entity);
-  const rows = page.conflicts.map((c) => {
-    const row = conflictRow(c, route);
-    row.prepend(h("td", {}, visitLink(c)));
-    return row;
-  });
+  const [page, all] = await Promise.all([api("GET", "/api/v1/conflicts?" + qs({ status, limit: 200 })), units()]);
+  const ctx = { units: all };
+  const children = new Map();
+  for (const c of page.conflicts) {
+    const childKey = c.child_id || "";
+    if (!children.has(childKey)) children.set(childKey, { id: c.child_id, name: c.child_name, records: new Map() });
+    const group = children.get(childKey).records;
+    const recordKey = `${c.entity}:${c.record_id}`;
+    if (!group.has(recordKey)) group.set(recordKey, { c, items: [] });
+    group.get(recordKey).items.push(c);
+  }
+  const recordHeading = ({ c }) => {
+    if (c.entity === "visit") {
+      const words = t("visitOn", { day: c.visited_at ? dateTimeWords(c.visited_at) : "" });
+      return h("h3", {}, h("a", { href: "#/visit/" + c.record_id, "data-visit-link": c.record_id }, words));
+    }
+    const words = c.entity === "child" ? t("registerEntry") : t("needsItem");
+    return h("h3", {}, c.child_id ? h("a", { href: "#/child/" + c.child_id }, words) : words);
+  };
+  const groups = [...children.values()].map((child) => h("section", { class: "conflict-group", "data-child": child.id || "" },
+    h("h2", {}, child.id ? h("a", { href: "#/child/" + child.id }, child.name || t("child")) : t("noChild")),
+    [...child.records.values()].map((record) => h("section", { class: "conflict-record", "data-record": record.c.record_id },
+      recordHeading(record),
+      record.items.map((c) => conflictCard(c, route, ctx))))));
   return view(h("h1", {}, t("conflicts")),
+    h("p", { class: "muted" }, t("cqIntro")),
     h("div", { class: "actions", role: "group", "aria-label": t("state") },
       ["open", "resolved", "all"].map((s) => h("a", { class: "btn" + (s === status ? "" : " secondary"), href: "#/conflicts?status=" + s, "aria-current": s === status ? "page" : null }, s === "open" ? t("openConflicts") : s === "resolved" ? t("resolved") : t("all")))),
-    h("p", {}, t("total", { n: page.total })),
-    table(["", ...conflictHeaders()], rows));
+    h("p", { id: "conflict-total" }, t("total", { n: page.total })),
+    groups.length ? h("div", { class: "conflict-queue" }, groups) : h("p", { class: "muted" }, t("none")));
 }
 
 function dueCell(c) {

@@ -11,7 +11,7 @@
 //! together. Reading the queue is audited too (`conflicts.list`), naming
 //! the children its conflicts are about.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::Utc;
 use sea_orm::DatabaseTransaction;
@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::decide::applied_version;
-use super::log::{ConflictView, actions_for, conflict_view, user_names};
+use super::log::{ConflictNames, ConflictView, actions_for, conflict_view};
 use super::{ScopeUnits, require_reader};
 use crate::auth::{AuthUser, Role};
 use crate::entity::conflict;
@@ -116,15 +116,13 @@ pub async fn list(
         limit,
     )
     .await?;
-    let people: HashSet<Uuid> = rows.iter().filter_map(|c| c.actor_id).collect();
-    let names = user_names(db, people.into_iter().collect()).await?;
-    let children = repo::review::children_of_conflicts(db, &rows).await?;
+    let names = ConflictNames::load(db, &rows).await?;
     audit::record_read(
         state,
         caller,
         "conflicts.list",
         None,
-        children,
+        names.child_ids(),
         json!({ "rows": rows.len(), "offset": offset }),
     )
     .await?;
@@ -146,10 +144,13 @@ pub async fn resolve(
     require_reader(caller)?;
     let txn = crate::repo::begin_write(&state.db).await?;
     let scope = ScopeUnits::load(&txn, caller).await?;
+    let missing = || AppError::not_found("no conflict with this id in your scope");
+    if !repo::review::conflict_in_villages(&txn, id, &scope.villages()).await? {
+        return Err(missing());
+    }
     let row = repo::review::conflict_for_update(&txn, id)
         .await?
-        .filter(|c| c.village_id.is_some_and(|v| scope.villages().contains(&v)))
-        .ok_or_else(|| AppError::not_found("no conflict with this id in your scope"))?;
+        .ok_or_else(missing)?;
     if row.status != "open" {
         return Err(AppError::Conflict(
             "this conflict is already resolved".to_owned(),
@@ -213,7 +214,7 @@ pub async fn resolve(
     )
     .await?;
     txn.commit().await?;
-    let names = user_names(&state.db, resolved.actor_id.into_iter().collect()).await?;
+    let names = ConflictNames::load(&state.db, std::slice::from_ref(&resolved)).await?;
     crate::metrics::conflict_resolved(&action_name);
     Ok(conflict_view(resolved, &names))
 }
@@ -297,6 +298,7 @@ async fn write_field(
     };
     let hlc = batch.clock.tick(now_ms(Utc::now()));
     let change = match item {
+        None if rule.kind.is_set() => whole_set(hlc, stored.record.get(field), value)?,
         None => FieldChange::set(hlc, value),
         Some(item) if value.is_null() => FieldChange::items(hlc, Vec::new(), vec![item.to_owned()]),
         Some(item) => {
@@ -324,6 +326,62 @@ async fn write_field(
         .to_owned();
     let result = apply_one(txn, caller, mutation, acting, batch).await?;
     applied_version(&result, &status)
+}
+
+/// A write of a whole set (a refused set change, or the items a
+/// supervisor ticked): `{"add", "remove"}` as the device sent it, or the
+/// array of items the set is to hold — those added or replaced, every
+/// other current item removed.
+fn whole_set(
+    hlc: sync_core::clock::Hlc,
+    current: Option<Value>,
+    value: Value,
+) -> AppResult<FieldChange> {
+    let ids = |items: &[Value]| -> AppResult<Vec<String>> {
+        items
+            .iter()
+            .map(|item| {
+                item.get("id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| AppError::Validation("every set item needs its `id`".to_owned()))
+            })
+            .collect()
+    };
+    match value {
+        Value::Object(change) if change.contains_key("add") || change.contains_key("remove") => {
+            let add = change
+                .get("add")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let remove = change
+                .get("remove")
+                .and_then(Value::as_array)
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(FieldChange::items(hlc, add, remove))
+        }
+        Value::Array(items) => {
+            let keep = ids(&items)?;
+            let current = current
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default();
+            let remove = ids(&current)?
+                .into_iter()
+                .filter(|id| !keep.contains(id))
+                .collect();
+            Ok(FieldChange::items(hlc, items, remove))
+        }
+        _ => Err(AppError::Validation(
+            "a set is written as the array of its items, or as `{\"add\", \"remove\"}`".to_owned(),
+        )),
+    }
 }
 
 /// Applies a proposed amendment to the locked visit.
@@ -364,4 +422,50 @@ async fn accept(
     };
     let result = apply_one(txn, caller, mutation, acting, batch).await?;
     applied_version(&result, "approved")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use sync_core::clock::Hlc;
+    use sync_core::protocol::FieldOp;
+    use uuid::Uuid;
+
+    use super::whole_set;
+
+    #[test]
+    fn a_whole_set_is_written_as_items_added_and_the_rest_removed() {
+        let hlc = Hlc::new(1, 0, Uuid::nil());
+        let current = Some(json!([{"id": "a", "area": "living"}, {"id": "b", "area": "study"}]));
+        // The items a supervisor ticked: b changed, a dropped.
+        let ticked = whole_set(
+            hlc,
+            current.clone(),
+            json!([{"id": "b", "area": "psychology"}]),
+        )
+        .expect("a set write");
+        assert_eq!(
+            ticked.op,
+            FieldOp::Items {
+                add: vec![json!({"id": "b", "area": "psychology"})],
+                remove: vec!["a".to_owned()],
+            }
+        );
+        // A refused change as the device sent it.
+        let sent = whole_set(
+            hlc,
+            current.clone(),
+            json!({"add": [{"id": "c", "area": "living"}], "remove": ["a"]}),
+        )
+        .expect("a set write");
+        assert_eq!(
+            sent.op,
+            FieldOp::Items {
+                add: vec![json!({"id": "c", "area": "living"})],
+                remove: vec!["a".to_owned()],
+            }
+        );
+        assert!(whole_set(hlc, current.clone(), json!("text")).is_err());
+        assert!(whole_set(hlc, current, json!([{"area": "living"}])).is_err());
+    }
 }

@@ -147,12 +147,21 @@ pub struct ConflictView {
     pub winner: Option<String>,
     pub actor_id: Option<Uuid>,
     pub actor_name: Option<String>,
+    /// The village the conflict was filed in.
     pub village_id: Option<Uuid>,
+    /// The child the record is about (a child itself, a visit's or a
+    /// needs item's child); `null` when the record does not exist (a
+    /// refused create).
+    pub child_id: Option<Uuid>,
+    pub child_name: Option<String>,
+    /// For a conflict about a visit, when the visit took place.
+    pub visited_at: Option<DateTime<Utc>>,
     /// `open` or `resolved`.
     pub status: String,
     #[schema(value_type = Option<Object>)]
     pub resolution: Option<Value>,
     pub resolved_by: Option<Uuid>,
+    pub resolved_by_name: Option<String>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     /// What a resolution may do: `keep`, `other`, `new` (a field), or
@@ -409,6 +418,7 @@ pub async fn detail(state: &AppState, caller: &AuthUser, id: Uuid) -> AppResult<
         .cloned()
         .collect();
     let urgent = super::urgent::view(&visit.risk_flags, &alerts, acks, &names);
+    let conflict_names = ConflictNames::load(db, &conflicts).await?;
     let summary = summaries(db, &scope, vec![visit]).await?.remove(0);
     audit::record_read(
         state,
@@ -439,7 +449,7 @@ pub async fn detail(state: &AppState, caller: &AuthUser, id: Uuid) -> AppResult<
             .collect(),
         conflicts: conflicts
             .into_iter()
-            .map(|c| conflict_view(c, &names))
+            .map(|c| conflict_view(c, &conflict_names))
             .collect(),
         urgent_alert: urgent,
     })
@@ -459,8 +469,57 @@ pub(crate) fn actions_for(c: &conflict::Model) -> Vec<&'static str> {
     }
 }
 
-pub(crate) fn conflict_view(c: conflict::Model, names: &HashMap<Uuid, String>) -> ConflictView {
+/// What the conflicts of a page are about, and the names of the people
+/// and children they mention.
+#[derive(Debug, Default)]
+pub(crate) struct ConflictNames {
+    pub subjects: HashMap<(String, Uuid), repo::review::ConflictSubject>,
+    /// Users (actors, resolvers) by id.
+    pub people: HashMap<Uuid, String>,
+    /// Children by id.
+    pub children: HashMap<Uuid, String>,
+}
+
+impl ConflictNames {
+    /// Looks up the subjects, people and children of `rows`.
+    pub async fn load(
+        db: &impl sea_orm::ConnectionTrait,
+        rows: &[conflict::Model],
+    ) -> AppResult<Self> {
+        let subjects = repo::review::conflict_subjects(db, rows).await?;
+        let people: HashSet<Uuid> = rows
+            .iter()
+            .flat_map(|c| [c.actor_id, c.resolved_by])
+            .flatten()
+            .collect();
+        let children: HashSet<Uuid> = subjects.values().map(|s| s.child_id).collect();
+        Ok(Self {
+            people: user_names(db, people.into_iter().collect()).await?,
+            children: repo::review::children_by_ids(db, children.into_iter().collect())
+                .await?
+                .into_iter()
+                .map(|c| (c.id, c.name))
+                .collect(),
+            subjects,
+        })
+    }
+
+    /// The children the conflicts are about.
+    pub fn child_ids(&self) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = self.subjects.values().map(|s| s.child_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+pub(crate) fn conflict_view(c: conflict::Model, names: &ConflictNames) -> ConflictView {
     let actions = actions_for(&c);
+    let subject = names
+        .subjects
+        .get(&(c.entity.clone(), c.record_id))
+        .copied();
+    let child_id = subject.map(|s| s.child_id);
     ConflictView {
         id: c.id,
         entity: c.entity,
@@ -471,11 +530,15 @@ pub(crate) fn conflict_view(c: conflict::Model, names: &HashMap<Uuid, String>) -
         remote_value: c.remote_value,
         rule: c.rule,
         winner: c.winner,
-        actor_name: c.actor_id.and_then(|id| names.get(&id).cloned()),
+        actor_name: c.actor_id.and_then(|id| names.people.get(&id).cloned()),
         actor_id: c.actor_id,
         village_id: c.village_id,
+        child_name: child_id.and_then(|id| names.children.get(&id).cloned()),
+        child_id,
+        visited_at: subject.and_then(|s| s.visited_at),
         status: c.status,
         resolution: c.resolution,
+        resolved_by_name: c.resolved_by.and_then(|id| names.people.get(&id).cloned()),
         resolved_by: c.resolved_by,
         resolved_at: c.resolved_at,
         created_at: c.created_at,

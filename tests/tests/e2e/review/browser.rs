@@ -18,11 +18,14 @@ use sync_core::protocol::MutationResult;
 use sync_core::record::Entity;
 use sync_core::tasks::review_tasks;
 use tokio::process::{Child, Command};
+use uuid::Uuid;
 
 use super::{day_at, visit};
 
 on_both_backends!(
     a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome,
+    two_phones_conflict_and_the_console_resolves_it_by_picking_a_value,
+    a_visit_page_shows_its_photos_place_and_history_as_sentences,
     a_slow_answer_for_a_page_already_left_never_renders_over_the_current_one,
     an_urgent_visit_from_a_phone_reaches_the_dashboard_and_its_acknowledgement_the_district,
     at_phone_width_the_navigation_folds_away_and_tables_become_cards,
@@ -395,12 +398,11 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     shows(&browser, "main h1", "冲突队列").await;
     shows(&browser, "main", "同时修改").await;
     shows(&browser, "main", "联系学校老师").await;
-    snap(&browser, "conflicts").await;
-    click(&browser, "tr[data-conflict] button[data-action=keep]").await;
+    click(&browser, "[data-conflict] button[data-action=keep]").await;
     shows(&browser, "#status", "已保存").await;
     shows(&browser, "main", "暂无记录").await;
     click(&browser, "a[href='#/conflicts?status=resolved']").await;
-    shows(&browser, "tr[data-conflict]", "已处理").await;
+    shows(&browser, "[data-conflict]", "已处理").await;
 
     // The overdue list: 王芳, 10 days overdue; her page from there.
     go(&browser, "#/overdue").await;
@@ -430,6 +432,630 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     shows(&browser, "main h1", "Dashboard").await;
     snap(&browser, "dashboard-en").await;
     browser.close().await.expect("close the browser");
+}
+
+/// A PNG of `width` × `height` pixels (a sky over a field, with a house),
+/// written by hand: stored deflate blocks, so no image library is needed.
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend((data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend(data);
+        out.extend(&body);
+        out.extend(crc32(&body).to_be_bytes());
+    }
+    let mut raw = Vec::new();
+    for y in 0..height {
+        raw.push(0); // no filter
+        for x in 0..width {
+            let house = x > width / 3 && x < width / 2 && y > height / 3 && y < height * 2 / 3;
+            let roof = y > height / 5 && y <= height / 3 && {
+                let mid = (width / 3 + width / 2) / 2;
+                x.abs_diff(mid) < (y - height / 5) * 2
+            };
+            let rgb = if house {
+                [200, 120, 60]
+            } else if roof {
+                [150, 40, 30]
+            } else if y < height * 3 / 5 {
+                [90 + (y * 100 / height) as u8, 160, 230]
+            } else {
+                [60, 140 + (x * 60 / width) as u8, 60]
+            };
+            raw.extend(rgb);
+        }
+    }
+    let mut zlib = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        zlib.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        zlib.extend(len.to_le_bytes());
+        zlib.extend((!len).to_le_bytes());
+        zlib.extend(*block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in &raw {
+        a = (a + u32::from(byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    zlib.extend(((b << 16) | a).to_be_bytes());
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = Vec::new();
+    header.extend(width.to_be_bytes());
+    header.extend(height.to_be_bytes());
+    header.extend([8, 2, 0, 0, 0]); // 8-bit RGB
+    chunk(&mut out, b"IHDR", &header);
+    chunk(&mut out, b"IDAT", &zlib);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// Uploads `bytes` as a PNG photo from `phone`; answers its SHA-256.
+async fn upload_photo(app: &TestApp, phone: &Device, bytes: Vec<u8>) -> String {
+    let sha = seedling_server::storage::Sha256Hex::of(&bytes).to_string();
+    let response = app
+        .http
+        .put(app.url(&format!("/api/v1/attachments/{sha}")))
+        .bearer_auth(&phone.token)
+        .header("content-type", "image/png")
+        .body(bytes)
+        .send()
+        .await
+        .expect("upload sent");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    sha
+}
+
+/// A day as the console writes it in a sentence (`12月3日`).
+fn day_words(day: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    format!("{}月{}日", day.month(), day.day())
+}
+
+/// The visible text of `css`.
+async fn text_of(browser: &Client, css: &str) -> String {
+    element(browser, css).await.text().await.expect("text")
+}
+
+/// The open conflicts of `token`'s queue.
+async fn open_conflicts(app: &TestApp, token: &str) -> Vec<serde_json::Value> {
+    let (_, body) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/conflicts?limit=200",
+            Some(token),
+            None,
+        )
+        .await;
+    body["conflicts"].as_array().expect("conflicts").clone()
+}
+
+/// Asserts that the page's main text names no field, code or value the
+/// way the API does.
+async fn assert_no_raw_words(browser: &Client, page: &str) {
+    let text = text_of(browser, "main").await;
+    for raw in [
+        "follow_up",
+        "next_planned_date",
+        "visited_at",
+        "observations",
+        "review_status",
+        "concurrent_write",
+        "phone_follow_up",
+        "home_visit",
+        "dropout_risk",
+        "lww",
+        "JSON",
+        "新值",
+        "{\"",
+        "null",
+    ] {
+        assert!(!text.contains(raw), "the {page} shows `{raw}`: {text}");
+    }
+    let uuid_like = text
+        .split(|c: char| !c.is_ascii_hexdigit() && c != '-')
+        .any(|word| word.len() == 36 && word.matches('-').count() == 4);
+    assert!(!uuid_like, "the {page} shows an id: {text}");
+}
+
+async fn two_phones_conflict_and_the_console_resolves_it_by_picking_a_value(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = admin.create_child(&app, fixture.village_a1, "张小花").await;
+    let other = admin.create_child(&app, fixture.village_a2, "李明").await;
+    let far = admin.create_child(&app, fixture.village_b1, "乙童").await;
+    // One director's two phones (a phone and a tablet) hold the same visit.
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let (target, create) = phone.new_visit(child, fixture.village_a1, &day_at(2, 10));
+    let create = create
+        .set("observations", json!({"living": "生活正常"}))
+        .add(
+            "needs",
+            json!({"id": "n1", "area": "study", "description": "需要课外辅导"}),
+        )
+        .build();
+    phone.push(&app, &[create]).await;
+    let mut tablet = Device::sign_in(&app, "director-a1").await;
+    phone.pull_all(&app).await;
+    tablet.pull_all(&app).await;
+    // Offline, each changes the follow-up, the next planned date and the
+    // same needs item; the phone syncs first, the tablet after.
+    let edits = [
+        (&mut phone, "下周电话回访", "2026-12-20", "需要数学辅导"),
+        (&mut tablet, "联系学校老师", "2026-12-27", "需要英语辅导"),
+    ];
+    for (device, follow_up, next, need) in edits {
+        let edit = device
+            .update(Entity::Visit, target)
+            .set("follow_up", json!(follow_up))
+            .set("next_planned_date", json!(next))
+            .add(
+                "needs",
+                json!({"id": "n1", "area": "study", "description": need}),
+            )
+            .build();
+        device.push(&app, &[edit]).await;
+    }
+    // Another child: two phones of village A2 disagree on the visit's kind.
+    let mut a2 = Device::sign_in(&app, "director-a2").await;
+    let second = visit(
+        &app,
+        &mut a2,
+        other,
+        fixture.village_a2,
+        &day_at(3, 15),
+        &[],
+    )
+    .await;
+    let mut a2_tablet = Device::sign_in(&app, "director-a2").await;
+    a2.pull_all(&app).await;
+    a2_tablet.pull_all(&app).await;
+    for (device, kind) in [(&mut a2, "school_visit"), (&mut a2_tablet, "other")] {
+        let edit = device
+            .update(Entity::Visit, second)
+            .set("kind", json!(kind))
+            .build();
+        device.push(&app, &[edit]).await;
+    }
+    // Town B has a conflict of its own, which town A's queue never shows.
+    let mut b1 = Device::sign_in(&app, "director-b1").await;
+    let far_visit = visit(&app, &mut b1, far, fixture.village_b1, &day_at(1, 9), &[]).await;
+    let mut b1_tablet = Device::sign_in(&app, "director-b1").await;
+    b1.pull_all(&app).await;
+    b1_tablet.pull_all(&app).await;
+    for (device, text) in [(&mut b1, "乙镇的跟进"), (&mut b1_tablet, "乙镇的另一跟进")]
+    {
+        let edit = device
+            .update(Entity::Visit, far_visit)
+            .set("follow_up", json!(text))
+            .build();
+        device.push(&app, &[edit]).await;
+    }
+
+    let token = app.token_for("supervisor-a").await;
+    let queue = open_conflicts(&app, &token).await;
+    let find = |record: Uuid, field: &str| {
+        queue
+            .iter()
+            .find(|c| c["record_id"] == json!(record) && c["field"] == json!(field))
+            .unwrap_or_else(|| panic!("no {field} conflict in {queue:?}"))
+            .clone()
+    };
+    let follow_up = find(target, "follow_up");
+    let kind = find(second, "kind");
+    assert!(
+        queue.iter().all(|c| c["record_id"] != json!(far_visit)),
+        "town B's conflict is in town A's queue"
+    );
+    assert_eq!(follow_up["child_name"], "张小花");
+    // The tablet synced last: its follow-up won, the phone's lost.
+    assert_eq!(follow_up["winner"], "client");
+    assert_eq!(follow_up["remote_value"], "联系学校老师");
+
+    let driver = Driver::start().await;
+    let browser = driver.browser_sized(1366, 768).await;
+    sign_in(&browser, &app, "supervisor-a").await;
+    go(&browser, "#/conflicts").await;
+    shows(&browser, "main h1", "冲突队列").await;
+    // Grouped by child, then by visit, each heading a link to its page.
+    let group = format!("[data-child='{child}']");
+    shows(
+        &browser,
+        &format!("{group} > h2 a[href='#/child/{child}']"),
+        "张小花",
+    )
+    .await;
+    shows(
+        &browser,
+        &format!("{group} h3 a[href='#/visit/{target}']"),
+        &day_words(super::china_day(2)),
+    )
+    .await;
+    shows(
+        &browser,
+        &format!("[data-child='{other}'] h3 a[href='#/visit/{second}']"),
+        "的走访",
+    )
+    .await;
+    let text = text_of(&browser, "main").await;
+    assert!(!text.contains("乙童"), "another town's child: {text}");
+    // Chinese labels; the two values as the field shows them; the reason in words.
+    let card = format!("[data-conflict='{}']", follow_up["id"].as_str().unwrap());
+    shows(&browser, &format!("{card} h4"), "后续跟进").await;
+    shows(
+        &browser,
+        &format!("{card} [data-side=server]"),
+        "下周电话回访",
+    )
+    .await;
+    shows(
+        &browser,
+        &format!("{card} [data-side=client]"),
+        "测试 director-a1的设备提交的",
+    )
+    .await;
+    shows(
+        &browser,
+        &format!("{card} [data-side=client]"),
+        "联系学校老师",
+    )
+    .await;
+    shows(&browser, &format!("{card} [data-side=client]"), "当前采用").await;
+    shows(&browser, &format!("{card} .reason"), "以最后修改为准").await;
+    let date_card = format!(
+        "[data-conflict='{}']",
+        find(target, "next_planned_date")["id"].as_str().unwrap()
+    );
+    shows(&browser, &format!("{date_card} h4"), "计划下次走访日期").await;
+    shows(
+        &browser,
+        &format!("{date_card} [data-side=server]"),
+        "2026年12月20日",
+    )
+    .await;
+    let need = queue
+        .iter()
+        .find(|c| c["field"] == json!("needs#n1"))
+        .expect("the needs item's conflict");
+    let need_card = format!("[data-conflict='{}']", need["id"].as_str().unwrap());
+    shows(&browser, &format!("{need_card} h4"), "需求").await;
+    shows(
+        &browser,
+        &format!("{need_card} [data-side=server]"),
+        "学业辅导：需要数学辅导",
+    )
+    .await;
+    let kind_card = format!("[data-conflict='{}']", kind["id"].as_str().unwrap());
+    shows(
+        &browser,
+        &format!("{kind_card} [data-side=server]"),
+        "学校走访",
+    )
+    .await;
+    shows(&browser, &format!("{kind_card} [data-side=client]"), "其他").await;
+    assert_no_raw_words(&browser, "conflict queue").await;
+    assert!(
+        browser
+            .find(Locator::Css("main input[placeholder*='JSON']"))
+            .await
+            .is_err(),
+        "no JSON boxes"
+    );
+    snap(&browser, "conflicts").await;
+    browser
+        .execute(
+            &format!("document.querySelector(\"{card}\").scrollIntoView();"),
+            vec![],
+        )
+        .await
+        .expect("scroll");
+    snap(&browser, "conflicts-dates-and-needs").await;
+
+    // Pick the phone's follow-up, which had lost.
+    click(
+        &browser,
+        &format!("{card} [data-side=server] button[data-action=other]"),
+    )
+    .await;
+    shows(&browser, "#status", "已保存").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while browser.find(Locator::Css(&card)).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the resolved conflict stays in the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Edit the kind with its own input: a select of the visit kinds.
+    click(&browser, &format!("{kind_card} details.edit summary")).await;
+    element(&browser, &format!("{kind_card} details.edit select"))
+        .await
+        .select_by_value("phone_follow_up")
+        .await
+        .expect("choose a kind");
+    browser
+        .execute(
+            &format!("document.querySelector(\"{kind_card}\").scrollIntoView();"),
+            vec![],
+        )
+        .await
+        .expect("scroll");
+    snap(&browser, "conflicts-edit").await;
+    click(&browser, &format!("{kind_card} button[data-action=new]")).await;
+    shows(&browser, "#status", "已保存").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while browser.find(Locator::Css(&kind_card)).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the kind's conflict stays in the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Both phones converge on the values chosen.
+    for device in [&mut phone, &mut tablet] {
+        device.pull_all(&app).await;
+        assert_eq!(
+            device.get(Entity::Visit, target).unwrap().get("follow_up"),
+            Some(json!("下周电话回访"))
+        );
+    }
+    for device in [&mut a2, &mut a2_tablet] {
+        device.pull_all(&app).await;
+        assert_eq!(
+            device.get(Entity::Visit, second).unwrap().get_str("kind"),
+            Some("phone_follow_up")
+        );
+    }
+    // Resolved, in words: who chose what.
+    click(&browser, "a[href='#/conflicts?status=resolved']").await;
+    shows(&browser, &card, "已处理").await;
+    shows(&browser, &card, "测试 supervisor-a 于").await;
+    shows(&browser, &card, "改用了另一方的值").await;
+    shows(&browser, &kind_card, "改为 电话回访").await;
+    assert_no_raw_words(&browser, "resolved conflicts").await;
+    snap(&browser, "conflicts-resolved").await;
+    browser.close().await.expect("close the browser");
+
+    let phone_browser = driver.browser_sized(390, 844).await;
+    sign_in(&phone_browser, &app, "supervisor-a").await;
+    open(&phone_browser, &app, "#/conflicts").await;
+    shows(&phone_browser, &date_card, "2026年12月20日").await;
+    let wide = phone_browser
+        .execute("return document.documentElement.scrollWidth;", vec![])
+        .await
+        .expect("measure")
+        .as_f64()
+        .expect("a number");
+    assert!(wide <= 390.0, "the queue is {wide}px wide at phone width");
+    snap(&phone_browser, "phone-conflicts").await;
+    phone_browser.close().await.expect("close the browser");
+}
+
+async fn a_visit_page_shows_its_photos_place_and_history_as_sentences(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = admin.create_child(&app, fixture.village_a1, "张小花").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    // One photo uploaded, one still on the phone.
+    let uploaded = upload_photo(&app, &phone, png(320, 240)).await;
+    let waiting = seedling_server::storage::Sha256Hex::of(&png(200, 150)).to_string();
+    let (target, create) = phone.new_visit(child, fixture.village_a1, &day_at(1, 9));
+    let create = create
+        .set(
+            "observations",
+            json!({"living": "生活正常", "study": "成绩中等"}),
+        )
+        .set(
+            "location",
+            json!({"lat": 29.661234, "lon": 121.403456, "accuracy_m": 15}),
+        )
+        .set("follow_up", json!("下周电话回访"))
+        .set("next_planned_date", json!("2026-12-20"))
+        .add(
+            "needs",
+            json!({"id": "n1", "area": "study", "description": "需要数学辅导"}),
+        )
+        .add(
+            "risk_flags",
+            json!({"id": "r1", "kind": "dropout_risk", "note": "经常缺课"}),
+        )
+        .add("photos", json!({"id": "p1", "sha256": uploaded}))
+        .add("photos", json!({"id": "p2", "sha256": waiting}))
+        .build();
+    let pushed = phone.push(&app, &[create]).await;
+    assert!(
+        matches!(pushed.results[0], MutationResult::Applied { .. }),
+        "{:?}",
+        pushed.results
+    );
+
+    let driver = Driver::start().await;
+    let browser = driver.browser_sized(1366, 768).await;
+    sign_in(&browser, &app, "supervisor-a").await;
+    open(&browser, &app, &format!("#/visit/{target}")).await;
+    // Returned with a comment; the phone corrects and resubmits.
+    element(&browser, "#review-comment")
+        .await
+        .send_keys("缺少学校信息")
+        .await
+        .expect("type the comment");
+    click(&browser, "#return").await;
+    shows(&browser, "main", "已退回").await;
+    phone.pull_all(&app).await;
+    let fix = phone
+        .update(Entity::Visit, target)
+        .set(
+            "observations",
+            json!({"living": "生活正常", "study": "镇中心小学四年级"}),
+        )
+        .set("follow_up", json!("联系班主任"))
+        .set("review_status", json!("submitted"))
+        .build();
+    phone.push(&app, &[fix]).await;
+    open(&browser, &app, "#/dashboard").await;
+    shows(&browser, "main h1", "仪表盘").await;
+    open(&browser, &app, &format!("#/visit/{target}")).await;
+    click(&browser, "#approve").await;
+    shows(&browser, "#locked", "已锁定").await;
+    // A correction after approval is an amendment, accepted on the page.
+    phone.pull_all(&app).await;
+    let late = phone
+        .update(Entity::Visit, target)
+        .set("follow_up", json!("下月再访"))
+        .build();
+    phone.push(&app, &[late]).await;
+    open(&browser, &app, "#/dashboard").await;
+    shows(&browser, "main h1", "仪表盘").await;
+    open(&browser, &app, &format!("#/visit/{target}")).await;
+    let amendment = "[data-conflict][data-kind=amendment]";
+    shows(&browser, amendment, "修正内容").await;
+    shows(&browser, amendment, "后续跟进").await;
+    shows(&browser, amendment, "下月再访").await;
+    click(&browser, &format!("{amendment} button[data-action=accept]")).await;
+    shows(&browser, amendment, "采纳了修正").await;
+    phone.pull_all(&app).await;
+    let on_phone = phone.get(Entity::Visit, target).unwrap();
+    assert_eq!(on_phone.get_str("follow_up"), Some("下月再访"));
+    assert_eq!(on_phone.get_str("review_status"), Some("approved"));
+    // Once more from the start, without the notice.
+    open(&browser, &app, "#/dashboard").await;
+    shows(&browser, "main h1", "仪表盘").await;
+    open(&browser, &app, &format!("#/visit/{target}")).await;
+    shows(&browser, "#locked", "已锁定").await;
+
+    // The photos: a thumbnail that opens full size, and the one not yet uploaded.
+    let shown = element(
+        &browser,
+        &format!("li[data-photo='{uploaded}'][data-state=shown] img"),
+    )
+    .await;
+    let width = browser
+        .execute(
+            "return arguments[0].complete ? arguments[0].naturalWidth : -1;",
+            vec![serde_json::to_value(&shown).unwrap()],
+        )
+        .await
+        .expect("the thumbnail's width");
+    let mut width = width.as_i64().unwrap_or(-1);
+    for _ in 0..50 {
+        if width > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        width = browser
+            .execute(
+                "return arguments[0].naturalWidth;",
+                vec![serde_json::to_value(&shown).unwrap()],
+            )
+            .await
+            .expect("the thumbnail's width")
+            .as_i64()
+            .unwrap_or(-1);
+    }
+    assert_eq!(width, 320, "the thumbnail shows the uploaded photo");
+    shows(
+        &browser,
+        &format!("li[data-photo='{waiting}'][data-state=pending]"),
+        "待上传",
+    )
+    .await;
+    // The place: village and town by name, the coordinates with their accuracy.
+    shows(&browser, "#visit-place", "甲镇 甲一村").await;
+    shows(
+        &browser,
+        "#visit-coords",
+        "北纬 29.66123°，东经 121.40346°（精度约 15 米）",
+    )
+    .await;
+    shows(&browser, "#visit-needs", "学业辅导：需要数学辅导").await;
+    shows(&browser, "#visit-risks", "辍学或失学风险：经常缺课").await;
+    shows(&browser, "#visit-fields", "学习情况").await;
+    shows(&browser, "#visit-fields", "2026年12月20日").await;
+    // The history, as sentences.
+    let today = day_words(super::china_day(0));
+    for sentence in [
+        format!("测试 director-a1 于 {today} 提交了走访记录"),
+        format!("测试 supervisor-a 于 {today} 退回：缺少学校信息"),
+        format!("测试 director-a1 于 {today} 修改了 走访情况、后续跟进，并重新提交"),
+        format!("测试 supervisor-a 于 {today} 审核通过"),
+        format!("测试 supervisor-a 于 {today} 采纳了修正，修改了 后续跟进"),
+    ] {
+        shows(&browser, "#history", &sentence).await;
+    }
+    assert_no_raw_words(&browser, "visit page").await;
+    snap(&browser, "visit-page").await;
+    browser
+        .execute(
+            "document.getElementById('history').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .expect("scroll");
+    snap(&browser, "visit-page-history").await;
+    click(
+        &browser,
+        &format!("li[data-photo='{uploaded}'] button.thumb"),
+    )
+    .await;
+    let full = element(&browser, "#photo-view img.full").await;
+    assert!(
+        full.is_displayed().await.expect("displayed"),
+        "the photo opens full size"
+    );
+    snap(&browser, "visit-photo").await;
+    click(&browser, "#photo-close").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while browser.find(Locator::Css("#photo-view")).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the photo does not close"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.close().await.expect("close the browser");
+
+    let phone_browser = driver.browser_sized(390, 844).await;
+    sign_in(&phone_browser, &app, "supervisor-a").await;
+    open(&phone_browser, &app, &format!("#/visit/{target}")).await;
+    element(
+        &phone_browser,
+        &format!("li[data-photo='{uploaded}'][data-state=shown] img"),
+    )
+    .await;
+    shows(&phone_browser, "#history", "退回：缺少学校信息").await;
+    let wide = phone_browser
+        .execute("return document.documentElement.scrollWidth;", vec![])
+        .await
+        .expect("measure")
+        .as_f64()
+        .expect("a number");
+    assert!(
+        wide <= 390.0,
+        "the visit page is {wide}px wide at phone width"
+    );
+    snap(&phone_browser, "phone-visit-page").await;
+    phone_browser
+        .execute("window.scrollTo(0, document.body.scrollHeight);", vec![])
+        .await
+        .expect("scroll");
+    snap(&phone_browser, "phone-visit-history").await;
+    phone_browser.close().await.expect("close the browser");
 }
 
 async fn a_slow_answer_for_a_page_already_left_never_renders_over_the_current_one(app: TestApp) {

@@ -13,6 +13,7 @@ use super::{day_at, get, ids, visit};
 on_both_backends!(
     a_concurrent_edit_is_resolved_with_the_other_value_and_reaches_both_phones,
     notices_are_acknowledged_and_the_queue_keeps_to_the_town,
+    a_conflict_moves_with_its_child_to_the_town_it_is_transferred_to,
 );
 
 async fn resolve(app: &TestApp, token: &str, id: &str, body: Value) -> (StatusCode, Value) {
@@ -168,4 +169,73 @@ async fn notices_are_acknowledged_and_the_queue_keeps_to_the_town(app: TestApp) 
     )
     .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+}
+
+async fn a_conflict_moves_with_its_child_to_the_town_it_is_transferred_to(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = admin.create_child(&app, fixture.village_a1, "张小花").await;
+    let mut phone_a = Device::sign_in(&app, "director-a1").await;
+    let visit_id = visit(
+        &app,
+        &mut phone_a,
+        child,
+        fixture.village_a1,
+        &day_at(1, 9),
+        &[],
+    )
+    .await;
+    let mut phone_b = Device::sign_in(&app, "director-a1").await;
+    phone_a.pull_all(&app).await;
+    phone_b.pull_all(&app).await;
+    for (phone, text) in [(&mut phone_a, "下周电话回访"), (&mut phone_b, "联系学校")] {
+        let edit = phone
+            .update(Entity::Visit, visit_id)
+            .set("follow_up", json!(text))
+            .build();
+        phone.push(&app, &[edit]).await;
+    }
+    let town_a = app.token_for("supervisor-a").await;
+    let town_b = app.token_for("supervisor-b").await;
+    let queue = get(&app, &town_a, "/api/v1/conflicts").await;
+    assert_eq!(queue["total"], 1, "{queue}");
+    let conflict = &queue["conflicts"][0];
+    // The queue names what the conflict is about.
+    assert_eq!(conflict["child_id"], json!(child));
+    assert_eq!(conflict["child_name"], "张小花");
+    assert!(conflict["visited_at"].is_string(), "{conflict}");
+    let id = conflict["id"].as_str().unwrap().to_owned();
+    assert_eq!(get(&app, &town_b, "/api/v1/conflicts").await["total"], 0);
+
+    // The district moves the child to town B: its visit is town B's now,
+    // and so is the conflict about it.
+    admin.pull_all(&app).await;
+    let transfer = admin
+        .update(Entity::Child, child)
+        .set("village_id", json!(fixture.village_b1))
+        .build();
+    admin.push(&app, &[transfer]).await;
+    assert_eq!(get(&app, &town_a, "/api/v1/conflicts").await["total"], 0);
+    let (status, body) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/visits/{visit_id}"),
+            Some(&town_a),
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = resolve(&app, &town_a, &id, json!({"action": "keep"})).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let queue = get(&app, &town_b, "/api/v1/conflicts").await;
+    assert_eq!(queue["total"], 1, "{queue}");
+    assert_eq!(queue["conflicts"][0]["id"], json!(id));
+    let (status, body) = resolve(&app, &town_b, &id, json!({"action": "keep"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["resolved_by_name"], "测试 supervisor-b");
+    assert_eq!(body["child_name"], "张小花");
+    // The district sees it wherever the child is.
+    let admin_token = app.token_for("admin").await;
+    let all = get(&app, &admin_token, "/api/v1/conflicts?status=all").await;
+    assert_eq!(all["total"], 1, "{all}");
 }
