@@ -598,7 +598,7 @@ async function childrenPage(overdueOnly) {
     h("div", { class: "actions" }, h("button", { class: "btn", type: "submit" }, t("filter")), h("a", { class: "btn secondary", href: base }, t("reset"))));
   const rows = roster.children.map((c) => h("tr", {},
     h("td", {}, h("a", { href: "#/child/" + c.id }, c.name)),
-    h("td", {}, `${c.town_name} ${c.village_name}`), h("td", {}, label(c.category)),
+    h("td", {}, paren(c.village_name, c.town_name)), h("td", {}, label(c.category)),
     h("td", {}, c.last_visit_on || "—"), h("td", {}, String(c.interval_days)), h("td", {}, dueCell(c))));
   return view(h("h1", {}, overdueOnly ? t("overdue") : t("children")),
     !overdueOnly && isAdmin() ? addChildPanel(all) : null, form,
@@ -610,7 +610,7 @@ async function childPage(id) {
   const [c, all] = await Promise.all([api("GET", "/api/v1/children/" + id), units()]);
   return view(h("h1", {}, c.name), h("p", { id: "child-state" }, label(c.category), " · ", c.status === "exited" ? t("exitedState") + " · " : null, dueCell(c)),
     h("section", { class: "panel" }, fields([
-      [t("village"), h("span", { id: "child-village" }, `${c.village_name}（${c.town_name}）`)], [t("birth"), c.birth_date],
+      [t("village"), h("span", { id: "child-village" }, paren(c.village_name, c.town_name))], [t("birth"), c.birth_date],
       [t("guardian"), [c.guardian_name, c.guardian_relation].filter(Boolean).join(" · ")],
       [t("phone"), c.guardian_phone], [t("address"), c.address], [t("school"), c.school],
       [t("interval"), String(c.interval_days)], [t("lastVisit"), c.last_visit_on],
@@ -848,6 +848,15 @@ Object.assign(T.en, T_ADMIN.en);
 const CATEGORIES = ["institutional_orphan", "scattered_orphan", "de_facto_unsupported", "in_difficulty", "left_behind", "migrant", "low_income_edge"];
 const EXIT_REASONS = ["turned_18", "adopted", "moved_away", "died", "no_longer_eligible", "other"];
 const byCode = (a, b) => (a.code < b.code ? -1 : a.code > b.code ? 1 : 0);
+// A text with its values as unbreakable pieces (a date never splits at
+// its hyphens).
+const tNodes = (key, vars) => t(key).split(/(\{\w+\})/).map((part) => {
+  const m = /^\{(\w+)\}$/.exec(part);
+  return m && vars[m[1]] != null ? h("span", { class: "nowrap" }, String(vars[m[1]])) : part;
+});
+// "A (B)" as each language writes it: 甲一村（甲镇）, 甲一村 (甲镇).
+const paren = (a, b) => (lang === "zh" ? `${a}（${b}）` : `${a} (${b})`);
+const num = (n) => (n == null ? "—" : Number(n).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB"));
 const todayInDistrict = () => new Date().toLocaleDateString("sv-SE", { timeZone: districtZone() });
 
 // A select without the "all" choice, for forms that change something.
@@ -865,7 +874,7 @@ function villageName(all, id) {
   const v = all.find((u) => u.id === id);
   if (!v) return id || "";
   const town = all.find((u) => u.id === v.parent_id);
-  return town && v.kind === "village" ? `${v.name}（${town.name}）` : v.name;
+  return town && v.kind === "village" ? paren(v.name, town.name) : v.name;
 }
 
 // The village picker: villages grouped by town, each shown as 村名（镇名）,
@@ -884,7 +893,7 @@ function villagePicker(all, { name = "village", id = "f-village", value = "", to
     const groups = towns.map((tw) => {
       const vs = villagesOf(tw.id).filter((v) => !q || v.name.includes(q) || tw.name.includes(q));
       matches.push(...vs);
-      return vs.length ? h("optgroup", { label: tw.name }, vs.map((v) => h("option", { value: v.id }, `${v.name}（${tw.name}）`))) : null;
+      return vs.length ? h("optgroup", { label: tw.name }, vs.map((v) => h("option", { value: v.id }, paren(v.name, tw.name)))) : null;
     });
     if (q && matches.length === 1) chosen = matches[0].id;
     select.replaceChildren(h("option", { value: "" }, allowAll ? t("all") : t("chooseVillage")), ...groups.filter(Boolean));
@@ -1013,7 +1022,7 @@ function drawCharts(specs) {
     if (!el.isConnected) continue;
     const chart = window.echarts.init(el, null, { renderer: "canvas", locale: lang === "zh" ? "ZH" : "EN" });
     chart.setOption({ aria: { enabled: true }, animation: false, tooltip: { trigger: "axis" },
-      grid: { left: 56, right: 16, top: 36, bottom: 56, containLabel: false }, ...option });
+      grid: { left: 8, right: 16, top: 36, bottom: 8, containLabel: true }, ...option });
     liveCharts.push(chart);
   }
 }
@@ -1096,7 +1105,7 @@ async function reportsPage() {
   const s = coverage.summary;
   // Overdue children, most overdue first.
   const odRows = overdue.rows.map((r) => h("tr", { "data-child": r.child_id },
-    h("td", {}, h("a", { href: "#/child/" + r.child_id }, r.child_name)), h("td", {}, `${r.village_name}（${r.town_name}）`),
+    h("td", {}, h("a", { href: "#/child/" + r.child_id }, r.child_name)), h("td", {}, paren(r.village_name, r.town_name)),
     h("td", {}, label(r.category)), h("td", {}, r.last_visit_on || "—"), h("td", {}, r.due_date), h("td", { class: "s-overdue" }, String(r.days_overdue))));
   // Visits by month and kind; a month's total opens the log for it.
   const kinds = ["home_visit", "phone_follow_up", "school_visit", "other"];
@@ -1112,18 +1121,18 @@ async function reportsPage() {
   const perMonth = (kind) => regMonths.map((m) => register.rows.filter((r) => r.kind === kind && r.effective_date.startsWith(m)).length);
   const rRows = register.rows.map((r) => h("tr", {}, h("td", {}, r.effective_date), h("td", {}, label(r.kind)),
     h("td", {}, h("a", { href: "#/child/" + r.child_id }, r.child_name)), h("td", {}, label(r.category)),
-    h("td", {}, `${r.village_name}（${r.town_name}）`), h("td", {}, r.source === "director" ? t("director_") : label(r.source)), h("td", {}, label(r.reason) || "—")));
+    h("td", {}, paren(r.village_name, r.town_name)), h("td", {}, r.source === "director" ? t("director_") : label(r.source)), h("td", {}, label(r.reason) || "—")));
   // Open needs by area.
   const areas = Object.keys(needs.summary.by_needs_area || {});
-  const nRows = needs.rows.map((r) => h("tr", {}, h("td", {}, `${r.village_name}（${r.town_name}）`), h("td", {}, label(r.needs_area)),
+  const nRows = needs.rows.map((r) => h("tr", {}, h("td", {}, paren(r.village_name, r.town_name)), h("td", {}, label(r.needs_area)),
     h("td", {}, String(r.open)), h("td", {}, String(r.in_progress)), h("td", { class: r.past_due ? "s-overdue" : null }, String(r.past_due))));
   // Benefits per month.
   const bMonths = Object.keys(benefits.summary.by_month || {}).sort();
   const bRows = benefits.rows.map((r) => h("tr", {}, h("td", {}, r.month), h("td", {}, label(r.category)), h("td", {}, String(r.children)),
-    h("td", {}, String(r.standard_cny)), h("td", {}, String(r.total_cny))));
+    h("td", {}, num(r.standard_cny)), h("td", {}, num(r.total_cny))));
   const root = view(
     h("h1", {}, t("reports")), form, periodErr,
-    h("p", { class: "muted", id: "report-period" }, t("periodShown", { from: f.from, to: f.to, asOf: f.as_of })),
+    h("p", { class: "muted", id: "report-period" }, tNodes("periodShown", { from: f.from, to: f.to, asOf: f.as_of })),
     section("coverage", "repCoverage",
       h("p", {}, `${t("coverage")} ${pct(s.coverage)}（${s.visited_within_interval}/${s.children}）`),
       chart({ ...barChart(covBars.map((r) => (level === "town" ? r.town_name : r.village_name)), [[t("coverage"), covBars.map((r) => (r.coverage == null ? 0 : Math.round(r.coverage * 1000) / 10))]], { yAxis: { max: 100, axisLabel: { formatter: "{value}%" } } }) }),
@@ -1145,7 +1154,7 @@ async function reportsPage() {
       areas.length ? chart(barChart(areas.map(label), [[t("count"), areas.map((a) => needs.summary.by_needs_area[a])]])) : null,
       table([t("village"), t("area"), t("openN"), t("inProgressN"), t("pastDue")], nRows)),
     section("benefits", "repBenefits",
-      h("p", {}, t("benefitSum", { n: benefits.summary.total_cny })),
+      h("p", {}, t("benefitSum", { n: num(benefits.summary.total_cny) })),
       bMonths.length ? chart(barChart(bMonths, [[t("totalCny"), bMonths.map((m) => benefits.summary.by_month[m])]])) : null,
       table([t("month"), t("category"), t("childrenPaid"), t("standard"), t("totalCny")], bRows)));
   // Drawn once the page is on screen (the router shows it after this returns).
@@ -1281,7 +1290,7 @@ async function usersPage() {
       h("div", { class: "actions" }, h("button", { class: "btn", type: "submit", id: "do-password" }, t("resetPassword"))));
     const self = editing.id === (session.user || {}).id;
     editPanel = h("section", { class: "panel", id: "edit-user", "aria-labelledby": "edit-user-h" },
-      h("h2", { id: "edit-user-h" }, t("editUser", { name: `${editing.display_name}（${editing.username}）` })),
+      h("h2", { id: "edit-user-h" }, t("editUser", { name: paren(editing.display_name, editing.username) })),
       h("p", {}, label("role_" + editing.role), " · ", unitText(editing), " · ", editing.active ? t("enabled") : t("disabledState")),
       editing.role === "director" ? h("p", { class: "muted" }, t("moveHint")) : null,
       edit, pw,

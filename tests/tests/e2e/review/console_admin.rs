@@ -351,7 +351,11 @@ async fn reports_download_from_their_buttons_as_files_that_open(app: TestApp) {
         .execute("return window.cspViolations;", vec![])
         .await
         .unwrap();
-    assert_eq!(violations, json!([]), "ECharts runs under the console's CSP");
+    assert_eq!(
+        violations,
+        json!([]),
+        "ECharts runs under the console's CSP"
+    );
     // Coverage per town and per village.
     shows(
         &browser,
