@@ -25,6 +25,53 @@ on_both_backends!(
     an_admin_moves_a_director_resets_a_password_disables_an_account_and_reports_a_phone_lost,
 );
 
+/// The vendored ECharts comes from the binary, cached for a year, at the
+/// version the console asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echarts_is_served_by_seedling_with_a_year_long_cache() {
+    let app = TestApp::new(seedling_tests::Backend::Sqlite).await;
+    let response = app
+        .http
+        .get(app.url("/console/echarts.min.js?v=5.6.0"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), StatusCode::OK);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(header("content-type").contains("javascript"));
+    let cache = header("cache-control");
+    assert!(
+        cache.contains("max-age=31536000") && cache.contains("immutable"),
+        "{cache}"
+    );
+    let body = response.text().await.expect("the library");
+    assert!(
+        body.contains("Apache Software Foundation"),
+        "its licence header"
+    );
+    assert!(body.contains("\"5.6.0\""), "ECharts 5.6.0");
+    let console = app
+        .http
+        .get(app.url("/console/app.js"))
+        .send()
+        .await
+        .expect("an answer")
+        .text()
+        .await
+        .expect("the console");
+    assert!(
+        console.contains("const ECHARTS_VERSION = \"5.6.0\";"),
+        "the console asks for the vendored version"
+    );
+}
+
 /// axe-core (tests/vendor/axe-core), injected into the page under test.
 const AXE: &str = include_str!("../../../vendor/axe-core/axe.min.js");
 
