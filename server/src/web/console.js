@@ -1043,8 +1043,12 @@ const barChart = (labels, series, opts) => ({
 // ---- reports (#/reports): six reports over a chosen period, each with
 // its chart, its figures and its CSV and Excel downloads.
 const REPORTS = ["coverage", "overdue", "visits-by-month", "register-changes", "open-needs", "benefits"];
+const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
 function reportQuery(p) {
   const q = {};
+  // A month typed into the address by hand that is not one is left out.
+  if (p.from && !MONTH.test(p.from)) delete p.from;
+  if (p.to && !MONTH.test(p.to)) delete p.to;
   if (p.from) q.from = p.from + "-01";
   if (p.to) { const last = lastDayOf(p.to), today = todayInDistrict(); q.to = last > today ? today : last; }
   if (p.town) q.town_id = p.town;
@@ -1063,8 +1067,8 @@ async function reportsPage() {
     if (o.from && o.to && o.from > o.to) { periodErr.textContent = t("periodOrder"); return; }
     location.hash = "#/reports?" + qs(o);
   } });
-  const badPeriod = p.from && p.to && p.from > p.to;
   const q = reportQuery(p);
+  const badPeriod = p.from && p.to && p.from > p.to;
   const [, ...data] = badPeriod ? [] : await Promise.all([loadECharts(), ...REPORTS.map((r) => api("GET", `/api/v1/reports/${r}?` + qs(q)))]);
   const f = data.length ? data[0].filters : {};
   form.append(

@@ -495,6 +495,10 @@ async fn reports_download_from_their_buttons_as_files_that_open(app: TestApp) {
         .expect("village A1's row");
     assert_eq!(village_a1[7], Data::Float(1.0), "{village_a1:?}");
 
+    // A first month after the last is not sent; the page says why.
+    open(&browser, &app, "#/reports?from=2026-12&to=2026-01").await;
+    shows(&browser, "#period-error", "起始月份不能晚于截止月份").await;
+
     // At phone width: nothing scrolls sideways.
     let phone = driver.browser_sized(390, 844).await;
     sign_in(&phone, &app, "supervisor-a").await;
@@ -657,6 +661,26 @@ async fn an_admin_moves_a_director_resets_a_password_disables_an_account_and_rep
     snap(&browser, "devices").await;
     assert_accessible(&browser, "the phones").await;
     let (status, body) = lost.pull_page(&app, 200).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "device_revoked");
+    // The admin's own test phone, replaced: retired, its next pull is told
+    // to wipe.
+    element(
+        &browser,
+        &format!("tr[data-device='{}'] input[name=reason]", admin.id),
+    )
+    .await
+    .send_keys("换了新手机")
+    .await
+    .unwrap();
+    click(&browser, &format!("[data-retire='{}']", admin.id)).await;
+    shows(
+        &browser,
+        &format!("tr[data-device='{}'] [data-state]", admin.id),
+        "已停用（已更换）",
+    )
+    .await;
+    let (status, body) = admin.pull_page(&app, 200).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"]["code"], "device_revoked");
 
