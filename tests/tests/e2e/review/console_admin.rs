@@ -182,6 +182,14 @@ async fn a_child_transferred_in_the_console_reaches_both_villages_phones(app: Te
     shows(&browser, "tr[data-event=transferred]", "甲一村（甲镇）").await;
     shows(&browser, "tr[data-event=transferred]", "甲二村（甲镇）").await;
     snap(&browser, "child-register").await;
+    browser
+        .execute(
+            "document.querySelector('#register-events-h').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    snap(&browser, "child-register-events").await;
     assert_accessible(&browser, "a child's page with the register forms").await;
 
     // The old village's phone is told to purge her, the new one receives
