@@ -95,6 +95,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::me))
         .routes(routes!(org::list_org_units))
         .routes(routes!(org::list_users, org::create_user))
+        .routes(routes!(org::update_user))
+        .routes(routes!(org::set_password))
         .routes(routes!(devices::list_devices))
         .routes(routes!(devices::set_device_state))
         .routes(routes!(sync::push))

@@ -2,6 +2,7 @@
 //! transaction, and this is the only layer that combines persistence with
 //! `sync-core`.
 
+pub mod accounts;
 pub mod attachments;
 pub mod audit;
 pub mod auth;

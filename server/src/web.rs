@@ -17,6 +17,10 @@ mod field_app;
 const INDEX: &str = include_str!("web/console.html");
 const SCRIPT: &str = include_str!("web/console.js");
 const STYLE: &str = include_str!("web/console.css");
+/// Apache ECharts (npm package `echarts`, its `dist/echarts.common.min.js`),
+/// vendored with its licence in `web/vendor/echarts/`; the version is in
+/// the README there and in the address console.js loads it from.
+const ECHARTS: &[u8] = include_bytes!("web/vendor/echarts/echarts.min.js");
 
 /// Everything the console loads comes from this server.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
@@ -41,6 +45,26 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
+/// A vendored library: its address carries its version, so it is cached
+/// for a year.
+fn vendored(content_type: &'static str, body: &'static [u8]) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// The console's routes.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -56,6 +80,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/console/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .route(
+            "/console/echarts.min.js",
+            get(|| async { vendored("text/javascript; charset=utf-8", ECHARTS) }),
         )
         .route(
             "/console/app.css",

@@ -1,7 +1,8 @@
 //! Queries on users.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, Set,
 };
 use uuid::Uuid;
 
@@ -35,4 +36,16 @@ pub async fn in_org_units(
 
 pub async fn insert(db: &impl ConnectionTrait, model: user::Model) -> Result<user::Model, DbErr> {
     user::ActiveModel::from(model).insert(db).await
+}
+
+/// Writes the columns an admin may change (name, org unit, active flag,
+/// password hash, `updated_at`) of `model` over the stored account.
+pub async fn update(db: &impl ConnectionTrait, model: user::Model) -> Result<user::Model, DbErr> {
+    let mut active = model.clone().into_active_model();
+    active.display_name = Set(model.display_name);
+    active.org_unit_id = Set(model.org_unit_id);
+    active.active = Set(model.active);
+    active.password_hash = Set(model.password_hash);
+    active.updated_at = Set(model.updated_at);
+    active.update(db).await
 }

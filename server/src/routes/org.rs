@@ -4,9 +4,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::auth::{AuthUser, Role, Scope};
+use uuid::Uuid;
+
+use crate::auth::{AuthUser, Role};
 use crate::error::{AppResult, ErrorBody};
-use crate::routes::extract::ApiJson;
+use crate::routes::extract::{ApiJson, ApiPath};
+use crate::service::accounts::{self, NewPassword, UserChange};
 use crate::service::auth::{self, NewUser, UserView};
 use crate::service::org::{self, OrgUnitView};
 use crate::state::AppState;
@@ -56,6 +59,52 @@ pub async fn create_user(
     ApiJson(input): ApiJson<NewUser>,
 ) -> AppResult<(StatusCode, Json<UserView>)> {
     caller.require_role(&[Role::Admin])?;
-    let created = auth::create_user(&state.db, input, Some(Scope::of(&caller))).await?;
+    let created = auth::create_user(&state.db, input, Some(&caller)).await?;
     Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Change an account (admins): its name, its org unit (move a director to
+/// another village) or whether it is active.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "org",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = UserChange,
+    responses(
+        (status = 200, description = "The account as changed", body = UserView),
+        (status = 403, description = "Only admins change accounts, within their district", body = ErrorBody),
+        (status = 404, description = "No such account in the caller's district", body = ErrorBody),
+        (status = 422, description = "Empty name, unknown org unit, a unit of the wrong kind for the role, or disabling oneself", body = ErrorBody),
+    ))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(change): ApiJson<UserChange>,
+) -> AppResult<Json<UserView>> {
+    accounts::update_user(&state, &caller, id, change)
+        .await
+        .map(Json)
+}
+
+/// Set a new password on an account (admins); its refresh tokens are
+/// revoked.
+#[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "org",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = NewPassword,
+    responses(
+        (status = 200, description = "The account; its devices sign in again with the new password", body = UserView),
+        (status = 403, description = "Only admins set passwords", body = ErrorBody),
+        (status = 404, description = "No such account in the caller's district", body = ErrorBody),
+        (status = 422, description = "Password shorter than 10 characters", body = ErrorBody),
+    ))]
+pub async fn set_password(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<NewPassword>,
+) -> AppResult<Json<UserView>> {
+    accounts::set_password(&state, &caller, id, input)
+        .await
+        .map(Json)
 }

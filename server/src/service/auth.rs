@@ -286,24 +286,32 @@ pub async fn logout(state: &AppState, presented: &str) -> AppResult<()> {
     Ok(())
 }
 
+/// The rules a password must meet.
+pub(crate) fn check_password_rules(password: &str) -> AppResult<()> {
+    if password.chars().count() < 10 {
+        return Err(AppError::Validation(
+            "password must be at least 10 characters".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates an account after checking that its role fits its org unit and,
-/// when `within` is given, that the unit lies inside that scope.
+/// when made by a signed-in admin (`by`), that the unit lies inside the
+/// admin's scope; then audited as `user.create`.
 pub async fn create_user(
     db: &sea_orm::DatabaseConnection,
     input: NewUser,
-    within: Option<Scope>,
+    by: Option<&crate::auth::AuthUser>,
 ) -> AppResult<UserView> {
+    let within = by.map(Scope::of);
     let username = input.username.trim().to_owned();
     if username.is_empty() || username.len() > 64 || username.chars().any(char::is_whitespace) {
         return Err(AppError::Validation(
             "username must be 1 to 64 characters without spaces".to_owned(),
         ));
     }
-    if input.password.chars().count() < 10 {
-        return Err(AppError::Validation(
-            "password must be at least 10 characters".to_owned(),
-        ));
-    }
+    check_password_rules(&input.password)?;
     let hash = password::hash_password_async(input.password).await?;
     let txn = crate::repo::begin_write(db).await?;
     let unit = repo::org_units::find_by_code(&txn, &input.org_unit_code)
@@ -353,6 +361,23 @@ pub async fn create_user(
         },
     )
     .await?;
+    if let Some(admin) = by {
+        crate::service::audit::record(
+            &txn,
+            crate::service::audit::Entry {
+                actor_id: Some(admin.user_id),
+                action: "user.create",
+                entity: Some("user"),
+                record_id: Some(created.id),
+                detail: serde_json::json!({
+                    "username": created.username,
+                    "role": created.role,
+                    "org_unit": unit.code,
+                }),
+            },
+        )
+        .await?;
+    }
     txn.commit().await?;
     user_view(created, OrgUnitView::from(unit))
 }

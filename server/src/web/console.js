@@ -310,9 +310,9 @@ async function api(method, path, body, retried) {
 const qs = (o) => new URLSearchParams(Object.entries(o).filter(([, v]) => v !== "" && v != null && v !== false)).toString();
 
 // ---- chrome.
-const PAGES = [["dashboard", "#/dashboard"], ["visits", "#/visits"], ["conflicts", "#/conflicts"], ["overdue", "#/overdue"], ["children", "#/children"]];
+const PAGES = [["dashboard", "#/dashboard"], ["visits", "#/visits"], ["conflicts", "#/conflicts"], ["overdue", "#/overdue"], ["children", "#/children"], ["reports", "#/reports"]];
 // Pages only an admin (district bureau) may open.
-const ADMIN_PAGES = [["deliveries", "#/deliveries"]];
+const ADMIN_PAGES = [["users", "#/users"], ["devices", "#/devices"], ["deliveries", "#/deliveries"]];
 const isAdmin = () => (session.user || {}).role === "admin";
 function chrome(current) {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
@@ -391,7 +391,6 @@ async function visitsPage() {
   sessionStorage.setItem("seedling.log", location.hash);
   const all = await units();
   const towns = all.filter((u) => u.kind === "town").map((u) => [u.id, u.name]);
-  const villages = all.filter((u) => u.kind === "village" && (!p.town || u.parent_id === p.town)).map((u) => [u.id, u.name]);
   const form = h("form", { class: "filters panel", id: "visit-filters", onsubmit: (e) => {
     e.preventDefault();
     const f = new FormData(form);
@@ -400,7 +399,7 @@ async function visitsPage() {
     location.hash = "#/visits?" + qs(o);
   } },
     towns.length > 1 ? select("town", towns, p.town, "town") : null,
-    select("village", villages, p.village, "village"),
+    villagePicker(all, { value: p.village, town: p.town || null, allowAll: true }),
     select("review_status", ["submitted", "returned", "approved", "draft"].map((s) => [s, t(s)]), p.review_status, "status"),
     select("kind", ["home_visit", "phone_follow_up", "school_visit", "other"].map((s) => [s, t(s)]), p.kind, "kind"),
     h("label", {}, t("from"), h("input", { type: "date", name: "from", id: "f-from", value: p.from || "" })),
@@ -1223,8 +1222,8 @@ async function childrenPage(overdueOnly) {
   const p = params();
   const all = await units();
   const towns = all.filter((u) => u.kind === "town").map((u) => [u.id, u.name]);
-  const villages = all.filter((u) => u.kind === "village" && (!p.town || u.parent_id === p.town)).map((u) => [u.id, u.name]);
   const query = { ...p, overdue: overdueOnly ? "true" : p.overdue };
+  delete query.add;
   const roster = await api("GET", "/api/v1/children?" + qs(query));
   const base = overdueOnly ? "#/overdue" : "#/children";
   const form = h("form", { class: "filters panel", onsubmit: (e) => {
@@ -1234,31 +1233,33 @@ async function childrenPage(overdueOnly) {
     location.hash = base + "?" + qs(o);
   } },
     towns.length > 1 ? select("town", towns, p.town, "town") : null,
-    select("village", villages, p.village, "village"),
+    villagePicker(all, { value: p.village, town: p.town || null, allowAll: true }),
     select("category", ["institutional_orphan", "scattered_orphan", "de_facto_unsupported", "in_difficulty", "left_behind", "migrant", "low_income_edge"].map((c) => [c, t(c)]), p.category, "category"),
     overdueOnly ? null : h("label", {}, t("search"), h("input", { name: "q", value: p.q || "" })),
     h("div", { class: "actions" }, h("button", { class: "btn", type: "submit" }, t("filter")), h("a", { class: "btn secondary", href: base }, t("reset"))));
   const rows = roster.children.map((c) => h("tr", {},
     h("td", {}, h("a", { href: "#/child/" + c.id }, c.name)),
-    h("td", {}, `${c.town_name} ${c.village_name}`), h("td", {}, label(c.category)),
+    h("td", {}, paren(c.village_name, c.town_name)), h("td", {}, label(c.category)),
     h("td", {}, c.last_visit_on || "—"), h("td", {}, String(c.interval_days)), h("td", {}, dueCell(c))));
-  return view(h("h1", {}, overdueOnly ? t("overdue") : t("children")), form,
+  return view(h("h1", {}, overdueOnly ? t("overdue") : t("children")),
+    !overdueOnly && isAdmin() ? addChildPanel(all) : null, form,
     h("p", {}, t("total", { n: roster.total })),
     table([t("name"), t("village"), t("category"), t("lastVisit"), t("interval"), t("due")], rows));
 }
 
 async function childPage(id) {
-  const c = await api("GET", "/api/v1/children/" + id);
-  return view(h("h1", {}, c.name), h("p", {}, label(c.category), " · ", dueCell(c)),
+  const [c, all] = await Promise.all([api("GET", "/api/v1/children/" + id), units()]);
+  return view(h("h1", {}, c.name), h("p", { id: "child-state" }, label(c.category), " · ", c.status === "exited" ? t("exitedState") + " · " : null, dueCell(c)),
     h("section", { class: "panel" }, fields([
-      [t("village"), `${c.town_name} ${c.village_name}`], [t("birth"), c.birth_date],
+      [t("village"), h("span", { id: "child-village" }, paren(c.village_name, c.town_name))], [t("birth"), c.birth_date],
       [t("guardian"), [c.guardian_name, c.guardian_relation].filter(Boolean).join(" · ")],
       [t("phone"), c.guardian_phone], [t("address"), c.address], [t("school"), c.school],
       [t("interval"), String(c.interval_days)], [t("lastVisit"), c.last_visit_on],
     ])),
-    h("h2", {}, t("registerEvents")),
-    table([t("effectiveDate"), t("ctype"), t("before"), t("after"), t("reasonSource")], c.register_events.map((e) => h("tr", {},
-      h("td", {}, e.effective_date), h("td", {}, label(e.kind)), h("td", {}, label(e.from_value)), h("td", {}, label(e.to_value)), h("td", {}, [label(e.reason), label(e.source)].filter(Boolean).join(" · "))))),
+    isAdmin() ? registerPanel(c, all) : null,
+    h("h2", { id: "register-events-h" }, t("registerEvents")),
+    h("div", { id: "register-events" }, table([t("effectiveDate"), t("ctype"), t("before"), t("after"), t("reasonSource")], c.register_events.map((e) => h("tr", { "data-event": e.kind },
+      h("td", {}, e.effective_date), h("td", {}, label(e.kind)), h("td", {}, registerValue(all, e, e.from_value)), h("td", {}, registerValue(all, e, e.to_value)), h("td", {}, [label(e.reason), label(e.source)].filter(Boolean).join(" · ")))))),
     h("h2", {}, t("visits")),
     table([t("visitedAt"), t("director"), t("kind"), t("status"), ""], c.visits.map((v) => h("tr", {},
       h("td", {}, fmtTime(v.visited_at)), h("td", {}, v.author_name), h("td", {}, label(v.kind)), h("td", {}, statusBadge(v.review_status)),
@@ -1313,8 +1314,8 @@ async function dashboardPage() {
   const [d, counts] = await Promise.all([api("GET", "/api/v1/reports/dashboard"), queueCounts()]);
   const card = (key, n, href) => h("a", { class: "card", href }, h("div", { class: "n", "data-card": key }, String(n)), h("div", {}, t(key)));
   const covRows = d.coverage_by_town.map((r) => h("tr", { "data-town": r.town_id },
-    h("th", { scope: "row" }, r.town_name),
-    h("td", { "data-coverage": "" }, `${pct(r.coverage)} (${r.visited_within_interval}/${r.children})`),
+    h("th", { scope: "row" }, h("a", { href: "#/children?" + qs({ town: r.town_id }) }, r.town_name)),
+    h("td", { "data-coverage": "" }, h("a", { href: "#/reports?" + qs({ town: r.town_id }) }, `${pct(r.coverage)} (${r.visited_within_interval}/${r.children})`)),
     h("td", {}, r.overdue ? h("a", { href: "#/overdue?" + qs({ town: r.town_id }) }, String(r.overdue)) : "0"),
     h("td", { "aria-hidden": "true" }, h("div", { class: "bar" }, h("span", { "data-w": Math.round((r.coverage || 0) * 100) })))));
   const f = d.filters;
@@ -1336,7 +1337,7 @@ async function dashboardPage() {
       h("a", { class: "card urgent" + (counts.urgentCard ? " alarm" : ""), id: "urgent-card", href: "#/visits?urgent=unhandled" },
         h("div", { class: "n", "data-card": "urgentCard" }, String(counts.urgentCard)), h("div", {}, t("urgentCard"))),
       card("overdueCount", d.overdue_children, "#/overdue"), card("activeChildren", d.tracked_children, "#/children"),
-      h("div", { class: "card" }, h("div", { class: "n", "data-card": "coverage" }, pct(d.coverage.coverage)), h("div", {}, t("coverage"))),
+      h("a", { class: "card", href: "#/reports" }, h("div", { class: "n", "data-card": "coverage" }, pct(d.coverage.coverage)), h("div", {}, t("coverage"))),
       card("toReview", counts.toReview, "#/visits?review_status=submitted"), card("openConflicts", counts.openConflicts, "#/conflicts")),
     h("h2", { id: "cov-h" }, t("coverageByTown")),
     h("div", { class: "table-wrap" }, h("table", { "aria-labelledby": "cov-h", id: "coverage-by-town" },
@@ -1410,6 +1411,615 @@ async function deliveriesPage() {
     table([t("message"), t("record"), t("attempts"), t("lastStatus"), t("lastError"), t("lastAttempt"), t("written"), t("action")], rows));
 }
 
+// ==== Reports, the register, accounts and phones (district admins; the
+// reports for supervisors too). Their words, merged into T.
+const T_ADMIN = {
+  zh: {
+    reports: "统计报表", users: "账号管理", devices: "设备管理",
+    fromMonth: "起始月份", toMonth: "截止月份", query: "查询", periodShown: "统计期间：{from} 至 {to}（截至 {asOf}）",
+    periodOrder: "起始月份不能晚于截止月份。", csv: "下载 CSV", xlsx: "下载 Excel", downloading: "正在下载…", downloaded: "已下载 {name}",
+    repCoverage: "走访覆盖率（各镇、各村）", repOverdue: "逾期未走访儿童", repVisits: "按走访方式和月份统计的走访",
+    repRegister: "纳入与退出保障", repNeeds: "需求台账未办结事项", repBenefits: "基本生活费发放合计",
+    childrenN: "在册儿童", visitedN: "周期内已走访", overdueN: "逾期", notYetDue: "新纳入未到期", wholeTown: "（全镇）",
+    trackedN: "在册 {n} 人", overdueOf: "逾期 {n} 人", neverVisited: "从未走访 {n} 人", totalVisits: "共 {n} 次走访",
+    addedN: "纳入 {n} 人", exitedN: "退出 {n} 人", source: "来源", reason: "原因", director_: "儿童主任",
+    openN: "待办", inProgressN: "进行中", pastDue: "已超期", openSummary: "待办 {open} 项，进行中 {ip} 项，已超期 {pd} 项",
+    needsAllTime: "未选统计期间：包括所有仍未办结的事项。", childrenPaid: "发放人数", standard: "标准（元/月）", totalCny: "合计（元）",
+    benefitSum: "合计 {n} 元", yuan: "元", dueDateCol: "应访日期", registeredOn: "纳入日期",
+    villageSearch: "搜索村（社区）", choose: "请选择", chooseVillage: "请选择村（社区）",
+    register: "变更登记", registerHelp: "变更通过与手机相同的同步写入，记入保障登记变动，并在下次同步时到达相关村的手机。",
+    changeCategory: "变更类别", transfer: "迁移到其他村（社区）", toVillage: "迁入村（社区）", exitTitle: "退出保障",
+    exitReason: "退出原因", exitDate: "退出生效日期", readd: "重新纳入保障", doChange: "保存类别", doTransfer: "迁移", doExit: "退出保障",
+    sameCategory: "类别未变化。", chooseTarget: "请选择迁入的村（社区）。", needReason: "请选择退出原因和生效日期。",
+    addChild: "新增儿童", gender: "性别", male: "男", female: "女", doAdd: "纳入保障", required: "请填写必填项：{f}",
+    refused: "未能保存：{why}", currentStatus: "当前状态", active: "在册", exitedState: "已退出保障",
+    newUser: "新建账号", displayName: "姓名", role: "角色", orgUnit: "所属单位", accountState: "账号状态",
+    enabled: "正常", disabledState: "已停用", manage: "管理", editUser: "管理账号：{name}", save: "保存",
+    disable: "停用账号", enable: "启用账号", resetPassword: "重置密码", newPassword: "新密码（至少 10 位）",
+    passwordShort: "密码至少需要 10 位。", create: "创建", role_director: "儿童主任", role_supervisor: "儿童督导员",
+    role_admin: "区民政局管理员", role_integration: "省级平台接口", moveHint: "儿童主任迁到其他村后，其手机下次同步时会清除原村儿童并接收新村儿童。",
+    passwordSet: "密码已重置，该账号需用新密码重新登录。", userCreated: "账号已创建", searchUsers: "用户名或姓名",
+    deviceName: "设备名称", account: "账号", lastSeen: "最近使用", registered: "登记时间",
+    dev_active: "使用中", dev_retired: "已停用（已更换）", dev_lost: "已报失", dev_wiped: "已清除", dev_revoked: "已注销",
+    markLost: "报失", retire: "停用（已更换）", deviceReason: "原因（记入审计）", thisBrowser: "当前浏览器",
+    devicesHelp: "报失：该设备立即无法使用并清除数据。停用（已更换）：该设备先上传未同步的记录，再清除数据。",
+    reason_role_not_allowed: "您的角色无权修改此项。", reason_invalid_value: "填写的值不符合要求。",
+    reason_missing_required_field: "缺少必填项。", reason_out_of_scope: "该儿童或目标村（社区）不在您的管辖范围内。",
+    reason_record_deleted: "该儿童记录已删除。", reason_record_not_found: "未找到该儿童记录。",
+    reason_id_exists: "该记录已存在，请刷新页面。", reason_future_base_version: "记录版本有误，请刷新页面后重试。",
+    reason_other: "提交的内容有误（{reason}）。", backToList: "返回账号列表", nothingChanged: "没有修改。",
+    consoleDevice: "工作台（浏览器）", unnamedDevice: "未命名设备",
+  },
+  en: {
+    reports: "Reports", users: "Accounts", devices: "Phones",
+    fromMonth: "From month", toMonth: "To month", query: "Show", periodShown: "Period: {from} to {to} (as of {asOf})",
+    periodOrder: "The first month must not be after the last.", csv: "Download CSV", xlsx: "Download Excel", downloading: "Downloading…", downloaded: "Downloaded {name}",
+    repCoverage: "Visit coverage (towns and villages)", repOverdue: "Children overdue for a visit", repVisits: "Visits by kind and month",
+    repRegister: "Added to and exited from the register", repNeeds: "Open needs-ledger items", repBenefits: "Benefit totals",
+    childrenN: "Children", visitedN: "Visited in interval", overdueN: "Overdue", notYetDue: "New, not yet due", wholeTown: "(whole town)",
+    trackedN: "{n} on the register", overdueOf: "{n} overdue", neverVisited: "{n} never visited", totalVisits: "{n} visits",
+    addedN: "{n} added", exitedN: "{n} exited", source: "Source", reason: "Reason", director_: "Director",
+    openN: "Open", inProgressN: "In progress", pastDue: "Past due", openSummary: "{open} open, {ip} in progress, {pd} past due",
+    needsAllTime: "No period chosen: every item still open counts.", childrenPaid: "Children paid", standard: "Standard (CNY/month)", totalCny: "Total (CNY)",
+    benefitSum: "{n} CNY in all", yuan: "CNY", dueDateCol: "Due", registeredOn: "Registered",
+    villageSearch: "Search villages", choose: "Choose", chooseVillage: "Choose a village",
+    register: "Change the register", registerHelp: "Changes go through the same sync as the phones, are recorded as register events and reach the villages' phones at their next sync.",
+    changeCategory: "Change category", transfer: "Transfer to another village", toVillage: "New village", exitTitle: "Exit from the register",
+    exitReason: "Reason", exitDate: "Effective date", readd: "Add to the register again", doChange: "Save category", doTransfer: "Transfer", doExit: "Exit",
+    sameCategory: "The category did not change.", chooseTarget: "Choose the village to move to.", needReason: "Choose a reason and an effective date.",
+    addChild: "Add a child", gender: "Gender", male: "Male", female: "Female", doAdd: "Add to the register", required: "Fill in: {f}",
+    refused: "Not saved: {why}", currentStatus: "Status", active: "On the register", exitedState: "Exited",
+    newUser: "New account", displayName: "Name", role: "Role", orgUnit: "Org unit", accountState: "State",
+    enabled: "Active", disabledState: "Disabled", manage: "Manage", editUser: "Manage account: {name}", save: "Save",
+    disable: "Disable account", enable: "Enable account", resetPassword: "Reset password", newPassword: "New password (10 characters or more)",
+    passwordShort: "A password needs at least 10 characters.", create: "Create", role_director: "Director", role_supervisor: "Supervisor",
+    role_admin: "District admin", role_integration: "Provincial platform", moveHint: "A director moved to another village: at their phone's next sync the old village's children are purged and the new village's arrive.",
+    passwordSet: "Password reset: the account signs in again with it.", userCreated: "Account created", searchUsers: "Username or name",
+    deviceName: "Device", account: "Account", lastSeen: "Last seen", registered: "Registered",
+    dev_active: "Active", dev_retired: "Retired (replaced)", dev_lost: "Lost", dev_wiped: "Wiped", dev_revoked: "Revoked",
+    markLost: "Report lost", retire: "Retire (replaced)", deviceReason: "Reason (audited)", thisBrowser: "this browser",
+    devicesHelp: "Lost: refused at once and wiped. Retired (replaced): sends its unsynced records first, then wipes.",
+    backToList: "Back to the list", nothingChanged: "Nothing changed.",
+    consoleDevice: "Console (browser)", unnamedDevice: "Unnamed device",
+  },
+};
+Object.assign(T.zh, T_ADMIN.zh);
+Object.assign(T.en, T_ADMIN.en);
+
+const CATEGORIES = ["institutional_orphan", "scattered_orphan", "de_facto_unsupported", "in_difficulty", "left_behind", "migrant", "low_income_edge"];
+const EXIT_REASONS = ["turned_18", "adopted", "moved_away", "died", "no_longer_eligible", "other"];
+const byCode = (a, b) => (a.code < b.code ? -1 : a.code > b.code ? 1 : 0);
+// A text with its values as unbreakable pieces (a date never splits at
+// its hyphens).
+const tNodes = (key, vars) => t(key).split(/(\{\w+\})/).map((part) => {
+  const m = /^\{(\w+)\}$/.exec(part);
+  return m && vars[m[1]] != null ? h("span", { class: "nowrap" }, String(vars[m[1]])) : part;
+});
+// "A (B)" as each language writes it: 甲一村（甲镇）, 甲一村 (甲镇).
+const paren = (a, b) => (lang === "zh" ? `${a}（${b}）` : `${a} (${b})`);
+const num = (n) => (n == null ? "—" : Number(n).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB"));
+const todayInDistrict = () => new Date().toLocaleDateString("sv-SE", { timeZone: districtZone() });
+
+// A select without the "all" choice, for forms that change something.
+function choice(name, options, value, labelText, extra) {
+  return h("label", {}, labelText,
+    h("select", { name, id: (extra && extra.id) || "c-" + name, required: true },
+      h("option", { value: "" }, t("choose")),
+      options.map(([v, text]) => h("option", { value: v, selected: v === value }, text))));
+}
+function field(name, labelText, attrs) {
+  return h("label", {}, labelText, h("input", { name, id: (attrs && attrs.id) || "c-" + name, ...attrs }));
+}
+// A village's name as people tell them apart: 村名（镇名）.
+function villageName(all, id) {
+  const v = all.find((u) => u.id === id);
+  if (!v) return id || "";
+  const town = all.find((u) => u.id === v.parent_id);
+  return town && v.kind === "village" ? paren(v.name, town.name) : v.name;
+}
+
+// The village picker: villages grouped by town, each shown as 村名（镇名）,
+// and a search box that filters the list as one types (a single match is
+// chosen). `town` limits it to one town, `exclude` leaves a village out,
+// `allowAll` adds the "all" choice of a filter form.
+function villagePicker(all, { name = "village", id = "f-village", value = "", town = null, exclude = null, allowAll = false, labelText = t("village") } = {}) {
+  const towns = all.filter((u) => u.kind === "town" && (!town || u.id === town)).sort(byCode);
+  const villagesOf = (tid) => all.filter((u) => u.kind === "village" && u.parent_id === tid && u.id !== exclude).sort(byCode);
+  const select = h("select", { name, id, required: !allowAll });
+  const search = h("input", { type: "search", id: id + "-search", autocomplete: "off", "aria-controls": id, placeholder: t("villageSearch") });
+  let chosen = value || "";
+  const fill = () => {
+    const q = search.value.trim();
+    const matches = [];
+    const groups = towns.map((tw) => {
+      const vs = villagesOf(tw.id).filter((v) => !q || v.name.includes(q) || tw.name.includes(q));
+      matches.push(...vs);
+      return vs.length ? h("optgroup", { label: tw.name }, vs.map((v) => h("option", { value: v.id }, paren(v.name, tw.name)))) : null;
+    });
+    if (q && matches.length === 1) chosen = matches[0].id;
+    select.replaceChildren(h("option", { value: "" }, allowAll ? t("all") : t("chooseVillage")), ...groups.filter(Boolean));
+    select.value = matches.some((v) => v.id === chosen) ? chosen : "";
+  };
+  select.addEventListener("change", () => { chosen = select.value; });
+  search.addEventListener("input", fill);
+  fill();
+  return h("div", { class: "village-picker" },
+    h("label", {}, t("villageSearch"), search),
+    h("label", { for: id }, labelText, select));
+}
+
+// ---- the console as a registered device: its clock and its pushes.
+function newUuid() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
+  const x = [...b].map((n) => n.toString(16).padStart(2, "0")).join("");
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+// A hybrid logical clock as sync-core writes it (wall ms, 15 digits; counter,
+// 8 hex digits; the device id without dashes), kept per device in
+// localStorage so it never runs backwards.
+const HLC_SKEW_MS = 5 * 60 * 1000;
+function hlcState(dev) { return (localStorage.getItem("seedling.hlc." + dev) || "0-0").split("-").map(Number); }
+function hlcTick(dev) {
+  let [wall, counter] = hlcState(dev);
+  const now = Date.now();
+  if (now > wall) { wall = now; counter = 0; } else counter += 1;
+  localStorage.setItem("seedling.hlc." + dev, `${wall}-${counter}`);
+  return `${String(wall).padStart(15, "0")}-${counter.toString(16).padStart(8, "0")}-${dev.replace(/-/g, "")}`;
+}
+function hlcObserve(dev, text) {
+  const [w, c] = String(text).split("-");
+  const wall = Number(w), counter = parseInt(c, 16);
+  if (!Number.isFinite(wall) || wall > Date.now() + HLC_SKEW_MS) return; // a clock too far ahead is not adopted
+  const [mine, mineCounter] = hlcState(dev);
+  if (wall > mine || (wall === mine && counter > mineCounter)) localStorage.setItem("seedling.hlc." + dev, `${wall}-${counter}`);
+}
+class PushRefused extends Error {
+  constructor(reason, message) { super(message || reason); this.reason = reason; }
+}
+function adminErr(e) {
+  if (e instanceof PushRefused) {
+    if (lang !== "zh") return t("refused", { why: e.message });
+    return t("refused", { why: T.zh["reason_" + e.reason] || t("reason_other", { reason: e.reason }) });
+  }
+  return errText(e);
+}
+// One change to a child's register entry, pushed through POST
+// /api/v1/sync/push like a phone's (the district is a writer of these
+// fields). `pending` keeps an unanswered mutation, so pressing the button
+// again after a network failure resends the same mutation id and the
+// server answers it once.
+async function pushChild(pending, op, recordId, baseVersion, values) {
+  const dev = deviceId(session.user.username);
+  const key = JSON.stringify([op, recordId, baseVersion, values]);
+  if (!pending.mutation || pending.key !== key) {
+    const hlc = hlcTick(dev);
+    pending.key = key;
+    pending.mutation = {
+      mutation_id: newUuid(), entity: "child", record_id: recordId, op, base_version: baseVersion, hlc,
+      fields: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, { hlc, value: v }])),
+    };
+  }
+  const res = await api("POST", "/api/v1/sync/push", {
+    protocol_version: 1, device_id: dev, device_hlc: hlcTick(dev), mutations: [pending.mutation],
+  });
+  pending.mutation = null;
+  if (res.server_hlc) hlcObserve(dev, res.server_hlc);
+  const r = res.results[0];
+  if (r.status === "rejected") throw new PushRefused(r.reason, r.message);
+  if (r.refusals && r.refusals.length) throw new PushRefused(r.refusals[0].reason, r.refusals.map((x) => `${x.field}: ${x.message}`).join("; "));
+  return r;
+}
+
+// ---- downloads with the bearer token: fetch, Blob, a temporary <a download>.
+async function authedFetch(path, retried) {
+  const res = await fetch(path, { headers: { authorization: "Bearer " + session.token } });
+  if (res.status === 401 && !retried && sessionStorage.getItem("seedling.refresh")) {
+    const r = await fetch("/api/v1/auth/refresh", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ refresh_token: sessionStorage.getItem("seedling.refresh") }),
+    });
+    if (r.ok) { session.save(await r.json()); return authedFetch(path, true); }
+  }
+  if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
+  return res;
+}
+async function download(path, fallback) {
+  const res = await authedFetch(path);
+  const disposition = res.headers.get("content-disposition") || "";
+  const m = /filename\*=UTF-8''([^;]+)/i.exec(disposition) || /filename="?([^";]+)"?/i.exec(disposition);
+  const name = m ? decodeURIComponent(m[1]) : fallback;
+  const url = URL.createObjectURL(await res.blob());
+  const a = h("a", { href: url, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  return name;
+}
+
+// ---- charts: Apache ECharts, vendored and served by Seedling, loaded on
+// the first reports page; canvas renderer (no eval, no inline style
+// attributes, so it runs under the console's CSP).
+const ECHARTS_VERSION = "5.6.0";
+let echartsLoading = null;
+function loadECharts() {
+  if (window.echarts) return Promise.resolve(window.echarts);
+  if (!echartsLoading) {
+    echartsLoading = new Promise((resolve, reject) => {
+      const s = h("script", { src: "/console/echarts.min.js?v=" + ECHARTS_VERSION });
+      s.addEventListener("load", () => resolve(window.echarts));
+      s.addEventListener("error", () => { echartsLoading = null; reject(new Error("echarts")); });
+      document.head.append(s);
+    });
+  }
+  return echartsLoading;
+}
+let liveCharts = [];
+function drawCharts(specs) {
+  liveCharts.forEach((c) => c.dispose());
+  liveCharts = [];
+  for (const [el, option] of specs) {
+    if (!el.isConnected) continue;
+    const chart = window.echarts.init(el, null, { renderer: "canvas", locale: lang === "zh" ? "ZH" : "EN" });
+    chart.setOption({ aria: { enabled: true }, animation: false, tooltip: { trigger: "axis" },
+      grid: { left: 8, right: 16, top: 36, bottom: 8, containLabel: true }, ...option });
+    liveCharts.push(chart);
+  }
+}
+window.addEventListener("resize", () => {
+  liveCharts = liveCharts.filter((c) => {
+    if (c.getDom().isConnected) { c.resize(); return true; }
+    c.dispose();
+    return false;
+  });
+});
+const barChart = (labels, series, opts) => ({
+  legend: series.length > 1 ? { top: 0 } : undefined,
+  xAxis: { type: "category", data: labels, axisLabel: { hideOverlap: true } },
+  yAxis: { type: "value", ...(opts && opts.yAxis) },
+  series: series.map(([name, data]) => ({ name, type: "bar", data, barMaxWidth: 48, stack: opts && opts.stack ? "total" : undefined })),
+});
+
+// ---- reports (#/reports): six reports over a chosen period, each with
+// its chart, its figures and its CSV and Excel downloads.
+const REPORTS = ["coverage", "overdue", "visits-by-month", "register-changes", "open-needs", "benefits"];
+const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
+function reportQuery(p) {
+  const q = {};
+  // A month typed into the address by hand that is not one is left out.
+  if (p.from && !MONTH.test(p.from)) delete p.from;
+  if (p.to && !MONTH.test(p.to)) delete p.to;
+  if (p.from) q.from = p.from + "-01";
+  if (p.to) { const last = lastDayOf(p.to), today = todayInDistrict(); q.to = last > today ? today : last; }
+  if (p.town) q.town_id = p.town;
+  if (p.village) q.village_id = p.village;
+  return q;
+}
+async function reportsPage() {
+  const p = params();
+  const all = await units();
+  const towns = all.filter((u) => u.kind === "town").sort(byCode).map((u) => [u.id, u.name]);
+  const periodErr = h("p", { class: "error", id: "period-error", role: "alert" });
+  const form = h("form", { class: "filters panel", id: "report-filters", onsubmit: (e) => {
+    e.preventDefault();
+    const o = {};
+    for (const [k, v] of new FormData(form).entries()) if (v) o[k] = v;
+    if (o.from && o.to && o.from > o.to) { periodErr.textContent = t("periodOrder"); return; }
+    location.hash = "#/reports?" + qs(o);
+  } });
+  const q = reportQuery(p);
+  const badPeriod = p.from && p.to && p.from > p.to;
+  const [, ...data] = badPeriod ? [] : await Promise.all([loadECharts(), ...REPORTS.map((r) => api("GET", `/api/v1/reports/${r}?` + qs(q)))]);
+  const f = data.length ? data[0].filters : {};
+  form.append(
+    h("label", {}, t("fromMonth"), h("input", { type: "month", name: "from", id: "f-from-month", value: p.from || (f.from || "").slice(0, 7) })),
+    h("label", {}, t("toMonth"), h("input", { type: "month", name: "to", id: "f-to-month", value: p.to || (f.to || "").slice(0, 7) })),
+    ...(towns.length > 1 ? [select("town", towns, p.town, "town")] : []),
+    villagePicker(all, { value: p.village, town: p.town || null, allowAll: true }),
+    h("div", { class: "actions" }, h("button", { class: "btn", type: "submit", id: "apply-report" }, t("query")),
+      h("a", { class: "btn secondary", href: "#/reports" }, t("reset"))));
+  if (badPeriod) { periodErr.textContent = t("periodOrder"); return view(h("h1", {}, t("reports")), form, periodErr); }
+  const [coverage, overdue, visits, register, needs, benefits] = data;
+  const charts = [];
+  const chart = (option) => { const el = h("div", { class: "chart", "aria-hidden": "true" }); charts.push([el, option]); return el; };
+  const exportButtons = (report) => h("div", { class: "actions export" }, ["csv", "xlsx"].map((format) =>
+    h("button", { class: "btn secondary", type: "button", "data-export": `${report}.${format}`, onclick: async (e) => {
+      const button = e.currentTarget;
+      button.disabled = true;
+      toast(t("downloading"));
+      try {
+        const name = await download(`/api/v1/reports/${report}?` + qs({ ...q, format }), `${report}.${format}`);
+        toast(t("downloaded", { name }));
+      } catch (err) { toast(t("failed") + ": " + errText(err)); }
+      button.disabled = false;
+    } }, t(format))));
+  const section = (report, titleKey, ...body) => h("section", { class: "panel report", id: "report-" + report, "aria-labelledby": `h-${report}` },
+    h("div", { class: "report-head" }, h("h2", { id: `h-${report}` }, t(titleKey)), exportButtons(report)), ...body);
+  const filteredList = (base, r) => base + "?" + qs(r.village_id ? { village: r.village_id } : { town: r.town_id });
+
+  // Coverage: the chart shows the towns (or one town's villages); the
+  // table every town, then its villages.
+  const level = p.town || p.village ? "village" : "town";
+  const covBars = coverage.rows.filter((r) => r.level === level);
+  const covRows = coverage.rows.map((r) => h("tr", { class: r.level === "town" ? "town-row" : null, "data-level": r.level, "data-unit": r.village_id || r.town_id },
+    h("td", {}, r.town_name), h("td", {}, r.level === "town" ? t("wholeTown") : r.village_name),
+    h("td", {}, String(r.children)), h("td", {}, String(r.visited_within_interval)),
+    h("td", {}, r.overdue ? h("a", { href: filteredList("#/overdue", r) }, String(r.overdue)) : "0"),
+    h("td", {}, String(r.not_yet_due)), h("td", { "data-coverage": "" }, pct(r.coverage))));
+  const s = coverage.summary;
+  // Overdue children, most overdue first.
+  const odRows = overdue.rows.map((r) => h("tr", { "data-child": r.child_id },
+    h("td", {}, h("a", { href: "#/child/" + r.child_id }, r.child_name)), h("td", {}, paren(r.village_name, r.town_name)),
+    h("td", {}, label(r.category)), h("td", {}, r.last_visit_on || "—"), h("td", {}, r.due_date), h("td", { class: "s-overdue" }, String(r.days_overdue))));
+  // Visits by month and kind; a month's total opens the log for it.
+  const kinds = ["home_visit", "phone_follow_up", "school_visit", "other"];
+  const vf = visits.filters;
+  const monthLink = (m) => {
+    const first = `${m}-01`, last = lastDayOf(m);
+    return "#/visits?" + qs({ from: first < vf.from ? vf.from : first, to: last > vf.to ? vf.to : last, town: p.town, village: p.village });
+  };
+  const vRows = visits.rows.map((m) => h("tr", { "data-month": m.month }, h("td", {}, m.month), kinds.map((k) => h("td", {}, String(m[k]))),
+    h("td", {}, h("a", { href: monthLink(m.month), "data-total": "" }, String(m.total)))));
+  // Register changes, counted per month for the chart.
+  const regMonths = visits.rows.map((m) => m.month);
+  const perMonth = (kind) => regMonths.map((m) => register.rows.filter((r) => r.kind === kind && r.effective_date.startsWith(m)).length);
+  const rRows = register.rows.map((r) => h("tr", {}, h("td", {}, r.effective_date), h("td", {}, label(r.kind)),
+    h("td", {}, h("a", { href: "#/child/" + r.child_id }, r.child_name)), h("td", {}, label(r.category)),
+    h("td", {}, paren(r.village_name, r.town_name)), h("td", {}, r.source === "director" ? t("director_") : label(r.source)), h("td", {}, label(r.reason) || "—")));
+  // Open needs by area.
+  const areas = Object.keys(needs.summary.by_needs_area || {});
+  const nRows = needs.rows.map((r) => h("tr", {}, h("td", {}, paren(r.village_name, r.town_name)), h("td", {}, label(r.needs_area)),
+    h("td", {}, String(r.open)), h("td", {}, String(r.in_progress)), h("td", { class: r.past_due ? "s-overdue" : null }, String(r.past_due))));
+  // Benefits per month.
+  const bMonths = Object.keys(benefits.summary.by_month || {}).sort();
+  const bRows = benefits.rows.map((r) => h("tr", {}, h("td", {}, r.month), h("td", {}, label(r.category)), h("td", {}, String(r.children)),
+    h("td", {}, num(r.standard_cny)), h("td", {}, num(r.total_cny))));
+  const root = view(
+    h("h1", {}, t("reports")), form, periodErr,
+    h("p", { class: "muted", id: "report-period" }, tNodes("periodShown", { from: f.from, to: f.to, asOf: f.as_of })),
+    section("coverage", "repCoverage",
+      h("p", {}, `${t("coverage")} ${pct(s.coverage)}（${s.visited_within_interval}/${s.children}）`),
+      chart({ ...barChart(covBars.map((r) => (level === "town" ? r.town_name : r.village_name)), [[t("coverage"), covBars.map((r) => (r.coverage == null ? 0 : Math.round(r.coverage * 1000) / 10))]], { yAxis: { max: 100, axisLabel: { formatter: "{value}%" } } }) }),
+      table([t("town"), t("village"), t("childrenN"), t("visitedN"), t("overdueN"), t("notYetDue"), t("coverage")], covRows)),
+    section("overdue", "repOverdue",
+      h("p", {}, [t("trackedN", { n: overdue.summary.tracked_children }), t("overdueOf", { n: overdue.summary.overdue_children }), t("neverVisited", { n: overdue.summary.never_visited })].join(" · ")),
+      table([t("name"), t("village"), t("category"), t("lastVisit"), t("dueDateCol"), t("daysOverdue")], odRows)),
+    section("visits-by-month", "repVisits",
+      h("p", {}, t("totalVisits", { n: visits.summary.total })),
+      chart(barChart(visits.rows.map((m) => m.month), kinds.map((k) => [t(k), visits.rows.map((m) => m[k])]), { stack: true })),
+      table([t("month"), ...kinds.map((k) => t(k)), t("total_")], vRows)),
+    section("register-changes", "repRegister",
+      h("p", {}, t("addedN", { n: register.summary.added }), " · ", t("exitedN", { n: register.summary.exited })),
+      chart(barChart(regMonths, [[t("added"), perMonth("added")], [t("exited"), perMonth("exited")]])),
+      table([t("effectiveDate"), t("ctype"), t("name"), t("category"), t("village"), t("source"), t("reason")], rRows)),
+    section("open-needs", "repNeeds",
+      h("p", {}, t("openSummary", { open: needs.summary.open, ip: needs.summary.in_progress, pd: needs.summary.past_due })),
+      needs.period_applied ? null : h("p", { class: "muted" }, t("needsAllTime")),
+      areas.length ? chart(barChart(areas.map(label), [[t("count"), areas.map((a) => needs.summary.by_needs_area[a])]])) : null,
+      table([t("village"), t("area"), t("openN"), t("inProgressN"), t("pastDue")], nRows)),
+    section("benefits", "repBenefits",
+      h("p", {}, t("benefitSum", { n: num(benefits.summary.total_cny) })),
+      bMonths.length ? chart(barChart(bMonths, [[t("totalCny"), bMonths.map((m) => benefits.summary.by_month[m])]])) : null,
+      table([t("month"), t("category"), t("childrenPaid"), t("standard"), t("totalCny")], bRows)));
+  // Drawn once the page is on screen (the router shows it after this returns).
+  setTimeout(() => drawCharts(charts), 0);
+  return root;
+}
+
+// ---- the register on a child's page (district admins).
+function registerPanel(c, all) {
+  const pending = {};
+  const err = h("p", { class: "error", id: "register-error", role: "alert" });
+  const change = async (values) => {
+    err.textContent = "";
+    try {
+      await pushChild(pending, "update", c.id, c.version, values);
+      toast(t("saved"));
+      route();
+    } catch (e) { err.textContent = adminErr(e); }
+  };
+  const submit = (check) => (e) => {
+    e.preventDefault();
+    const fd = Object.fromEntries(new FormData(e.currentTarget).entries());
+    const problem = check(fd);
+    if (typeof problem === "string") { err.textContent = problem; return; }
+    change(problem);
+  };
+  if (c.status === "exited") {
+    return h("section", { class: "panel", id: "register-panel", "aria-labelledby": "register-h" },
+      h("h2", { id: "register-h" }, t("register")), h("p", { class: "muted" }, t("registerHelp")),
+      h("form", { id: "readd-form", onsubmit: submit(() => ({ status: "active", exit_reason: null, exit_date: null })) },
+        h("button", { class: "btn", type: "submit", id: "do-readd" }, t("readd"))), err);
+  }
+  return h("section", { class: "panel", id: "register-panel", "aria-labelledby": "register-h" },
+    h("h2", { id: "register-h" }, t("register")), h("p", { class: "muted" }, t("registerHelp")),
+    h("div", { class: "register-forms" },
+      h("form", { id: "category-form", class: "stacked", onsubmit: submit((fd) => (fd.category && fd.category !== c.category ? { category: fd.category } : t("sameCategory"))) },
+        h("h3", {}, t("changeCategory")),
+        choice("category", CATEGORIES.map((k) => [k, t(k)]), c.category, t("category"), { id: "r-category" }),
+        h("div", { class: "actions" }, h("button", { class: "btn", type: "submit", id: "do-category" }, t("doChange")))),
+      h("form", { id: "transfer-form", class: "stacked", onsubmit: submit((fd) => (fd.village_id ? { village_id: fd.village_id } : t("chooseTarget"))) },
+        h("h3", {}, t("transfer")),
+        villagePicker(all, { name: "village_id", id: "r-village", exclude: c.village_id, labelText: t("toVillage") }),
+        h("div", { class: "actions" }, h("button", { class: "btn", type: "submit", id: "do-transfer" }, t("doTransfer")))),
+      h("form", { id: "exit-form", class: "stacked", onsubmit: submit((fd) => (fd.exit_reason && fd.exit_date ? { status: "exited", exit_reason: fd.exit_reason, exit_date: fd.exit_date } : t("needReason"))) },
+        h("h3", {}, t("exitTitle")),
+        choice("exit_reason", EXIT_REASONS.map((k) => [k, t(k)]), "", t("exitReason"), { id: "r-exit-reason" }),
+        field("exit_date", t("exitDate"), { type: "date", id: "r-exit-date", value: todayInDistrict(), required: true }),
+        h("div", { class: "actions" }, h("button", { class: "btn danger", type: "submit", id: "do-exit" }, t("doExit"))))),
+    err);
+}
+// A register event's before and after, in words (a transfer names villages).
+function registerValue(all, e, v) {
+  if (v == null) return "";
+  if (e.kind === "transferred") return villageName(all, v);
+  if (e.kind === "added" || e.kind === "exited") return v === "active" ? t("active") : v === "exited" ? t("exitedState") : label(v);
+  return label(v);
+}
+
+// ---- adding a child from the roster (district admins).
+function addChildPanel(all) {
+  const pending = {};
+  const err = h("p", { class: "error", id: "add-child-error", role: "alert" });
+  const form = h("form", { id: "add-child-form", class: "filters", onsubmit: async (e) => {
+    e.preventDefault();
+    err.textContent = "";
+    const fd = Object.fromEntries([...new FormData(form).entries()].map(([k, v]) => [k, String(v).trim()]));
+    const missing = [["name", t("name")], ["birth_date", t("birth")], ["category", t("category")], ["village_id", t("village")]].filter(([k]) => !fd[k]).map(([, l]) => l);
+    if (missing.length) { err.textContent = t("required", { f: missing.join("、") }); return; }
+    const values = { name: fd.name, birth_date: fd.birth_date, category: fd.category, status: "active", village_id: fd.village_id };
+    for (const k of ["gender", "guardian_name", "guardian_phone", "address"]) if (fd[k]) values[k] = fd[k];
+    pending.id = pending.id || newUuid();
+    try {
+      await pushChild(pending, "create", pending.id, 0, values);
+      toast(t("saved"));
+      location.hash = "#/child/" + pending.id;
+    } catch (e2) { err.textContent = adminErr(e2); }
+  } },
+    field("name", t("name") + " *", { id: "n-name", required: true, maxlength: "50" }),
+    h("label", {}, t("gender"), h("select", { name: "gender", id: "n-gender" }, h("option", { value: "" }, "—"),
+      h("option", { value: "male" }, t("male")), h("option", { value: "female" }, t("female")))),
+    field("birth_date", t("birth") + " *", { id: "n-birth", type: "date", required: true, max: todayInDistrict() }),
+    choice("category", CATEGORIES.map((k) => [k, t(k)]), "", t("category") + " *", { id: "n-category" }),
+    villagePicker(all, { name: "village_id", id: "n-village", labelText: t("village") + " *" }),
+    field("guardian_name", t("guardian"), { id: "n-guardian" }),
+    field("guardian_phone", t("phone"), { id: "n-phone", type: "tel" }),
+    field("address", t("address"), { id: "n-address" }),
+    h("div", { class: "actions" }, h("button", { class: "btn", type: "submit", id: "do-add-child" }, t("doAdd"))));
+  return h("details", { class: "panel", id: "add-child", open: params().add === "1" },
+    h("summary", {}, t("addChild")), form, err);
+}
+
+// ---- accounts (#/users, district admins).
+const ROLES = ["director", "supervisor", "admin"];
+function unitField(all, role, value, prefix) {
+  if (role === "director") return villagePicker(all, { name: "org_unit", id: prefix + "-village", value, labelText: t("orgUnit") });
+  const kind = role === "supervisor" ? "town" : "district";
+  return choice("org_unit", all.filter((u) => u.kind === kind).sort(byCode).map((u) => [u.id, u.name]), value, t("orgUnit"), { id: prefix + "-unit" });
+}
+async function usersPage() {
+  const p = params();
+  const [list, all] = await Promise.all([api("GET", "/api/v1/users"), units()]);
+  const codeOf = (id) => (all.find((u) => u.id === id) || {}).code;
+  const unitText = (u) => (u.org_unit.kind === "village" ? villageName(all, u.org_unit.id) : u.org_unit.name);
+  const after = (msg) => { toast(msg); route(); };
+  const editing = p.edit && list.find((u) => u.id === p.edit);
+  let editPanel = null;
+  if (editing) {
+    const err = h("p", { class: "error", id: "edit-user-error", role: "alert" });
+    const patch = async (body, msg) => {
+      err.textContent = "";
+      try { await api("PATCH", "/api/v1/users/" + editing.id, body); after(msg || t("saved")); } catch (e) { err.textContent = errText(e); }
+    };
+    const edit = h("form", { id: "edit-user-form", class: "filters", onsubmit: (e) => {
+      e.preventDefault();
+      const fd = Object.fromEntries(new FormData(edit).entries());
+      const body = {};
+      if (fd.display_name.trim() && fd.display_name.trim() !== editing.display_name) body.display_name = fd.display_name.trim();
+      if (fd.org_unit && fd.org_unit !== editing.org_unit.id) body.org_unit_code = codeOf(fd.org_unit);
+      if (!Object.keys(body).length) { err.textContent = t("nothingChanged"); return; }
+      patch(body);
+    } },
+      field("display_name", t("displayName"), { id: "u-display-name", value: editing.display_name, required: true, maxlength: "100" }),
+      editing.role === "integration" ? null : unitField(all, editing.role, editing.org_unit.id, "u"),
+      h("div", { class: "actions" }, h("button", { class: "btn", type: "submit", id: "do-save-user" }, t("save"))));
+    const pw = h("form", { id: "password-form", class: "filters", onsubmit: async (e) => {
+      e.preventDefault();
+      err.textContent = "";
+      const value = pw.password.value;
+      if (value.length < 10) { err.textContent = t("passwordShort"); return; }
+      try { await api("POST", `/api/v1/users/${editing.id}/password`, { password: value }); after(t("passwordSet")); } catch (e2) { err.textContent = errText(e2); }
+    } },
+      field("password", t("newPassword"), { id: "u-password", type: "password", autocomplete: "new-password", minlength: "10", required: true }),
+      h("div", { class: "actions" }, h("button", { class: "btn", type: "submit", id: "do-password" }, t("resetPassword"))));
+    const self = editing.id === (session.user || {}).id;
+    editPanel = h("section", { class: "panel", id: "edit-user", "aria-labelledby": "edit-user-h" },
+      h("h2", { id: "edit-user-h" }, t("editUser", { name: paren(editing.display_name, editing.username) })),
+      h("p", {}, label("role_" + editing.role), " · ", unitText(editing), " · ", editing.active ? t("enabled") : t("disabledState")),
+      editing.role === "director" ? h("p", { class: "muted" }, t("moveHint")) : null,
+      edit, pw,
+      h("div", { class: "actions" },
+        self ? null : h("button", { class: "btn " + (editing.active ? "danger" : ""), type: "button", id: "do-toggle-user",
+          onclick: () => patch({ active: !editing.active }) }, editing.active ? t("disable") : t("enable")),
+        h("a", { class: "btn secondary", href: "#/users" }, t("backToList"))),
+      err);
+  }
+  // Creating an account: the unit field follows the role.
+  const createErr = h("p", { class: "error", id: "new-user-error", role: "alert" });
+  const unitSlot = h("div", { class: "unit-slot" }, unitField(all, "director", "", "nu"));
+  const roleSelect = h("select", { name: "role", id: "nu-role", onchange: () => unitSlot.replaceChildren(unitField(all, roleSelect.value, "", "nu")) },
+    ROLES.map((r) => h("option", { value: r }, t("role_" + r))));
+  const create = h("form", { id: "new-user-form", class: "filters", onsubmit: async (e) => {
+    e.preventDefault();
+    createErr.textContent = "";
+    const fd = Object.fromEntries([...new FormData(create).entries()].map(([k, v]) => [k, String(v).trim()]));
+    const missing = [["username", t("username")], ["display_name", t("displayName")], ["org_unit", t("orgUnit")]].filter(([k]) => !fd[k]).map(([, l]) => l);
+    if (missing.length) { createErr.textContent = t("required", { f: missing.join("、") }); return; }
+    if (create.password.value.length < 10) { createErr.textContent = t("passwordShort"); return; }
+    try {
+      const made = await api("POST", "/api/v1/users", { username: fd.username, display_name: fd.display_name, role: fd.role, org_unit_code: codeOf(fd.org_unit), password: create.password.value });
+      toast(t("userCreated"));
+      location.hash = "#/users?edit=" + made.id;
+    } catch (e2) { createErr.textContent = errText(e2); }
+  } },
+    field("username", t("username"), { id: "nu-username", required: true, autocomplete: "off", maxlength: "64" }),
+    field("display_name", t("displayName"), { id: "nu-display-name", required: true, maxlength: "100" }),
+    h("label", {}, t("role"), roleSelect), unitSlot,
+    field("password", t("newPassword"), { id: "nu-password", type: "password", autocomplete: "new-password", minlength: "10", required: true }),
+    h("div", { class: "actions" }, h("button", { class: "btn", type: "submit", id: "do-create-user" }, t("create"))));
+  // The list, filtered in the page (a district has a few hundred accounts).
+  const needle = (p.q || "").trim();
+  const shown = list.filter((u) => (!p.role || u.role === p.role) && (!needle || u.username.includes(needle) || u.display_name.includes(needle) || unitText(u).includes(needle)));
+  const filters = h("form", { class: "filters panel", onsubmit: (e) => {
+    e.preventDefault();
+    const o = {};
+    for (const [k, v] of new FormData(e.currentTarget).entries()) if (v) o[k] = v;
+    location.hash = "#/users?" + qs(o);
+  } },
+    select("role", [...ROLES, "integration"].map((r) => [r, t("role_" + r)]), p.role, "role"),
+    h("label", {}, t("searchUsers"), h("input", { name: "q", id: "f-q", value: p.q || "" })),
+    h("div", { class: "actions" }, h("button", { class: "btn", type: "submit" }, t("filter")), h("a", { class: "btn secondary", href: "#/users" }, t("reset"))));
+  const rows = shown.map((u) => h("tr", { "data-user": u.id, "data-username": u.username },
+    h("td", {}, u.username), h("td", {}, u.display_name), h("td", {}, t("role_" + u.role)), h("td", { "data-unit": "" }, unitText(u)),
+    h("td", {}, h("span", { class: "badge " + (u.active ? "s-approved" : "s-returned") }, u.active ? t("enabled") : t("disabledState"))),
+    h("td", {}, h("a", { href: "#/users?edit=" + u.id, class: "manage-user" }, t("manage")))));
+  return view(h("h1", {}, t("users")), editPanel,
+    h("details", { class: "panel", id: "new-user", open: !editing && p.new === "1" }, h("summary", {}, t("newUser")), create, createErr),
+    filters, h("p", {}, t("total", { n: shown.length })),
+    table([t("username"), t("displayName"), t("role"), t("orgUnit"), t("accountState"), t("action")], rows));
+}
+
+// ---- phones (#/devices, district admins): mark one lost or retired.
+async function devicesPage() {
+  const [list, users] = await Promise.all([api("GET", "/api/v1/devices"), api("GET", "/api/v1/users")]);
+  const mine = session.user ? deviceId(session.user.username) : "";
+  const person = (d) => { const u = users.find((x) => x.id === d.user_id); return [u ? u.display_name : "", h("div", { class: "muted nowrap" }, d.username)]; };
+  const deviceLabel = (name) => (name === "console" ? t("consoleDevice") : name === "unnamed device" ? t("unnamedDevice") : name);
+  const rows = list.map((d) => {
+    const reason = h("input", { name: "reason", "aria-label": `${t("deviceReason")}: ${d.name}`, placeholder: t("deviceReason"), maxlength: "500" });
+    const set = async (state) => {
+      try {
+        await api("PUT", `/api/v1/devices/${d.id}/state`, { state, reason: reason.value.trim() || undefined });
+        toast(t("saved"));
+        route();
+      } catch (e) { toast(t("failed") + ": " + errText(e)); }
+    };
+    const actions = d.state === "active" && d.id !== mine
+      ? h("div", { class: "actions" }, reason,
+        h("button", { class: "btn danger", type: "button", "data-lost": d.id, onclick: () => set("lost") }, t("markLost")),
+        h("button", { class: "btn secondary", type: "button", "data-retire": d.id, onclick: () => set("retired") }, t("retire")))
+      : d.id === mine ? h("span", { class: "muted" }, t("thisBrowser")) : null;
+    return h("tr", { "data-device": d.id },
+      h("td", {}, deviceLabel(d.name)), h("td", {}, person(d)),
+      h("td", { "data-state": d.state }, h("span", { class: "badge " + (d.state === "active" ? "s-approved" : "s-returned") }, t("dev_" + d.state))),
+      h("td", {}, fmtTime(d.last_seen_at) || "—"), h("td", {}, fmtTime(d.created_at)), h("td", {}, actions));
+  });
+  return view(h("h1", {}, t("devices")), h("p", { class: "muted" }, t("devicesHelp")),
+    h("p", {}, t("total", { n: list.length })),
+    table([t("deviceName"), t("account"), t("state"), t("lastSeen"), t("registered"), t("action")], rows));
+}
+
 // ---- router.
 // Each navigation gets a number; a page whose data arrives after the user
 // has moved on (a slow answer overtaken by a later hash change) is dropped
@@ -1424,6 +2034,9 @@ function page(parts) {
     case "children": return childrenPage(false);
     case "child": return childPage(parts[1]);
     case "deliveries": return deliveriesPage();
+    case "reports": return reportsPage();
+    case "users": return usersPage();
+    case "devices": return devicesPage();
     default: return dashboardPage();
   }
 }

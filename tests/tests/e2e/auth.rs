@@ -17,6 +17,7 @@ on_both_backends!(
     expired_tampered_and_unsigned_tokens_are_refused,
     signing_keys_rotate_without_signing_anyone_out,
     a_password_sign_in_hands_out_the_devices_own_store_key,
+    an_admin_changes_accounts_within_the_rules_and_each_change_ends_what_it_must,
 );
 
 async fn sign_in_on(app: &TestApp, username: &str, device: Uuid) -> Value {
@@ -416,4 +417,144 @@ async fn refresh(app: &TestApp, token: &str) -> (StatusCode, Value) {
         Some(json!({ "refresh_token": token })),
     )
     .await
+}
+
+async fn an_admin_changes_accounts_within_the_rules_and_each_change_ends_what_it_must(
+    app: TestApp,
+) {
+    let fixture = Fixture::load(&app).await;
+    let admin = app.token_for("admin").await;
+    let director = fixture.user_id("director-a1");
+    let path = format!("/api/v1/users/{director}");
+    let patch = |body: Value| {
+        let (app, admin, path) = (&app, &admin, &path);
+        async move { app.call(Method::PATCH, path, Some(admin), Some(body)).await }
+    };
+
+    // A director is bound to a village: a town's code, an unknown code and
+    // an empty name are refused, and nothing changes.
+    let (status, body) = patch(json!({ "org_unit_code": "990000002" })).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = patch(json!({ "org_unit_code": "no-such-code" })).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = patch(json!({ "display_name": "  " })).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = patch(json!({ "village": "990000001002" })).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown fields are refused: {body}"
+    );
+    let unchanged = seedling_server::repo::users::find(app.db(), director)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unchanged.org_unit_id, fixture.village_a1);
+    assert_eq!(unchanged.display_name, "测试 director-a1");
+
+    // A move to village B1 (another town) and a new name.
+    let (status, moved) =
+        patch(json!({ "org_unit_code": "990000002001", "display_name": "王丽" })).await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(moved["org_unit"]["id"], json!(fixture.village_b1));
+    assert_eq!(moved["display_name"], "王丽");
+
+    // An admin may not disable themself; a short password is refused.
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", fixture.user_id("admin")),
+            Some(&admin),
+            Some(json!({ "active": false })),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let password = format!("/api/v1/users/{director}/password");
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &password,
+            Some(&admin),
+            Some(json!({ "password": "short" })),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    // An account that does not exist is not found.
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", Uuid::new_v4()),
+            Some(&admin),
+            Some(json!({ "active": false })),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+
+    // A new password revokes the refresh tokens of the account's sessions.
+    let session = sign_in_on(&app, "director-a1", Uuid::new_v4()).await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &password,
+            Some(&admin),
+            Some(json!({ "password": "a-fresh-password" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = refresh(&app, session["refresh_token"].as_str().unwrap()).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "refresh_token_revoked",
+    );
+    assert_eq!(
+        app.login("director-a1", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Disabling ends the account's sessions at once.
+    let (status, session) = app.login("director-a1", "a-fresh-password").await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(me(&app, &token).await.0, StatusCode::OK);
+    let (status, body) = patch(json!({ "active": false })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["active"], false);
+    let (status, body) = me(&app, &token).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "session_ended");
+    let (status, body) = app.login("director-a1", "a-fresh-password").await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "account_disabled");
+    // Enabled again, it signs in.
+    let (status, _) = patch(json!({ "active": true })).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.login("director-a1", "a-fresh-password").await.0,
+        StatusCode::OK
+    );
 }

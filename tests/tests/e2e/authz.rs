@@ -259,6 +259,38 @@ fn rows() -> Vec<Row> {
             classify: None,
         },
         Row {
+            // Town B's supervisor, renamed to the name it has.
+            method: "patch",
+            path: "/api/v1/users/{id}",
+            expect: "ufffffofr",
+            build: |world, _, _| {
+                Request::new(
+                    Method::PATCH,
+                    format!("/api/v1/users/{}", world.fixture.user_id("supervisor-b")),
+                )
+                .json(json!({ "display_name": "测试 supervisor-b" }))
+            },
+            classify: None,
+        },
+        Row {
+            // Town B's supervisor gets the password it has (every row signs
+            // in afresh, so the revoked refresh tokens end no later row).
+            method: "post",
+            path: "/api/v1/users/{id}/password",
+            expect: "ufffffofr",
+            build: |world, _, _| {
+                Request::new(
+                    Method::POST,
+                    format!(
+                        "/api/v1/users/{}/password",
+                        world.fixture.user_id("supervisor-b")
+                    ),
+                )
+                .json(json!({ "password": PASSWORD }))
+            },
+            classify: None,
+        },
+        Row {
             method: "get",
             path: "/api/v1/devices",
             expect: "ufffooofr",

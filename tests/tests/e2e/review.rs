@@ -3,6 +3,7 @@
 //! queue, children's pages, and who may see and do what.
 
 pub(crate) mod browser;
+mod console_admin;
 mod queue;
 mod urgent;
 

@@ -88,6 +88,26 @@ impl Driver {
     /// A browser with a window of `width` × `height` CSS pixels (768 wide
     /// is a tablet held upright, 390 a phone).
     pub(crate) async fn browser_sized(&self, width: u32, height: u32) -> Client {
+        self.browser_with(width, height, None).await
+    }
+
+    /// A browser of `width` × `height` that saves downloads into
+    /// `downloads` without asking.
+    pub(crate) async fn browser_downloading(
+        &self,
+        width: u32,
+        height: u32,
+        downloads: &std::path::Path,
+    ) -> Client {
+        self.browser_with(width, height, Some(downloads)).await
+    }
+
+    async fn browser_with(
+        &self,
+        width: u32,
+        height: u32,
+        downloads: Option<&std::path::Path>,
+    ) -> Client {
         let mut caps = serde_json::Map::new();
         let mut options = json!({
             "binary": CHROMIUM,
@@ -100,6 +120,12 @@ impl Driver {
         if width < 500 {
             options["mobileEmulation"] = json!({
                 "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 },
+            });
+        }
+        if let Some(dir) = downloads {
+            options["prefs"] = json!({
+                "download.default_directory": dir,
+                "download.prompt_for_download": false,
             });
         }
         caps.insert("goog:chromeOptions".to_owned(), options);
