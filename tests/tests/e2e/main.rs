@@ -13,6 +13,7 @@ mod events;
 mod field_app;
 mod fleet;
 mod integration;
+mod lock_order;
 mod metrics;
 mod operations;
 mod privacy;
