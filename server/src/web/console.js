@@ -219,6 +219,9 @@ const t = (key, vars) => {
   return s;
 };
 const label = (key) => (key == null ? "" : t(key));
+// A guardian's relation: one of the field app's choices in words, anything
+// else (typed on an older phone) as it was typed.
+const relationWords = (v) => (v && T.zh["rel_" + v] ? t("rel_" + v) : v || "");
 
 // ---- DOM helpers: text only, never innerHTML with data.
 function h(tag, attrs, ...kids) {
@@ -478,6 +481,9 @@ Object.assign(T.zh, {
   h_amendment: "{who} 于 {when} 采纳了修正，修改了 {fields}", h_deleted: "{who} 于 {when} 删除了走访记录",
   h_nothing: "{who} 于 {when} 保存了走访记录（内容未变）", listSep: "、", day: "{m}月{d}日", dayYear: "{y}年{m}月{d}日",
   riskUnknown: "其他风险", active: "在册", male: "男", female: "女", plan_open: "待办",
+  // A guardian's relation to the child: the field app's choices (app/src/i18n.ts).
+  rel_mother: "母亲", rel_father: "父亲", rel_grandmother: "祖母", rel_grandfather: "祖父",
+  rel_aunt: "姑姑/阿姨", rel_uncle: "叔伯/舅舅", rel_institution: "福利机构", rel_other: "其他亲属",
 });
 Object.assign(T.en, {
   cqIntro: "Two devices changing one field, refused changes, corrections after approval and notices to confirm. Choose which side to keep, or enter the right content.",
@@ -515,6 +521,8 @@ Object.assign(T.en, {
   h_amendment: "{who} accepted a correction on {when}, changing {fields}", h_deleted: "{who} deleted the visit on {when}",
   h_nothing: "{who} saved the visit on {when} (nothing changed)", listSep: ", ", day: "{d} {mon}", dayYear: "{d} {mon} {y}",
   riskUnknown: "Other risk", active: "On the register", male: "Male", female: "Female", plan_open: "Open",
+  rel_mother: "mother", rel_father: "father", rel_grandmother: "grandmother", rel_grandfather: "grandfather",
+  rel_aunt: "aunt", rel_uncle: "uncle", rel_institution: "institution", rel_other: "relative",
 });
 
 // The values a one-of field takes (sync_core::rules).
@@ -735,6 +743,7 @@ function showValue(entity, path, value, ctx) {
     return h("dl", { class: "fields compact" }, entries.flatMap(([k, x]) => [h("dt", {}, zhOr(OBSERVATIONS[k]) || label(k)), h("dd", {}, String(x))]));
   }
   if (type === "count" && field === "visit_interval_days") return h("span", {}, t("days", { n: value }));
+  if (field === "guardian_relation") return h("span", {}, relationWords(value));
   return h("span", { class: "text-value" }, typeof value === "string" ? value : String(value));
 }
 // The words of a value, for a sentence ("改为 …").
@@ -1252,7 +1261,7 @@ async function childPage(id) {
   return view(h("h1", {}, c.name), h("p", { id: "child-state" }, label(c.category), " · ", c.status === "exited" ? t("exitedState") + " · " : null, dueCell(c)),
     h("section", { class: "panel" }, fields([
       [t("village"), h("span", { id: "child-village" }, paren(c.village_name, c.town_name))], [t("birth"), c.birth_date],
-      [t("guardian"), [c.guardian_name, c.guardian_relation].filter(Boolean).join(" · ")],
+      [t("guardian"), [c.guardian_name, relationWords(c.guardian_relation)].filter(Boolean).join(" · ")],
       [t("phone"), c.guardian_phone], [t("address"), c.address], [t("school"), c.school],
       [t("interval"), String(c.interval_days)], [t("lastVisit"), c.last_visit_on],
     ])),

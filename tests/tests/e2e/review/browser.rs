@@ -234,6 +234,17 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     let fixture = Fixture::load(&app).await;
     let mut admin = Device::sign_in(&app, "admin").await;
     let child = admin.create_child(&app, fixture.village_a1, "张小花").await;
+    // Her guardian is her grandmother, as the field app records it (a code).
+    let relation = admin
+        .update(Entity::Child, child)
+        .set("guardian_relation", json!("grandmother"))
+        .build();
+    let response = admin.push(&app, &[relation]).await;
+    assert!(
+        matches!(response.results[0], MutationResult::Applied { .. }),
+        "{:?}",
+        response.results
+    );
     let other = admin.create_child(&app, fixture.village_a2, "李明").await;
     let overdue = admin.create_child(&app, fixture.village_a2, "王芳").await;
     let mut phone = Device::sign_in(&app, "director-a1").await;
@@ -449,6 +460,9 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     click(&browser, &format!("main tbody a[href='#/child/{child}']")).await;
     shows(&browser, "main h1", "张小花").await;
     shows(&browser, "main", "已通过").await;
+    // The relation in words, never the code the phone sent.
+    shows(&browser, "main", "王奶奶 · 祖母").await;
+    assert!(!text_of(&browser, "main").await.contains("grandmother"));
     snap(&browser, "child").await;
 
     // English on request.
