@@ -29,7 +29,7 @@ const T = {
     amendment: "修正申请", rejected_mutation: "被拒绝的修改", possible_duplicate: "疑似重复走访",
     visit_after_transfer: "儿童迁出后的走访", visit_after_exit: "儿童退出保障后的走访",
     edit_to_exited_child: "修改已退出儿童", urgent: "紧急风险",
-    name: "姓名", category: "类别", lastVisit: "最近走访", due: "下次应访", daysOverdue: "逾期天数",
+    name: "姓名", category: "类别", lastVisit: "最近走访", due: "下次应访", daysOverdue: "逾期天数", overdueBy: "（逾期 {n} 天）",
     state: "状态", upcoming: "未到期", due_today: "今日到期", not_tracked: "不跟踪",
     search: "姓名搜索", registerEvents: "保障登记变动", needs: "需求台账", area: "领域",
     description: "内容", owner: "负责人", dueDate: "期限", guardian: "监护人", phone: "电话",
@@ -95,7 +95,7 @@ const T = {
     amendment: "Amendment", rejected_mutation: "Rejected change", possible_duplicate: "Possible duplicate",
     visit_after_transfer: "Visit after transfer", visit_after_exit: "Visit after exit",
     edit_to_exited_child: "Edit to an exited child", urgent: "Urgent risk",
-    name: "Name", category: "Category", lastVisit: "Last visit", due: "Next due", daysOverdue: "Days overdue",
+    name: "Name", category: "Category", lastVisit: "Last visit", due: "Next due", daysOverdue: "Days overdue", overdueBy: " ({n} days overdue)",
     state: "State", upcoming: "Upcoming", due_today: "Due today", not_tracked: "Not tracked",
     search: "Name contains", registerEvents: "Register events", needs: "Needs ledger", area: "Area",
     description: "Description", owner: "Owner", dueDate: "Due", guardian: "Guardian", phone: "Phone",
@@ -1223,7 +1223,7 @@ async function conflictsPage() {
 
 function dueCell(c) {
   const d = c.due || {};
-  if (d.state === "overdue") return h("span", { class: "s-overdue" }, `${d.due} (${t("daysOverdue")} ${d.days_overdue})`);
+  if (d.state === "overdue") return h("span", { class: "s-overdue" }, `${d.due}${t("overdueBy", { n: d.days_overdue })}`);
   return h("span", {}, d.due || "", " ", label(d.state));
 }
 

@@ -446,11 +446,11 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     shows(&browser, "main h1", "逾期名单").await;
     shows(&browser, "main", "共 1 条").await;
     shows(&browser, "main tbody", "王芳").await;
-    shows(&browser, "main tbody", "逾期天数 10").await;
+    shows(&browser, "main tbody", "逾期 10 天").await;
     snap(&browser, "overdue").await;
     click(&browser, &format!("main tbody a[href='#/child/{overdue}']")).await;
     shows(&browser, "main h1", "王芳").await;
-    shows(&browser, "main", "逾期天数 10").await;
+    shows(&browser, "main", "逾期 10 天").await;
     shows(&browser, "main", "纳入保障").await;
 
     go(&browser, "#/children").await;
