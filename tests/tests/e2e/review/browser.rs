@@ -1450,5 +1450,29 @@ async fn at_phone_width_the_navigation_folds_away_and_tables_become_cards(app: T
     let wide = measure("return document.documentElement.scrollWidth;").await;
     assert!(wide <= 390.0, "the visit page is {wide}px wide");
     snap(&browser, "phone-visit").await;
+
+    // Every card's column names are whole (走访周期（天）, not 走访周期（…).
+    for (page, heading) in [
+        ("#/children", "儿童名册"),
+        ("#/overdue", "逾期名单"),
+        ("#/visits", "走访记录"),
+    ] {
+        open(&browser, &app, page).await;
+        shows(&browser, "main h1", heading).await;
+        shows(&browser, "main", "共").await;
+        let cut = browser
+            .execute(
+                "const pen = document.createElement('canvas').getContext('2d');
+                 return [...document.querySelectorAll('main td[data-label]')].filter((td) => {
+                   const b = getComputedStyle(td, '::before');
+                   pen.font = `${b.fontWeight} ${b.fontSize} ${b.fontFamily}`;
+                   return pen.measureText(td.dataset.label).width > parseFloat(b.width) + 0.5;
+                 }).map((td) => td.dataset.label);",
+                vec![],
+            )
+            .await
+            .expect("the card labels");
+        assert_eq!(cut, json!([]), "labels cut short on {page}");
+    }
     browser.close().await.expect("close the browser");
 }
