@@ -252,6 +252,13 @@ function clearNotice() {
   $("#status").hidden = true;
   $("#status").textContent = "";
 }
+// A notice for the page an action opens (a new child's or account's page):
+// kept over the address change that clears the old page's notices.
+let carriedNotice = null;
+function openWithNotice(hash, msg) {
+  carriedNotice = msg;
+  location.hash = hash;
+}
 function toast(msg) {
   const el = $("#status");
   el.textContent = msg;
@@ -1445,7 +1452,7 @@ const T_ADMIN = {
     newUser: "新建账号", displayName: "姓名", role: "角色", orgUnit: "所属单位", accountState: "账号状态",
     enabled: "正常", disabledState: "已停用", manage: "管理", editUser: "管理账号：{name}", save: "保存",
     disable: "停用账号", enable: "启用账号", resetPassword: "重置密码", newPassword: "新密码（至少 10 位）",
-    passwordShort: "密码至少需要 10 位。", create: "创建", role_director: "儿童主任", role_supervisor: "儿童督导员",
+    passwordShort: "密码至少需要 10 位。", usernameTaken: "用户名“{name}”已被其他账号使用，请换一个用户名。", create: "创建", role_director: "儿童主任", role_supervisor: "儿童督导员",
     role_admin: "区民政局管理员", role_integration: "省级平台接口", moveHint: "儿童主任迁到其他村后，其手机下次同步时会清除原村儿童并接收新村儿童。",
     passwordSet: "密码已重置，该账号需用新密码重新登录。", userCreated: "账号已创建", searchUsers: "用户名或姓名",
     deviceName: "设备名称", account: "账号", lastSeen: "最近使用", registered: "登记时间",
@@ -1481,7 +1488,7 @@ const T_ADMIN = {
     newUser: "New account", displayName: "Name", role: "Role", orgUnit: "Org unit", accountState: "State",
     enabled: "Active", disabledState: "Disabled", manage: "Manage", editUser: "Manage account: {name}", save: "Save",
     disable: "Disable account", enable: "Enable account", resetPassword: "Reset password", newPassword: "New password (10 characters or more)",
-    passwordShort: "A password needs at least 10 characters.", create: "Create", role_director: "Director", role_supervisor: "Supervisor",
+    passwordShort: "A password needs at least 10 characters.", usernameTaken: "The username “{name}” is taken by another account; choose another.", create: "Create", role_director: "Director", role_supervisor: "Supervisor",
     role_admin: "District admin", role_integration: "Provincial platform", moveHint: "A director moved to another village: at their phone's next sync the old village's children are purged and the new village's arrive.",
     passwordSet: "Password reset: the account signs in again with it.", userCreated: "Account created", searchUsers: "Username or name",
     deviceName: "Device", account: "Account", lastSeen: "Last seen", registered: "Registered",
@@ -1882,8 +1889,7 @@ function addChildPanel(all) {
     pending.id = pending.id || newUuid();
     try {
       await pushChild(pending, "create", pending.id, 0, values);
-      toast(t("saved"));
-      location.hash = "#/child/" + pending.id;
+      openWithNotice("#/child/" + pending.id, t("saved"));
     } catch (e2) { err.textContent = adminErr(e2); }
   } },
     field("name", t("name") + " *", { id: "n-name", required: true, maxlength: "50" }),
@@ -1968,9 +1974,11 @@ async function usersPage() {
     if (create.password.value.length < 10) { createErr.textContent = t("passwordShort"); return; }
     try {
       const made = await api("POST", "/api/v1/users", { username: fd.username, display_name: fd.display_name, role: fd.role, org_unit_code: codeOf(fd.org_unit), password: create.password.value });
-      toast(t("userCreated"));
-      location.hash = "#/users?edit=" + made.id;
-    } catch (e2) { createErr.textContent = errText(e2); }
+      openWithNotice("#/users?edit=" + made.id, t("userCreated"));
+    } catch (e2) {
+      // 409 here is the username: the one thing two accounts cannot share.
+      createErr.textContent = e2 instanceof ApiError && e2.status === 409 ? t("usernameTaken", { name: fd.username }) : errText(e2);
+    }
   } },
     field("username", t("username"), { id: "nu-username", required: true, autocomplete: "off", maxlength: "64" }),
     field("display_name", t("displayName"), { id: "nu-display-name", required: true, maxlength: "100" }),
@@ -2069,7 +2077,11 @@ async function route() {
 }
 
 // A notice belongs to the page it was raised on: a new page clears it.
-window.addEventListener("hashchange", () => { clearNotice(); route(); });
+window.addEventListener("hashchange", () => {
+  clearNotice();
+  if (carriedNotice) { toast(carriedNotice); carriedNotice = null; }
+  route();
+});
 document.addEventListener("DOMContentLoaded", () => {
   $("#menu").addEventListener("click", () => {
     const open = $("#top").classList.toggle("open");
