@@ -1693,7 +1693,8 @@ window.addEventListener("resize", () => {
 const barChart = (labels, series, opts) => ({
   legend: series.length > 1 ? { top: 0 } : undefined,
   xAxis: { type: "category", data: labels, axisLabel: { hideOverlap: true } },
-  yAxis: { type: "value", ...(opts && opts.yAxis) },
+  // Children and visits are counted whole: no 0.5 on the axis.
+  yAxis: { type: "value", minInterval: 1, ...(opts && opts.yAxis) },
   series: series.map(([name, data]) => ({ name, type: "bar", data, barMaxWidth: 48, stack: opts && opts.stack ? "total" : undefined })),
 });
 
@@ -1756,7 +1757,9 @@ async function reportsPage() {
 
   // Coverage: the chart shows the towns (or one town's villages); the
   // table every town, then its villages.
-  const level = p.town || p.village ? "village" : "town";
+  // A supervisor's scope is one town: its chart would be one bar, so it
+  // shows the town's villages, as when a town is chosen.
+  const level = p.town || p.village || towns.length === 1 ? "village" : "town";
   const covBars = coverage.rows.filter((r) => r.level === level);
   const covRows = coverage.rows.map((r) => h("tr", { class: r.level === "town" ? "town-row" : null, "data-level": r.level, "data-unit": r.village_id || r.town_id },
     h("td", {}, r.town_name), h("td", {}, r.level === "town" ? t("wholeTown") : r.village_name),
