@@ -29,7 +29,7 @@ const T = {
     amendment: "修正申请", rejected_mutation: "被拒绝的修改", possible_duplicate: "疑似重复走访",
     visit_after_transfer: "儿童迁出后的走访", visit_after_exit: "儿童退出保障后的走访",
     edit_to_exited_child: "修改已退出儿童", urgent: "紧急风险",
-    name: "姓名", category: "类别", lastVisit: "最近走访", due: "下次应访", daysOverdue: "逾期天数",
+    name: "姓名", category: "类别", lastVisit: "最近走访", due: "下次应访", daysOverdue: "逾期天数", overdueBy: "（逾期 {n} 天）",
     state: "状态", upcoming: "未到期", due_today: "今日到期", not_tracked: "不跟踪",
     search: "姓名搜索", registerEvents: "保障登记变动", needs: "需求台账", area: "领域",
     description: "内容", owner: "负责人", dueDate: "期限", guardian: "监护人", phone: "电话",
@@ -95,7 +95,7 @@ const T = {
     amendment: "Amendment", rejected_mutation: "Rejected change", possible_duplicate: "Possible duplicate",
     visit_after_transfer: "Visit after transfer", visit_after_exit: "Visit after exit",
     edit_to_exited_child: "Edit to an exited child", urgent: "Urgent risk",
-    name: "Name", category: "Category", lastVisit: "Last visit", due: "Next due", daysOverdue: "Days overdue",
+    name: "Name", category: "Category", lastVisit: "Last visit", due: "Next due", daysOverdue: "Days overdue", overdueBy: " ({n} days overdue)",
     state: "State", upcoming: "Upcoming", due_today: "Due today", not_tracked: "Not tracked",
     search: "Name contains", registerEvents: "Register events", needs: "Needs ledger", area: "Area",
     description: "Description", owner: "Owner", dueDate: "Due", guardian: "Guardian", phone: "Phone",
@@ -219,6 +219,9 @@ const t = (key, vars) => {
   return s;
 };
 const label = (key) => (key == null ? "" : t(key));
+// A guardian's relation: one of the field app's choices in words, anything
+// else (typed on an older phone) as it was typed.
+const relationWords = (v) => (v && T.zh["rel_" + v] ? t("rel_" + v) : v || "");
 
 // ---- DOM helpers: text only, never innerHTML with data.
 function h(tag, attrs, ...kids) {
@@ -248,6 +251,13 @@ function clearNotice() {
   clearTimeout(toast.timer);
   $("#status").hidden = true;
   $("#status").textContent = "";
+}
+// A notice for the page an action opens (a new child's or account's page):
+// kept over the address change that clears the old page's notices.
+let carriedNotice = null;
+function openWithNotice(hash, msg) {
+  carriedNotice = msg;
+  location.hash = hash;
 }
 function toast(msg) {
   const el = $("#status");
@@ -478,6 +488,9 @@ Object.assign(T.zh, {
   h_amendment: "{who} 于 {when} 采纳了修正，修改了 {fields}", h_deleted: "{who} 于 {when} 删除了走访记录",
   h_nothing: "{who} 于 {when} 保存了走访记录（内容未变）", listSep: "、", day: "{m}月{d}日", dayYear: "{y}年{m}月{d}日",
   riskUnknown: "其他风险", active: "在册", male: "男", female: "女", plan_open: "待办",
+  // A guardian's relation to the child: the field app's choices (app/src/i18n.ts).
+  rel_mother: "母亲", rel_father: "父亲", rel_grandmother: "祖母", rel_grandfather: "祖父",
+  rel_aunt: "姑姑/阿姨", rel_uncle: "叔伯/舅舅", rel_institution: "福利机构", rel_other: "其他亲属",
 });
 Object.assign(T.en, {
   cqIntro: "Two devices changing one field, refused changes, corrections after approval and notices to confirm. Choose which side to keep, or enter the right content.",
@@ -515,6 +528,8 @@ Object.assign(T.en, {
   h_amendment: "{who} accepted a correction on {when}, changing {fields}", h_deleted: "{who} deleted the visit on {when}",
   h_nothing: "{who} saved the visit on {when} (nothing changed)", listSep: ", ", day: "{d} {mon}", dayYear: "{d} {mon} {y}",
   riskUnknown: "Other risk", active: "On the register", male: "Male", female: "Female", plan_open: "Open",
+  rel_mother: "mother", rel_father: "father", rel_grandmother: "grandmother", rel_grandfather: "grandfather",
+  rel_aunt: "aunt", rel_uncle: "uncle", rel_institution: "institution", rel_other: "relative",
 });
 
 // The values a one-of field takes (sync_core::rules).
@@ -735,6 +750,7 @@ function showValue(entity, path, value, ctx) {
     return h("dl", { class: "fields compact" }, entries.flatMap(([k, x]) => [h("dt", {}, zhOr(OBSERVATIONS[k]) || label(k)), h("dd", {}, String(x))]));
   }
   if (type === "count" && field === "visit_interval_days") return h("span", {}, t("days", { n: value }));
+  if (field === "guardian_relation") return h("span", {}, relationWords(value));
   return h("span", { class: "text-value" }, typeof value === "string" ? value : String(value));
 }
 // The words of a value, for a sentence ("改为 …").
@@ -1214,7 +1230,7 @@ async function conflictsPage() {
 
 function dueCell(c) {
   const d = c.due || {};
-  if (d.state === "overdue") return h("span", { class: "s-overdue" }, `${d.due} (${t("daysOverdue")} ${d.days_overdue})`);
+  if (d.state === "overdue") return h("span", { class: "s-overdue" }, `${d.due}${t("overdueBy", { n: d.days_overdue })}`);
   return h("span", {}, d.due || "", " ", label(d.state));
 }
 
@@ -1252,7 +1268,7 @@ async function childPage(id) {
   return view(h("h1", {}, c.name), h("p", { id: "child-state" }, label(c.category), " · ", c.status === "exited" ? t("exitedState") + " · " : null, dueCell(c)),
     h("section", { class: "panel" }, fields([
       [t("village"), h("span", { id: "child-village" }, paren(c.village_name, c.town_name))], [t("birth"), c.birth_date],
-      [t("guardian"), [c.guardian_name, c.guardian_relation].filter(Boolean).join(" · ")],
+      [t("guardian"), [c.guardian_name, relationWords(c.guardian_relation)].filter(Boolean).join(" · ")],
       [t("phone"), c.guardian_phone], [t("address"), c.address], [t("school"), c.school],
       [t("interval"), String(c.interval_days)], [t("lastVisit"), c.last_visit_on],
     ])),
@@ -1436,7 +1452,7 @@ const T_ADMIN = {
     newUser: "新建账号", displayName: "姓名", role: "角色", orgUnit: "所属单位", accountState: "账号状态",
     enabled: "正常", disabledState: "已停用", manage: "管理", editUser: "管理账号：{name}", save: "保存",
     disable: "停用账号", enable: "启用账号", resetPassword: "重置密码", newPassword: "新密码（至少 10 位）",
-    passwordShort: "密码至少需要 10 位。", create: "创建", role_director: "儿童主任", role_supervisor: "儿童督导员",
+    passwordShort: "密码至少需要 10 位。", usernameTaken: "用户名“{name}”已被其他账号使用，请换一个用户名。", create: "创建", role_director: "儿童主任", role_supervisor: "儿童督导员",
     role_admin: "区民政局管理员", role_integration: "省级平台接口", moveHint: "儿童主任迁到其他村后，其手机下次同步时会清除原村儿童并接收新村儿童。",
     passwordSet: "密码已重置，该账号需用新密码重新登录。", userCreated: "账号已创建", searchUsers: "用户名或姓名",
     deviceName: "设备名称", account: "账号", lastSeen: "最近使用", registered: "登记时间",
@@ -1472,7 +1488,7 @@ const T_ADMIN = {
     newUser: "New account", displayName: "Name", role: "Role", orgUnit: "Org unit", accountState: "State",
     enabled: "Active", disabledState: "Disabled", manage: "Manage", editUser: "Manage account: {name}", save: "Save",
     disable: "Disable account", enable: "Enable account", resetPassword: "Reset password", newPassword: "New password (10 characters or more)",
-    passwordShort: "A password needs at least 10 characters.", create: "Create", role_director: "Director", role_supervisor: "Supervisor",
+    passwordShort: "A password needs at least 10 characters.", usernameTaken: "The username “{name}” is taken by another account; choose another.", create: "Create", role_director: "Director", role_supervisor: "Supervisor",
     role_admin: "District admin", role_integration: "Provincial platform", moveHint: "A director moved to another village: at their phone's next sync the old village's children are purged and the new village's arrive.",
     passwordSet: "Password reset: the account signs in again with it.", userCreated: "Account created", searchUsers: "Username or name",
     deviceName: "Device", account: "Account", lastSeen: "Last seen", registered: "Registered",
@@ -1677,7 +1693,8 @@ window.addEventListener("resize", () => {
 const barChart = (labels, series, opts) => ({
   legend: series.length > 1 ? { top: 0 } : undefined,
   xAxis: { type: "category", data: labels, axisLabel: { hideOverlap: true } },
-  yAxis: { type: "value", ...(opts && opts.yAxis) },
+  // Children and visits are counted whole: no 0.5 on the axis.
+  yAxis: { type: "value", minInterval: 1, ...(opts && opts.yAxis) },
   series: series.map(([name, data]) => ({ name, type: "bar", data, barMaxWidth: 48, stack: opts && opts.stack ? "total" : undefined })),
 });
 
@@ -1740,7 +1757,9 @@ async function reportsPage() {
 
   // Coverage: the chart shows the towns (or one town's villages); the
   // table every town, then its villages.
-  const level = p.town || p.village ? "village" : "town";
+  // A supervisor's scope is one town: its chart would be one bar, so it
+  // shows the town's villages, as when a town is chosen.
+  const level = p.town || p.village || towns.length === 1 ? "village" : "town";
   const covBars = coverage.rows.filter((r) => r.level === level);
   const covRows = coverage.rows.map((r) => h("tr", { class: r.level === "town" ? "town-row" : null, "data-level": r.level, "data-unit": r.village_id || r.town_id },
     h("td", {}, r.town_name), h("td", {}, r.level === "town" ? t("wholeTown") : r.village_name),
@@ -1873,8 +1892,7 @@ function addChildPanel(all) {
     pending.id = pending.id || newUuid();
     try {
       await pushChild(pending, "create", pending.id, 0, values);
-      toast(t("saved"));
-      location.hash = "#/child/" + pending.id;
+      openWithNotice("#/child/" + pending.id, t("saved"));
     } catch (e2) { err.textContent = adminErr(e2); }
   } },
     field("name", t("name") + " *", { id: "n-name", required: true, maxlength: "50" }),
@@ -1959,9 +1977,11 @@ async function usersPage() {
     if (create.password.value.length < 10) { createErr.textContent = t("passwordShort"); return; }
     try {
       const made = await api("POST", "/api/v1/users", { username: fd.username, display_name: fd.display_name, role: fd.role, org_unit_code: codeOf(fd.org_unit), password: create.password.value });
-      toast(t("userCreated"));
-      location.hash = "#/users?edit=" + made.id;
-    } catch (e2) { createErr.textContent = errText(e2); }
+      openWithNotice("#/users?edit=" + made.id, t("userCreated"));
+    } catch (e2) {
+      // 409 here is the username: the one thing two accounts cannot share.
+      createErr.textContent = e2 instanceof ApiError && e2.status === 409 ? t("usernameTaken", { name: fd.username }) : errText(e2);
+    }
   } },
     field("username", t("username"), { id: "nu-username", required: true, autocomplete: "off", maxlength: "64" }),
     field("display_name", t("displayName"), { id: "nu-display-name", required: true, maxlength: "100" }),
@@ -2060,7 +2080,11 @@ async function route() {
 }
 
 // A notice belongs to the page it was raised on: a new page clears it.
-window.addEventListener("hashchange", () => { clearNotice(); route(); });
+window.addEventListener("hashchange", () => {
+  clearNotice();
+  if (carriedNotice) { toast(carriedNotice); carriedNotice = null; }
+  route();
+});
 document.addEventListener("DOMContentLoaded", () => {
   $("#menu").addEventListener("click", () => {
     const open = $("#top").classList.toggle("open");

@@ -789,7 +789,7 @@ async fn csv_and_xlsx_exports_parse_back_to_the_json_figures(app: TestApp) {
     let rows = csv_rows(&bytes);
     assert_eq!(
         rows[0],
-        ["月份", "入户走访", "电话回访", "到校走访", "其他", "合计"]
+        ["月份", "入户走访", "电话回访", "学校走访", "其他", "合计"]
     );
     assert_eq!(rows[1], ["2026-01", "1", "1", "1", "0", "3"]);
     assert_eq!(rows[3], ["2026-03", "2", "0", "0", "0", "2"]);

@@ -113,7 +113,7 @@ pub fn label(code: &str) -> &str {
         "low_income_edge" => "低保边缘家庭儿童",
         "home_visit" => "入户走访",
         "phone_follow_up" => "电话回访",
-        "school_visit" => "到校走访",
+        "school_visit" => "学校走访",
         "other" => "其他",
         "added" => "纳入保障",
         "exited" => "退出保障",
@@ -219,7 +219,7 @@ impl Tabular for VisitsByMonthReport {
         Table {
             title: "走访统计",
             slug: "visits-by-month",
-            headers: vec!["月份", "入户走访", "电话回访", "到校走访", "其他", "合计"],
+            headers: vec!["月份", "入户走访", "电话回访", "学校走访", "其他", "合计"],
             rows: self
                 .rows
                 .iter()

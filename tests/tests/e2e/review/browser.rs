@@ -234,6 +234,17 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     let fixture = Fixture::load(&app).await;
     let mut admin = Device::sign_in(&app, "admin").await;
     let child = admin.create_child(&app, fixture.village_a1, "张小花").await;
+    // Her guardian is her grandmother, as the field app records it (a code).
+    let relation = admin
+        .update(Entity::Child, child)
+        .set("guardian_relation", json!("grandmother"))
+        .build();
+    let response = admin.push(&app, &[relation]).await;
+    assert!(
+        matches!(response.results[0], MutationResult::Applied { .. }),
+        "{:?}",
+        response.results
+    );
     let other = admin.create_child(&app, fixture.village_a2, "李明").await;
     let overdue = admin.create_child(&app, fixture.village_a2, "王芳").await;
     let mut phone = Device::sign_in(&app, "director-a1").await;
@@ -435,11 +446,11 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     shows(&browser, "main h1", "逾期名单").await;
     shows(&browser, "main", "共 1 条").await;
     shows(&browser, "main tbody", "王芳").await;
-    shows(&browser, "main tbody", "逾期天数 10").await;
+    shows(&browser, "main tbody", "逾期 10 天").await;
     snap(&browser, "overdue").await;
     click(&browser, &format!("main tbody a[href='#/child/{overdue}']")).await;
     shows(&browser, "main h1", "王芳").await;
-    shows(&browser, "main", "逾期天数 10").await;
+    shows(&browser, "main", "逾期 10 天").await;
     shows(&browser, "main", "纳入保障").await;
 
     go(&browser, "#/children").await;
@@ -449,6 +460,9 @@ async fn a_supervisor_reviews_in_the_console_and_the_phone_sees_the_outcome(app:
     click(&browser, &format!("main tbody a[href='#/child/{child}']")).await;
     shows(&browser, "main h1", "张小花").await;
     shows(&browser, "main", "已通过").await;
+    // The relation in words, never the code the phone sent.
+    shows(&browser, "main", "王奶奶 · 祖母").await;
+    assert!(!text_of(&browser, "main").await.contains("grandmother"));
     snap(&browser, "child").await;
 
     // English on request.
@@ -1436,5 +1450,29 @@ async fn at_phone_width_the_navigation_folds_away_and_tables_become_cards(app: T
     let wide = measure("return document.documentElement.scrollWidth;").await;
     assert!(wide <= 390.0, "the visit page is {wide}px wide");
     snap(&browser, "phone-visit").await;
+
+    // Every card's column names are whole (走访周期（天）, not 走访周期（…).
+    for (page, heading) in [
+        ("#/children", "儿童名册"),
+        ("#/overdue", "逾期名单"),
+        ("#/visits", "走访记录"),
+    ] {
+        open(&browser, &app, page).await;
+        shows(&browser, "main h1", heading).await;
+        shows(&browser, "main", "共").await;
+        let cut = browser
+            .execute(
+                "const pen = document.createElement('canvas').getContext('2d');
+                 return [...document.querySelectorAll('main td[data-label]')].filter((td) => {
+                   const b = getComputedStyle(td, '::before');
+                   pen.font = `${b.fontWeight} ${b.fontSize} ${b.fontFamily}`;
+                   return pen.measureText(td.dataset.label).width > parseFloat(b.width) + 0.5;
+                 }).map((td) => td.dataset.label);",
+                vec![],
+            )
+            .await
+            .expect("the card labels");
+        assert_eq!(cut, json!([]), "labels cut short on {page}");
+    }
     browser.close().await.expect("close the browser");
 }

@@ -652,8 +652,38 @@ async fn an_admin_moves_a_director_resets_a_password_disables_an_account_and_rep
         .unwrap();
     click(&browser, "#do-create-user").await;
     shows(&browser, "#edit-user-h", "director-a2b").await;
+    // The account's page says it was created (the notice outlives the
+    // address change that opened it).
+    shows(&browser, "#status", "账号已创建").await;
     let (status, _) = app.login("director-a2b", "another-password-1").await;
     assert_eq!(status, StatusCode::OK);
+
+    // The same username again is refused with that reason, not with the
+    // generic "changed by someone else" of a stale version.
+    open(&browser, &app, "#/users?new=1").await;
+    element(&browser, "#nu-username")
+        .await
+        .send_keys("director-a2b")
+        .await
+        .unwrap();
+    element(&browser, "#nu-display-name")
+        .await
+        .send_keys("另一位 主任")
+        .await
+        .unwrap();
+    pick_village(&browser, "nu-village", "乙一", fixture.village_b1).await;
+    element(&browser, "#nu-password")
+        .await
+        .send_keys("another-password-2")
+        .await
+        .unwrap();
+    click(&browser, "#do-create-user").await;
+    shows(
+        &browser,
+        "#new-user-error",
+        "用户名“director-a2b”已被其他账号使用",
+    )
+    .await;
 
     // Phones: director-a2's is reported lost and is refused at once.
     let mut lost = Device::sign_in(&app, "director-a2").await;
