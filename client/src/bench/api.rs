@@ -239,6 +239,16 @@ impl Device {
     }
 
     /// Pushes one batch; returns the counts and the request latency.
+    /// The reference client's transport for this device's session (the
+    /// events stream).
+    pub fn transport(&self) -> Result<seedling_client::HttpTransport, BenchError> {
+        Ok(seedling_client::HttpTransport::new(
+            &self.base,
+            self.token.clone(),
+            std::time::Duration::from_secs(120),
+        )?)
+    }
+
     pub async fn push(
         &mut self,
         mutations: Vec<Mutation>,

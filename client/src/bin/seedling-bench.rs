@@ -11,7 +11,11 @@
 //!   `--visits` (3,559) in one push, all at once, then each pulls; with
 //!   `--server-pid` the server's resident memory is sampled meanwhile;
 //! * `bootstrap` — a fresh device of `--username` (supervisor-01) pulls its
-//!   whole scope from no cursor.
+//!   whole scope from no cursor;
+//! * `events` — `--streams` (300) sync event streams stay open, spread over
+//!   `--devices` (30) directors; in each of `--rounds` (30) rounds one of
+//!   those directors' phones pushes a visit, and the time from the push's
+//!   start to each of that village's streams receiving `changed` is taken.
 //!
 //! Sign-ins and the first pull that finds a village's children are done
 //! before the clock starts. `bench/run.sh` runs all of it against SQLite,
@@ -38,6 +42,7 @@ enum Scenario {
     Pull10k,
     Burst,
     Bootstrap,
+    Events,
 }
 
 /// Benchmarks the Seedling sync API of a running server.
@@ -80,6 +85,12 @@ struct Args {
     /// Concurrent sign-ins while preparing the burst (password hashing is slow on purpose).
     #[arg(long, default_value_t = 4)]
     prepare_concurrency: usize,
+    /// Open event streams (events).
+    #[arg(long, default_value_t = 300)]
+    streams: usize,
+    /// Pushes, one at a time, each poking one village's streams (events).
+    #[arg(long, default_value_t = 30)]
+    rounds: usize,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
@@ -112,6 +123,7 @@ async fn run(args: &Args) -> Result<Value, BenchError> {
         Scenario::Pull10k => pull10k(args, &http, &base).await?,
         Scenario::Burst => burst(args, &http, &base).await?,
         Scenario::Bootstrap => bootstrap(args, &http, &base).await?,
+        Scenario::Events => events(args, &http, &base).await?,
     };
     result["label"] = json!(args.label);
     Ok(result)
@@ -356,5 +368,84 @@ async fn burst(args: &Args, http: &reqwest::Client, base: &str) -> Result<Value,
         "server_rss_before_mib": rss_before,
         "server_rss_peak_mib": peak_rss,
         "server_vmhwm_mib": hwm,
+    }))
+}
+
+/// `events`: how long a push takes to reach the open streams of its scope.
+async fn events(args: &Args, http: &reqwest::Client, base: &str) -> Result<Value, BenchError> {
+    use seedling_client::events::Signal;
+    let villages = if args.devices == 327 { 30 } else { args.devices.max(1) };
+    let streams = args.streams.max(villages);
+    progress(&format!(
+        "events: {streams} streams over {villages} directors, {} rounds",
+        args.rounds
+    ));
+    // Per village: a phone that pushes, the children it visits, and a
+    // listening session whose token the village's streams share.
+    let mut phones = Vec::with_capacity(villages);
+    let mut listeners = Vec::with_capacity(villages);
+    for i in 0..villages {
+        let username = format!("director-{:03}", i + 1);
+        let phone = Device::login(http, base, &username, &args.password).await?;
+        let (children, _) = children_of(&phone, args.limit).await?;
+        phones.push((phone, children));
+        listeners.push(Device::login(http, base, &username, &args.password).await?);
+    }
+    let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
+    let mut readers = JoinSet::new();
+    for s in 0..streams {
+        let village = s % villages;
+        let mut stream = listeners[village].transport()?.events().await?;
+        if stream.next().await? != Some(Signal::Ready) {
+            return Err("a stream did not open with `ready`".into());
+        }
+        let tx = tx.clone();
+        readers.spawn(async move {
+            while let Ok(Some(signal)) = stream.next().await {
+                if signal == Signal::Changed && tx.send((village, Instant::now())).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    // What the sign-ins and bootstraps committed is let pass.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while heard.try_recv().is_ok() {}
+    let per_village = |v: usize| (0..streams).filter(|s| s % villages == v).count();
+    let (mut latencies, mut push_latencies, mut missed) = (Vec::new(), Vec::new(), 0usize);
+    for round in 0..args.rounds {
+        let village = round % villages;
+        let (phone, children) = &mut phones[village];
+        let mutations = phone.visit_creates(children, 1, round * 13 + 5);
+        let started = Instant::now();
+        let (_, push_latency) = phone.push(mutations).await?;
+        push_latencies.push(push_latency);
+        let mut waiting = per_village(village);
+        let deadline = started + Duration::from_secs(10);
+        while waiting > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, heard.recv()).await {
+                Ok(Some((v, at))) if v == village => {
+                    latencies.push(at - started);
+                    waiting -= 1;
+                }
+                Ok(Some(_)) => {}
+                _ => {
+                    missed += waiting;
+                    break;
+                }
+            }
+        }
+    }
+    readers.abort_all();
+    Ok(json!({
+        "scenario": "events",
+        "streams": streams,
+        "villages": villages,
+        "rounds": args.rounds,
+        "pokes_received": latencies.len(),
+        "pokes_missed": missed,
+        "poke_latency": Latency::of(&latencies),
+        "push_latency": Latency::of(&push_latencies),
     }))
 }
