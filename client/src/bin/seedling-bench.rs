@@ -374,7 +374,11 @@ async fn burst(args: &Args, http: &reqwest::Client, base: &str) -> Result<Value,
 /// `events`: how long a push takes to reach the open streams of its scope.
 async fn events(args: &Args, http: &reqwest::Client, base: &str) -> Result<Value, BenchError> {
     use seedling_client::events::Signal;
-    let villages = if args.devices == 327 { 30 } else { args.devices.max(1) };
+    let villages = if args.devices == 327 {
+        30
+    } else {
+        args.devices.max(1)
+    };
     let streams = args.streams.max(villages);
     progress(&format!(
         "events: {streams} streams over {villages} directors, {} rounds",
@@ -414,6 +418,10 @@ async fn events(args: &Args, http: &reqwest::Client, base: &str) -> Result<Value
     let per_village = |v: usize| (0..streams).filter(|s| s % villages == v).count();
     let (mut latencies, mut push_latencies, mut missed) = (Vec::new(), Vec::new(), 0usize);
     for round in 0..args.rounds {
+        // A pause of its own before each push, so the pushes do not fall
+        // in step with a watcher that reads the log on a timer (SQLite).
+        let pause = (round * 37 % 250) as u64;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
         let village = round % villages;
         let (phone, children) = &mut phones[village];
         let mutations = phone.visit_creates(children, 1, round * 13 + 5);
