@@ -1457,6 +1457,8 @@ const T_ADMIN = {
     passwordSet: "密码已重置，该账号需用新密码重新登录。", userCreated: "账号已创建", searchUsers: "用户名或姓名",
     deviceName: "设备名称", account: "账号", lastSeen: "最近使用", registered: "登记时间",
     dev_active: "使用中", dev_retired: "已停用（已更换）", dev_lost: "已报失", dev_wiped: "已清除", dev_revoked: "已注销",
+    confirmLost: "确定将设备“{name}”报失吗？报失后该设备立即无法使用，下次联网时清除本机数据（包括尚未上传的记录）。",
+    confirmDisable: "确定停用账号 {name} 吗？该账号的所有设备将立即退出登录。",
     markLost: "报失", retire: "停用（已更换）", deviceReason: "原因（记入审计）", thisBrowser: "当前浏览器",
     devicesHelp: "报失：该设备立即无法使用并清除数据。停用（已更换）：该设备先上传未同步的记录，再清除数据。",
     reason_role_not_allowed: "您的角色无权修改此项。", reason_invalid_value: "填写的值不符合要求。",
@@ -1493,6 +1495,8 @@ const T_ADMIN = {
     passwordSet: "Password reset: the account signs in again with it.", userCreated: "Account created", searchUsers: "Username or name",
     deviceName: "Device", account: "Account", lastSeen: "Last seen", registered: "Registered",
     dev_active: "Active", dev_retired: "Retired (replaced)", dev_lost: "Lost", dev_wiped: "Wiped", dev_revoked: "Revoked",
+    confirmLost: "Report the device “{name}” lost? It stops working at once and is wiped the next time it connects, records not yet uploaded included.",
+    confirmDisable: "Disable the account {name}? Every device of the account is signed out at once.",
     markLost: "Report lost", retire: "Retire (replaced)", deviceReason: "Reason (audited)", thisBrowser: "this browser",
     devicesHelp: "Lost: refused at once and wiped. Retired (replaced): sends its unsynced records first, then wipes.",
     backToList: "Back to the list", nothingChanged: "Nothing changed.",
@@ -1959,7 +1963,11 @@ async function usersPage() {
       edit, pw,
       h("div", { class: "actions" },
         self ? null : h("button", { class: "btn " + (editing.active ? "danger" : ""), type: "button", id: "do-toggle-user",
-          onclick: () => patch({ active: !editing.active }) }, editing.active ? t("disable") : t("enable")),
+          onclick: () => {
+            // Disabling signs every device of the account out at once: asked first.
+            if (editing.active && !window.confirm(t("confirmDisable", { name: paren(editing.display_name, editing.username) }))) return;
+            patch({ active: !editing.active });
+          } }, editing.active ? t("disable") : t("enable")),
         h("a", { class: "btn secondary", href: "#/users" }, t("backToList"))),
       err);
   }
@@ -2027,7 +2035,9 @@ async function devicesPage() {
     };
     const actions = d.state === "active" && d.id !== mine
       ? h("div", { class: "actions" }, reason,
-        h("button", { class: "btn danger", type: "button", "data-lost": d.id, onclick: () => set("lost") }, t("markLost")),
+        h("button", { class: "btn danger", type: "button", "data-lost": d.id,
+          // A phone reported lost is wiped at its next contact: asked first.
+          onclick: () => { if (window.confirm(t("confirmLost", { name: deviceLabel(d.name) }))) set("lost"); } }, t("markLost")),
         h("button", { class: "btn secondary", type: "button", "data-retire": d.id, onclick: () => set("retired") }, t("retire")))
       : d.id === mine ? h("span", { class: "muted" }, t("thisBrowser")) : null;
     return h("tr", { "data-device": d.id },

@@ -625,8 +625,12 @@ async fn an_admin_moves_a_director_resets_a_password_disables_an_account_and_rep
         StatusCode::OK
     );
 
-    // Disable, then the account cannot sign in.
+    // Disable (asked first: it signs the account's devices out), then the
+    // account cannot sign in.
     click(&browser, "#do-toggle-user").await;
+    let question = browser.get_alert_text().await.expect("a confirmation");
+    assert!(question.contains("确定停用账号"), "{question}");
+    browser.accept_alert().await.expect("confirm");
     shows(&browser, "#edit-user", "已停用").await;
     let (status, body) = app.login("director-a1", "a-new-password-2026").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -690,6 +694,14 @@ async fn an_admin_moves_a_director_resets_a_password_disables_an_account_and_rep
     click(&browser, "nav a[href='#/devices']").await;
     shows(&browser, "main h1", "设备管理").await;
     click(&browser, &format!("[data-lost='{}']", lost.id)).await;
+    // A lost phone is wiped: asked first; declining changes nothing.
+    let question = browser.get_alert_text().await.expect("a confirmation");
+    assert!(question.contains("报失"), "{question}");
+    browser.dismiss_alert().await.expect("decline");
+    let (status, _) = lost.pull_page(&app, 10).await;
+    assert_eq!(status, StatusCode::OK, "declined: the phone still works");
+    click(&browser, &format!("[data-lost='{}']", lost.id)).await;
+    browser.accept_alert().await.expect("confirm");
     shows(
         &browser,
         &format!("tr[data-device='{}'] [data-state]", lost.id),
