@@ -27,7 +27,7 @@ pub struct RxPullParams {
 
 /// RxDB's pull handler: the collection's documents changed after the
 /// checkpoint, purges as deleted documents with `purged`.
-#[utoipa::path(get, path = "/api/v1/rxdb/{collection}/pull", tag = "rxdb",
+#[utoipa::path(get, path = "/api/v1/rxdb/{collection}/pull", tag = "rxdb", operation_id = "rxdb_pull",
     security(("bearer" = [])),
     params(("collection" = String, Path, description = "`children`, `visits`, `case_plan_items` or `conflicts`"), RxPullParams),
     responses(
@@ -61,7 +61,7 @@ pub async fn pull(
 /// RxDB's push handler: rows of `{assumedMasterState, newDocumentState}`,
 /// one Seedling push; answers the server's document of every row that
 /// wrote or was refused (take it: the server already merged).
-#[utoipa::path(post, path = "/api/v1/rxdb/{collection}/push", tag = "rxdb",
+#[utoipa::path(post, path = "/api/v1/rxdb/{collection}/push", tag = "rxdb", operation_id = "rxdb_push",
     security(("bearer" = [])),
     params(("collection" = String, Path, description = "`children`, `visits` or `case_plan_items`")),
     request_body(content = Vec<PushRow>, description = "RxDB's write rows"),

@@ -22,6 +22,7 @@ mod reports;
 mod restore;
 mod retention;
 mod review;
+mod rxdb;
 mod scope;
 mod slow_clients;
 mod storage_faults;

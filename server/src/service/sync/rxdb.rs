@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sync_core::clock::HlcClock;
+use sync_core::merge::Reason;
 use sync_core::protocol::{
     FetchRequest, MAX_PULL_LIMIT, MutationResult, PROTOCOL_VERSION, PullRequest, PushRequest,
     RecordRef,
@@ -261,6 +262,8 @@ pub async fn push(
         mutations.extend(mutation);
     }
     if mutations.is_empty() {
+        // Nothing to write; the caller is still checked as for any push.
+        admit_caller(&state.db, caller, PROTOCOL_VERSION, DeviceUse::Push).await?;
         return Ok(Vec::new());
     }
     let response = push::push(
@@ -275,13 +278,15 @@ pub async fn push(
         },
     )
     .await?;
-    // Per record: whether its mutation was refused as a whole.
-    let mut written: Vec<(Uuid, bool)> = Vec::with_capacity(response.results.len());
+    // Per record: why its mutation was refused as a whole, if it was.
+    let mut written: Vec<(Uuid, Option<Reason>)> = Vec::with_capacity(response.results.len());
     for result in &response.results {
         let answered = match result {
             MutationResult::Applied { record_id, .. }
-            | MutationResult::Merged { record_id, .. } => (*record_id, false),
-            MutationResult::Rejected { record_id, .. } => (*record_id, true),
+            | MutationResult::Merged { record_id, .. } => (*record_id, None),
+            MutationResult::Rejected {
+                record_id, reason, ..
+            } => (*record_id, Some(*reason)),
         };
         if !written.iter().any(|(id, _)| *id == answered.0) {
             written.push(answered);

@@ -8,7 +8,7 @@
 //! `server_version` (the server version, the base of the next edit),
 //! `field_clocks` (field → the HLC text of its last write; for a set, the
 //! latest clock of its items) and `_deleted`; a purge notice is
-//! `{id, _deleted: true, purged: "<reason>"}`. RxDB's schemas refuse
+//! `{id, _deleted: true, purged: "left_scope"}`. RxDB's schemas refuse
 //! top-level names that start with an underscore other than `_deleted`,
 //! hence the names.
 
@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sync_core::clock::Hlc;
+use sync_core::merge::Reason;
 use sync_core::protocol::{FieldChange, FieldOp, Mutation, Op, Purge, PurgeReason};
 use sync_core::record::{Entity, Field, Record, item_id};
 use sync_core::rules::{FieldKind, rules_for};
@@ -72,12 +73,13 @@ pub fn purge_document(purge: &Purge) -> Value {
 
 /// The document of a pushed record the caller's scope does not hold live
 /// after the push: deleted (a delete that applied), or a create the server
-/// refused (`purged: "refused"`; what was sent is kept in the server's
-/// conflict queue and the device is told why there).
-pub fn gone_document(id: Uuid, refused: bool) -> Value {
+/// refused, with `purged` the refusal's reason (`out_of_scope`,
+/// `visit_in_future`, …); what was sent is kept in the server's conflict
+/// queue.
+pub fn gone_document(id: Uuid, refused: Option<Reason>) -> Value {
     let mut doc = serde_json::json!({ "id": id.to_string(), DELETED: true });
-    if refused {
-        doc[PURGED] = Value::from("refused");
+    if let Some(reason) = refused {
+        doc[PURGED] = serde_json::to_value(reason).unwrap_or(Value::Null);
     }
     doc
 }
