@@ -139,12 +139,15 @@ for (const backend of backends()) {
       assert.match(JSON.stringify(lost), /from A/, 'with the losing value');
     });
 
-    test("a child's transfer purges the child and its visits from the old village's app", async () => {
+    test("a child's transfer purges the child and its visits from the old village's app, and keeps the visit recorded offline", async () => {
       const app = await open('director-003');
       const kid = await firstChild(app);
       await newVisit(app, kid);
       await app.sync();
       assert.ok((await app.db.collections['visits']!.find({ selector: { child_id: kid } }).exec()).length > 0);
+      app.net.offline = true;
+      // Dated a few minutes ahead: after the transfer that happens next, on the same day.
+      const offline = await newVisit(app, kid, { visited_at: new Date(Date.now() + 180_000).toISOString(), follow_up: '转学后才知道' });
       const admin = await RawClient.signIn(server.baseUrl, 'admin');
       const units = await admin.ok<{ id: string; kind: string }[]>('GET', '/api/v1/org-units');
       const other = units.find((u) => u.kind === 'village' && u.id !== app.user.org_unit.id)!;
@@ -167,6 +170,7 @@ for (const backend of backends()) {
         ],
       });
       assert.equal(moved.results[0]!.status, 'applied', JSON.stringify(moved));
+      app.net.offline = false;
       // The live stream pokes the app; no sync is asked for.
       await until('the child and its visits leave the app', async () => {
         const gone = (await app.db.collections['children']!.findOne(kid).exec()) === null;
@@ -175,6 +179,9 @@ for (const backend of backends()) {
       });
       const native = await nativeBootstrap(server.baseUrl, 'director-003');
       assert.deepEqual(await app.checksum(), native.checksum, 'and the app still matches the scope');
+      assert.equal((await admin.call('GET', `/api/v1/visits/${offline}`)).status, 200, 'the offline visit reached the server');
+      const notices = await admin.ok<{ conflicts: ConflictRow[] }>('GET', '/api/v1/conflicts?status=all&kind=visit_after_transfer&limit=200');
+      assert.ok(notices.conflicts.some((c) => c.record_id === offline), 'flagged for the supervisors');
     });
 
     test('a push whose answer was lost after the server committed makes no duplicate', async () => {

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use sync_core::clock::HlcClock;
 use sync_core::merge::Reason;
 use sync_core::protocol::{
-    FetchRequest, MAX_PULL_LIMIT, MutationResult, PROTOCOL_VERSION, PullRequest, PushRequest,
+    FetchRequest, MAX_PULL_LIMIT, MutationResult, Op, PROTOCOL_VERSION, PullRequest, PushRequest,
     RecordRef,
 };
 use sync_core::record::Entity;
@@ -266,6 +266,11 @@ pub async fn push(
         admit_caller(&state.db, caller, PROTOCOL_VERSION, DeviceUse::Push).await?;
         return Ok(Vec::new());
     }
+    let deletes: Vec<Uuid> = mutations
+        .iter()
+        .filter(|mutation| mutation.op == Op::Delete)
+        .map(|mutation| mutation.record_id)
+        .collect();
     let response = push::push(
         state,
         caller,
@@ -314,7 +319,7 @@ pub async fn push(
         .map(|(id, refused)| {
             answers
                 .remove(&id)
-                .unwrap_or_else(|| document::gone_document(id, refused))
+                .unwrap_or_else(|| document::gone_document(id, refused, deletes.contains(&id)))
         })
         .collect())
 }

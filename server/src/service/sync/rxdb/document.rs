@@ -72,14 +72,17 @@ pub fn purge_document(purge: &Purge) -> Value {
 }
 
 /// The document of a pushed record the caller's scope does not hold live
-/// after the push: deleted (a delete that applied), or a create the server
-/// refused, with `purged` the refusal's reason (`out_of_scope`,
-/// `visit_in_future`, …); what was sent is kept in the server's conflict
-/// queue.
-pub fn gone_document(id: Uuid, refused: Option<Reason>) -> Value {
+/// after the push, deleted on the device: a delete that applied (no
+/// `purged`); a create the server refused, with `purged` the refusal's
+/// reason (`out_of_scope`, `visit_in_future`, …; what was sent is kept in
+/// the server's conflict queue); or a record that applied but has left the
+/// scope meanwhile (`left_scope`: a visit to a child transferred away).
+pub fn gone_document(id: Uuid, refused: Option<Reason>, deleted: bool) -> Value {
     let mut doc = serde_json::json!({ "id": id.to_string(), DELETED: true });
-    if let Some(reason) = refused {
-        doc[PURGED] = serde_json::to_value(reason).unwrap_or(Value::Null);
+    match refused {
+        Some(reason) => doc[PURGED] = serde_json::to_value(reason).unwrap_or(Value::Null),
+        None if !deleted => doc[PURGED] = Value::from("left_scope"),
+        None => {}
     }
     doc
 }
