@@ -192,8 +192,14 @@ async fn pull_conflicts(
         .into_iter()
         .map(|row| {
             // An identity-card number stays off the phones of those who
-            // may not read it whole.
-            let hidden = caller.role != Role::Admin && row.field.as_deref() == Some("id_number");
+            // may not read it whole: the values of a conflict about it, or
+            // about a child's whole entry (a refused mutation as sent, a
+            // delete against an edit), are left out.
+            let hidden = caller.role != Role::Admin
+                && match row.field.as_deref() {
+                    Some(field) => field == "id_number",
+                    None => row.entity == "child",
+                };
             json!({
                 "id": row.id.to_string(),
                 "entity": row.entity,
