@@ -12,6 +12,7 @@ pub mod org;
 pub mod privacy;
 pub mod reports;
 pub mod review;
+pub mod rxdb;
 pub mod sync;
 pub mod visit_rules;
 
@@ -56,6 +57,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "auth", description = "Sign-in and tokens"),
         (name = "org", description = "The org tree and accounts"),
         (name = "sync", description = "Device sync: push mutations, pull changes"),
+        (name = "rxdb", description = "RxDB replication: pull and push handlers over the sync API (docs/ADAPTERS.md)"),
         (name = "attachments", description = "Visit photos: resumable, content-addressed uploads"),
         (name = "operations", description = "Health and readiness"),
         (name = "reports", description = "Overdue, coverage, visits, register changes, needs and benefits; JSON, CSV or XLSX"),
@@ -104,6 +106,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sync::manifest))
         .routes(routes!(sync::fetch))
         .routes(routes!(sync::events))
+        .routes(routes!(rxdb::pull))
+        .routes(routes!(rxdb::push))
         .routes(routes!(attachments::upload, attachments::download))
         .routes(routes!(attachments::status))
         .routes(routes!(reports::overdue))

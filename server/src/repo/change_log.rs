@@ -177,14 +177,20 @@ pub async fn head(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
     Ok(head.flatten().unwrap_or(0))
 }
 
-/// Up to `limit` changes in `scope` after sequence `after`, in order.
+/// Up to `limit` changes in `scope` after sequence `after`, in order; of
+/// one entity only when `only` names it.
 pub async fn page(
     db: &impl ConnectionTrait,
     scope: ScopeColumn,
     after: i64,
     limit: u64,
+    only: Option<Entity>,
 ) -> Result<Vec<change_log::Model>, DbErr> {
-    filtered(scope, change_log::Entity::find())
+    let mut query = filtered(scope, change_log::Entity::find());
+    if let Some(entity) = only {
+        query = query.filter(change_log::Column::Entity.eq(entity.as_str()));
+    }
+    query
         .filter(change_log::Column::Seq.gt(after))
         .order_by_asc(change_log::Column::Seq)
         .limit(limit)

@@ -602,3 +602,35 @@ pub async fn refusals_filed_since(
         .count(db)
         .await
 }
+
+/// Conflicts in the given villages (see [`conflicts_in`]) filed after
+/// `after` (`created_at`, then id), oldest first: what a device's
+/// read-only copy of the queue pulls next.
+pub async fn conflicts_after(
+    db: &impl ConnectionTrait,
+    villages: Vec<Uuid>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: u64,
+) -> Result<Vec<conflict::Model>, DbErr> {
+    if villages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = conflict::Entity::find().filter(conflicts_in(&villages));
+    if let Some((at, id)) = after {
+        query = query.filter(
+            Condition::any()
+                .add(conflict::Column::CreatedAt.gt(at))
+                .add(
+                    Condition::all()
+                        .add(conflict::Column::CreatedAt.eq(at))
+                        .add(conflict::Column::Id.gt(id)),
+                ),
+        );
+    }
+    query
+        .order_by_asc(conflict::Column::CreatedAt)
+        .order_by_asc(conflict::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}

@@ -10,6 +10,7 @@ mod placement;
 pub mod pull;
 pub mod push;
 pub mod repair;
+pub mod rxdb;
 
 use sync_core::protocol::check_protocol_version;
 use uuid::Uuid;

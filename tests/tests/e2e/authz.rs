@@ -456,6 +456,72 @@ fn rows() -> Vec<Row> {
             }),
         },
         Row {
+            // Does the caller's RxDB pull of children carry the child of
+            // village A1?
+            method: "get",
+            path: "/api/v1/rxdb/{collection}/pull",
+            expect: "uohhohofr",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/rxdb/children/pull?batchSize=1000"),
+            classify: Some(|world, status, body| {
+                if !status.is_success() {
+                    return None;
+                }
+                let child = world.child.to_string();
+                let holds = body["documents"]
+                    .as_array()?
+                    .iter()
+                    .any(|doc| doc["id"] == child.as_str() && doc["_deleted"] == false);
+                Some(if holds {
+                    Expect::Served
+                } else {
+                    Expect::Hidden
+                })
+            }),
+        },
+        Row {
+            // A new visit to the child of village A1, as an RxDB app pushes
+            // it; the answer is the server's document, or a deleted one
+            // whose `purged` says why it was refused.
+            method: "post",
+            path: "/api/v1/rxdb/{collection}/push",
+            expect: "uohhfhffr",
+            build: |world, _, session| {
+                let hlc = sync_core::clock::HlcClock::new(session.device_id)
+                    .tick(u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0))
+                    .to_string();
+                let fields = [
+                    ("child_id", json!(world.child)),
+                    ("author_id", json!(session.user_id)),
+                    ("village_id", json!(world.fixture.village_a1)),
+                    ("kind", json!("home_visit")),
+                    ("visited_at", json!("2026-11-20T09:30:00+08:00")),
+                    ("review_status", json!("submitted")),
+                ];
+                let mut doc =
+                    json!({ "id": Uuid::new_v4(), "_deleted": false, "field_clocks": {} });
+                for (name, value) in fields {
+                    doc[name] = value;
+                    doc["field_clocks"][name] = json!(hlc);
+                }
+                Request::new(Method::POST, "/api/v1/rxdb/visits/push").json(json!([
+                    { "assumedMasterState": null, "newDocumentState": doc }
+                ]))
+            },
+            classify: Some(|_, status, body| {
+                if !status.is_success() {
+                    return None;
+                }
+                let [doc] = body.as_array()?.as_slice() else {
+                    panic!("one document expected: {body}");
+                };
+                Some(match doc["purged"].as_str() {
+                    None if doc["_deleted"] == false => Expect::Served,
+                    Some("out_of_scope" | "unknown_child") => Expect::Hidden,
+                    _ => Expect::Forbidden,
+                })
+            }),
+        },
+        Row {
             // Uploading is open to every phone: photos are content-addressed
             // and readable only through a visit in scope.
             method: "put",

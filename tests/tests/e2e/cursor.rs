@@ -54,7 +54,7 @@ async fn a_change_committed_late_with_a_lower_sequence_is_not_skipped(app: TestA
     // A device pulls now, through the read pool as pulls do. Whatever it
     // sees must not run past writer 1's uncommitted sequence number, or its
     // cursor would skip writer 1's change.
-    let seen_early = change_log::page(&app.state.reader, scope, 0, 100)
+    let seen_early = change_log::page(&app.state.reader, scope, 0, 100, None)
         .await
         .unwrap();
     // The mechanism: appends to the change log are serial (SQLite's one
@@ -75,7 +75,9 @@ async fn a_change_committed_late_with_a_lower_sequence_is_not_skipped(app: TestA
 
     slow_txn.commit().await.unwrap();
     fast_writer.await.unwrap();
-    let after = change_log::page(&db, scope, cursor, 100).await.unwrap();
+    let after = change_log::page(&db, scope, cursor, 100, None)
+        .await
+        .unwrap();
     let delivered: Vec<Uuid> = seen_early
         .iter()
         .chain(&after)

@@ -23,6 +23,7 @@ mod reports;
 mod restore;
 mod retention;
 mod review;
+mod rxdb;
 mod scope;
 mod slow_clients;
 mod storage_faults;

@@ -107,6 +107,28 @@ pub async fn pull(
     caller: &AuthUser,
     request: PullRequest,
 ) -> AppResult<PullResponse> {
+    pull_of(state, caller, request, None).await
+}
+
+/// A pull of one entity's changes and purges only (an RxDB collection
+/// replicates one entity): the same cursor, scope, purge and audit rules.
+/// The cursor it answers is a position in this entity's changes, for this
+/// entity's next pull. The scope checksum is the whole scope's.
+pub async fn pull_entity(
+    state: &AppState,
+    caller: &AuthUser,
+    request: PullRequest,
+    entity: Entity,
+) -> AppResult<PullResponse> {
+    pull_of(state, caller, request, Some(entity)).await
+}
+
+async fn pull_of(
+    state: &AppState,
+    caller: &AuthUser,
+    request: PullRequest,
+    only: Option<Entity>,
+) -> AppResult<PullResponse> {
     admit_caller(
         &state.reader,
         caller,
@@ -149,11 +171,12 @@ pub async fn pull(
         Some(cursor) if cursor.root == root => cursor.seq,
         Some(old) => {
             purges = left_behind(&txn, old.root, column).await?;
+            purges.retain(|purge| only.is_none_or(|entity| purge.entity == entity));
             0
         }
         None => 0,
     };
-    let mut rows = repo::change_log::page(&txn, column, after, limit + 1).await?;
+    let mut rows = repo::change_log::page(&txn, column, after, limit + 1, only).await?;
     let has_more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next_seq = rows.last().map_or(after, |row| row.seq);
