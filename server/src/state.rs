@@ -33,6 +33,9 @@ pub struct AppState {
     /// The database's epoch (`repo::server_meta`), read at start-up: a
     /// restore happens with the server stopped.
     pub epoch: Arc<str>,
+    /// Pushes waiting to be committed together (group commit,
+    /// `service::sync::push::group`): requests in flight, not sync state.
+    pub pushes: Arc<crate::service::sync::push::group::PushQueue>,
     /// "Your scope changed" pokes for the open event streams
     /// (`max_event_streams`).
     pub events: Arc<crate::events::Events>,
@@ -53,6 +56,7 @@ impl AppState {
             reader,
             sync_slots: Arc::new(tokio::sync::Semaphore::new(config.max_sync_in_flight)),
             sync_queued: Arc::default(),
+            pushes: Arc::default(),
             events: Arc::new(crate::events::Events::new(config.max_event_streams)),
             config: Arc::new(config),
             jwt: Arc::new(jwt),

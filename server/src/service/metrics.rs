@@ -15,6 +15,12 @@ pub async fn scrape(state: &AppState) -> String {
     metrics::gauge!("seedling_sync_max_in_flight").set(state.config.max_sync_in_flight as f64);
     let queued = state.sync_queued.load(std::sync::atomic::Ordering::Acquire);
     metrics::gauge!("seedling_sync_queued").set(queued as f64);
+    let pushes = &state.pushes;
+    metrics::gauge!("seedling_push_waiting").set(pushes.waiting() as f64);
+    let (groups, grouped) = pushes.grouped();
+    metrics::counter!("seedling_push_groups_total").absolute(groups);
+    metrics::counter!("seedling_push_grouped_pushes_total").absolute(grouped);
+    metrics::counter!("seedling_push_groups_failed_total").absolute(pushes.failed_groups());
     metrics::gauge!("seedling_event_streams").set(state.events.open_streams() as f64);
     for (pool, db) in [("writer", &state.db), ("reader", &state.reader)] {
         let (open, idle) = repo::pool_connections(db);

@@ -12,6 +12,7 @@ mod errors;
 mod events;
 mod field_app;
 mod fleet;
+mod group_commit;
 mod integration;
 mod lock_order;
 mod metrics;

@@ -15,15 +15,22 @@
 //! Every database read of the push sees the state the push started from;
 //! what the push has changed so far lives in [`Batch`], which answers first.
 //!
+//! **Grouped.** Pushes that arrive while another commits wait in a queue
+//! and are then committed together, one group in one transaction, each
+//! push applied in turn and answered with exactly its own results
+//! ([`group`]).
+//!
 //! A mutation that is refused (scope, authority, shape, semantics) only
-//! changes its own result; a database error fails the whole push, which
-//! then changed nothing and is sent again by the phone.
+//! changes its own result; a database error fails the whole push (its group
+//! is then committed again push by push), which then changed nothing and is
+//! sent again by the phone.
 //!
 //! [`apply_one`] is also how the server makes a change itself (a review
 //! decision, a conflict resolution, a roster row): one mutation through the
 //! same path, written at once.
 
 mod batch;
+pub mod group;
 mod rows;
 
 use std::sync::Arc;
@@ -33,8 +40,7 @@ use sea_orm::{DatabaseTransaction, SqlErr};
 use serde_json::{Map, Value, json};
 use sync_core::merge::{Flag, MergeOutcome, Reason, Verdict, accept_amendment, admit, merge};
 use sync_core::protocol::{
-    FieldOp, Mutation, MutationResult, Op, PROTOCOL_VERSION, PushRequest, PushResponse,
-    urgent_first,
+    FieldOp, Mutation, MutationResult, Op, PushRequest, PushResponse, urgent_first,
 };
 use sync_core::record::{Entity, Record};
 use sync_core::rules::{Actor, rules_for};
@@ -51,7 +57,6 @@ use crate::error::{AppError, AppResult};
 use crate::repo;
 use crate::repo::change_log::{NewChange, Placement};
 use crate::repo::synced::{RowError, StoredRow, SyncedRow};
-use crate::service::audit;
 use crate::state::AppState;
 
 /// How far in the future a visit's date may lie (the phone's date may be a
@@ -65,7 +70,15 @@ pub async fn push(
     caller: &AuthUser,
     request: PushRequest,
 ) -> AppResult<PushResponse> {
-    admit_caller(&state.db, caller, request.protocol_version, DeviceUse::Push).await?;
+    // Read through the reader pool: on SQLite the one writer connection is
+    // busy committing the group this push may join.
+    admit_caller(
+        &state.reader,
+        caller,
+        request.protocol_version,
+        DeviceUse::Push,
+    )
+    .await?;
     if request.device_id != caller.device_id {
         return Err(AppError::Validation(
             "device_id does not match the device this token was issued to".to_owned(),
@@ -87,7 +100,17 @@ pub async fn push(
         )));
     }
     let mutations = urgent_first(request.mutations);
-    match push_once(state, caller, &mutations).await {
+    group::commit(state, caller, mutations).await
+}
+
+/// One push committed on its own: after its group failed, or when it was
+/// the only one waiting.
+async fn push_alone(
+    state: &AppState,
+    caller: &AuthUser,
+    mutations: &[Mutation],
+) -> AppResult<PushResponse> {
+    match push_once(state, caller, mutations).await {
         // A copy of this push (a duplicated request, a retry racing the
         // original, another server process) committed first: this attempt hit
         // a unique key and was rolled back. Answered again, every mutation
@@ -96,7 +119,7 @@ pub async fn push(
             if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
         {
             tracing::info!(device = %caller.device_id, "concurrent copy of a push; answering from the stored outcomes");
-            push_once(state, caller, &mutations).await
+            push_once(state, caller, mutations).await
         }
         other => other,
     }
@@ -121,26 +144,10 @@ async fn push_once(
     caller: &AuthUser,
     mutations: &[Mutation],
 ) -> AppResult<PushResponse> {
-    let txn = crate::repo::begin_write(&state.db).await?;
-    let mut batch = Batch::new();
-    batch.prefetch(&txn, mutations).await?;
-    let mut results = Vec::with_capacity(mutations.len());
-    for mutation in mutations {
-        results.push(apply(&txn, caller, mutation.clone(), Acting::AsCaller, &mut batch).await?);
-    }
-    let now = Utc::now();
-    batch.flush(&txn).await?;
-    batch.append_changes(&txn, now).await?;
-    // After the change-log append: the lock order is change log, then audit log.
-    if let Some(entry) = batch.audit_entry(caller) {
-        audit::record_at(&txn, entry, now).await?;
-    }
-    txn.commit().await?;
-    Ok(PushResponse {
-        protocol_version: PROTOCOL_VERSION,
-        server_hlc: batch.clock.tick(now_ms(now)),
-        results,
-    })
+    let mut answered = group::push_together(state, &[(caller, mutations)]).await?;
+    answered
+        .pop()
+        .ok_or_else(|| AppError::Internal("a push without its answer".to_owned()))
 }
 
 /// Applies one mutation made on the server and writes it at once (the
@@ -270,15 +277,17 @@ async fn apply(
     );
     let mut file = true;
     if refused_for_scope {
-        let left = match batch.refusals_left {
-            Some(left) => left,
+        let left = match batch.refusals_left.get(&caller.user_id) {
+            Some(&left) => left,
             None => {
                 let since = now - chrono::Duration::hours(1);
                 let filed = repo::review::refusals_filed_since(txn, caller.user_id, since).await?;
                 REFUSALS_PER_HOUR.saturating_sub(filed)
             }
         };
-        batch.refusals_left = Some(left.saturating_sub(1));
+        batch
+            .refusals_left
+            .insert(caller.user_id, left.saturating_sub(1));
         file = left > 0;
     }
     let village = if refused_for_scope {

@@ -269,7 +269,7 @@ pub async fn push(
     }
     if mutations.is_empty() {
         // Nothing to write; the caller is still checked as for any push.
-        admit_caller(&state.db, caller, PROTOCOL_VERSION, DeviceUse::Push).await?;
+        admit_caller(&state.reader, caller, PROTOCOL_VERSION, DeviceUse::Push).await?;
         return Ok(Vec::new());
     }
     let deletes: Vec<Uuid> = mutations

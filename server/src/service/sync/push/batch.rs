@@ -66,9 +66,9 @@ pub(crate) struct Batch {
     pub(super) versions: Vec<visit_version::Model>,
     pub(super) register_events: Vec<register_event::Model>,
     pub(super) conflicts: Vec<conflict::Model>,
-    /// How many more out-of-scope refusals of this caller may be filed in
-    /// a queue this hour (read on the first one).
-    pub(super) refusals_left: Option<u64>,
+    /// How many more out-of-scope refusals each account may file in a
+    /// queue this hour (read on its first one).
+    pub(super) refusals_left: HashMap<Uuid, u64>,
     pub(super) outbox: Vec<outbox::Model>,
     pub(super) outcomes: Vec<applied_mutation::Model>,
     pub(super) changes: Vec<NewChange>,
@@ -93,7 +93,7 @@ impl Batch {
             versions: Vec::new(),
             register_events: Vec::new(),
             conflicts: Vec::new(),
-            refusals_left: None,
+            refusals_left: HashMap::new(),
             outbox: Vec::new(),
             outcomes: Vec::new(),
             changes: Vec::new(),
@@ -126,7 +126,7 @@ impl Batch {
     pub(super) async fn prefetch(
         &mut self,
         txn: &DatabaseTransaction,
-        mutations: &[Mutation],
+        mutations: &[&Mutation],
     ) -> AppResult<()> {
         let ids = mutations.iter().map(|m| m.mutation_id).collect();
         for done in repo::sync_records::applied(txn, ids).await? {
@@ -134,6 +134,7 @@ impl Batch {
         }
         let fresh: Vec<&Mutation> = mutations
             .iter()
+            .copied()
             .filter(|m| !self.applied.contains_key(&m.mutation_id))
             .collect();
         // The records themselves: visits and case-plan items first, then
@@ -446,14 +447,18 @@ impl Batch {
 }
 
 impl Batch {
-    /// The audit entry for what this batch wrote: the children whose
-    /// records (the child's register entry, its visits, its needs items)
-    /// changed, and how many records of each kind; `None` when nothing was
-    /// written.
-    pub(super) fn audit_entry(&self, caller: &AuthUser) -> Option<audit::Entry> {
+    /// The audit entry for what this batch wrote from the `first`-th
+    /// written record on (one push of a group): the children whose records
+    /// (the child's register entry, its visits, its needs items) changed,
+    /// and how many records of each kind; `None` when nothing was written.
+    pub(super) fn audit_entry_since(
+        &self,
+        first: usize,
+        caller: &AuthUser,
+    ) -> Option<audit::Entry> {
         let mut children = BTreeSet::new();
         let mut records: BTreeSet<Key> = BTreeSet::new();
-        for key in &self.written {
+        for key in self.written.get(first..).unwrap_or_default() {
             if let Some(Some(row)) = self.rows.get(key) {
                 children.insert(row.child_id);
                 records.insert(*key);
