@@ -116,7 +116,7 @@ pub(super) async fn commit(
     let queue = &state.pushes;
     let (answer, mut answered) = oneshot::channel();
     queue.lock_waiting().push(Job {
-        caller: caller.clone(),
+        caller: *caller,
         mutations,
         answer,
     });
