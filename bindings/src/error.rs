@@ -198,3 +198,42 @@ impl From<SyncError> for SeedlingError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn each_client_error_becomes_the_variant_that_says_what_to_do() {
+        let revoked = SeedlingError::from(SyncError::Transport(TransportError::DeviceRevoked(
+            "lost".into(),
+        )));
+        assert!(matches!(revoked, SeedlingError::DeviceRevoked { message } if message == "lost"));
+        let busy = SeedlingError::from(TransportError::Busy {
+            retry_after: Duration::from_millis(300),
+        });
+        assert!(matches!(
+            busy,
+            SeedlingError::ServerBusy {
+                retry_after_seconds: 1
+            }
+        ));
+        let pending = SeedlingError::from(AuthError::Store(StoreError::PendingWork { pending: 3 }));
+        assert!(matches!(pending, SeedlingError::PendingWork { pending: 3 }));
+        let refused = SeedlingError::from(StoreError::Refused {
+            reason: "locked".into(),
+            message: "approved".into(),
+        });
+        assert!(matches!(refused, SeedlingError::Refused { reason, .. } if reason == "locked"));
+        assert!(matches!(
+            SeedlingError::from(TransportError::SignInAgain("expired".into())),
+            SeedlingError::SessionEnded { .. }
+        ));
+        assert!(matches!(
+            SeedlingError::from(AuthError::InvalidCredentials),
+            SeedlingError::InvalidCredentials
+        ));
+    }
+}
