@@ -1,6 +1,9 @@
 //! Seedling's reference device client: what a phone app embeds (or ports)
 //! to work offline and sync safely.
 //!
+//! * [`auth`] — sign-in, refresh, sign-out and the district's visit rules,
+//!   with the rule for who may use the phone's store;
+//! * [`tasks`] — the director's day: returned visits and due children;
 //! * [`store`] — the local SQLite file: records (server copy and the
 //!   user's view), the device clock, cursor and identity;
 //! * [`edit`] — the local editing API (record a visit, change fields, add
@@ -19,6 +22,7 @@
 //!
 //! `docs/CLIENT.md` explains how a phone app uses it.
 
+pub mod auth;
 pub mod backoff;
 pub mod edit;
 pub mod events;
@@ -31,11 +35,14 @@ pub mod sim;
 pub mod stats;
 pub mod store;
 pub mod sync;
+pub mod tasks;
 pub mod transport;
 
+pub use auth::{Auth, AuthError, Session};
 pub use backoff::{Backoff, Jitter, RecordingSleeper, Sleeper, TokioSleeper};
 pub use edit::{Change, NewVisit};
 pub use outbox::{Pending, Queued, Rejection};
 pub use store::{LocalRecord, Store, StoreError};
 pub use sync::{Divergence, SyncError, SyncOptions, SyncReport, Syncer};
+pub use tasks::{ChildDue, DayTasks};
 pub use transport::{HttpTransport, Transport, TransportError};

@@ -10,6 +10,7 @@
 //! schema is described in `docs/CLIENT.md`.
 
 mod schema;
+mod session;
 
 use std::{fmt, path::Path, str::FromStr, sync::Arc};
 
@@ -53,6 +54,13 @@ pub enum StoreError {
         reason: String,
         /// Human-readable explanation.
         message: String,
+    },
+    /// Signing out would lose work that was never sent
+    /// ([`Store::sign_out`]); sync first, or sign out discarding it.
+    #[error("{pending} change(s) on this phone were never sent")]
+    PendingWork {
+        /// Mutations waiting in the outbox.
+        pending: usize,
     },
 }
 
@@ -247,23 +255,6 @@ impl Store {
         rows.iter()
             .map(|r| Ok(serde_json::from_str(r.try_get("shadow")?)?))
             .collect()
-    }
-
-    /// Erases everything (records, outbox, rejections, cursor, identity):
-    /// what a revoked device must do. The next open makes a new device id.
-    pub async fn wipe(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for stmt in [
-            "DELETE FROM records",
-            "DELETE FROM outbox",
-            "DELETE FROM rejections",
-            "DELETE FROM meta",
-        ] {
-            sqlx::query(stmt).execute(&mut *tx).await?;
-        }
-        meta_set(&mut tx, "device_id", &Uuid::new_v4().to_string()).await?;
-        tx.commit().await?;
-        Ok(())
     }
 }
 
