@@ -481,7 +481,7 @@ impl SeedlingClient {
     /// The user has seen a refused change.
     pub fn dismiss_rejection(&self, mutation_id: String) -> Result<(), SeedlingError> {
         let id = parse_uuid(&mutation_id)?;
-        Ok(self.block(self.store.dismiss_rejection(id))?)
+        self.block(self.store.dismiss_rejection(id))
     }
 
     /// Pushes the outbox, then pulls until the phone is up to date (up to
