@@ -345,12 +345,15 @@ impl DbFailure {
             // 40001 serialization failure, 40P01 deadlock, 55P03 lock not
             // available (lock_timeout).
             "40001" | "40P01" | "55P03" => Self::Retry,
-            _ => match code.parse::<u32>() {
-                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended
-                // codes (the low byte is the primary code).
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended
+            // codes (the low byte is the primary code; at most 3 digits).
+            // A SQLSTATE is always 5 characters, digits or not: 22021
+            // (a NUL in text) is a refused value, not a busy database.
+            _ if code.len() < 5 => match code.parse::<u32>() {
                 Ok(sqlite) if matches!(sqlite & 0xff, 5 | 6) => Self::Retry,
                 _ => Self::Other,
             },
+            _ => Self::Other,
         }
     }
 }
@@ -522,6 +525,21 @@ mod tests {
 
     /// docs/SYNC-PROTOCOL.md §5 promises that every code a client can meet
     /// is in its table.
+    #[test]
+    fn a_sqlstate_of_digits_is_never_read_as_a_sqlite_code() {
+        // SQLite: BUSY, BUSY_SNAPSHOT, LOCKED, LOCKED_SHAREDCACHE.
+        for busy in ["5", "517", "6", "262"] {
+            assert_eq!(DbFailure::of_code(busy), DbFailure::Retry, "{busy}");
+        }
+        // PostgreSQL 22021 (invalid byte sequence: a NUL in text; its low
+        // byte is 5), 23505 (unique violation), 42601 (syntax): not busy.
+        for other in ["22021", "23505", "42601", "19"] {
+            assert_eq!(DbFailure::of_code(other), DbFailure::Other, "{other}");
+        }
+        assert_eq!(DbFailure::of_code("57P01"), DbFailure::Unreachable);
+        assert_eq!(DbFailure::of_code("40P01"), DbFailure::Retry);
+    }
+
     #[test]
     fn every_error_code_is_in_the_protocol_docs_table() {
         let doc = include_str!("../../docs/SYNC-PROTOCOL.md");
