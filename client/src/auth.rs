@@ -139,18 +139,8 @@ pub struct Auth {
 impl Auth {
     /// Calls to the server at `base_url`, each timing out after `timeout`.
     pub fn new(base_url: impl Into<String>, timeout: Duration) -> Result<Self, TransportError> {
-        let http = reqwest::Client::builder()
-            .gzip(true)
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| TransportError::Fatal {
-                status: 0,
-                code: "client".into(),
-                message: e.to_string(),
-            })?;
         Ok(Self {
-            http,
+            http: crate::transport::http_client(timeout)?,
             base_url: base_url.into().trim_end_matches('/').to_owned(),
         })
     }

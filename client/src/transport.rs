@@ -154,18 +154,8 @@ impl HttpTransport {
         token: impl Into<String>,
         timeout: Duration,
     ) -> Result<Self, TransportError> {
-        let client = reqwest::Client::builder()
-            .gzip(true)
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| TransportError::Fatal {
-                status: 0,
-                code: "client".into(),
-                message: e.to_string(),
-            })?;
         Ok(Self {
-            client,
+            client: http_client(timeout)?,
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             token: token.into(),
         })
@@ -297,6 +287,21 @@ impl Transport for HttpTransport {
             .await;
         Self::answer(sent).await
     }
+}
+
+/// The HTTP client every call to the server goes through: gzip, and
+/// `timeout` for connecting and for the whole request.
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, TransportError> {
+    reqwest::Client::builder()
+        .gzip(true)
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+        .map_err(|e| TransportError::Fatal {
+            status: 0,
+            code: "client".into(),
+            message: e.to_string(),
+        })
 }
 
 #[cfg(test)]
