@@ -480,6 +480,9 @@ impl Writers {
 impl ValueType {
     /// Checks a (non-null) value's shape; returns what is wrong.
     pub fn check(&self, v: &Value) -> Result<(), &'static str> {
+        if holds_nul(v) {
+            return Err(NUL_REFUSED);
+        }
         let ok = match self {
             Text => v.is_string(),
             Date => v
@@ -512,6 +515,38 @@ impl ValueType {
             OneOf(_) => "expected one of the allowed values",
             Items(_) => "expected an object with a string id",
         }
+    }
+}
+
+/// Why a value holding U+0000 is refused: PostgreSQL's `text` and `jsonb`
+/// cannot store it, so no database may accept it (both answer alike).
+const NUL_REFUSED: &str = "text may not contain the NUL character (U+0000)";
+
+/// True when a string anywhere in `v` (an object's keys too) holds U+0000.
+pub fn holds_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+/// Replaces every U+0000 in `v` (keys too) with U+FFFD, so a refused value
+/// can be kept where PostgreSQL stores it.
+pub fn replace_nul(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{fffd}"),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul),
+        Value::Object(map) if map.keys().any(|k| k.contains('\0')) => {
+            let entries = std::mem::take(map);
+            for (k, mut v) in entries {
+                replace_nul(&mut v);
+                map.insert(k.replace('\0', "\u{fffd}"), v);
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(replace_nul),
+        _ => {}
     }
 }
 

@@ -24,6 +24,7 @@ on_both_backends!(
     a_pull_pages_through_everything_with_a_matching_checksum,
     an_approved_visit_is_locked_and_a_later_correction_becomes_an_amendment,
     implausible_records_are_refused_with_a_reason_and_kept,
+    text_with_a_nul_character_is_refused_and_the_rest_applies,
     pull_answers_are_gzip_compressed,
     a_record_with_only_its_required_fields_is_stored,
     the_same_push_sent_twice_at_once_applies_once,
@@ -738,6 +739,66 @@ async fn implausible_records_are_refused_with_a_reason_and_kept(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(kept, 4, "every refused mutation is kept for the supervisor");
+}
+
+/// PostgreSQL's `jsonb` and `text` cannot hold U+0000: a value carrying
+/// one is refused `invalid_value` on both databases — in a register, a set
+/// item and deep in an object — and the rest of the push applies.
+async fn text_with_a_nul_character_is_refused_and_the_rest_applies(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "郑小雨").await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let (visit_id, visit) = phone.new_visit(child, fixture.village_a1, &today_at(9));
+    let visit = visit
+        .set("follow_up", json!("下周\u{0}再来"))
+        .set("observations", json!({"home": {"note": "ok\u{0}"}}))
+        .add("needs", json!({"id": "n1", "area": "living", "note": "米\u{0}"}))
+        .add("needs", json!({"id": "n2", "area": "study"}))
+        .set("location", json!("村委会"))
+        .build();
+    let (other_id, other) = new_visit(&mut phone, child, fixture.village_a1, &today_at(10));
+    let answer = phone.push(&app, &[visit, other]).await;
+    let MutationResult::Merged { refusals, .. } = &answer.results[0] else {
+        panic!("expected the NUL fields refused: {:?}", answer.results);
+    };
+    let mut refused: Vec<(String, String)> = refusals
+        .iter()
+        .map(|r| {
+            let reason = serde_json::to_value(r.reason).unwrap();
+            (r.field.clone(), reason.as_str().unwrap().to_owned())
+        })
+        .collect();
+    refused.sort();
+    assert_eq!(
+        refused,
+        [
+            ("follow_up".to_owned(), "invalid_value".to_owned()),
+            ("needs".to_owned(), "invalid_value".to_owned()),
+            ("observations".to_owned(), "invalid_value".to_owned()),
+        ]
+    );
+    assert!(matches!(answer.results[1], MutationResult::Applied { .. }));
+    phone.pull_all(&app).await;
+    let stored = phone.get(Entity::Visit, visit_id).expect("the visit applied");
+    assert_eq!(stored.get_str("location"), Some("村委会"));
+    assert_eq!(stored.get_str("follow_up"), None);
+    let needs = stored.fields["needs"].value();
+    assert_eq!(needs, json!([{"id": "n2", "area": "study"}]));
+    assert!(phone.get(Entity::Visit, other_id).is_some());
+    // The refused values are kept for the supervisor, the NUL replaced.
+    let kept = conflict::Entity::find()
+        .filter(conflict::Column::RecordId.eq(visit_id))
+        .filter(conflict::Column::Kind.eq("refused_field"))
+        .all(app.db())
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 3);
+    let follow_up = kept
+        .iter()
+        .find(|row| row.field.as_deref() == Some("follow_up"))
+        .expect("the follow-up kept");
+    assert_eq!(follow_up.remote_value, Some(json!("下周\u{fffd}再来")));
 }
 
 async fn pull_answers_are_gzip_compressed(app: TestApp) {

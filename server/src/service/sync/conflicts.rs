@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sync_core::merge::{Flag, MergeOutcome, Verdict};
 use sync_core::protocol::Mutation;
+use sync_core::rules::replace_nul;
 use uuid::Uuid;
 
 use crate::entity::conflict;
@@ -104,6 +105,19 @@ pub fn rows_for(
                 remote_value: detail,
                 ..row(flag_name(flag), None)
             });
+        }
+    }
+    // What was refused for holding U+0000 is kept with U+FFFD in its place:
+    // PostgreSQL's text and jsonb cannot store the character.
+    for row in &mut rows {
+        if let Some(field) = &mut row.field {
+            *field = field.replace('\0', "\u{fffd}");
+        }
+        for value in [&mut row.local_value, &mut row.remote_value]
+            .into_iter()
+            .flatten()
+        {
+            replace_nul(value);
         }
     }
     rows

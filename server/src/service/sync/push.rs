@@ -342,8 +342,12 @@ async fn apply(
         user_id: caller.user_id,
         entity: mutation.entity.as_str().to_owned(),
         record_id: mutation.record_id,
-        outcome: serde_json::to_value(&result)
-            .map_err(|err| AppError::Internal(err.to_string()))?,
+        outcome: {
+            let mut stored = serde_json::to_value(&result)
+                .map_err(|err| AppError::Internal(err.to_string()))?;
+            sync_core::rules::replace_nul(&mut stored);
+            stored
+        },
         created_at: now,
     };
     batch.applied.insert(done.mutation_id, done.clone());
