@@ -15,6 +15,7 @@ pub mod review;
 pub mod rxdb;
 pub mod sync;
 pub mod visit_rules;
+pub mod watermelon;
 
 use std::time::Duration;
 
@@ -58,6 +59,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "org", description = "The org tree and accounts"),
         (name = "sync", description = "Device sync: push mutations, pull changes"),
         (name = "rxdb", description = "RxDB replication: pull and push handlers over the sync API (docs/ADAPTERS.md)"),
+        (name = "watermelon", description = "WatermelonDB sync: pullChanges and pushChanges over the sync API (docs/ADAPTERS.md)"),
         (name = "attachments", description = "Visit photos: resumable, content-addressed uploads"),
         (name = "operations", description = "Health and readiness"),
         (name = "reports", description = "Overdue, coverage, visits, register changes, needs and benefits; JSON, CSV or XLSX"),
@@ -108,6 +110,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sync::events))
         .routes(routes!(rxdb::pull))
         .routes(routes!(rxdb::push))
+        .routes(routes!(watermelon::pull))
+        .routes(routes!(watermelon::push))
         .routes(routes!(attachments::upload, attachments::download))
         .routes(routes!(attachments::status))
         .routes(routes!(reports::overdue))

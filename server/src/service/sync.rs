@@ -11,6 +11,7 @@ pub mod pull;
 pub mod push;
 pub mod repair;
 pub mod rxdb;
+pub mod watermelon;
 
 use sync_core::protocol::check_protocol_version;
 use uuid::Uuid;

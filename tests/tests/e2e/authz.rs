@@ -522,6 +522,71 @@ fn rows() -> Vec<Row> {
             }),
         },
         Row {
+            // Does the caller's WatermelonDB pull carry the child of
+            // village A1?
+            method: "get",
+            path: "/api/v1/watermelon/pull",
+            expect: "uohhohofr",
+            build: |_, _, _| Request::new(Method::GET, "/api/v1/watermelon/pull?limit=5000"),
+            classify: Some(|world, status, body| {
+                if !status.is_success() {
+                    return None;
+                }
+                let child = world.child.to_string();
+                let holds = body["changes"]["children"]["updated"]
+                    .as_array()?
+                    .iter()
+                    .any(|raw| raw["id"] == child.as_str());
+                Some(if holds {
+                    Expect::Served
+                } else {
+                    Expect::Hidden
+                })
+            }),
+        },
+        Row {
+            // A new visit to the child of village A1, as a WatermelonDB app
+            // pushes it; its result says whether it was applied or why not.
+            method: "post",
+            path: "/api/v1/watermelon/push",
+            expect: "uohhfhffr",
+            build: |world, _, session| {
+                let hlc = sync_core::clock::HlcClock::new(session.device_id)
+                    .tick(u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0))
+                    .to_string();
+                let fields = [
+                    ("child_id", json!(world.child)),
+                    ("author_id", json!(session.user_id)),
+                    ("village_id", json!(world.fixture.village_a1)),
+                    ("kind", json!("home_visit")),
+                    ("visited_at", json!("2026-11-20T09:30:00+08:00")),
+                    ("review_status", json!("submitted")),
+                ];
+                let mut raw = json!({ "id": Uuid::new_v4(), "_status": "created", "_changed": "" });
+                let mut clocks = serde_json::Map::new();
+                for (name, value) in fields {
+                    raw[name] = value;
+                    clocks.insert(name.to_owned(), json!(hlc));
+                }
+                raw["field_clocks"] = json!(Value::Object(clocks).to_string());
+                Request::new(Method::POST, "/api/v1/watermelon/push")
+                    .json(json!({ "changes": { "visits": { "created": [raw] } } }))
+            },
+            classify: Some(|_, status, body| {
+                if !status.is_success() {
+                    return None;
+                }
+                let [result] = body["results"].as_array()?.as_slice() else {
+                    panic!("one result expected: {body}");
+                };
+                Some(match result["reason"].as_str() {
+                    None if result["status"] == "applied" => Expect::Served,
+                    Some("out_of_scope" | "unknown_child") => Expect::Hidden,
+                    _ => Expect::Forbidden,
+                })
+            }),
+        },
+        Row {
             // Uploading is open to every phone: photos are content-addressed
             // and readable only through a visit in scope.
             method: "put",

@@ -31,3 +31,4 @@ mod storage_faults;
 mod sync;
 mod throttle;
 mod unhealthy_database;
+mod watermelon;

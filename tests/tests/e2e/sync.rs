@@ -753,7 +753,10 @@ async fn text_with_a_nul_character_is_refused_and_the_rest_applies(app: TestApp)
     let visit = visit
         .set("follow_up", json!("下周\u{0}再来"))
         .set("observations", json!({"home": {"note": "ok\u{0}"}}))
-        .add("needs", json!({"id": "n1", "area": "living", "note": "米\u{0}"}))
+        .add(
+            "needs",
+            json!({"id": "n1", "area": "living", "note": "米\u{0}"}),
+        )
         .add("needs", json!({"id": "n2", "area": "study"}))
         .set("location", json!("村委会"))
         .build();
@@ -780,7 +783,9 @@ async fn text_with_a_nul_character_is_refused_and_the_rest_applies(app: TestApp)
     );
     assert!(matches!(answer.results[1], MutationResult::Applied { .. }));
     phone.pull_all(&app).await;
-    let stored = phone.get(Entity::Visit, visit_id).expect("the visit applied");
+    let stored = phone
+        .get(Entity::Visit, visit_id)
+        .expect("the visit applied");
     assert_eq!(stored.get_str("location"), Some("村委会"));
     assert_eq!(stored.get_str("follow_up"), None);
     let needs = stored.fields["needs"].value();

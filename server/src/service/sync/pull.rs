@@ -102,6 +102,12 @@ pub(crate) fn made_before_restore(text: &str, caller: &AuthUser, state: &AppStat
         .is_ok_and(|cursor| *cursor.epoch != *state.epoch)
 }
 
+/// The change-log position a cursor this server made for the caller
+/// stands at (a WatermelonDB pull answers it as its `timestamp`).
+pub(crate) fn position(text: &str, caller: &AuthUser, state: &AppState) -> AppResult<i64> {
+    Cursor::parse(text, caller.user_id, &state.jwt).map(|cursor| cursor.seq)
+}
+
 pub async fn pull(
     state: &AppState,
     caller: &AuthUser,

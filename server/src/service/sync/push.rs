@@ -343,8 +343,8 @@ async fn apply(
         entity: mutation.entity.as_str().to_owned(),
         record_id: mutation.record_id,
         outcome: {
-            let mut stored = serde_json::to_value(&result)
-                .map_err(|err| AppError::Internal(err.to_string()))?;
+            let mut stored =
+                serde_json::to_value(&result).map_err(|err| AppError::Internal(err.to_string()))?;
             sync_core::rules::replace_nul(&mut stored);
             stored
         },
