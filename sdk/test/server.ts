@@ -188,3 +188,25 @@ export async function supervisorFor(baseUrl: string, visitId: string): Promise<R
 export function backends(): ('sqlite' | 'postgres')[] {
   return process.env['SEEDLING_TEST_POSTGRES'] ? ['sqlite', 'postgres'] : ['sqlite'];
 }
+
+/** A `fetch` that can be cut off (no signal) and told to drop answers after the server handled them (the adapters' tests). */
+export class Network {
+  offline = false;
+  requests: string[] = [];
+  /** Called with each request; a `true` answer drops the response after the server handled it. */
+  dropAfterCommit: ((url: string, init?: RequestInit) => boolean) | null = null;
+  dropped = 0;
+
+  readonly fetch: typeof fetch = async (input, init) => {
+    const url = String(input);
+    if (this.offline) throw new TypeError('no signal');
+    this.requests.push(`${init?.method ?? 'GET'} ${url}`);
+    const res = await fetch(input, init);
+    if (this.dropAfterCommit?.(url, init)) {
+      await res.arrayBuffer();
+      this.dropped += 1;
+      throw new TypeError('the connection dropped before the answer arrived');
+    }
+    return res;
+  };
+}

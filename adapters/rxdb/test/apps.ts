@@ -19,32 +19,12 @@ import {
   seedlingSchemas,
   type ScopeChecksum,
 } from '../src/index.ts';
-import { PASSWORD } from '../../../sdk/test/server.ts';
+import { Network, PASSWORD } from '../../../sdk/test/server.ts';
+
+export { Network };
 
 export const RECORD_COLLECTIONS = ['children', 'visits', 'case_plan_items'] as const;
 const ALL = [...RECORD_COLLECTIONS, 'conflicts'] as const;
-
-/** A `fetch` that can be cut off (no signal) and told to drop answers. */
-export class Network {
-  offline = false;
-  requests: string[] = [];
-  /** Called with each request; a `true` answer drops the response after the server handled it. */
-  dropAfterCommit: ((url: string, init?: RequestInit) => boolean) | null = null;
-  dropped = 0;
-
-  readonly fetch: typeof fetch = async (input, init) => {
-    const url = String(input);
-    if (this.offline) throw new TypeError('no signal');
-    this.requests.push(`${init?.method ?? 'GET'} ${url}`);
-    const res = await fetch(input, init);
-    if (this.dropAfterCommit?.(url, init)) {
-      await res.arrayBuffer();
-      this.dropped += 1;
-      throw new TypeError('the connection dropped before the answer arrived');
-    }
-    return res;
-  };
-}
 
 export interface App {
   db: RxDatabase;
