@@ -187,7 +187,7 @@ async fn a_bootstrap_in_bounded_answers_holds_what_the_native_pull_holds(app: Te
 
     // Nothing new: an empty answer at the same position.
     let (_, again) = wm_pull(&app, &native, at.as_ref(), 2).await;
-    assert_eq!(held(&[again.clone()]), BTreeMap::new());
+    assert_eq!(held(std::slice::from_ref(&again)), BTreeMap::new());
     assert_eq!(again["has_more"], false);
 
     // A cursor and a timestamp that do not belong together are refused.
