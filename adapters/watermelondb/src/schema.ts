@@ -6,7 +6,7 @@
  * - `id`: the record's UUID (made on the device: {@link setupSeedling}
  *   makes WatermelonDB's id generator a UUID one);
  * - `server_version`: the server's version of the record, the base of the
- *   next edit (0 until the server has it); never write it;
+ *   next edit (null until the server has it); never write it;
  * - `field_clocks`: JSON text, field → the HLC text of its last write,
  *   kept by the model classes ({@link SeedlingModel}); never write it.
  *

@@ -122,9 +122,12 @@ export const seedlingConflictResolver: SyncConflictResolver = (table, local, rem
   // one without local changes takes the server's copy whole.
   if (l['_status'] !== 'created' && l['_status'] !== 'updated') return resolved;
   if (l['_status'] === 'created') {
-    const changed = fields.filter((c) => !same(l[c], r[c]));
+    // A column is this device's change only if written here after the
+    // server's copy of it (HLC texts compare in clock order); any other
+    // difference is an edit made elsewhere since, which must stand.
     const clocks = clocksOf(r);
     const mine = clocksOf(l);
+    const changed = fields.filter((c) => !same(l[c], r[c]) && !!mine[c] && mine[c]! > (clocks[c] ?? ''));
     for (const c of fields) out[c] = changed.includes(c) ? l[c] : r[c];
     for (const c of changed) if (mine[c]) clocks[c] = mine[c];
     out['server_version'] = r['server_version'];
@@ -219,102 +222,150 @@ interface PullAnswer {
  * {@link SeedlingSyncError} on a failed request (nothing is lost: what was
  * not pushed stays local and goes at the next call). `401 token_expired`:
  * refresh the token; `403 device_revoked`: wipe the database
- * (`database.unsafeResetDatabase()`); `409 server_restored`: see
+ * (`database.write(() => database.unsafeResetDatabase())`); `409 server_restored`: see
  * docs/ADAPTERS.md.
  */
 export async function syncSeedling(database: Database, options: SeedlingSyncOptions): Promise<SyncReport> {
   const limit = options.limit ?? 2000;
-  const chunk = Math.max(1, options.pushChunk ?? 200);
+  const chunk = Math.min(500, Math.max(1, options.pushChunk ?? 200));
   const report: SyncReport = { rounds: 0, pulled: 0, results: [], scopeChecksum: null };
   for (let round = 0; round < (options.maxRounds ?? 50); round++) {
     let again = false;
-    // Deletions held back in this round for records with unpushed edits.
-    let heldBack = emptyPending();
+    let more = false;
+    // What to apply after this round: deletions (never given to
+    // synchronize(), which would destroy records with unpushed edits) and
+    // the server's copies a push answered (applied at the next pull).
+    let pending = emptyPending();
     report.rounds += 1;
-    await synchronize({
-      database,
-      sendCreatedAsUpdated: true,
-      conflictResolver: seedlingConflictResolver,
-      pullChanges: async ({ lastPulledAt }: SyncPullArgs) => {
-        const cursors = ((await database.localStorage.get<Record<string, string>>(CURSORS)) ?? {}) as Record<string, string>;
-        const cursor = lastPulledAt ? cursors[String(lastPulledAt)] : undefined;
-        let path = `/api/v1/watermelon/pull?limit=${limit}`;
-        if (lastPulledAt && cursor) path += `&last_pulled_at=${lastPulledAt}&cursor=${encodeURIComponent(cursor)}`;
-        const answer = await call<PullAnswer>(options, 'GET', path);
-        const pending = ((await database.localStorage.get<Pending>(PENDING)) ?? emptyPending()) as Pending;
-        heldBack = emptyPending();
-        const changes: Record<string, TableChangeSet> = {};
-        for (const table of TABLES) {
-          const pulled = answer.changes[table] ?? { created: [], updated: [], deleted: [] };
-          const seen = new Set([...pulled.updated.map((raw) => String(raw['id'])), ...pulled.deleted]);
-          const stash = pending[table] ?? { updated: [], deleted: [] };
-          const deleted = [...pulled.deleted, ...stash.deleted.filter((id) => !seen.has(id))];
-          const candidates = stash.updated.filter((raw) => !seen.has(String(raw['id'])));
-          const local = await localStatus(database, table, [...deleted, ...candidates.map((raw) => String(raw['id']))]);
-          // A stashed copy older than what is held now is not applied.
-          const updated = [
-            ...pulled.updated,
-            ...candidates.filter((raw) => {
-              const held = local.get(String(raw['id']));
-              return !held || Number(held['server_version'] ?? 0) <= Number(raw['server_version'] ?? 0);
-            }),
-          ];
-          for (const raw of updated) observeClocks(database, raw['field_clocks']);
-          const destroy: string[] = [];
-          for (const id of deleted) {
-            const status = local.get(id)?.['_status'];
-            if (status === 'created' || status === 'updated') heldBack[table].deleted.push(id);
-            else destroy.push(id);
-          }
-          changes[table] = { created: [], updated: updated as any[], deleted: destroy };
-          report.pulled += updated.length + destroy.length;
-        }
-        cursors[String(answer.timestamp)] = answer.cursor;
-        // Keep the latest few: an answer that failed to apply leaves the
-        // previous timestamp in place, and its cursor with it.
-        const kept = Object.keys(cursors).map(Number).sort((a, b) => b - a).slice(0, 4);
-        await database.localStorage.set(CURSORS, Object.fromEntries(kept.map((t) => [String(t), cursors[String(t)]!])));
-        report.scopeChecksum = answer.scope_checksum;
-        if (answer.has_more) again = true;
-        return { changes: changes as SyncDatabaseChangeSet, timestamp: answer.timestamp };
-      },
-      onDidPullChanges: async () => {
-        await database.localStorage.set(PENDING, heldBack);
-      },
-      pushChanges: async ({ changes }: SyncPushArgs) => {
-        const tables = Object.keys(changes).filter(isSeedlingTable);
-        const rows: { table: SeedlingTable; kind: 'created' | 'updated' | 'deleted'; item: unknown }[] = [];
-        for (const table of tables) {
-          const set = (changes as Record<string, TableChangeSet>)[table]!;
-          const versions = await deletedVersions(database, table, set.deleted);
-          for (const raw of set.created) rows.push({ table, kind: 'created', item: raw });
-          for (const raw of set.updated) rows.push({ table, kind: 'updated', item: raw });
-          for (const id of set.deleted) rows.push({ table, kind: 'deleted', item: { id, server_version: versions.get(id) ?? null } });
-        }
-        // The next round's pull brings what this push wrote, with its new
-        // `server_version`: the base of the next edit.
-        if (rows.length) again = true;
-        const back = heldBack;
-        for (let i = 0; i < rows.length; i += chunk) {
-          const body: Record<string, { created: unknown[]; updated: unknown[]; deleted: unknown[] }> = {};
-          for (const row of rows.slice(i, i + chunk)) {
-            (body[row.table] ??= { created: [], updated: [], deleted: [] })[row.kind].push(row.item);
-          }
-          const answer = await call<{ results: MutationResult[]; changes: PullAnswer['changes'] }>(options, 'POST', '/api/v1/watermelon/push', { changes: body });
-          report.results.push(...answer.results);
+    try {
+      await synchronize({
+        database,
+        sendCreatedAsUpdated: true,
+        conflictResolver: seedlingConflictResolver,
+        pullChanges: async ({ lastPulledAt }: SyncPullArgs) => {
+          const cursors = ((await database.localStorage.get<Record<string, string>>(CURSORS)) ?? {}) as Record<string, string>;
+          const cursor = lastPulledAt ? cursors[String(lastPulledAt)] : undefined;
+          let path = `/api/v1/watermelon/pull?limit=${limit}`;
+          if (lastPulledAt && cursor) path += `&last_pulled_at=${lastPulledAt}&cursor=${encodeURIComponent(cursor)}`;
+          const answer = await call<PullAnswer>(options, 'GET', path);
+          const stashed = ((await database.localStorage.get<Pending>(PENDING)) ?? emptyPending()) as Pending;
+          pending = emptyPending();
+          const changes: Record<string, TableChangeSet> = {};
           for (const table of TABLES) {
-            const returned = answer.changes[table];
-            if (!returned) continue;
-            if (returned.updated.length || returned.deleted.length) again = true;
-            back[table].updated.push(...returned.updated);
-            back[table].deleted.push(...returned.deleted);
+            const pulled = answer.changes[table] ?? { created: [], updated: [], deleted: [] };
+            const seen = new Set([...pulled.updated.map((raw) => String(raw['id'])), ...pulled.deleted]);
+            const stash = stashed[table] ?? { updated: [], deleted: [] };
+            pending[table].deleted = [...pulled.deleted, ...stash.deleted.filter((id) => !seen.has(id))];
+            const candidates = stash.updated.filter((raw) => !seen.has(String(raw['id'])));
+            const local = await localStatus(database, table, candidates.map((raw) => String(raw['id'])));
+            // A stashed copy older than what is held now is not applied.
+            const updated = [
+              ...pulled.updated,
+              ...candidates.filter((raw) => {
+                const held = local.get(String(raw['id']));
+                return !held || Number(held['server_version'] ?? 0) <= Number(raw['server_version'] ?? 0);
+              }),
+            ];
+            for (const raw of updated) observeClocks(database, raw['field_clocks']);
+            changes[table] = { created: [], updated: updated as any[], deleted: [] };
+            report.pulled += updated.length;
           }
-        }
-        await database.localStorage.set(PENDING, back);
-      },
-    });
-    for (const table of TABLES) if (heldBack[table].deleted.length || heldBack[table].updated.length) again = true;
-    if (!again) return report;
+          cursors[String(answer.timestamp)] = answer.cursor;
+          // Keep the latest few, and the one in use: an answer that failed
+          // to apply leaves the previous timestamp in place.
+          const kept = new Set(Object.keys(cursors).map(Number).sort((a, b) => b - a).slice(0, 4));
+          if (lastPulledAt && cursor) kept.add(lastPulledAt);
+          await database.localStorage.set(CURSORS, Object.fromEntries([...kept].map((t) => [String(t), cursors[String(t)]!])));
+          report.scopeChecksum = answer.scope_checksum;
+          more = answer.has_more;
+          return { changes: changes as SyncDatabaseChangeSet, timestamp: answer.timestamp };
+        },
+        onDidPullChanges: async () => {
+          // With the pull applied: its deletions must outlive a crash.
+          await database.localStorage.set(PENDING, pending);
+        },
+        pushChanges: async ({ changes }: SyncPushArgs) => {
+          // Nothing is pushed until the log is read to its end: a record
+          // created here whose answer was lost must come back first.
+          if (more) throw new DeferPush();
+          const rows: { table: SeedlingTable; kind: 'created' | 'updated' | 'deleted'; item: unknown; urgent: boolean }[] = [];
+          // Children before the visits and plan items that name them.
+          for (const table of TABLES) {
+            const set = (changes as Record<string, TableChangeSet>)[table];
+            if (!set) continue;
+            const versions = await deletedVersions(database, table, set.deleted);
+            for (const raw of set.created) rows.push({ table, kind: 'created', item: raw, urgent: isUrgent(raw) });
+            for (const raw of set.updated) rows.push({ table, kind: 'updated', item: raw, urgent: isUrgent(raw) });
+            for (const id of set.deleted) rows.push({ table, kind: 'deleted', item: { id, server_version: versions.get(id) ?? null }, urgent: false });
+          }
+          // Urgent risk flags first, across requests too (the server puts
+          // them first within one).
+          rows.sort((a, b) => Number(b.urgent) - Number(a.urgent));
+          // The next round's pull brings what this push wrote, with its new
+          // `server_version`: the base of the next edit.
+          if (rows.length) again = true;
+          for (let i = 0; i < rows.length; i += chunk) {
+            const body: Record<string, { created: unknown[]; updated: unknown[]; deleted: unknown[] }> = {};
+            for (const row of rows.slice(i, i + chunk)) {
+              (body[row.table] ??= { created: [], updated: [], deleted: [] })[row.kind].push(row.item);
+            }
+            const answer = await call<{ results: MutationResult[]; changes: PullAnswer['changes'] }>(options, 'POST', '/api/v1/watermelon/push', { changes: body });
+            report.results.push(...answer.results);
+            for (const table of TABLES) {
+              const returned = answer.changes[table];
+              if (!returned) continue;
+              pending[table].updated.push(...returned.updated);
+              pending[table].deleted.push(...returned.deleted);
+            }
+            await database.localStorage.set(PENDING, pending);
+          }
+        },
+      });
+    } catch (error) {
+      if (!(error instanceof DeferPush)) throw error;
+    }
+    pending = await applyDeletions(database, pending, report);
+    for (const table of TABLES) if (pending[table].deleted.length || pending[table].updated.length) again = true;
+    if (!again && !more) return report;
   }
   return report;
+}
+
+/** Thrown by pushChanges to end a round after its pull (more to pull first). */
+class DeferPush extends Error {}
+
+function isUrgent(raw: Raw): boolean {
+  const flags = raw['risk_flags'];
+  if (typeof flags !== 'string' || !flags) return false;
+  try {
+    return (JSON.parse(flags) as { urgent?: unknown }[]).some((flag) => flag?.urgent === true);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Destroys the records pending deletion that hold no unpushed edits, in
+ * one writer (so no edit can slip in between the check and the destroy);
+ * a record with edits keeps its deletion pending until they are pushed.
+ * Answers what is still pending, which is also stored.
+ */
+async function applyDeletions(database: Database, pending: Pending, report: SyncReport): Promise<Pending> {
+  const left = emptyPending();
+  await database.write(async () => {
+    const doomed = [];
+    for (const table of TABLES) {
+      left[table].updated = pending[table].updated;
+      const ids = [...new Set(pending[table].deleted)];
+      if (!ids.length) continue;
+      for (const record of await database.get(table).query(Q.where('id', Q.oneOf(ids))).fetch()) {
+        if (record._raw._status === 'synced') doomed.push(record.prepareDestroyPermanently());
+        else left[table].deleted.push(record.id);
+      }
+    }
+    if (doomed.length) await database.batch(doomed);
+    report.pulled += doomed.length;
+    await database.localStorage.set(PENDING, left);
+  }, 'seedling-apply-deletions');
+  return left;
 }
