@@ -85,6 +85,11 @@ impl VisitCheck {
     }
 }
 
+/// The most `possible_duplicate` flags one visit gets: the first few
+/// other same-day visits say it as well as all of them would, and each
+/// flag is a row in the supervisor's queue.
+pub const MAX_DUPLICATE_FLAGS: usize = 5;
+
 /// The date-time of a visit (`visited_at`), if present and well-formed.
 pub fn visited_at(visit: &Record) -> Option<DateTime<FixedOffset>> {
     DateTime::parse_from_rfc3339(visit.get_str("visited_at")?).ok()
@@ -144,15 +149,18 @@ pub fn check_visit(
     let device = visit
         .get_str("device_id")
         .and_then(|s| Uuid::try_parse(s).ok());
-    for o in others {
-        if o.visit_id != visit.id
-            && o.visited_on == day
-            && (device.is_none() || o.device_id.is_none() || o.device_id != device)
-        {
-            out.flags.push(Flag::PossibleDuplicate {
-                other_visit_id: o.visit_id,
-            });
-        }
+    let duplicates = others
+        .iter()
+        .filter(|o| {
+            o.visit_id != visit.id
+                && o.visited_on == day
+                && (device.is_none() || o.device_id.is_none() || o.device_id != device)
+        })
+        .take(MAX_DUPLICATE_FLAGS);
+    for o in duplicates {
+        out.flags.push(Flag::PossibleDuplicate {
+            other_visit_id: o.visit_id,
+        });
     }
     out
 }

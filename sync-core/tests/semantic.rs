@@ -9,8 +9,8 @@ use sync_core::{
     record::{Entity, Record},
     rules::{Role, rules_for},
     semantic::{
-        ChildFacts, DEFAULT_FUTURE_TOLERANCE_MS, DueInput, DueStatus, OtherVisit, VisitIntervals,
-        check_visit, due_status,
+        ChildFacts, DEFAULT_FUTURE_TOLERANCE_MS, DueInput, DueStatus, MAX_DUPLICATE_FLAGS,
+        OtherVisit, VisitIntervals, check_visit, due_status,
     },
     testing::{MutationBuilder as M, actor, child_create, hlc, ids, stored, stored_visit},
 };
@@ -97,6 +97,34 @@ fn a_visit_after_exit_or_transfer_is_kept_and_flagged() {
         &Calendar::default(),
     );
     assert!(c.flags.is_empty(), "a visit before the transfer is fine");
+}
+
+#[test]
+fn possible_duplicates_are_flagged_at_most_a_few_times_however_many_visits_that_day() {
+    // A thousand visits from another phone that day: a handful of flags
+    // say "possible duplicate" as well as a thousand would, and each flag
+    // is a row in the supervisor's queue.
+    let others: Vec<OtherVisit> = (1..=1000u128)
+        .map(|n| OtherVisit {
+            visit_id: Uuid::from_u128(n << 8),
+            device_id: Some(Uuid::from_u128(0x0b)),
+            visited_on: d("2026-03-02"),
+        })
+        .collect();
+    let c = check_visit(
+        &visit_at("2026-03-02T10:30:00+08:00"),
+        &facts(),
+        &others,
+        NOW_MS,
+        DEFAULT_FUTURE_TOLERANCE_MS,
+        &Calendar::default(),
+    );
+    let flagged: Vec<&Flag> = c
+        .flags
+        .iter()
+        .filter(|f| matches!(f, Flag::PossibleDuplicate { .. }))
+        .collect();
+    assert_eq!(flagged.len(), MAX_DUPLICATE_FLAGS);
 }
 
 #[test]
