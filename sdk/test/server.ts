@@ -210,3 +210,48 @@ export class Network {
     return res;
   };
 }
+
+interface Wire {
+  entity: string;
+  id: string;
+  version: number;
+  tombstone?: unknown;
+}
+
+/** What the native pull gives a fresh device of `username`: live records (`entity:id` → version) and the scope checksum (the adapters' tests compare with it). */
+export async function nativeBootstrap(baseUrl: string, username: string) {
+  const c = await RawClient.signIn(baseUrl, username);
+  const held = new Map<string, number>();
+  let cursor: string | null = null;
+  let checksum: unknown = null;
+  for (;;) {
+    const q: string = `/api/v1/sync/pull?protocol_version=1&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const page = await c.ok<{ changes: Wire[]; purges?: { entity: string; record_id: string }[]; next_cursor: string; has_more: boolean; scope_checksum: unknown }>('GET', q);
+    for (const r of page.changes) {
+      if (r.tombstone) held.delete(`${r.entity}:${r.id}`);
+      else held.set(`${r.entity}:${r.id}`, r.version);
+    }
+    for (const p of page.purges ?? []) held.delete(`${p.entity}:${p.record_id}`);
+    cursor = page.next_cursor;
+    checksum = page.scope_checksum;
+    if (!page.has_more) break;
+  }
+  return { held, checksum };
+}
+
+/** A clock text for `deviceId` at the wall time now. */
+export function nowHlc(deviceId: string): string {
+  return `${String(Date.now()).padStart(15, '0')}-00000000-${deviceId.replace(/-/g, '')}`;
+}
+
+export interface ConflictRow {
+  record_id: string;
+  kind: string;
+  field?: string | null;
+}
+
+/** The conflict-queue rows about `recordId` that `sup` sees. */
+export async function queue(sup: RawClient, recordId: string): Promise<ConflictRow[]> {
+  const page = await sup.ok<{ conflicts: (ConflictRow & Record<string, unknown>)[] }>('GET', '/api/v1/conflicts?status=all&limit=200');
+  return page.conflicts.filter((c) => c.record_id === recordId);
+}

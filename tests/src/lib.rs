@@ -237,6 +237,18 @@ where
     assert!(waited.is_ok(), "gave up waiting for {what}");
 }
 
+/// `text` percent-encoded for a query string (unreserved bytes kept).
+pub fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Asserts the standard error envelope with the given status and code.
 pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
     assert_eq!(status, expected, "unexpected status; body: {body}");

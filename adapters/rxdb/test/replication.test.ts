@@ -7,53 +7,9 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 
-import { RawClient, backends, startServer, supervisorFor, type TestServer } from '../../../sdk/test/server.ts';
+import { RawClient, backends, nativeBootstrap, nowHlc, queue, startServer, supervisorFor, type ConflictRow, type TestServer } from '../../../sdk/test/server.ts';
 import { Network, openApp, until, type App } from './apps.ts';
 
-interface Wire {
-  entity: string;
-  id: string;
-  version: number;
-  tombstone?: unknown;
-}
-
-/** What the native pull gives a fresh device of `username`: live records and the scope checksum. */
-async function nativeBootstrap(baseUrl: string, username: string) {
-  const c = await RawClient.signIn(baseUrl, username);
-  const held = new Map<string, number>();
-  let cursor: string | null = null;
-  let checksum: unknown = null;
-  for (;;) {
-    const q: string = `/api/v1/sync/pull?protocol_version=1&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-    const page = await c.ok<{ changes: Wire[]; purges?: { entity: string; record_id: string }[]; next_cursor: string; has_more: boolean; scope_checksum: unknown }>('GET', q);
-    for (const r of page.changes) {
-      if (r.tombstone) held.delete(`${r.entity}:${r.id}`);
-      else held.set(`${r.entity}:${r.id}`, r.version);
-    }
-    for (const p of page.purges ?? []) held.delete(`${p.entity}:${p.record_id}`);
-    cursor = page.next_cursor;
-    checksum = page.scope_checksum;
-    if (!page.has_more) break;
-  }
-  return { held, checksum };
-}
-
-function nowHlc(deviceId: string): string {
-  return `${String(Date.now()).padStart(15, '0')}-00000000-${deviceId.replace(/-/g, '')}`;
-}
-
-interface ConflictRow {
-  record_id: string;
-  kind: string;
-  field?: string | null;
-}
-
-async function queue(sup: RawClient, recordId: string): Promise<ConflictRow[]> {
-  const page = await sup.ok<{ conflicts: (ConflictRow & Record<string, unknown>)[] }>('GET', '/api/v1/conflicts?status=all&limit=200');
-  return page.conflicts.filter((c) => c.record_id === recordId);
-}
-
-/** A visit of the app's own making, written through RxDB like an app would. */
 async function newVisit(app: App, childId: string, extra: Record<string, unknown> = {}) {
   const id = globalThis.crypto.randomUUID();
   await app.db.collections['visits']!.insert({

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use reqwest::{Method, StatusCode};
-use seedling_tests::{Device, Fixture, TestApp, assert_error, on_both_backends};
+use seedling_tests::{Device, Fixture, TestApp, assert_error, on_both_backends, url_encode};
 use serde_json::{Value, json};
 use sync_core::record::Entity;
 use uuid::Uuid;
@@ -30,24 +30,13 @@ async fn rx_pull(
 ) -> (Vec<Value>, Option<String>) {
     let mut path = format!("/api/v1/rxdb/{collection}/pull?batchSize={batch}");
     if let Some(cursor) = cursor {
-        path.push_str(&format!("&checkpoint={}", urlencode(cursor)));
+        path.push_str(&format!("&checkpoint={}", url_encode(cursor)));
     }
     let (status, body) = app.call(Method::GET, &path, Some(&phone.token), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let documents = body["documents"].as_array().expect("documents").clone();
     let cursor = body["checkpoint"]["cursor"].as_str().map(str::to_owned);
     (documents, cursor)
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Every batch of a collection as RxDB reads them: until one is short.

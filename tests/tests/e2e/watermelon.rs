@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use reqwest::{Method, StatusCode};
-use seedling_tests::{Device, Fixture, TestApp, assert_error, on_both_backends};
+use seedling_tests::{Device, Fixture, TestApp, assert_error, on_both_backends, url_encode};
 use serde_json::{Value, json};
 use sync_core::record::Entity;
 use uuid::Uuid;
@@ -19,17 +19,6 @@ on_both_backends!(
     what_a_push_did_not_apply_comes_back_as_changes,
     a_transfer_reaches_the_old_village_as_deletions,
 );
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// One pull after `at` (`(timestamp, cursor)`).
 async fn wm_pull(
@@ -42,7 +31,7 @@ async fn wm_pull(
     if let Some((timestamp, cursor)) = at {
         path.push_str(&format!(
             "&last_pulled_at={timestamp}&cursor={}",
-            encode(cursor)
+            url_encode(cursor)
         ));
     }
     app.call(Method::GET, &path, Some(&phone.token), None).await
