@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Tests the uniffi bindings of seedling-ffi and does its own set-up:
 #
-# 1. builds libseedling_ffi.so and the server (`seedling`, unless
-#    $SEEDLING_BIN names one);
+# 1. builds libseedling_ffi.so, uniffi-bindgen and the server with
+#    scripts/build (nothing to do after scripts/test's build; the server
+#    is $SEEDLING_BIN when that names one);
 # 2. generates the Python bindings with the crate's own uniffi-bindgen
 #    (library mode) and runs bindings/tests/test_bindings.py with
 #    `python3 -m unittest` (standard library only): a phone synced through
@@ -24,14 +25,11 @@ target="${CARGO_TARGET_DIR:-$PWD/target}"
 out="$(mktemp -d "${TMPDIR:-/tmp}/seedling-ffi-bindings.XXXXXX")"
 trap 'rm -rf "$out"' EXIT
 
-echo "== bindings: cargo build -p seedling-ffi"
-cargo build --locked -p seedling-ffi --lib --bin uniffi-bindgen
+echo "== bindings: the library, its generator and the server (scripts/build)"
+scripts/build
 lib="$target/debug/libseedling_ffi.so"
 bindgen="$target/debug/uniffi-bindgen"
-if [ -z "${SEEDLING_BIN:-}" ]; then
-  cargo build --locked -p seedling-server --bin seedling
-  export SEEDLING_BIN="$target/debug/seedling"
-fi
+export SEEDLING_BIN="${SEEDLING_BIN:-$target/debug/seedling}"
 
 for language in python kotlin swift; do
   "$bindgen" generate --library "$lib" --language "$language" --out-dir "$out/$language" >/dev/null
