@@ -182,7 +182,8 @@ impl Store {
         }
         let view = outcome
             .record
-            .ok_or_else(|| store::corrupt("a local edit produced no record"))?;
+            .ok_or_else(|| store::corrupt("a local edit produced no record"))?
+            .into_owned();
         let queued = outbox::enqueue(&mut tx, &mutation).await?;
         let shadow = row.and_then(|r| r.shadow);
         if queued == Queued::Cancelled && shadow.is_none() {

@@ -200,15 +200,16 @@ fn apply_push(state: &mut State, request: PushRequest) -> Result<PushResponse, T
         admit(&mut m, &mut state.clock, now);
         let key = (m.entity, m.record_id);
         let outcome = merge(rules_for(m.entity), state.records.get(&key), &m, &actor);
+        let result = MutationResult::from_outcome(&m, &outcome);
         if outcome.changed
-            && let Some(record) = outcome.record.clone()
+            && let Some(record) = outcome.record
         {
+            let record = record.into_owned();
             state.records.insert(key, record);
             let seq = state.log.len() as u64 + 1;
             state.log.push((seq, LogEntry::Change(key.0, key.1)));
             state.mutations_applied += 1;
         }
-        let result = MutationResult::from_outcome(&m, &outcome);
         state.results.insert(m.mutation_id, result.clone());
         results.push(result);
     }

@@ -10,7 +10,7 @@
 //! seen its own edits), and removing an item the device itself added is
 //! honoured.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
 use sync_core::{
     merge::{MergeOutcome, Verdict, merge},
@@ -42,11 +42,13 @@ pub fn normalise(mut record: Record, base: u64) -> Record {
 /// versions are first capped at the mutation's base, so the merge is a
 /// fast-forward; authority, required fields and locks are still checked.
 /// Returns the merge outcome with its record normalised.
-pub fn apply_local(current: Option<&Record>, m: &Mutation, actor: &Actor) -> MergeOutcome {
+pub fn apply_local(current: Option<&Record>, m: &Mutation, actor: &Actor) -> MergeOutcome<'static> {
     let rules = rules_for(m.entity);
     let capped = current.map(|r| normalise(r.clone(), m.base_version));
-    let mut out = merge(rules, capped.as_ref(), m, actor);
-    out.record = out.record.map(|r| normalise(r, m.base_version));
+    let mut out = merge(rules, capped.as_ref(), m, actor).into_owned();
+    out.record = out
+        .record
+        .map(|r| Cow::Owned(normalise(r.into_owned(), m.base_version)));
     out
 }
 
@@ -86,8 +88,9 @@ pub fn rebuild(
     let mut view = shadow.cloned();
     for m in pending {
         let out = merge(rules_for(m.entity), view.as_ref(), m, actor);
-        if !out.is_rejected() {
-            view = out.record;
+        // Unchanged, the record is `view` itself, borrowed.
+        if !out.is_rejected() && (out.changed || view.is_none()) {
+            view = out.record.map(Cow::into_owned);
         }
     }
     view.map(|r| normalise(r, base))

@@ -61,7 +61,7 @@
 //!     ("location", FieldChange::set(t, json!("home"))),
 //!     ("review_status", FieldChange::set(t, json!("draft"))),
 //! ]);
-//! let v1 = merge(rules, None, &create, &director).record.unwrap();
+//! let v1 = merge(rules, None, &create, &director).record.unwrap().into_owned();
 //! assert_eq!(v1.version, 1);
 //!
 //! // Both phones have version 1. Offline, A changes the location; a minute
@@ -79,7 +79,7 @@
 //! assert!(!admit(&mut pushed_b, &mut server, now + 200_000)); // clock not skewed
 //! let v2 = merge(rules, Some(&v1), &pushed_b, &director);
 //! assert_eq!(v2.verdict, Verdict::Applied);
-//! let after_a = merge(rules, v2.record.as_ref(), &edit_a, &director);
+//! let after_a = merge(rules, v2.record(), &edit_a, &director);
 //! assert_eq!(after_a.verdict, Verdict::Merged);
 //!
 //! let record = after_a.record.unwrap();
@@ -91,7 +91,7 @@
 //!
 //! // What phone A is told: merged, its only change lost (and kept in the
 //! // conflict), so the record stays at version 2.
-//! let answer = MutationResult::from_outcome(&edit_a, &merge(rules, v2.record.as_ref(), &edit_a, &director));
+//! let answer = MutationResult::from_outcome(&edit_a, &merge(rules, v2.record(), &edit_a, &director));
 //! assert!(matches!(answer, MutationResult::Merged { version: 2, .. }));
 //! ```
 

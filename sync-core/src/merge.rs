@@ -26,6 +26,8 @@
 mod fields;
 mod outcome;
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 pub use outcome::{
@@ -62,12 +64,12 @@ pub fn admit(mutation: &mut Mutation, clock: &mut HlcClock, now_ms: u64) -> bool
 
 /// Merges `mutation` by `actor` into `current` (the stored record, `None`
 /// if the server has none) under `rules`.
-pub fn merge(
+pub fn merge<'a>(
     rules: &EntityRules,
-    current: Option<&Record>,
+    current: Option<&'a Record>,
     mutation: &Mutation,
     actor: &Actor,
-) -> MergeOutcome {
+) -> MergeOutcome<'a> {
     if mutation.entity != rules.entity
         || current.is_some_and(|r| r.entity != mutation.entity || r.id != mutation.record_id)
     {
@@ -122,12 +124,12 @@ fn is_locked(rules: &EntityRules, rec: &Record) -> bool {
         .is_some_and(|l| !rec.is_deleted() && rec.get_str(l.field) == Some(l.value))
 }
 
-fn merge_write(
+fn merge_write<'a>(
     rules: &EntityRules,
-    current: Option<&Record>,
+    current: Option<&'a Record>,
     m: &Mutation,
     actor: &Actor,
-) -> MergeOutcome {
+) -> MergeOutcome<'a> {
     let author = author_of(rules, current, m);
     let Some(cur) = current else {
         if m.op == Op::Update {
@@ -201,13 +203,13 @@ fn merge_write(
 /// the record's author who proposed it, so every field rule still holds.
 /// The lock field and the other review fields never change here: the record
 /// stays locked.
-pub fn accept_amendment(
+pub fn accept_amendment<'a>(
     rules: &EntityRules,
-    current: &Record,
+    current: &'a Record,
     mutation: &Mutation,
     reviewer: &Actor,
     author: &Actor,
-) -> MergeOutcome {
+) -> MergeOutcome<'a> {
     let Some(lock) = rules.lock else {
         return MergeOutcome::rejected(
             Some(current),
@@ -276,12 +278,12 @@ fn changed_since(rec: &Record, base: u64, except: &[&str]) -> bool {
     })
 }
 
-fn merge_delete(
+fn merge_delete<'a>(
     rules: &EntityRules,
-    current: Option<&Record>,
+    current: Option<&'a Record>,
     m: &Mutation,
     actor: &Actor,
-) -> MergeOutcome {
+) -> MergeOutcome<'a> {
     let Some(cur) = current else {
         return MergeOutcome::rejected(None, Reason::RecordNotFound, "no such record");
     };
@@ -304,7 +306,7 @@ fn merge_delete(
     }
     let mut out = MergeOutcome {
         verdict: Verdict::Applied,
-        record: Some(cur.clone()),
+        record: Some(Cow::Borrowed(cur)),
         changed: false,
         applied: Vec::new(),
         conflicts: Vec::new(),
@@ -316,6 +318,7 @@ fn merge_delete(
     let new_version = cur.version + 1;
     if let Some(t) = cur.tombstone {
         if m.hlc > t.hlc {
+            let rec = rec.to_mut();
             rec.tombstone = Some(Tombstone {
                 hlc: m.hlc,
                 version: new_version,
@@ -359,6 +362,7 @@ fn merge_delete(
         out.verdict = Verdict::Merged;
     }
     if delete {
+        let rec = rec.to_mut();
         rec.tombstone = Some(Tombstone {
             hlc: m.hlc,
             version: new_version,
@@ -373,7 +377,7 @@ fn merge_delete(
 fn merge_flags(
     rules: &EntityRules,
     before: Option<&Record>,
-    out: &mut MergeOutcome,
+    out: &mut MergeOutcome<'_>,
     actor: &Actor,
 ) {
     if !out.changed {

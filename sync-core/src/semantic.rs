@@ -72,7 +72,7 @@ pub struct VisitCheck {
 impl VisitCheck {
     /// Folds the check into a merge outcome: a refusal turns it into a
     /// rejection with the record as it was before (`before`); flags are added.
-    pub fn apply(self, before: Option<&Record>, outcome: &mut MergeOutcome) {
+    pub fn apply<'a>(self, before: Option<&'a Record>, outcome: &mut MergeOutcome<'a>) {
         if let Some((reason, message)) = self.refusal {
             let mut rejected = MergeOutcome::rejected(before, reason, message);
             rejected.refusals = std::mem::take(&mut outcome.refusals);

@@ -206,7 +206,7 @@ pub fn plan_item_create(hlc: Hlc) -> MutationBuilder {
 pub fn stored(create: &Mutation, actor: &Actor) -> Record {
     let out = merge(rules_for(create.entity), None, create, actor);
     assert!(!out.is_rejected(), "create rejected: {:?}", out.verdict);
-    out.record.expect("created")
+    out.record.expect("created").into_owned()
 }
 
 /// The standard visit, stored at version 1 with the given review status.

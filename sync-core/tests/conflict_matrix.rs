@@ -25,10 +25,10 @@ fn visit_changed_on_server(field: &str, value: Value, server_wall: u64) -> Recor
         &actor(Role::Director),
     );
     assert!(out.changed);
-    out.record.unwrap()
+    out.record.unwrap().into_owned()
 }
 
-fn apply(rec: &Record, m: &sync_core::protocol::Mutation, role: Role) -> MergeOutcome {
+fn apply<'a>(rec: &'a Record, m: &sync_core::protocol::Mutation, role: Role) -> MergeOutcome<'a> {
     merge(rules_for(rec.entity), Some(rec), m, &actor(role))
 }
 
@@ -60,7 +60,7 @@ fn lww_register(
         None => m.set("follow_up", json!("call next week")),
     };
     let out = apply(&rec, &m.build(), Role::Director);
-    let after = out.record.unwrap();
+    let after = out.record.unwrap().into_owned();
     assert_eq!(after.get("location"), Some(json!(expected)));
     let conflict = out
         .conflicts
@@ -82,7 +82,10 @@ fn lww_tie_on_equal_clocks_is_broken_by_the_value() {
         .set("location", json!("zzz"))
         .build();
     let out = apply(&rec, &same_clock, Role::Director);
-    assert_eq!(out.record.unwrap().get("location"), Some(json!("zzz")));
+    assert_eq!(
+        out.record.unwrap().into_owned().get("location"),
+        Some(json!("zzz"))
+    );
     assert_eq!(out.conflicts[0].winner, Winner::Client);
 }
 
@@ -108,7 +111,7 @@ fn add_wins_set(
         let m = M::update(Entity::Visit, ids::VISIT, 1, hlc(2_000, 0xe1))
             .add("needs", json!({"id": id, "area": area}))
             .build();
-        rec = apply(&rec, &m, Role::Director).record.unwrap();
+        rec = apply(&rec, &m, Role::Director).record.unwrap().into_owned();
     }
     let mut m = M::update(Entity::Visit, ids::VISIT, 1, hlc(3_000, 0xc1));
     for (id, area) in client_add {
@@ -118,7 +121,7 @@ fn add_wins_set(
         m = m.remove("needs", id);
     }
     let out = apply(&rec, &m.build(), Role::Director);
-    let after = out.record.unwrap();
+    let after = out.record.unwrap().into_owned();
     let got: Vec<String> = after
         .get("needs")
         .unwrap()
@@ -162,7 +165,7 @@ fn immutable_server_only_and_owned_fields(
         .build();
     let out = apply(&rec, &m, role);
     assert_eq!(out.refusals.first().map(|r| r.reason), refused);
-    let after = out.record.unwrap();
+    let after = out.record.unwrap().into_owned();
     if refused.is_some() {
         assert_eq!(after, rec, "a refused field leaves the record as it was");
         assert_eq!(out.refusals[0].value, value, "the refused value is kept");
@@ -202,10 +205,16 @@ fn review_transitions(
         .build();
     let out = apply(&rec, &m, role);
     match refused {
-        None => assert_eq!(out.record.unwrap().get_str("review_status"), Some(to)),
+        None => assert_eq!(
+            out.record.unwrap().into_owned().get_str("review_status"),
+            Some(to)
+        ),
         Some(reason) => {
             assert!(matches!(out.verdict, Verdict::Rejected { reason: r, .. } if r == reason));
-            assert_eq!(out.record.unwrap().get_str("review_status"), Some(from));
+            assert_eq!(
+                out.record.unwrap().into_owned().get_str("review_status"),
+                Some(from)
+            );
         }
     }
 }
@@ -241,7 +250,7 @@ fn an_edit_to_an_approved_visit_is_kept_as_an_amendment() {
             ..
         }
     ));
-    assert_eq!(out.record.unwrap(), rec);
+    assert_eq!(out.record.unwrap().into_owned(), rec);
     assert_eq!(out.amendment.unwrap(), m.fields);
 }
 
@@ -252,7 +261,7 @@ fn an_approval_of_a_version_that_changed_since_is_refused_as_stale() {
         let m = M::update(Entity::Visit, ids::VISIT, 2, hlc(2_100, 0xe1))
             .set("review_status", json!("submitted"))
             .build();
-        apply(&rec, &m, Role::Director).record.unwrap()
+        apply(&rec, &m, Role::Director).record.unwrap().into_owned()
     };
     let approve_v1 = M::update(Entity::Visit, ids::VISIT, 1, hlc(2_200, 0x5e))
         .set("review_status", json!("approved"))
@@ -303,9 +312,9 @@ fn delete_versus_edit(
     } else {
         (&edit, &del)
     };
-    let mid = apply(&rec, first, role).record.unwrap();
+    let mid = apply(&rec, first, role).record.unwrap().into_owned();
     let out = apply(&mid, second, role);
-    let after = out.record.unwrap();
+    let after = out.record.unwrap().into_owned();
     assert_eq!(after.is_deleted(), deleted);
     assert_eq!(
         after.get(field),
@@ -324,7 +333,10 @@ fn delete_versus_edit(
 fn an_edit_to_a_record_the_device_knew_was_deleted_is_rejected() {
     let rec = stored_visit("draft");
     let del = M::delete(Entity::Visit, ids::VISIT, 1, hlc(2_000, 0xd0)).build();
-    let gone = apply(&rec, &del, Role::Director).record.unwrap();
+    let gone = apply(&rec, &del, Role::Director)
+        .record
+        .unwrap()
+        .into_owned();
     let late = M::update(Entity::Visit, ids::VISIT, 2, hlc(2_100, 0xd0))
         .set("location", json!("x"))
         .build();

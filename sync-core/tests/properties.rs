@@ -21,7 +21,7 @@ use sync_core::{
     },
 };
 
-fn apply(rec: &Record, m: &Mutation, who: &Actor) -> MergeOutcome {
+fn apply<'a>(rec: &'a Record, m: &Mutation, who: &Actor) -> MergeOutcome<'a> {
     merge(rules_for(rec.entity), Some(rec), m, who)
 }
 
@@ -30,6 +30,7 @@ fn apply_all(base: &Record, ms: &[(Mutation, Actor)], order: &[usize]) -> Record
         apply(&rec, &ms[i].0, &ms[i].1)
             .record
             .expect("update keeps a record")
+            .into_owned()
     })
 }
 
@@ -151,10 +152,10 @@ proptest! {
     #[test]
     fn applying_twice_changes_nothing((rec, m, who) in any_case()) {
         let once = apply(&rec, &m, &who);
-        let r1 = once.record.clone().unwrap();
+        let r1 = once.record().cloned().unwrap();
         let twice = apply(&r1, &m, &who);
         prop_assert!(!twice.changed);
-        prop_assert_eq!(twice.record.unwrap(), r1);
+        prop_assert_eq!(twice.record().cloned().unwrap(), r1);
     }
 
     /// Invariant 4: the merge is a pure function.
@@ -168,7 +169,7 @@ proptest! {
     #[test]
     fn no_field_changes_by_a_role_that_does_not_own_it((rec, m, who) in any_case()) {
         let rules = rules_for(rec.entity);
-        let after = apply(&rec, &m, &who).record.unwrap();
+        let after = apply(&rec, &m, &who).record.unwrap().into_owned();
         let author = rec.get_str("author_id").map(|a| a == who.user_id.to_string());
         for (name, field) in &after.fields {
             if rec.fields.get(name) == Some(field) { continue; }
@@ -212,9 +213,9 @@ proptest! {
         let mut m2 = m2;
         m2.hlc.node = uuid(0x999);
         for c in m2.fields.values_mut() { c.hlc.node = uuid(0x999); }
-        let mid = apply(&base, &m1, &w1).record.unwrap();
+        let mid = apply(&base, &m1, &w1).record.unwrap().into_owned();
         let out = apply(&mid, &m2, &w2);
-        let after = out.record.clone().unwrap();
+        let after = out.record().cloned().unwrap();
         if out.is_rejected() {
             prop_assert_eq!(&after, &mid);
             return Ok(());
@@ -279,7 +280,7 @@ proptest! {
     /// Records and mutations survive the wire and the split/join used for storage.
     #[test]
     fn records_and_mutations_round_trip((rec, m, who) in any_case()) {
-        let after = apply(&rec, &m, &who).record.unwrap();
+        let after = apply(&rec, &m, &who).record.unwrap().into_owned();
         let json = serde_json::to_string(&after).unwrap();
         prop_assert_eq!(&serde_json::from_str::<Record>(&json).unwrap(), &after);
         let (values, meta) = after.split();

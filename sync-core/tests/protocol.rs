@@ -143,7 +143,7 @@ fn a_create_never_merges_into_a_record_that_exists() {
         };
         assert_eq!(reason, Reason::IdExists);
         assert_eq!(
-            out.record.as_ref(),
+            out.record(),
             Some(&current),
             "the stored record is unchanged"
         );

@@ -42,7 +42,7 @@ fn an_edit_to_an_approved_visit_is_kept_as_an_amendment_a_supervisor_can_accept(
         &actor(Role::Director),
     );
     assert!(!out.is_rejected(), "{:?}", out.verdict);
-    let after = out.record.expect("record");
+    let after = out.record.expect("record").into_owned();
     assert_eq!(after.get_str("follow_up"), Some("see the school again"));
     assert_eq!(
         after.get_str("review_status"),
@@ -116,7 +116,8 @@ fn returned_visits_are_the_directors_tasks_until_resubmitted() {
     .build();
     let returned = merge(rules, Some(&submitted), &back, &actor(Role::Supervisor))
         .record
-        .expect("returned");
+        .expect("returned")
+        .into_owned();
     let tasks = review_tasks(ids::DIRECTOR, [&returned]);
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].visit_id, ids::VISIT);
@@ -137,5 +138,11 @@ fn returned_visits_are_the_directors_tasks_until_resubmitted() {
     .build();
     let resubmitted = merge(rules, Some(&returned), &fix, &actor(Role::Director));
     assert!(!resubmitted.is_rejected(), "{:?}", resubmitted.verdict);
-    assert!(review_tasks(ids::DIRECTOR, [&resubmitted.record.expect("record")]).is_empty());
+    assert!(
+        review_tasks(
+            ids::DIRECTOR,
+            [&resubmitted.record.expect("record").into_owned()]
+        )
+        .is_empty()
+    );
 }

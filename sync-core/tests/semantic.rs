@@ -167,7 +167,7 @@ fn a_refused_visit_check_turns_the_outcome_into_a_rejection() {
         &actor(Role::Director),
     );
     let c = check_visit(
-        out.record.as_ref().unwrap(),
+        out.record().unwrap(),
         &facts(),
         &[],
         NOW_MS,

@@ -208,13 +208,14 @@ impl Sim {
                 if let Some(b) = before
                     && b.get_str("review_status") == Some("approved")
                 {
-                    assert_eq!(out.record.as_ref(), Some(b), "an approved visit changed");
-                }
-                if out.changed {
-                    s.records.insert(key, out.record.clone().unwrap());
-                    s.log.push(key);
+                    assert_eq!(out.record(), Some(b), "an approved visit changed");
                 }
                 let r = MutationResult::from_outcome(&m, &out);
+                if out.changed {
+                    let record = out.record.expect("a changed record").into_owned();
+                    s.records.insert(key, record);
+                    s.log.push(key);
+                }
                 s.outcomes.insert(m.mutation_id, r.clone());
                 r
             })

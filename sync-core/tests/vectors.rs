@@ -384,7 +384,7 @@ fn merge_case(name: &str, current: &Record, m: &Mutation) -> Value {
         Verdict::Merged => json!({"status": "merged"}),
         Verdict::Rejected { reason, .. } => json!({"status": "rejected", "reason": reason}),
     };
-    let values = out.record.as_ref().map(|r| {
+    let values = out.record().map(|r| {
         let mut v = serde_json::Map::new();
         for (k, f) in &r.fields {
             v.insert(k.clone(), f.value());
@@ -415,7 +415,8 @@ fn merge_vectors() -> Value {
         .build();
     let v2 = merge(rules_for(Entity::Visit), Some(&v1), &b, &director)
         .record
-        .unwrap();
+        .unwrap()
+        .into_owned();
     let from = |base, wall, node| M::update(Entity::Visit, ids::VISIT, base, hlc(wall, node));
     let mut approved = v2.clone();
     if let Some(sync_core::record::Field::Register(r)) = approved.fields.get_mut("review_status") {

@@ -1,7 +1,7 @@
 //! Per-field merging of one mutation into a record: authority and value
 //! checks, then last-writer-wins registers and add-wins sets.
 
-use std::{cmp::Ordering, collections::BTreeMap};
+use std::{borrow::Cow, cmp::Ordering, collections::BTreeMap};
 
 use serde_json::Value;
 
@@ -24,6 +24,8 @@ struct Ctx<'a> {
     applied: Vec<String>,
     conflicts: Vec<Conflict>,
     refusals: Vec<Refusal>,
+    /// The fields taken from the device, in the mutation's (name) order.
+    written: Vec<(&'static str, Field)>,
 }
 
 impl Ctx<'_> {
@@ -37,11 +39,10 @@ impl Ctx<'_> {
         });
     }
 
-    fn took(&mut self, field: &str) {
+    fn took(&mut self, field: &'static str, value: Field) {
         self.changed = true;
-        if self.applied.last().map(String::as_str) != Some(field) {
-            self.applied.push(field.to_owned());
-        }
+        self.applied.push(field.to_owned());
+        self.written.push((field, value));
     }
 }
 
@@ -50,28 +51,33 @@ impl Ctx<'_> {
 /// edit-versus-delete conflict and, under [`DeletePolicy::EditWins`],
 /// brings the record back; an edit that changes nothing leaves it deleted,
 /// so the result does not depend on arrival order.
-pub(super) fn apply(
+///
+/// Every field is decided against `before` (a mutation names each field
+/// once), and the taken ones are kept aside; the record afterwards is built
+/// once at the end from those and the stored fields nobody wrote. A merge
+/// that changes nothing (every concurrent write lost, or every field
+/// refused) hands `before` back borrowed, and a written value's stored
+/// predecessor is never copied.
+pub(super) fn apply<'a>(
     rules: &EntityRules,
-    before: Option<&Record>,
+    before: Option<&'a Record>,
     m: &Mutation,
     actor: &Actor,
     author: Option<uuid::Uuid>,
-) -> MergeOutcome {
+) -> MergeOutcome<'a> {
     let creating = before.is_none();
-    let mut rec = before
-        .cloned()
-        .unwrap_or_else(|| Record::empty(m.entity, m.record_id));
     let mut cx = Ctx {
         actor,
         author,
         base: m.base_version,
-        version: rec.version + 1,
+        version: before.map_or(0, |b| b.version) + 1,
         creating,
         changed: false,
         urgent: false,
         applied: Vec::new(),
         conflicts: Vec::new(),
         refusals: Vec::new(),
+        written: Vec::new(),
     };
     for (name, change) in &m.fields {
         let Some(rule) = rules.field(name) else {
@@ -85,12 +91,12 @@ pub(super) fn apply(
             continue;
         };
         match (rule.kind.is_set(), &change.op) {
-            (false, FieldOp::Set(v)) => register(&mut cx, &mut rec, rule, change.hlc, v),
+            (false, FieldOp::Set(v)) => register(&mut cx, before, rule, change.hlc, v),
             (true, FieldOp::Items { add, remove }) => {
-                items(&mut cx, &mut rec, rule, change.hlc, add, remove);
+                items(&mut cx, before, rule, change.hlc, add, remove);
             }
             (true, FieldOp::Set(Value::Array(add))) => {
-                items(&mut cx, &mut rec, rule, change.hlc, add, &[])
+                items(&mut cx, before, rule, change.hlc, add, &[])
             }
             (true, op @ FieldOp::Set(_)) | (false, op @ FieldOp::Items { .. }) => {
                 let msg = if rule.kind.is_set() {
@@ -102,12 +108,13 @@ pub(super) fn apply(
             }
         }
     }
-    if let Some(t) = rec.tombstone
+    let mut tombstone = before.and_then(|b| b.tombstone);
+    if let Some(t) = tombstone
         && cx.changed
     {
         let winner = match rules.delete_policy {
             DeletePolicy::EditWins => {
-                rec.tombstone = None;
+                tombstone = None;
                 Winner::Client
             }
             DeletePolicy::DeleteWins => Winner::Server,
@@ -131,9 +138,17 @@ pub(super) fn apply(
             },
         );
     }
-    if cx.changed {
-        rec.version = cx.version;
-    }
+    let written = std::mem::take(&mut cx.written);
+    let rec = match before {
+        Some(b) if !cx.changed => Cow::Borrowed(b),
+        _ => Cow::Owned(Record {
+            entity: m.entity,
+            id: m.record_id,
+            version: if cx.changed { cx.version } else { 0 },
+            fields: with_written(before, written),
+            tombstone,
+        }),
+    };
     let all_refused = !m.fields.is_empty()
         && cx.refusals.len() >= m.fields.len()
         && cx.conflicts.is_empty()
@@ -151,7 +166,7 @@ pub(super) fn apply(
     };
     let mut out = MergeOutcome {
         verdict,
-        // Unchanged means `rec` still equals `before`: nothing was written.
+        // Borrowed means unchanged: nothing was written.
         record: Some(rec),
         changed: cx.changed,
         applied: cx.applied,
@@ -168,6 +183,26 @@ pub(super) fn apply(
     }
     super::merge_flags(rules, before, &mut out, actor);
     out
+}
+
+/// The stored fields nobody wrote, copied, beside the written ones (both
+/// in name order, so the map is built from one sorted run).
+fn with_written(
+    before: Option<&Record>,
+    written: Vec<(&'static str, Field)>,
+) -> BTreeMap<String, Field> {
+    let stored = before.map(|b| &b.fields);
+    let mut kept = stored.into_iter().flatten().peekable();
+    let mut out = Vec::with_capacity(stored.map_or(0, BTreeMap::len) + written.len());
+    for (name, field) in written {
+        while let Some((k, f)) = kept.next_if(|(k, _)| k.as_str() < name) {
+            out.push((k.clone(), f.clone()));
+        }
+        kept.next_if(|(k, _)| k.as_str() == name);
+        out.push((name.to_owned(), field));
+    }
+    out.extend(kept.map(|(k, f)| (k.clone(), f.clone())));
+    out.into_iter().collect()
 }
 
 fn op_value(op: &FieldOp) -> Value {
@@ -233,9 +268,9 @@ fn check_authority(cx: &mut Ctx<'_>, rule: &FieldRule, from: Option<&Value>, to:
     }
 }
 
-fn register(cx: &mut Ctx<'_>, rec: &mut Record, rule: &FieldRule, hlc: Hlc, v: &Value) {
+fn register(cx: &mut Ctx<'_>, before: Option<&Record>, rule: &FieldRule, hlc: Hlc, v: &Value) {
     let name = rule.name;
-    let cur = match rec.fields.get(name) {
+    let cur = match before.and_then(|b| b.fields.get(name)) {
         Some(Field::Register(r)) => Some(r),
         _ => None,
     };
@@ -301,18 +336,12 @@ fn register(cx: &mut Ctx<'_>, rec: &mut Record, rule: &FieldRule, hlc: Hlc, v: &
             }
         }
     }
-    match rec.fields.get_mut(name) {
-        Some(slot) => *slot = Field::Register(new),
-        None => {
-            rec.fields.insert(name.to_owned(), Field::Register(new));
-        }
-    }
-    cx.took(name);
+    cx.took(name, Field::Register(new));
 }
 
 fn items(
     cx: &mut Ctx<'_>,
-    rec: &mut Record,
+    before: Option<&Record>,
     rule: &FieldRule,
     hlc: Hlc,
     add: &[Value],
@@ -326,18 +355,20 @@ fn items(
         cx.refuse(name, None, super::denied_reason(d), &msg, value);
         return;
     }
-    let existed = rec.fields.contains_key(name);
-    let mut set = match rec.fields.remove(name) {
+    // Copied on the first change; a stored field of another kind counts as
+    // an empty set.
+    let empty = BTreeMap::new();
+    let mut set = Cow::Borrowed(match before.and_then(|b| b.fields.get(name)) {
         Some(Field::Items(s)) => s,
-        _ => BTreeMap::new(),
-    };
+        _ => &empty,
+    });
     let mut touched = false;
     for id in remove {
         let Some(item) = set.get(id.as_str()) else {
             continue;
         };
         if item.version <= cx.base {
-            set.remove(id.as_str());
+            set.to_mut().remove(id.as_str());
             touched = true;
         } else {
             cx.conflicts.push(Conflict {
@@ -399,13 +430,10 @@ fn items(
             }
         }
         cx.urgent |= is_urgent_item(v);
-        set.insert(id.to_owned(), new);
+        set.to_mut().insert(id.to_owned(), new);
         touched = true;
     }
-    if existed || touched {
-        rec.fields.insert(name.to_owned(), Field::Items(set));
-    }
     if touched {
-        cx.took(name);
+        cx.took(name, Field::Items(set.into_owned()));
     }
 }

@@ -2,7 +2,7 @@
 //! (every losing value, kept), the refusals with machine-readable reasons,
 //! and flags for the supervisor.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -206,13 +206,16 @@ pub enum Flag {
     Urgent,
 }
 
-/// Everything a merge decided.
+/// Everything a merge decided. `'a` is the stored record's: a merge that
+/// changes nothing hands it back borrowed instead of copying it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MergeOutcome {
+pub struct MergeOutcome<'a> {
     /// Applied, merged or rejected.
     pub verdict: Verdict,
-    /// The record afterwards (`None` only when a create was rejected).
-    pub record: Option<Record>,
+    /// The record afterwards (`None` only when a create was rejected):
+    /// borrowed from the stored record when nothing changed, owned when
+    /// something did.
+    pub record: Option<Cow<'a, Record>>,
     /// True when the record differs from before (and its version increased).
     pub changed: bool,
     /// Fields where the device's value (or item) was taken.
@@ -227,15 +230,19 @@ pub struct MergeOutcome {
     pub amendment: Option<BTreeMap<String, FieldChange>>,
 }
 
-impl MergeOutcome {
+impl<'a> MergeOutcome<'a> {
     /// A rejection that leaves `record` as it was.
-    pub fn rejected(record: Option<&Record>, reason: Reason, message: impl Into<String>) -> Self {
+    pub fn rejected(
+        record: Option<&'a Record>,
+        reason: Reason,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             verdict: Verdict::Rejected {
                 reason,
                 message: message.into(),
             },
-            record: record.cloned(),
+            record: record.map(Cow::Borrowed),
             changed: false,
             applied: Vec::new(),
             conflicts: Vec::new(),
@@ -248,5 +255,25 @@ impl MergeOutcome {
     /// True when the mutation was rejected as a whole.
     pub fn is_rejected(&self) -> bool {
         matches!(self.verdict, Verdict::Rejected { .. })
+    }
+
+    /// The record afterwards, borrowed.
+    pub fn record(&self) -> Option<&Record> {
+        self.record.as_deref()
+    }
+
+    /// The same outcome, owning its record (for keeping it past the stored
+    /// record's lifetime).
+    pub fn into_owned(self) -> MergeOutcome<'static> {
+        MergeOutcome {
+            verdict: self.verdict,
+            record: self.record.map(|r| Cow::Owned(r.into_owned())),
+            changed: self.changed,
+            applied: self.applied,
+            conflicts: self.conflicts,
+            refusals: self.refusals,
+            flags: self.flags,
+            amendment: self.amendment,
+        }
     }
 }

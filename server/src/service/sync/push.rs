@@ -328,12 +328,9 @@ async fn apply(
         ));
     }
     if !is_rejected(&outcome) && outcome.flags.contains(&Flag::Urgent) {
-        batch.outbox.push(rows::alert(
-            &mutation,
-            outcome.record.as_ref(),
-            village,
-            now,
-        ));
+        batch
+            .outbox
+            .push(rows::alert(&mutation, outcome.record(), village, now));
     }
     let result = MutationResult::from_outcome(&mutation, &outcome);
     let done = applied_mutation::Model {
@@ -363,7 +360,7 @@ async fn apply(
             _ => (None, None),
         };
         let stored = StoredRow {
-            record,
+            record: record.into_owned(),
             created_at: current.map_or(now, |row| row.created_at),
             child_id,
             reviewed_by,
@@ -375,12 +372,12 @@ async fn apply(
 }
 
 /// The merge under the authority `acting` names.
-fn merge_as(
+fn merge_as<'a>(
     acting: Acting,
     mutation: &Mutation,
-    current: Option<&StoredRow>,
+    current: Option<&'a StoredRow>,
     actor: &Actor,
-) -> MergeOutcome {
+) -> MergeOutcome<'a> {
     let rules = rules_for(mutation.entity);
     let stored = current.map(|row| &row.record);
     match (acting, stored) {
@@ -437,13 +434,13 @@ fn stored_result(
 
 /// The caller may touch a record only inside their scope: the village it is
 /// in now and, for a child, the village it would move to.
-async fn check_scope(
+async fn check_scope<'a>(
     txn: &DatabaseTransaction,
     caller: &AuthUser,
     mutation: &Mutation,
-    current: Option<&StoredRow>,
+    current: Option<&'a StoredRow>,
     lineages: &mut Lineages,
-) -> AppResult<Option<MergeOutcome>> {
+) -> AppResult<Option<MergeOutcome<'a>>> {
     let scope = Scope::of(caller);
     let mut villages = Vec::new();
     if let Some(row) = current {
@@ -523,12 +520,12 @@ async fn child_of(
 
 /// Semantic checks of a visit: the child exists, the date is plausible, and
 /// flags for a transferred or exited child or a possible duplicate.
-async fn check_semantics(
+async fn check_semantics<'a>(
     txn: &DatabaseTransaction,
     mutation: &Mutation,
     child: Option<&Record>,
-    current: Option<&StoredRow>,
-    outcome: &mut MergeOutcome,
+    current: Option<&'a StoredRow>,
+    outcome: &mut MergeOutcome<'a>,
     now: DateTime<Utc>,
     batch: &mut Batch,
 ) -> AppResult<()> {
