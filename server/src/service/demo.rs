@@ -201,10 +201,26 @@ pub async fn seed_demo(
     )
     .await?;
     insert::<benefit_standard::Entity, _>(&txn, benefit_standards(&mut rng)).await?;
-    insert::<child::Entity, _>(&txn, children.into_iter().map(|c| c.model)).await?;
+    // The sync metadata is stamped as each batch goes in: a whole
+    // district's clocks took more memory than everything else the seed
+    // holds.
+    let child = |c: children::PlannedChild| {
+        let mut model = c.model;
+        model.field_clocks = seed_clocks(&model, model.updated_at);
+        model
+    };
+    insert::<child::Entity, _>(&txn, children.into_iter().map(child)).await?;
     insert::<register_event::Entity, _>(&txn, events).await?;
-    insert::<visit::Entity, _>(&txn, visits).await?;
-    insert::<case_plan_item::Entity, _>(&txn, items).await?;
+    let visit = |mut model: visit::Model| {
+        model.field_clocks = seed_clocks(&model, model.updated_at);
+        model
+    };
+    insert::<visit::Entity, _>(&txn, visits.into_iter().map(visit)).await?;
+    let item = |mut model: case_plan_item::Model| {
+        model.field_clocks = seed_clocks(&model, model.updated_at);
+        model
+    };
+    insert::<case_plan_item::Entity, _>(&txn, items.into_iter().map(item)).await?;
     insert::<conflict::Entity, _>(&txn, alerts).await?;
     for batch in changes.chunks(BATCH) {
         change_log::Entity::insert_many(batch.to_vec())

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::roster::Roster;
 use super::{
     ACTIVE_CHILDREN, ADDED_HALF_YEAR, EXITED_HALF_YEAR, HALF_YEAR_DAYS, at_local, benefit_standard,
-    names, new_id, seed_clocks, visit_interval,
+    names, new_id, visit_interval,
 };
 use crate::entity::{child, register_event};
 
@@ -239,7 +239,7 @@ fn child_model(
         exit.map_or(at_local(added, 9, 0), |(date, _)| at_local(date, 10, 0));
     let id = new_id(rng);
     let gender = if rng.gen_bool(0.5) { "male" } else { "female" };
-    let mut model = child::Model {
+    let model = child::Model {
         id,
         version: 1,
         field_clocks: serde_json::Value::Null,
@@ -267,7 +267,6 @@ fn child_model(
         external_id: None,
         archived_at: None,
     };
-    model.field_clocks = seed_clocks(&model, updated_at);
     let interval = interval_override.unwrap_or_else(|| visit_interval(category));
     (model, i64::from(interval))
 }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::children::PlannedChild;
 use super::roster::Roster;
-use super::{at_local, names, new_id, seed_clocks};
+use super::{at_local, names, new_id};
 use crate::entity::{case_plan_item, visit};
 
 /// Share of active children whose last visit is left older than their
@@ -193,7 +193,7 @@ fn visit_model(
         .gen_bool(0.5)
         .then(|| day + Days::new(child.interval_days as u64));
     let updated_at = reviewed_at.unwrap_or(created_at);
-    let mut model = visit::Model {
+    visit::Model {
         id: new_id(rng),
         version: 1,
         field_clocks: Value::Null,
@@ -217,9 +217,7 @@ fn visit_model(
         review_comment: (status == "returned").then(|| names::return_comment(rng).to_owned()),
         reviewed_by: reviewed_at.map(|_| village.supervisor_id),
         reviewed_at,
-    };
-    model.field_clocks = seed_clocks(&model, updated_at);
-    model
+    }
 }
 
 /// One needs-ledger item per need a visit recorded: older ones mostly done,
@@ -257,7 +255,7 @@ fn ledger_items(
                 (visit.created_at + Duration::days(rng.gen_range(1..30)))
                     .min(now - Duration::minutes(1))
             };
-            let mut item = case_plan_item::Model {
+            case_plan_item::Model {
                 id: new_id(rng),
                 version: 1,
                 field_clocks: Value::Null,
@@ -271,9 +269,7 @@ fn ledger_items(
                 status: status.to_owned(),
                 owner: Some(owner.to_owned()),
                 due_date: Some(visited + Days::new(if old { 30 } else { 60 })),
-            };
-            item.field_clocks = seed_clocks(&item, updated_at);
-            item
+            }
         })
         .collect()
 }
