@@ -8,5 +8,5 @@ export { FIELDS, TABLES, ENTITY_OF, seedlingTables, seedlingSchema, isSeedlingTa
 export type { ColumnKind, SeedlingTable } from './schema.ts';
 export { SeedlingModel, Child, Visit, CasePlanItem, seedlingModels, setupSeedling, clockOf } from './model.ts';
 export { syncSeedling, seedlingConflictResolver, SeedlingSyncError } from './sync.ts';
-export type { SeedlingSyncOptions, SyncReport, MutationResult, TokenSource } from './sync.ts';
+export type { SeedlingSyncOptions, SyncReport, MutationResult, RefusedRow, TokenSource } from './sync.ts';
 export { scopeChecksum } from './checksum.ts';

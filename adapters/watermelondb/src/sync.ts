@@ -59,6 +59,19 @@ export interface MutationResult {
   [key: string]: unknown;
 }
 
+/**
+ * A pushed row the server could not read (an `id` that is not a UUID, a
+ * JSON column that does not parse). It stays unsynced on the device, as
+ * the app wrote it, and is sent again at every sync until the app fixes
+ * it; the rest of the push applies.
+ */
+export interface RefusedRow {
+  table: SeedlingTable;
+  id: string;
+  reason: string;
+  message: string;
+}
+
 export interface SyncReport {
   /** `synchronize()` rounds run. */
   rounds: number;
@@ -66,6 +79,8 @@ export interface SyncReport {
   pulled: number;
   /** Every push result. */
   results: MutationResult[];
+  /** The rows the server could not read, kept unsynced (last round's). */
+  refused: RefusedRow[];
   /** The scope checksum of the last pull answer. */
   scopeChecksum: { count: number; sum: string } | null;
 }
@@ -228,7 +243,7 @@ interface PullAnswer {
 export async function syncSeedling(database: Database, options: SeedlingSyncOptions): Promise<SyncReport> {
   const limit = options.limit ?? 2000;
   const chunk = Math.min(500, Math.max(1, options.pushChunk ?? 200));
-  const report: SyncReport = { rounds: 0, pulled: 0, results: [], scopeChecksum: null };
+  const report: SyncReport = { rounds: 0, pulled: 0, results: [], refused: [], scopeChecksum: null };
   for (let round = 0; round < (options.maxRounds ?? 50); round++) {
     let again = false;
     let more = false;
@@ -301,16 +316,20 @@ export async function syncSeedling(database: Database, options: SeedlingSyncOpti
           // Urgent risk flags first, across requests too (the server puts
           // them first within one).
           rows.sort((a, b) => Number(b.urgent) - Number(a.urgent));
-          // The next round's pull brings what this push wrote, with its new
-          // `server_version`: the base of the next edit.
-          if (rows.length) again = true;
+          const refused: RefusedRow[] = [];
           for (let i = 0; i < rows.length; i += chunk) {
             const body: Record<string, { created: unknown[]; updated: unknown[]; deleted: unknown[] }> = {};
             for (const row of rows.slice(i, i + chunk)) {
               (body[row.table] ??= { created: [], updated: [], deleted: [] })[row.kind].push(row.item);
             }
-            const answer = await call<{ results: MutationResult[]; changes: PullAnswer['changes'] }>(options, 'POST', '/api/v1/watermelon/push', { changes: body });
+            const answer = await call<{ results: MutationResult[]; refused: RefusedRow[]; changes: PullAnswer['changes'] }>(
+              options,
+              'POST',
+              '/api/v1/watermelon/push',
+              { changes: body },
+            );
             report.results.push(...answer.results);
+            refused.push(...answer.refused);
             for (const table of TABLES) {
               const returned = answer.changes[table];
               if (!returned) continue;
@@ -319,6 +338,15 @@ export async function syncSeedling(database: Database, options: SeedlingSyncOpti
             }
             await database.localStorage.set(PENDING, pending);
           }
+          report.refused = refused;
+          // The next round's pull brings what this push wrote, with its new
+          // `server_version`: the base of the next edit. Refused rows alone
+          // call for no round: they go again at the next sync.
+          if (rows.length > refused.length) again = true;
+          // Refused rows stay unsynced, as the app wrote them.
+          const experimentalRejectedIds: Record<string, string[]> = {};
+          for (const row of refused) (experimentalRejectedIds[row.table] ??= []).push(row.id);
+          return { experimentalRejectedIds };
         },
       });
     } catch (error) {

@@ -192,6 +192,42 @@ for (const backend of backends()) {
       assert.match(JSON.stringify(amendment), /corrected later/);
     });
 
+    test('a row the server cannot read stays on the device, unsynced, and holds back nothing else', async () => {
+      const app = await openApp(server.baseUrl, 'director-007');
+      await app.sync();
+      const kid = await firstChild(app);
+      const good = await newVisit(app, kid);
+      const bad = await newVisit(app, kid, { follow_up: 'words that must not be lost' });
+      const setNeeds = async (text: string) =>
+        app.db.write(async () => {
+          const visit = await app.db.get<Visit>('visits').find(bad);
+          // A JSON column written by hand, as a bug in an app might.
+          await visit.update((v) => (v as unknown as { _setRaw(key: string, value: string): void })._setRaw('needs', text));
+        });
+      await setNeeds('[{');
+      const report = await app.sync();
+      assert.deepEqual(
+        report.refused.map((r) => [r.table, r.id, r.reason]),
+        [['visits', bad, 'invalid_value']],
+        JSON.stringify(report.refused),
+      );
+      assert.equal((await app.raw('visits', good))?.['_status'], 'synced', 'the good visit went');
+      const held = await app.raw('visits', bad);
+      assert.equal(held?.['_status'], 'created', 'the refused one stays unsynced');
+      assert.equal(held?.['needs'], '[{');
+      assert.equal(held?.['follow_up'], 'words that must not be lost');
+      const sup = await supervisorFor(server.baseUrl, good);
+      const detail = await sup.ok<{ version: number }>('GET', `/api/v1/visits/${good}`);
+      assert.equal(detail.version, 1);
+      // Once the app mends the column, the visit goes at the next sync.
+      await setNeeds('[]');
+      const mended = await app.sync();
+      assert.deepEqual(mended.refused, []);
+      assert.equal((await app.raw('visits', bad))?.['_status'], 'synced');
+      const sent = await sup.ok<{ record: { follow_up: string } }>('GET', `/api/v1/visits/${bad}`);
+      assert.equal(sent.record.follow_up, 'words that must not be lost');
+    });
+
     test('an urgent risk flag goes first and reaches the supervisor', async () => {
       const app = await openApp(server.baseUrl, 'director-006');
       await app.sync();

@@ -336,14 +336,71 @@ async fn what_a_push_did_not_apply_comes_back_as_changes(app: TestApp) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     );
+
+    // Rows that cannot be read are refused one by one, and the good row
+    // beside them applies: one bad row never holds back the rest.
     let mut broken = visit_raw(&mut phone, child, fixture.village_a1);
     broken["needs"] = json!("[{");
-    let (status, body) = wm_push(&app, &phone, json!({ "visits": { "created": [broken] } })).await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
+    let broken_id = broken["id"].as_str().unwrap().to_owned();
+    let mut no_uuid = visit_raw(&mut phone, child, fixture.village_a1);
+    no_uuid["id"] = json!("Xq3b9_local");
+    let mut bad_edit = raw.clone();
+    bad_edit["observations"] = json!("{not json");
+    bad_edit["server_version"] = json!(2);
+    bad_edit["_status"] = json!("updated");
+    bad_edit["_changed"] = json!("observations");
+    let good = visit_raw(&mut phone, child, fixture.village_a1);
+    let good_id = good["id"].as_str().unwrap().to_owned();
+    let (status, answer) = wm_push(
+        &app,
+        &phone,
+        json!({ "visits": { "created": [broken, no_uuid, good], "updated": [bad_edit] } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let refused: Vec<(&str, &str, &str)> = answer["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["table"].as_str().unwrap(),
+                r["id"].as_str().unwrap(),
+                r["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("visits", broken_id.as_str(), "invalid_value"),
+            ("visits", "Xq3b9_local", "invalid_value"),
+            ("visits", id.as_str(), "invalid_value"),
+        ],
+        "{answer}"
+    );
+    assert!(
+        answer["refused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| !r["message"].as_str().unwrap().is_empty()),
+        "{answer}"
+    );
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{answer}");
+    assert_eq!(results[0]["status"], "applied", "{answer}");
+    assert_eq!(results[0]["record_id"], good_id.as_str(), "{answer}");
+    // A refused row is not answered back: the device keeps its copy.
+    assert_eq!(
+        answer["changes"]["visits"]["updated"],
+        json!([]),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["changes"]["visits"]["deleted"],
+        json!([]),
+        "{answer}"
     );
 }
 

@@ -18,7 +18,10 @@
 //!   carries, as changes to apply at the next pull, the server's copy of
 //!   every pushed record the push did not plainly apply: a refused field's
 //!   value, a rejected edit (an approved visit's amendment), a record that
-//!   left the scope or was never accepted (`deleted`).
+//!   left the scope or was never accepted (`deleted`). A row that cannot be
+//!   read (an `id` that is not a UUID, a JSON column that does not parse)
+//!   is answered in `refused` on its own, and the rest applies: one bad row
+//!   never holds back a device's other changes.
 
 pub mod raw;
 
@@ -28,6 +31,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sync_core::clock::HlcClock;
+use sync_core::merge::Reason;
 use sync_core::protocol::{
     FetchRequest, MAX_FETCH_RECORDS, MAX_PULL_LIMIT, Mutation, MutationResult, PROTOCOL_VERSION,
     PullRequest, PushRequest, RecordRef, ScopeChecksum,
@@ -133,12 +137,30 @@ pub struct PushBody {
     pub changes: BTreeMap<String, PushTable>,
 }
 
+/// A pushed row the server could not read (an `id` that is not a UUID, a
+/// JSON column that does not parse): refused on its own, while the rest of
+/// the push applies. The adapter keeps it unsynced on the device.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefusedRow {
+    /// The row's table.
+    pub table: &'static str,
+    /// The row's `id` as sent (not always a UUID).
+    pub id: String,
+    /// Always `invalid_value`.
+    #[schema(value_type = String)]
+    pub reason: Reason,
+    /// What is wrong with it.
+    pub message: String,
+}
+
 /// The answer of a push.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PushAnswer {
     /// The result of every mutation, as the sync push answers it.
     #[schema(value_type = Vec<Object>)]
     pub results: Vec<MutationResult>,
+    /// The rows that could not be read, each refused on its own.
+    pub refused: Vec<RefusedRow>,
     /// The server's copy of the records the push did not plainly apply,
     /// to apply at the next pull (WatermelonDB marks what it pushed as
     /// synced).
@@ -260,15 +282,16 @@ pub async fn push(state: &AppState, caller: &AuthUser, body: PushBody) -> AppRes
             })?;
         tables.push((entity, changes));
     }
-    let bad = |BadRow(why)| AppError::Validation(why);
     // The server's copy of every edited or deleted record, to diff against.
     let mut asked = Vec::new();
     for (entity, changes) in &tables {
         for raw in &changes.updated {
-            asked.push(RecordRef {
-                entity: *entity,
-                id: raw::raw_id(raw).map_err(bad)?,
-            });
+            if let Ok(id) = raw::raw_id(raw) {
+                asked.push(RecordRef {
+                    entity: *entity,
+                    id,
+                });
+            }
         }
         for deleted in &changes.deleted {
             let (Deleted::Id(id) | Deleted::Known { id, .. }) = deleted;
@@ -284,25 +307,35 @@ pub async fn push(state: &AppState, caller: &AuthUser, body: PushBody) -> AppRes
     let arrival = clock.tick(now_ms(Utc::now()));
     let device = caller.device_id;
     let mut rows = Vec::new();
+    let mut refused = Vec::new();
     for (entity, changes) in &tables {
         let entity = *entity;
+        let mut read =
+            |raw: &Value, mutation: &dyn Fn(Uuid) -> Result<Option<Mutation>, BadRow>| {
+                match raw::raw_id(raw).and_then(|id| Ok((id, mutation(id)?))) {
+                    Ok((id, mutation)) => rows.push(Row {
+                        entity,
+                        id,
+                        mutation,
+                    }),
+                    Err(BadRow(message)) => refused.push(RefusedRow {
+                        table: table_of(entity),
+                        id: match raw.get("id") {
+                            Some(Value::String(id)) => id.clone(),
+                            Some(other) => other.to_string(),
+                            None => String::new(),
+                        },
+                        reason: Reason::InvalidValue,
+                        message,
+                    }),
+                }
+            };
         for created in &changes.created {
-            let id = raw::raw_id(created).map_err(bad)?;
-            let mutation = raw::created(entity, device, created, arrival).map_err(bad)?;
-            rows.push(Row {
-                entity,
-                id,
-                mutation,
-            });
+            read(created, &|_| raw::created(entity, device, created, arrival));
         }
         for updated in &changes.updated {
-            let id = raw::raw_id(updated).map_err(bad)?;
-            let now = current.get(&(entity, id));
-            let mutation = raw::updated(entity, device, updated, now, arrival).map_err(bad)?;
-            rows.push(Row {
-                entity,
-                id,
-                mutation,
+            read(updated, &|id| {
+                raw::updated(entity, device, updated, current.get(&(entity, id)), arrival)
             });
         }
         for deleted in &changes.deleted {
@@ -311,7 +344,8 @@ pub async fn push(state: &AppState, caller: &AuthUser, body: PushBody) -> AppRes
                 Deleted::Known { id, server_version } => (*id, *server_version),
             };
             let now = current.get(&(entity, id));
-            let mutation = raw::deleted(entity, device, id, base, now, arrival).map_err(bad)?;
+            let mutation = raw::deleted(entity, device, id, base, now, arrival)
+                .map_err(|BadRow(why)| AppError::Validation(why))?;
             rows.push(Row {
                 entity,
                 id,
@@ -369,7 +403,11 @@ pub async fn push(state: &AppState, caller: &AuthUser, body: PushBody) -> AppRes
             _ => table.deleted.push(wanted.id),
         }
     }
-    Ok(PushAnswer { results, changes })
+    Ok(PushAnswer {
+        results,
+        refused,
+        changes,
+    })
 }
 
 /// The caller's copy of the named records, by entity and id (those its
