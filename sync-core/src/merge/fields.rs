@@ -19,9 +19,7 @@ struct Ctx<'a> {
     base: u64,
     version: u64,
     creating: bool,
-    changed: bool,
     urgent: bool,
-    applied: Vec<String>,
     conflicts: Vec<Conflict>,
     refusals: Vec<Refusal>,
     /// The fields taken from the device, in the mutation's (name) order.
@@ -40,8 +38,6 @@ impl Ctx<'_> {
     }
 
     fn took(&mut self, field: &'static str, value: Field) {
-        self.changed = true;
-        self.applied.push(field.to_owned());
         self.written.push((field, value));
     }
 }
@@ -72,9 +68,7 @@ pub(super) fn apply<'a>(
         base: m.base_version,
         version: before.map_or(0, |b| b.version) + 1,
         creating,
-        changed: false,
         urgent: false,
-        applied: Vec::new(),
         conflicts: Vec::new(),
         refusals: Vec::new(),
         written: Vec::new(),
@@ -108,9 +102,10 @@ pub(super) fn apply<'a>(
             }
         }
     }
+    let changed = !cx.written.is_empty();
     let mut tombstone = before.and_then(|b| b.tombstone);
     if let Some(t) = tombstone
-        && cx.changed
+        && changed
     {
         let winner = match rules.delete_policy {
             DeletePolicy::EditWins => {
@@ -139,12 +134,13 @@ pub(super) fn apply<'a>(
         );
     }
     let written = std::mem::take(&mut cx.written);
+    let applied = written.iter().map(|(name, _)| (*name).to_owned()).collect();
     let rec = match before {
-        Some(b) if !cx.changed => Cow::Borrowed(b),
+        Some(b) if !changed => Cow::Borrowed(b),
         _ => Cow::Owned(Record {
             entity: m.entity,
             id: m.record_id,
-            version: if cx.changed { cx.version } else { 0 },
+            version: if changed { cx.version } else { 0 },
             fields: with_written(before, written),
             tombstone,
         }),
@@ -152,7 +148,7 @@ pub(super) fn apply<'a>(
     let all_refused = !m.fields.is_empty()
         && cx.refusals.len() >= m.fields.len()
         && cx.conflicts.is_empty()
-        && !cx.changed;
+        && !changed;
     let verdict = if all_refused {
         let first = &cx.refusals[0];
         Verdict::Rejected {
@@ -168,8 +164,8 @@ pub(super) fn apply<'a>(
         verdict,
         // Borrowed means unchanged: nothing was written.
         record: Some(rec),
-        changed: cx.changed,
-        applied: cx.applied,
+        changed,
+        applied,
         conflicts: cx.conflicts,
         refusals: cx.refusals,
         flags: Vec::new(),
