@@ -111,14 +111,7 @@ fn possible_duplicates_are_flagged_at_most_a_few_times_however_many_visits_that_
             visited_on: d("2026-03-02"),
         })
         .collect();
-    let c = check_visit(
-        &visit_at("2026-03-02T10:30:00+08:00"),
-        &facts(),
-        &others,
-        NOW_MS,
-        DEFAULT_FUTURE_TOLERANCE_MS,
-        &Calendar::default(),
-    );
+    let c = check("2026-03-02T10:30:00+08:00", &facts(), &others);
     let flagged: Vec<&Flag> = c
         .flags
         .iter()
@@ -139,14 +132,7 @@ fn a_second_visit_the_same_day_from_another_device_is_a_possible_duplicate() {
         other(0x0b, "2026-03-01"),
         other(0x0a, "2026-03-02"),
     ];
-    let c = check_visit(
-        &visit_at("2026-03-02T10:30:00+08:00"),
-        &facts(),
-        &others,
-        NOW_MS,
-        DEFAULT_FUTURE_TOLERANCE_MS,
-        &Calendar::default(),
-    );
+    let c = check("2026-03-02T10:30:00+08:00", &facts(), &others);
     assert_eq!(
         c.flags,
         vec![Flag::PossibleDuplicate {

@@ -76,36 +76,27 @@ fn bench_case(c: &mut Criterion, name: &str, base: &Record, m: &Mutation, role: 
     g.finish();
 }
 
+/// `stored` after another device's `edit` was merged into it: the base of
+/// a concurrent case, every field changed since version 1.
+fn edited_elsewhere(stored: &Record, edit: &Mutation, role: Role) -> Record {
+    merge(rules_for(stored.entity), Some(stored), edit, &actor(role))
+        .record
+        .expect("the edit applies")
+        .into_owned()
+}
+
 pub fn benches(c: &mut Criterion) {
     let visit = stored_visit("draft");
     let ff = visit_edit(1, 2_000, 0xc1, "client");
     bench_case(c, "visit_fast_forward", &visit, &ff, Role::Director);
-    let concurrent = {
-        let server = visit_edit(1, 2_500, 0xe1, "server");
-        merge(
-            rules_for(Entity::Visit),
-            Some(&visit),
-            &server,
-            &actor(Role::Director),
-        )
-        .record
-        .unwrap()
-    };
+    let server = visit_edit(1, 2_500, 0xe1, "server");
+    let concurrent = edited_elsewhere(&visit, &server, Role::Director);
     bench_case(c, "visit_concurrent", &concurrent, &ff, Role::Director);
 
     let child = stored(&child_create(hlc(1_000, 0xa1)).build(), &actor(Role::Admin));
     let ff = child_edit(1, 2_000, 0xc1, "client");
     bench_case(c, "child_fast_forward", &child, &ff, Role::Admin);
-    let concurrent = {
-        let server = child_edit(1, 2_500, 0xe1, "server");
-        merge(
-            rules_for(Entity::Child),
-            Some(&child),
-            &server,
-            &actor(Role::Admin),
-        )
-        .record
-        .unwrap()
-    };
+    let server = child_edit(1, 2_500, 0xe1, "server");
+    let concurrent = edited_elsewhere(&child, &server, Role::Admin);
     bench_case(c, "child_concurrent", &concurrent, &ff, Role::Admin);
 }
