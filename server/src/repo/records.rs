@@ -22,7 +22,9 @@ pub trait SyncedModel: Serialize {
     fn id(&self) -> Uuid;
     fn version(&self) -> i64;
     fn field_clocks(&self) -> &Value;
+    fn field_clocks_mut(&mut self) -> &mut Value;
     fn created_at(&self) -> DateTime<Utc>;
+    fn updated_at(&self) -> DateTime<Utc>;
     /// The child the row belongs to (the row itself for a child).
     fn child_id(&self) -> Uuid;
     /// Who reviewed it and when (visits only).
@@ -51,8 +53,14 @@ macro_rules! synced_table {
             fn field_clocks(&self) -> &Value {
                 &self.field_clocks
             }
+            fn field_clocks_mut(&mut self) -> &mut Value {
+                &mut self.field_clocks
+            }
             fn created_at(&self) -> DateTime<Utc> {
                 self.created_at
+            }
+            fn updated_at(&self) -> DateTime<Utc> {
+                self.updated_at
             }
             fn child_id(&self) -> Uuid {
                 let $row = self;

@@ -204,23 +204,11 @@ pub async fn seed_demo(
     // The sync metadata is stamped as each batch goes in: a whole
     // district's clocks took more memory than everything else the seed
     // holds.
-    let child = |c: children::PlannedChild| {
-        let mut model = c.model;
-        model.field_clocks = seed_clocks(&model, model.updated_at);
-        model
-    };
-    insert::<child::Entity, _>(&txn, children.into_iter().map(child)).await?;
+    let children = children.into_iter().map(|c| stamped(c.model));
+    insert::<child::Entity, _>(&txn, children).await?;
     insert::<register_event::Entity, _>(&txn, events).await?;
-    let visit = |mut model: visit::Model| {
-        model.field_clocks = seed_clocks(&model, model.updated_at);
-        model
-    };
-    insert::<visit::Entity, _>(&txn, visits.into_iter().map(visit)).await?;
-    let item = |mut model: case_plan_item::Model| {
-        model.field_clocks = seed_clocks(&model, model.updated_at);
-        model
-    };
-    insert::<case_plan_item::Entity, _>(&txn, items.into_iter().map(item)).await?;
+    insert::<visit::Entity, _>(&txn, visits.into_iter().map(stamped)).await?;
+    insert::<case_plan_item::Entity, _>(&txn, items.into_iter().map(stamped)).await?;
     insert::<conflict::Entity, _>(&txn, alerts).await?;
     for batch in changes.chunks(BATCH) {
         change_log::Entity::insert_many(batch.to_vec())
@@ -357,11 +345,12 @@ fn at_local(date: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
         + chrono::Duration::minutes(i64::from(minute))
 }
 
-/// The sync metadata of a seeded row: every field written once at `at` by
-/// the nil node (the server's seed), at version 1.
-fn seed_clocks<M: SyncedModel>(model: &M, at: DateTime<Utc>) -> serde_json::Value {
-    records::written_at(model, at, Uuid::nil())
-        .unwrap_or_else(|err| panic!("demo rows follow the sync rules: {err}"))
+/// A seeded row with its sync metadata: every field written once, when the
+/// row was last updated, by the nil node (the server's seed), at version 1.
+fn stamped<M: SyncedModel>(mut model: M) -> M {
+    *model.field_clocks_mut() = records::written_at(&model, model.updated_at(), Uuid::nil())
+        .unwrap_or_else(|err| panic!("demo rows follow the sync rules: {err}"));
+    model
 }
 
 fn summarize(
