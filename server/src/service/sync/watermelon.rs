@@ -310,33 +310,34 @@ pub async fn push(state: &AppState, caller: &AuthUser, body: PushBody) -> AppRes
     let mut refused = Vec::new();
     for (entity, changes) in &tables {
         let entity = *entity;
-        let mut read =
-            |raw: &Value, mutation: &dyn Fn(Uuid) -> Result<Option<Mutation>, BadRow>| {
-                match raw::raw_id(raw).and_then(|id| Ok((id, mutation(id)?))) {
-                    Ok((id, mutation)) => rows.push(Row {
-                        entity,
-                        id,
-                        mutation,
-                    }),
-                    Err(BadRow(message)) => refused.push(RefusedRow {
-                        table: table_of(entity),
-                        id: match raw.get("id") {
-                            Some(Value::String(id)) => id.clone(),
-                            Some(other) => other.to_string(),
-                            None => String::new(),
-                        },
-                        reason: Reason::InvalidValue,
-                        message,
-                    }),
-                }
-            };
-        for created in &changes.created {
-            read(created, &|_| raw::created(entity, device, created, arrival));
-        }
-        for updated in &changes.updated {
-            read(updated, &|id| {
-                raw::updated(entity, device, updated, current.get(&(entity, id)), arrival)
+        let pushed = (changes.created.iter().map(|raw| (raw, true)))
+            .chain(changes.updated.iter().map(|raw| (raw, false)));
+        for (raw, created) in pushed {
+            let read = raw::raw_id(raw).and_then(|id| {
+                let mutation = if created {
+                    raw::created(entity, device, raw, arrival)?
+                } else {
+                    raw::updated(entity, device, raw, current.get(&(entity, id)), arrival)?
+                };
+                Ok((id, mutation))
             });
+            match read {
+                Ok((id, mutation)) => rows.push(Row {
+                    entity,
+                    id,
+                    mutation,
+                }),
+                Err(BadRow(message)) => refused.push(RefusedRow {
+                    table: table_of(entity),
+                    id: match raw.get("id") {
+                        Some(Value::String(id)) => id.clone(),
+                        Some(other) => other.to_string(),
+                        None => String::new(),
+                    },
+                    reason: Reason::InvalidValue,
+                    message,
+                }),
+            }
         }
         for deleted in &changes.deleted {
             let (id, base) = match deleted {
