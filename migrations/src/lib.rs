@@ -25,6 +25,7 @@ mod m20261206_000001_device_key;
 mod m20261206_000002_session_end;
 mod m20261207_000001_urgent_acknowledgements;
 mod m20261207_000005_server_epoch;
+mod m20261207_000010_visits_by_day_covering;
 
 /// The ordered list of Seedling's migrations.
 #[derive(Debug)]
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000002_session_end::Migration),
             Box::new(m20261207_000001_urgent_acknowledgements::Migration),
             Box::new(m20261207_000005_server_epoch::Migration),
+            Box::new(m20261207_000010_visits_by_day_covering::Migration),
         ]
     }
 }

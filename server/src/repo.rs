@@ -37,8 +37,12 @@ use sea_orm::{
 /// pooled connection unless told otherwise, since it serialises writers.
 pub async fn connect(url: &str, max_connections: Option<u32>) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
+    // Every statement with its duration at TRACE (`RUST_LOG=sqlx::query=trace`
+    // shows them), and any slower than a second at WARN.
     options
-        .sqlx_logging(false)
+        .sqlx_logging(true)
+        .sqlx_logging_level(log::LevelFilter::Trace)
+        .sqlx_slow_statements_logging_settings(log::LevelFilter::Warn, Duration::from_secs(1))
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10));
     if url.starts_with("sqlite:") {

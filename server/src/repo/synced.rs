@@ -3,6 +3,7 @@
 //! back, and the few lookups the merge's semantic checks need.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr,
     EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
@@ -278,23 +279,30 @@ pub fn visit_day(at: DateTime<Utc>) -> NaiveDate {
 }
 
 /// The live visits to the given children on the given days (as
-/// [`visit_day`] counts them): `(child_id, visit)` for each.
+/// [`visit_day`] counts them), each day without the visits of the device it
+/// names, if it names one: `(child_id, visit)` for each.
 pub async fn visits_on_days(
     db: &impl ConnectionTrait,
-    days: Vec<(Uuid, NaiveDate)>,
+    days: Vec<(Uuid, NaiveDate, Option<Uuid>)>,
 ) -> Result<Vec<(Uuid, OtherVisit)>, DbErr> {
     let mut out = Vec::new();
-    // Three bind parameters per day.
+    // At most four bind parameters per day.
     for chunk in days.chunks(200) {
         let mut any = Condition::any();
-        for &(child_id, day) in chunk {
+        for &(child_id, day, without) in chunk {
             let (from, to) = crate::calendar::district().bounds(day);
-            any = any.add(
-                Condition::all()
-                    .add(visit::Column::ChildId.eq(child_id))
-                    .add(visit::Column::VisitedAt.gte(from))
-                    .add(visit::Column::VisitedAt.lt(to)),
-            );
+            let mut this_day = Condition::all()
+                .add(visit::Column::ChildId.eq(child_id))
+                .add(visit::Column::VisitedAt.gte(from))
+                .add(visit::Column::VisitedAt.lt(to));
+            if let Some(device) = without {
+                this_day = this_day.add(
+                    Condition::any()
+                        .add(visit::Column::DeviceId.is_null())
+                        .add(visit::Column::DeviceId.ne(device)),
+                );
+            }
+            any = any.add(this_day);
         }
         let rows: Vec<(Uuid, Uuid, Option<Uuid>, DateTime<Utc>)> = visit::Entity::find()
             .select_only()
@@ -304,7 +312,9 @@ pub async fn visits_on_days(
                 visit::Column::DeviceId,
                 visit::Column::VisitedAt,
             ])
-            .filter(visit::Column::Deleted.eq(false))
+            // A literal, not a bound value: SQLite plans again at every run a
+            // statement whose bound value a partial index's condition names.
+            .filter(Expr::col((visit::Entity, visit::Column::Deleted)).eq(Expr::cust("FALSE")))
             .filter(any)
             .into_tuple()
             .all(db)

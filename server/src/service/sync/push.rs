@@ -570,7 +570,12 @@ async fn check_semantics<'a>(
     };
     let calendar = crate::calendar::district();
     let others = match visited_at(visit) {
-        Some(at) => batch.visits_on(txn, child.id, calendar.day(&at)).await?,
+        Some(at) => {
+            let device = uuid_field(visit, "device_id");
+            batch
+                .visits_on(txn, child.id, calendar.day(&at), device)
+                .await?
+        }
         None => Vec::new(),
     };
     let now_ms = now.timestamp_millis();

@@ -5,6 +5,8 @@
 use reqwest::{Method, StatusCode};
 use seedling_tests::{Device, Fixture, TestApp, assert_error, on_both_backends};
 use serde_json::{Value, json};
+use sync_core::merge::Flag;
+use sync_core::protocol::MutationResult;
 use sync_core::record::Entity;
 use uuid::Uuid;
 
@@ -14,6 +16,7 @@ on_both_backends!(
     a_concurrent_edit_is_resolved_with_the_other_value_and_reaches_both_phones,
     notices_are_acknowledged_and_the_queue_keeps_to_the_town,
     a_conflict_moves_with_its_child_to_the_town_it_is_transferred_to,
+    a_visit_is_checked_against_every_other_visit_of_its_day_whatever_its_push_holds,
 );
 
 async fn resolve(app: &TestApp, token: &str, id: &str, body: Value) -> (StatusCode, Value) {
@@ -238,4 +241,51 @@ async fn a_conflict_moves_with_its_child_to_the_town_it_is_transferred_to(app: T
     let admin_token = app.token_for("admin").await;
     let all = get(&app, &admin_token, "/api/v1/conflicts?status=all").await;
     assert_eq!(all["total"], 1, "{all}");
+}
+
+/// The visits a result names as possible duplicates.
+fn duplicates_of(result: &MutationResult) -> Vec<Uuid> {
+    let flags = match result {
+        MutationResult::Applied { flags, .. } | MutationResult::Merged { flags, .. } => flags,
+        other => panic!("not applied: {other:?}"),
+    };
+    let mut others: Vec<Uuid> = flags
+        .iter()
+        .filter_map(|flag| match flag {
+            Flag::PossibleDuplicate { other_visit_id } => Some(*other_visit_id),
+            _ => None,
+        })
+        .collect();
+    others.sort();
+    others
+}
+
+/// The push reads each day's visits once, leaving out those of the one
+/// phone its visits were recorded on (never their duplicates); a visit
+/// that names no phone in the same push still counts them all. 07:30 in
+/// the district is the day before in UTC.
+async fn a_visit_is_checked_against_every_other_visit_of_its_day_whatever_its_push_holds(
+    app: TestApp,
+) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = admin.create_child(&app, fixture.village_a1, "张小花").await;
+    let mut phone_a = Device::sign_in(&app, "director-a1").await;
+    let mut phone_b = Device::sign_in(&app, "director-a1").await;
+    let at = |hour: u32| day_at(1, hour).replace(":00:00+", ":30:00+");
+    let first = visit(&app, &mut phone_a, child, fixture.village_a1, &at(7), &[]).await;
+    let (second, builder) = phone_b.new_visit(child, fixture.village_a1, &at(7));
+    let response = phone_b.push(&app, &[builder.build()]).await;
+    assert_eq!(duplicates_of(&response.results[0]), [first]);
+
+    let (third, same_phone) = phone_a.new_visit(child, fixture.village_a1, &at(7));
+    let (_, no_phone) = phone_a.new_visit(child, fixture.village_a1, &at(7));
+    let no_phone = no_phone.set("device_id", Value::Null);
+    let response = phone_a
+        .push(&app, &[same_phone.build(), no_phone.build()])
+        .await;
+    assert_eq!(duplicates_of(&response.results[0]), [second]);
+    let mut all = vec![first, second, third];
+    all.sort();
+    assert_eq!(duplicates_of(&response.results[1]), all);
 }

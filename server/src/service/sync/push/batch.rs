@@ -55,8 +55,9 @@ pub(crate) struct Batch {
     /// Per child: the villages it was transferred out of, with the
     /// effective dates, including this batch's transfers.
     transfers: HashMap<Uuid, Vec<Transfer>>,
-    /// Live visits per (child, day) as read from the database.
-    visits_on: HashMap<(Uuid, NaiveDate), Vec<OtherVisit>>,
+    /// Live visits per (child, day) as read from the database, without
+    /// those of the device named, if one is (see [`DayRead`]).
+    visits_on: HashMap<(Uuid, NaiveDate), (Option<Uuid>, Vec<OtherVisit>)>,
     /// The visits and case-plan items this batch wrote, per child.
     written_for_child: HashMap<Uuid, BTreeSet<Key>>,
     /// Village codes for outbound messages.
@@ -181,7 +182,7 @@ impl Batch {
         }
         self.lineages.prefetch(txn, villages).await?;
 
-        let mut days: BTreeSet<(Uuid, NaiveDate)> = BTreeSet::new();
+        let mut days: BTreeMap<(Uuid, NaiveDate), DayRead> = BTreeMap::new();
         for m in fresh.iter().filter(|m| m.entity == Entity::Visit) {
             let current = self
                 .rows
@@ -198,11 +199,27 @@ impl Batch {
                 _ => None,
             };
             let stored = current.as_ref().and_then(|row| visited_at(&row.record));
+            // The device the merged visit will name: the one sent, else the
+            // stored one (a guess; a wrong one only costs a second read).
+            let device = set_uuid(m, "device_id").or_else(|| {
+                current
+                    .as_ref()
+                    .and_then(|row| uuid_field(&row.record, "device_id"))
+            });
+            // The district's day, as the duplicate check asks for it: a
+            // visit's UTC date is another day for a third of the day.
             for at in sent.into_iter().chain(stored) {
-                days.insert((child, at.date_naive()));
+                let day = repo::synced::visit_day(at.with_timezone(&Utc));
+                days.entry((child, day))
+                    .and_modify(|read| read.also_for(device))
+                    .or_insert(DayRead::for_device(device));
             }
         }
-        self.load_days(txn, days.into_iter().collect()).await
+        let days = days
+            .into_iter()
+            .map(|((child, day), read)| (child, day, read.without()))
+            .collect();
+        self.load_days(txn, days).await
     }
 
     /// Whether the child's record was archived under the retention policy
@@ -281,23 +298,25 @@ impl Batch {
         Ok(())
     }
 
+    /// Reads the live visits of the given (child, day)s not read yet, each
+    /// without the visits of the device it names.
     async fn load_days(
         &mut self,
         txn: &DatabaseTransaction,
-        days: Vec<(Uuid, NaiveDate)>,
+        days: Vec<(Uuid, NaiveDate, Option<Uuid>)>,
     ) -> AppResult<()> {
-        let days: Vec<(Uuid, NaiveDate)> = days
+        let days: Vec<(Uuid, NaiveDate, Option<Uuid>)> = days
             .into_iter()
-            .filter(|key| !self.visits_on.contains_key(key))
+            .filter(|(child, day, _)| !self.visits_on.contains_key(&(*child, *day)))
             .collect();
         if days.is_empty() {
             return Ok(());
         }
-        for &key in &days {
-            self.visits_on.insert(key, Vec::new());
+        for &(child, day, without) in &days {
+            self.visits_on.insert((child, day), (without, Vec::new()));
         }
         for (child, other) in repo::synced::visits_on_days(txn, days).await? {
-            if let Some(bucket) = self.visits_on.get_mut(&(child, other.visited_on)) {
+            if let Some((_, bucket)) = self.visits_on.get_mut(&(child, other.visited_on)) {
                 bucket.push(other);
             }
         }
@@ -330,21 +349,30 @@ impl Batch {
     }
 
     /// The child's other live visits on `day` (as the duplicate check
-    /// counts days), as this batch has left them.
+    /// counts days), as this batch has left them, for a visit recorded on
+    /// `device`: the visits of that same device may be left out, since they
+    /// are never its duplicates.
     pub(super) async fn visits_on(
         &mut self,
         txn: &DatabaseTransaction,
         child: Uuid,
         day: NaiveDate,
+        device: Option<Uuid>,
     ) -> AppResult<Vec<OtherVisit>> {
-        self.load_days(txn, vec![(child, day)]).await?;
+        if let Some((Some(without), _)) = self.visits_on.get(&(child, day))
+            && device != Some(*without)
+        {
+            // Read without another device's visits: read the day whole.
+            self.visits_on.remove(&(child, day));
+        }
+        self.load_days(txn, vec![(child, day, None)]).await?;
         let written = self.written_for_child.get(&child);
         let is_written = |id: Uuid| written.is_some_and(|w| w.contains(&(Entity::Visit, id)));
         let mut others: Vec<OtherVisit> = self
             .visits_on
             .get(&(child, day))
             .into_iter()
-            .flatten()
+            .flat_map(|(_, read)| read)
             .filter(|other| !is_written(other.visit_id))
             .cloned()
             .collect();
@@ -473,6 +501,35 @@ impl Batch {
                 json!({}),
             )
         })
+    }
+}
+
+/// Whose visits a day's read may leave out: those of the one device every
+/// visit checked against that day was recorded on, and none when the visits
+/// name several devices or one names none (the duplicate check counts the
+/// same device's visits only for a visit without one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DayRead {
+    Without(Uuid),
+    Whole,
+}
+
+impl DayRead {
+    fn for_device(device: Option<Uuid>) -> Self {
+        device.map_or(Self::Whole, Self::Without)
+    }
+
+    fn also_for(&mut self, device: Option<Uuid>) {
+        if *self != Self::for_device(device) {
+            *self = Self::Whole;
+        }
+    }
+
+    fn without(self) -> Option<Uuid> {
+        match self {
+            Self::Without(device) => Some(device),
+            Self::Whole => None,
+        }
     }
 }
 
