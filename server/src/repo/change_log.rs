@@ -280,10 +280,18 @@ pub async fn held_versions(
         Entity::Visit => "visits",
         Entity::CasePlanItem => "case_plan_items",
     };
+    // SQLite, without statistics, would read the rows of `entity` in the
+    // whole log through `(entity, record_id)` for the grouping's order; the
+    // unary `+` leaves it the scope's index, which reads only the scope's
+    // rows (a village's checksum: 5.5 ms → 0.1 ms in the demo district).
+    let entity_term = match backend {
+        DbBackend::Sqlite => "+entity",
+        _ => "entity",
+    };
     let sql = format!(
         "SELECT r.id, r.version FROM {table} r \
          JOIN (SELECT record_id, MAX(seq) AS last_seq FROM change_log \
-               WHERE {column} = {p1} AND entity = {p2} GROUP BY record_id) l \
+               WHERE {column} = {p1} AND {entity_term} = {p2} GROUP BY record_id) l \
            ON l.record_id = r.id \
          JOIN change_log c ON c.seq = l.last_seq \
          WHERE c.op = 'upsert' AND NOT r.deleted",
