@@ -36,6 +36,9 @@ pub struct AppState {
     /// Pushes waiting to be committed together (group commit,
     /// `service::sync::push::group`): requests in flight, not sync state.
     pub pushes: Arc<crate::service::sync::push::group::PushQueue>,
+    /// Reads waiting to be put on the audit trail together
+    /// (`service::audit::reads`): requests in flight.
+    pub read_audits: Arc<crate::service::audit::reads::ReadAudits>,
     /// "Your scope changed" pokes for the open event streams
     /// (`max_event_streams`).
     pub events: Arc<crate::events::Events>,
@@ -57,6 +60,7 @@ impl AppState {
             sync_slots: Arc::new(tokio::sync::Semaphore::new(config.max_sync_in_flight)),
             sync_queued: Arc::default(),
             pushes: Arc::default(),
+            read_audits: Arc::default(),
             events: Arc::new(crate::events::Events::new(config.max_event_streams)),
             config: Arc::new(config),
             jwt: Arc::new(jwt),

@@ -3,8 +3,8 @@
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    NotSet, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, NotSet, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -13,12 +13,13 @@ use crate::entity::{audit_log, sync_lock};
 const LOCK: &str = "audit_log";
 
 /// Takes the audit writer lock for the rest of the caller's transaction and
-/// counts one more appended row; returns the hash of the current last row.
-pub async fn lock_head(db: &impl ConnectionTrait) -> Result<Option<String>, DbErr> {
+/// counts `count` more appended rows; returns the hash of the current last
+/// row.
+pub async fn lock_head(db: &impl ConnectionTrait, count: i32) -> Result<Option<String>, DbErr> {
     let taken = sync_lock::Entity::update_many()
         .col_expr(
             sync_lock::Column::Taken,
-            Expr::col(sync_lock::Column::Taken).add(1),
+            Expr::col(sync_lock::Column::Taken).add(count),
         )
         .filter(sync_lock::Column::Name.eq(LOCK))
         .exec(db)
@@ -39,11 +40,18 @@ pub async fn lock_head(db: &impl ConnectionTrait) -> Result<Option<String>, DbEr
     Ok(last)
 }
 
-/// Inserts one row; call after [`lock_head`] in the same transaction.
-pub async fn insert(db: &impl ConnectionTrait, row: audit_log::Model) -> Result<(), DbErr> {
-    let mut active = audit_log::ActiveModel::from(row);
-    active.id = NotSet;
-    active.insert(db).await.map(|_| ())
+/// Inserts rows in order (ids follow the order of the rows); call after
+/// [`lock_head`] in the same transaction.
+pub async fn insert(db: &impl ConnectionTrait, rows: Vec<audit_log::Model>) -> Result<(), DbErr> {
+    let rows: Vec<audit_log::ActiveModel> = rows
+        .into_iter()
+        .map(|row| {
+            let mut active = audit_log::ActiveModel::from(row);
+            active.id = NotSet;
+            active
+        })
+        .collect();
+    super::insert_all(db, rows).await
 }
 
 /// Up to `limit` rows with an id above `after`, in chain order.

@@ -11,7 +11,10 @@
 //! exactly when the change it describes committed. Call it after any
 //! change-log append: the lock order is change log, then audit log.
 //! [`record_read`] puts a read on the trail after the read, in a short
-//! write transaction of its own.
+//! write transaction of its own, shared with the reads waiting beside it
+//! ([`reads`]).
+
+pub mod reads;
 
 use std::collections::BTreeSet;
 
@@ -53,21 +56,41 @@ pub async fn record_at(
     entry: Entry,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let prev_hash = repo::audit::lock_head(db).await?;
-    let mut row = audit_log::Model {
-        id: 0,
-        // Stored timestamps keep microseconds on every backend; hash what is kept.
-        at: at.trunc_subsecs(6),
-        actor_id: entry.actor_id,
-        action: entry.action.to_owned(),
-        entity: entry.entity.map(str::to_owned),
-        record_id: entry.record_id,
-        detail: Some(entry.detail),
-        prev_hash,
-        hash: String::new(),
-    };
-    row.hash = row_hash(&row);
-    repo::audit::insert(db, row).await
+    record_many_at(db, vec![entry], at).await
+}
+
+/// Appends `entries` in order, each linked to the one before, under one
+/// take of the writer lock, with multi-row inserts.
+pub async fn record_many_at(
+    db: &impl ConnectionTrait,
+    entries: Vec<Entry>,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // The lock's counter is a 4-byte integer; a batch holds a few hundred.
+    let count = i32::try_from(entries.len()).unwrap_or(i32::MAX);
+    let mut prev_hash = repo::audit::lock_head(db, count).await?;
+    let mut rows = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let mut row = audit_log::Model {
+            id: 0,
+            // Stored timestamps keep microseconds on every backend; hash what is kept.
+            at: at.trunc_subsecs(6),
+            actor_id: entry.actor_id,
+            action: entry.action.to_owned(),
+            entity: entry.entity.map(str::to_owned),
+            record_id: entry.record_id,
+            detail: Some(entry.detail),
+            prev_hash,
+            hash: String::new(),
+        };
+        row.hash = row_hash(&row);
+        prev_hash = Some(row.hash.clone());
+        rows.push(row);
+    }
+    repo::audit::insert(db, rows).await
 }
 
 /// Puts a read of children's records on the trail: one entry per request,
@@ -106,15 +129,14 @@ pub(crate) async fn record_read(
     .await
 }
 
-/// Appends `entry` in a write transaction of its own: how a read made from
-/// a read-only snapshot (a report, a pull page, a change-feed page, a
-/// review read) goes on the trail. No change-log lock is held, so the lock
-/// order (change log, then audit log) holds.
+/// Appends `entry` in a write transaction without the caller's, shared
+/// with the entries waiting beside it ([`reads`]), and returns once it has
+/// committed: how a read made from a read-only snapshot (a report, a pull
+/// page, a change-feed page, a review read) goes on the trail. No
+/// change-log lock is held, so the lock order (change log, then audit log)
+/// holds.
 pub(crate) async fn record_alone(state: &AppState, entry: Entry) -> AppResult<()> {
-    let txn = crate::repo::begin_write(&state.db).await?;
-    record(&txn, entry).await?;
-    txn.commit().await?;
-    Ok(())
+    reads::append(state, entry).await
 }
 
 /// Every row that records a read or write of `child`'s records, in chain
