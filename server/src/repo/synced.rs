@@ -3,10 +3,9 @@
 //! back, and the few lookups the merge's semantic checks need.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr,
-    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -281,57 +280,74 @@ pub fn visit_day(at: DateTime<Utc>) -> NaiveDate {
 /// The live visits to the given children on the given days (as
 /// [`visit_day`] counts them), each day without the visits of the device it
 /// names, if it names one: `(child_id, visit)` for each.
+///
+/// The days are a `VALUES` list joined to the visits, so each day is one
+/// search of `(child_id, visited_at, deleted, device_id, id)` and the
+/// statement's text depends only on how many days it asks for. (A hundred
+/// days `OR`ed together took PostgreSQL 7 ms to plan and 7 ms to run; this
+/// takes it 1 and 3.)
 pub async fn visits_on_days(
     db: &impl ConnectionTrait,
     days: Vec<(Uuid, NaiveDate, Option<Uuid>)>,
 ) -> Result<Vec<(Uuid, OtherVisit)>, DbErr> {
+    let backend = db.get_database_backend();
+    let calendar = crate::calendar::district();
     let mut out = Vec::new();
-    // At most four bind parameters per day.
-    for chunk in days.chunks(200) {
-        let mut any = Condition::any();
-        for &(child_id, day, without) in chunk {
-            let (from, to) = crate::calendar::district().bounds(day);
-            let mut this_day = Condition::all()
-                .add(visit::Column::ChildId.eq(child_id))
-                .add(visit::Column::VisitedAt.gte(from))
-                .add(visit::Column::VisitedAt.lt(to));
-            if let Some(device) = without {
-                this_day = this_day.add(
-                    Condition::any()
-                        .add(visit::Column::DeviceId.is_null())
-                        .add(visit::Column::DeviceId.ne(device)),
-                );
-            }
-            any = any.add(this_day);
+    // Four bind parameters per day.
+    for chunk in days.chunks(500) {
+        let mut values = Vec::with_capacity(chunk.len() * 4);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (n, &(child_id, day, without)) in chunk.iter().enumerate() {
+            let (from, to) = calendar.bounds(day);
+            rows.push(match backend {
+                DbBackend::Postgres => format!(
+                    "(${}::uuid, ${}::timestamptz, ${}::timestamptz, ${}::uuid)",
+                    4 * n + 1,
+                    4 * n + 2,
+                    4 * n + 3,
+                    4 * n + 4
+                ),
+                _ => "(?, ?, ?, ?)".to_owned(),
+            });
+            values.extend([child_id.into(), from.into(), to.into(), without.into()]);
         }
-        let rows: Vec<(Uuid, Uuid, Option<Uuid>, DateTime<Utc>)> = visit::Entity::find()
-            .select_only()
-            .columns([
-                visit::Column::ChildId,
-                visit::Column::Id,
-                visit::Column::DeviceId,
-                visit::Column::VisitedAt,
-            ])
-            // A literal, not a bound value: SQLite plans again at every run a
-            // statement whose bound value a partial index's condition names.
-            .filter(Expr::col((visit::Entity, visit::Column::Deleted)).eq(Expr::cust("FALSE")))
-            .filter(any)
-            .into_tuple()
-            .all(db)
-            .await?;
-        out.extend(
-            rows.into_iter()
-                .map(|(child_id, visit_id, device_id, visited_at)| {
-                    (
-                        child_id,
-                        OtherVisit {
-                            visit_id,
-                            device_id,
-                            visited_on: visit_day(visited_at),
-                        },
-                    )
-                }),
-        );
+        let days = rows.join(", ");
+        let this_day = "v.child_id = d.child_id AND v.visited_at >= d.from_at \
+             AND v.visited_at < d.to_at AND v.deleted = FALSE \
+             AND (d.without IS NULL OR v.device_id IS NULL OR v.device_id <> d.without)";
+        let sql = match backend {
+            // A search of the visits for each day. `OFFSET 0` keeps the
+            // planner from flattening the join into one hash join over
+            // every visit, as it would for a hundred days.
+            DbBackend::Postgres => format!(
+                "SELECT v.child_id, v.id, v.device_id, v.visited_at \
+                 FROM (VALUES {days}) AS d (child_id, from_at, to_at, without) \
+                 CROSS JOIN LATERAL (SELECT v.child_id, v.id, v.device_id, v.visited_at \
+                   FROM visits v WHERE {this_day} OFFSET 0) v"
+            ),
+            // CROSS JOIN: SQLite reads the days first and searches the
+            // visits for each.
+            _ => format!(
+                "WITH d (child_id, from_at, to_at, without) AS (VALUES {days}) \
+                 SELECT v.child_id, v.id, v.device_id, v.visited_at \
+                 FROM d CROSS JOIN visits v WHERE {this_day}"
+            ),
+        };
+        for row in db
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+        {
+            let child_id: Uuid = row.try_get_by_index(0)?;
+            let visited_at: DateTime<Utc> = row.try_get_by_index(3)?;
+            out.push((
+                child_id,
+                OtherVisit {
+                    visit_id: row.try_get_by_index(1)?,
+                    device_id: row.try_get_by_index(2)?,
+                    visited_on: visit_day(visited_at),
+                },
+            ));
+        }
     }
     Ok(out)
 }
