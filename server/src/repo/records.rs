@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::EntityTrait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sync_core::clock::Hlc;
 use sync_core::record::{Entity, Record, RecordMeta};
@@ -123,13 +123,12 @@ pub fn values_of<M: SyncedModel>(model: &M) -> Result<Map<String, Value>, Record
 /// The row as a `sync-core` record (values joined with their metadata).
 pub fn to_record<M: SyncedModel>(model: &M) -> Result<Record, RecordError> {
     let values = values_of(model)?;
-    let meta: RecordMeta =
-        serde_json::from_value(model.field_clocks().clone()).map_err(|source| {
-            RecordError::Json {
-                entity: M::ENTITY,
-                id: model.id(),
-                source,
-            }
+    // Read from the stored value in place, without copying it first.
+    let meta =
+        RecordMeta::deserialize(model.field_clocks()).map_err(|source| RecordError::Json {
+            entity: M::ENTITY,
+            id: model.id(),
+            source,
         })?;
     let version = u64::try_from(model.version()).unwrap_or(0);
     Record::join(M::ENTITY, model.id(), version, &values, &meta).map_err(|source| {
