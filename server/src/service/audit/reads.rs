@@ -9,9 +9,10 @@
 //! committing takes the turn and commits, in a task of its own, every entry
 //! waiting (up to [`BATCH_ENTRIES`]), then the next batch, until none is
 //! waiting; the chain is the same as if they had been appended one by one,
-//! in arrival order. When a batch's transaction fails, each of its entries
-//! is appended again on its own, so one entry's failure is never its
-//! neighbours'.
+//! in arrival order. When a batch's transaction fails, its entries are
+//! appended again one by one until one of them fails too; since no entry
+//! fails for its own content, the rest are then answered that error at once.
+//! Every row of a batch carries the batch's time.
 //!
 //! The queue holds requests in flight in this process only; server
 //! processes side by side each batch their own reads, and the writer lock
@@ -128,12 +129,24 @@ async fn commit_batch(state: &AppState, batch: Vec<Waiting>) {
                 return;
             }
             Err(err) => {
-                tracing::debug!(error = %err, entries = batch.len(), "a batch of audit entries failed; appending each alone");
+                tracing::warn!(error = %err, entries = batch.len(), "a batch of audit entries failed; appending each alone");
             }
         }
     }
+    // No entry fails for its own content: once one fails alone, the trail
+    // cannot be written now, and the rest are answered at once rather than
+    // each waiting out its own timeout.
+    let mut failed: Option<String> = None;
     for waiting in batch {
-        let result = commit(state, vec![waiting.entry]).await;
+        let result = match &failed {
+            Some(message) => Err(AppError::Internal(format!(
+                "the audit trail cannot be written now: {message}"
+            ))),
+            None => commit(state, vec![waiting.entry]).await,
+        };
+        if let Err(err) = &result {
+            failed.get_or_insert_with(|| err.to_string());
+        }
         let _ = waiting.answer.send(result);
     }
 }

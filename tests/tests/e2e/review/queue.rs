@@ -260,10 +260,11 @@ fn duplicates_of(result: &MutationResult) -> Vec<Uuid> {
     others
 }
 
-/// The push reads each day's visits once, leaving out those of the one
-/// phone its visits were recorded on (never their duplicates); a visit
-/// that names no phone in the same push still counts them all. 07:30 in
-/// the district is the day before in UTC.
+/// The push reads a day's visits without those of the one phone its
+/// visits of that day were recorded on (never their duplicates), yet a
+/// visit is still checked against every other: a stored visit that names
+/// no phone, another phone's, and in the same push a visit that names no
+/// phone counts them all.
 async fn a_visit_is_checked_against_every_other_visit_of_its_day_whatever_its_push_holds(
     app: TestApp,
 ) {
@@ -273,19 +274,44 @@ async fn a_visit_is_checked_against_every_other_visit_of_its_day_whatever_its_pu
     let mut phone_a = Device::sign_in(&app, "director-a1").await;
     let mut phone_b = Device::sign_in(&app, "director-a1").await;
     let at = |hour: u32| day_at(1, hour).replace(":00:00+", ":30:00+");
-    let first = visit(&app, &mut phone_a, child, fixture.village_a1, &at(7), &[]).await;
-    let (second, builder) = phone_b.new_visit(child, fixture.village_a1, &at(7));
+    let sorted = |mut ids: Vec<Uuid>| {
+        ids.sort();
+        ids
+    };
+    let (no_phone_before, builder) = phone_a.new_visit(child, fixture.village_a1, &at(7));
+    let response = phone_a
+        .push(&app, &[builder.set("device_id", Value::Null).build()])
+        .await;
+    assert!(duplicates_of(&response.results[0]).is_empty());
+    let first = visit(&app, &mut phone_a, child, fixture.village_a1, &at(8), &[]).await;
+    let (second, builder) = phone_b.new_visit(child, fixture.village_a1, &at(9));
     let response = phone_b.push(&app, &[builder.build()]).await;
-    assert_eq!(duplicates_of(&response.results[0]), [first]);
+    assert_eq!(
+        duplicates_of(&response.results[0]),
+        sorted(vec![no_phone_before, first])
+    );
 
-    let (third, same_phone) = phone_a.new_visit(child, fixture.village_a1, &at(7));
-    let (_, no_phone) = phone_a.new_visit(child, fixture.village_a1, &at(7));
+    // Phone A alone: its day is read without phone A's visits.
+    let (third, builder) = phone_a.new_visit(child, fixture.village_a1, &at(10));
+    let response = phone_a.push(&app, &[builder.build()]).await;
+    assert_eq!(
+        duplicates_of(&response.results[0]),
+        sorted(vec![no_phone_before, second])
+    );
+
+    // With a visit naming no phone beside it: the day is read whole.
+    let (fourth, same_phone) = phone_a.new_visit(child, fixture.village_a1, &at(11));
+    let (_, no_phone) = phone_a.new_visit(child, fixture.village_a1, &at(12));
     let no_phone = no_phone.set("device_id", Value::Null);
     let response = phone_a
         .push(&app, &[same_phone.build(), no_phone.build()])
         .await;
-    assert_eq!(duplicates_of(&response.results[0]), [second]);
-    let mut all = vec![first, second, third];
-    all.sort();
-    assert_eq!(duplicates_of(&response.results[1]), all);
+    assert_eq!(
+        duplicates_of(&response.results[0]),
+        sorted(vec![no_phone_before, second])
+    );
+    assert_eq!(
+        duplicates_of(&response.results[1]),
+        sorted(vec![no_phone_before, first, second, third, fourth])
+    );
 }

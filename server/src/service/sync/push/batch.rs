@@ -206,8 +206,9 @@ impl Batch {
                     .as_ref()
                     .and_then(|row| uuid_field(&row.record, "device_id"))
             });
-            // The district's day, as the duplicate check asks for it: a
-            // visit's UTC date is another day for a third of the day.
+            // The district's day, as the duplicate check asks for it: the
+            // date in the offset sent (UTC, often) is another day for a
+            // third of the day.
             for at in sent.into_iter().chain(stored) {
                 let day = repo::synced::visit_day(at.with_timezone(&Utc));
                 days.entry((child, day))
