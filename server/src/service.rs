@@ -7,6 +7,7 @@ pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod commit_queue;
 pub mod demo;
 pub mod devices;
 pub mod integration;

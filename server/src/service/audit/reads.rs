@@ -18,7 +18,6 @@
 //! processes side by side each batch their own reads, and the writer lock
 //! orders their appends as before.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
@@ -26,6 +25,7 @@ use tokio::sync::{OwnedMutexGuard, oneshot};
 
 use super::Entry;
 use crate::error::{AppError, AppResult};
+use crate::service::commit_queue::CommitQueue;
 use crate::state::AppState;
 
 /// The most entries one transaction appends.
@@ -34,8 +34,7 @@ pub const BATCH_ENTRIES: usize = 500;
 /// The read entries waiting to be appended in this process.
 #[derive(Debug, Default)]
 pub struct ReadAudits {
-    waiting: Mutex<Vec<Waiting>>,
-    turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    queue: CommitQueue<Waiting>,
     batches: AtomicU64,
     batched_entries: AtomicU64,
 }
@@ -49,12 +48,12 @@ struct Waiting {
 impl ReadAudits {
     /// Entries queued and not yet taken into a batch.
     pub fn waiting(&self) -> usize {
-        self.lock_waiting().len()
+        self.queue.waiting()
     }
 
     /// Whether a batch is being appended now.
     pub fn committing(&self) -> bool {
-        self.turn.try_lock().is_err()
+        self.queue.committing()
     }
 
     /// Batches of two or more entries appended together, and the entries
@@ -65,35 +64,21 @@ impl ReadAudits {
             self.batched_entries.load(Ordering::Acquire),
         )
     }
-
-    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
-        // A panic while holding this lock cannot leave the list half-made.
-        self.waiting
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn take_batch(&self) -> Vec<Waiting> {
-        let mut waiting = self.lock_waiting();
-        let take = waiting.len().min(BATCH_ENTRIES);
-        waiting.drain(..take).collect()
-    }
 }
 
 /// Appends `entry` with whatever other entries are waiting, and returns once
 /// it has committed.
 pub(super) async fn append(state: &AppState, entry: Entry) -> AppResult<()> {
-    let queue = &state.read_audits;
-    let (answer, mut answered) = oneshot::channel();
-    queue.lock_waiting().push(Waiting { entry, answer });
-    tokio::select! {
-        biased;
-        result = &mut answered => return result.unwrap_or_else(|_| Err(abandoned())),
-        turn = queue.turn.clone().lock_owned() => {
-            tokio::spawn(drain(state.clone(), turn));
-        }
-    }
-    answered.await.unwrap_or_else(|_| Err(abandoned()))
+    let (answer, answered) = oneshot::channel();
+    let drainer = state.clone();
+    state
+        .read_audits
+        .queue
+        .join(Waiting { entry, answer }, answered, |turn| {
+            drain(drainer, turn)
+        })
+        .await
+        .unwrap_or_else(|_| Err(abandoned()))
 }
 
 fn abandoned() -> AppError {
@@ -103,7 +88,7 @@ fn abandoned() -> AppError {
 /// Appends batches until no entry is waiting, holding the turn.
 async fn drain(state: AppState, turn: OwnedMutexGuard<()>) {
     loop {
-        let batch = state.read_audits.take_batch();
+        let batch = state.read_audits.queue.take(BATCH_ENTRIES, |_| 1);
         if batch.is_empty() {
             break;
         }

@@ -21,7 +21,6 @@
 //! sync state: server processes side by side each group their own pushes,
 //! and the change-log writer lock orders their commits as before.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
@@ -32,6 +31,7 @@ use super::{Acting, Batch, apply};
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
 use crate::service::audit;
+use crate::service::commit_queue::CommitQueue;
 use crate::service::sync::now_ms;
 use crate::state::AppState;
 
@@ -42,8 +42,7 @@ pub const GROUP_MUTATIONS: usize = 2_000;
 /// The pushes waiting to be committed in this process.
 #[derive(Debug, Default)]
 pub struct PushQueue {
-    waiting: Mutex<Vec<Job>>,
-    turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    queue: CommitQueue<Job>,
     groups: AtomicU64,
     grouped_pushes: AtomicU64,
     failed_groups: AtomicU64,
@@ -59,12 +58,12 @@ struct Job {
 impl PushQueue {
     /// Pushes queued and not yet taken into a group.
     pub fn waiting(&self) -> usize {
-        self.lock_waiting().len()
+        self.queue.waiting()
     }
 
     /// Whether a group is being committed now.
     pub fn committing(&self) -> bool {
-        self.turn.try_lock().is_err()
+        self.queue.committing()
     }
 
     /// Groups of two or more pushes committed together, and the pushes in
@@ -81,29 +80,6 @@ impl PushQueue {
     pub fn failed_groups(&self) -> u64 {
         self.failed_groups.load(Ordering::Acquire)
     }
-
-    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, Vec<Job>> {
-        // A panic while holding this lock cannot leave the list half-made.
-        self.waiting
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The next group: the waiting pushes in arrival order, up to
-    /// [`GROUP_MUTATIONS`] mutations (at least one push).
-    fn take_group(&self) -> Vec<Job> {
-        let mut waiting = self.lock_waiting();
-        let mut size = 0;
-        let mut take = 0;
-        for job in waiting.iter() {
-            if take > 0 && size + job.mutations.len() > GROUP_MUTATIONS {
-                break;
-            }
-            size += job.mutations.len();
-            take += 1;
-        }
-        waiting.drain(..take).collect()
-    }
 }
 
 /// Commits `mutations` (already in the order to apply) for `caller`, with
@@ -113,21 +89,19 @@ pub(super) async fn commit(
     caller: &AuthUser,
     mutations: Vec<Mutation>,
 ) -> AppResult<PushResponse> {
-    let queue = &state.pushes;
-    let (answer, mut answered) = oneshot::channel();
-    queue.lock_waiting().push(Job {
+    let (answer, answered) = oneshot::channel();
+    let job = Job {
         caller: *caller,
         mutations,
         answer,
-    });
-    tokio::select! {
-        biased;
-        result = &mut answered => return result.unwrap_or_else(|_| Err(abandoned())),
-        turn = queue.turn.clone().lock_owned() => {
-            tokio::spawn(drain(state.clone(), turn));
-        }
-    }
-    answered.await.unwrap_or_else(|_| Err(abandoned()))
+    };
+    let drainer = state.clone();
+    state
+        .pushes
+        .queue
+        .join(job, answered, |turn| drain(drainer, turn))
+        .await
+        .unwrap_or_else(|_| Err(abandoned()))
 }
 
 fn abandoned() -> AppError {
@@ -137,7 +111,10 @@ fn abandoned() -> AppError {
 /// Commits groups until no push is waiting, holding the writer's turn.
 async fn drain(state: AppState, turn: OwnedMutexGuard<()>) {
     loop {
-        let group = state.pushes.take_group();
+        let group = state
+            .pushes
+            .queue
+            .take(GROUP_MUTATIONS, |job| job.mutations.len());
         if group.is_empty() {
             break;
         }
