@@ -265,7 +265,7 @@ fn answer_pull(state: &mut State, request: &PullRequest) -> Result<PullResponse,
         purges,
         next_cursor: next.to_string(),
         has_more: next < last,
-        scope_checksum: checksum(state),
+        scope_checksum: Some(checksum(state)),
     })
 }
 

@@ -24,8 +24,8 @@ use sync_core::{
     clock::{Hlc, HlcClock},
     protocol::{
         DEFAULT_MANIFEST_LIMIT, FetchRequest, MAX_FETCH_RECORDS, ManifestEntry, ManifestRequest,
-        Mutation, PROTOCOL_VERSION, PullRequest, PushRequest, RecordRef, Repair, ScopeChecksum,
-        check_protocol_version, lost_writes, urgent_first,
+        Mutation, PROTOCOL_VERSION, PullEncoding, PullRequest, PushRequest, RecordRef, Repair,
+        ScopeChecksum, check_protocol_version, lost_writes, urgent_first,
     },
     record::{Entity, Field, Record},
     rules::Actor,
@@ -505,6 +505,7 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
                     protocol_version: PROTOCOL_VERSION,
                     cursor: cursor.clone(),
                     limit: self.options.page_limit,
+                    encoding: PullEncoding::Compact,
                 })
                 .await?;
             check_version(page.protocol_version)?;
@@ -529,12 +530,12 @@ impl<T: Transport, S: Sleeper> Syncer<T, S> {
                 if from_scratch {
                     report.purged += sweep(&self.store, &seen).await?;
                 }
-                let local = self.store.scope_checksum().await?;
-                if local != page.scope_checksum {
-                    report.diverged = Some(Divergence {
-                        local,
-                        server: page.scope_checksum,
-                    });
+                // Both encodings carry the checksum on the last page.
+                if let Some(server) = page.scope_checksum {
+                    let local = self.store.scope_checksum().await?;
+                    if local != server {
+                        report.diverged = Some(Divergence { local, server });
+                    }
                 }
                 return Ok(());
             }

@@ -6,8 +6,8 @@
 use std::{future::Future, time::Duration};
 
 use sync_core::protocol::{
-    ErrorEnvelope, FetchRequest, FetchResponse, ManifestRequest, ManifestResponse, PullRequest,
-    PullResponse, PushRequest, PushResponse,
+    ErrorEnvelope, FetchRequest, FetchResponse, ManifestRequest, ManifestResponse, PullEncoding,
+    PullRequest, PullResponse, PushRequest, PushResponse, read_pull,
 };
 
 /// Why a request failed.
@@ -204,6 +204,14 @@ impl HttpTransport {
     async fn answer<T: serde::de::DeserializeOwned>(
         sent: Result<reqwest::Response, reqwest::Error>,
     ) -> Result<T, TransportError> {
+        Self::answer_with(sent, |body| serde_json::from_slice(body)).await
+    }
+
+    /// [`Self::answer`], with the body of a success read by `read`.
+    async fn answer_with<T>(
+        sent: Result<reqwest::Response, reqwest::Error>,
+        read: impl FnOnce(&[u8]) -> Result<T, serde_json::Error>,
+    ) -> Result<T, TransportError> {
         let response = sent.map_err(|e| TransportError::Retryable(e.to_string()))?;
         let status = response.status().as_u16();
         let retry_after = retry_after(&response);
@@ -218,7 +226,7 @@ impl HttpTransport {
                 retry_after,
             ));
         }
-        serde_json::from_slice(&body).map_err(|e| TransportError::Fatal {
+        read(&body).map_err(|e| TransportError::Fatal {
             status,
             code: "unreadable_answer".into(),
             message: e.to_string(),
@@ -256,6 +264,9 @@ impl Transport for HttpTransport {
         if let Some(cursor) = request.cursor {
             query.push(("cursor", cursor));
         }
+        if request.encoding == PullEncoding::Compact {
+            query.push(("encoding", "compact".to_owned()));
+        }
         let sent = self
             .client
             .get(format!("{}/api/v1/sync/pull", self.base_url))
@@ -263,7 +274,9 @@ impl Transport for HttpTransport {
             .query(&query)
             .send()
             .await;
-        Self::answer(sent).await
+        // Either encoding: a server that does not know the compact one
+        // answers the full.
+        Self::answer_with(sent, read_pull).await
     }
 
     async fn manifest(&self, request: ManifestRequest) -> Result<ManifestResponse, TransportError> {

@@ -57,7 +57,7 @@ export type { Hlc } from './hlc.ts';
 export { ScopeChecksum, fnv1a64, recordHash } from './checksum.ts';
 export { DEFAULT_VISIT_INTERVALS, dayIn, dueDate, dueStatus } from './due.ts';
 export type { DueInput, DueStatus } from './due.ts';
-export { lostWrites } from './records.ts';
+export { lostWrites, recordOfCompact } from './records.ts';
 export type { LostWrite } from './records.ts';
 export type { RecoveryReport, RepairReport } from './sync.ts';
 export type { LiveState } from './events.ts';

@@ -10,7 +10,18 @@
 
 import { compareHlc, nodeOf, parseHlc } from './hlc.ts';
 import { fieldRule, mayWrite, rulesFor, uuidKey, type Actor, type Writers } from './rules.ts';
-import type { Entity, FieldChangeWire, ItemWire, Json, JsonObject, MutationWire, RecordWire } from './wire.ts';
+import type {
+  CompactRecordWire,
+  Entity,
+  FieldChangeWire,
+  FieldWire,
+  ItemWire,
+  Json,
+  JsonObject,
+  MutationWire,
+  RecordWire,
+  StampWire,
+} from './wire.ts';
 
 /** A field's plain value: a register's value or a set's items by id. */
 export type PlainField = { kind: 'register'; value: Json } | { kind: 'items'; items: Map<string, JsonObject> };
@@ -411,4 +422,52 @@ function createValueBefore(writers: Writers, actor: Actor, now: string | null): 
   const list = writers.transitions;
   const creatable = list.filter((t) => t.role === actor.role && t.from === null).map((t) => t.to);
   return creatable.find((v) => list.some((t) => t.from === v && t.to === now)) ?? creatable[0] ?? null;
+}
+
+/**
+ * The whole record a compact pull record stands for
+ * (`sync_core::protocol::CompactRecord::into_record`): every field and set
+ * item at its stamp in `clocks`, or else at the record's `clock`. Throws on
+ * what sync-core refuses: a field both a register and a set, a set item
+ * without a string `id` or named twice, a stamp for a field or item the
+ * record does not carry, a field with no stamp at all.
+ */
+export function recordOfCompact(c: CompactRecordWire): RecordWire {
+  const bad = (field: string, why: string): never => {
+    throw new Error(`${c.entity} ${c.id}, field ${field}: ${why}`);
+  };
+  const clocks = new Map(Object.entries(c.clocks ?? {}));
+  const stampOf = (field: string, own: StampWire | undefined): StampWire => own ?? c.clock ?? bad(field, 'no clock for this field, and the record has none');
+  // Maps, then own properties: an item id such as `constructor` is data, never a prototype's.
+  const fields = new Map<string, FieldWire>();
+  for (const [name, value] of Object.entries(c.values ?? {})) {
+    const own = clocks.get(name);
+    clocks.delete(name);
+    if (own !== undefined && !Array.isArray(own)) bad(name, 'item clocks for a field that is not a set');
+    const [hlc, version] = stampOf(name, own as StampWire | undefined);
+    fields.set(name, { register: { value, hlc, version } });
+  }
+  for (const [name, list] of Object.entries(c.sets ?? {})) {
+    if (fields.has(name)) bad(name, 'a field both in values and in sets');
+    const own = clocks.get(name) ?? {};
+    clocks.delete(name);
+    if (Array.isArray(own)) bad(name, 'a register clock for a set');
+    const stamps = new Map(Object.entries(own as Record<string, StampWire>));
+    const items = new Map<string, ItemWire>();
+    for (const value of list) {
+      const key = value['id'];
+      if (typeof key !== 'string') bad(name, 'a set item without a string id');
+      const id = key as string;
+      if (items.has(id)) bad(name, 'a set item named twice');
+      const [hlc, version] = stampOf(name, stamps.get(id));
+      stamps.delete(id);
+      items.set(id, { value, hlc, version });
+    }
+    for (const id of stamps.keys()) bad(name, `a clock for item \`${id}\`, not in the set`);
+    fields.set(name, { items: Object.fromEntries(items) });
+  }
+  for (const name of clocks.keys()) bad(name, 'a clock for a field the record does not carry');
+  const out: RecordWire = { entity: c.entity, id: c.id, version: c.version, fields: Object.fromEntries(fields) };
+  if (c.tombstone) out.tombstone = c.tombstone;
+  return out;
 }

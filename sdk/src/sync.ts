@@ -36,13 +36,14 @@ import { recordKey } from './db.ts';
 import { formatHlc, tryParseHlc } from './hlc.ts';
 import { uploadPhotos } from './photos.ts';
 import { uuid } from './crypto.ts';
-import { acknowledgedCopy, lostWrites, repairBetween, urgentFirst } from './records.ts';
+import { acknowledgedCopy, lostWrites, recordOfCompact, repairBetween, urgentFirst } from './records.ts';
 import type { Seedling } from './seedling.ts';
 import type { OutboxEntry, UnlockedStore } from './store.ts';
 import { SeedlingError, type SyncStatus, type VisitConflict } from './types.ts';
 import type { LoadedRecord } from './views.ts';
 import {
   PROTOCOL_VERSION,
+  type CompactPullResponse,
   type Entity,
   type FetchRequest,
   type FetchResponse,
@@ -376,11 +377,11 @@ async function pull(s: Seedling, repair: boolean): Promise<boolean> {
   const seen = repair ? new Set<string>() : null;
   let rewritten = 0;
   for (let page = 0; page < 100_000; page++) {
-    const q = new URLSearchParams({ protocol_version: String(PROTOCOL_VERSION), limit: String(s.opts.pageLimit) });
+    const q = new URLSearchParams({ protocol_version: String(PROTOCOL_VERSION), limit: String(s.opts.pageLimit), encoding: 'compact' });
     if (cursor) q.set('cursor', cursor);
-    let answer: PullResponse;
+    let answer: PullPage;
     try {
-      answer = await s.api.json<PullResponse>('GET', `/api/v1/sync/pull?${q.toString()}`);
+      answer = fullPage(await s.api.json<PullResponse | CompactPullResponse>('GET', `/api/v1/sync/pull?${q.toString()}`));
     } catch (e) {
       if (e instanceof ApiError && e.code === 'invalid_cursor' && cursor) {
         return pull(s, true);
@@ -397,7 +398,8 @@ async function pull(s: Seedling, repair: boolean): Promise<boolean> {
     cursor = answer.next_cursor;
     if (!answer.has_more) {
       const dropped = seen ? await store.exclusive(() => dropUnseen(store, seen)) : 0;
-      const matched = localChecksum(store.records.values()).equals(answer.scope_checksum);
+      // Both encodings carry the checksum on the last page.
+      const matched = !answer.scope_checksum || localChecksum(store.records.values()).equals(answer.scope_checksum);
       if (seen) s.lastRepair = { at: s.opts.now(), mode: 'full', rewritten, dropped, matched };
       return matched;
     }
@@ -405,8 +407,24 @@ async function pull(s: Seedling, repair: boolean): Promise<boolean> {
   throw new ApiError('fatal', 0, 'too_many_pages', 'the pull did not end');
 }
 
+/** A pull page with whole records, the checksum where the page carried one. */
+type PullPage = Omit<PullResponse, 'scope_checksum'> & { scope_checksum?: ScopeChecksumWire };
+
+/**
+ * The page with its records whole: the phone asks for the compact encoding,
+ * and a server that does not know it answers the full one.
+ */
+function fullPage(answer: PullResponse | CompactPullResponse): PullPage {
+  if (!('encoding' in answer) || answer.encoding !== 'compact') return answer as PullResponse;
+  try {
+    return { ...answer, changes: answer.changes.map(recordOfCompact) };
+  } catch (e) {
+    throw new ApiError('fatal', 200, 'unreadable_answer', e instanceof Error ? e.message : String(e));
+  }
+}
+
 /** Stores one pulled page and its cursor in one transaction; the ids it touched. */
-async function storePage(s: Seedling, answer: PullResponse, seen: Set<string> | null, rewrote: () => void): Promise<string[]> {
+async function storePage(s: Seedling, answer: PullPage, seen: Set<string> | null, rewrote: () => void): Promise<string[]> {
   return storeChanges(s, answer.changes, answer.purges?.map((p) => ({ entity: p.entity, id: p.record_id })) ?? [], {
     seen,
     rewrote,

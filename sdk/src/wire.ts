@@ -111,6 +111,28 @@ export interface RecordWire {
   tombstone?: TombstoneWire | null;
 }
 
+/** The clock and server version of a write: `[clock, version]`. */
+export type StampWire = [HlcText, number];
+
+/**
+ * A record in the compact encoding of a pull page
+ * (`sync_core::protocol::CompactRecord`): `clock` is the stamp of every
+ * field and set item not named in `clocks`; registers under `values`, sets
+ * as arrays of their items under `sets`. `recordOfCompact` rebuilds the
+ * {@link RecordWire}.
+ */
+export interface CompactRecordWire {
+  entity: Entity;
+  id: string;
+  version: number;
+  clock?: StampWire;
+  values?: Record<string, Json>;
+  sets?: Record<string, JsonObject[]>;
+  /** A register's stamp, or a set's stamps by item id, where they differ from `clock`. */
+  clocks?: Record<string, StampWire | Record<string, StampWire>>;
+  tombstone?: TombstoneWire | null;
+}
+
 // ---------------------------------------------------------------- push
 
 export type Op = 'create' | 'update' | 'delete';
@@ -226,6 +248,18 @@ export interface PullResponse {
   scope_checksum: ScopeChecksumWire;
 }
 
+/** Answer to `GET /api/v1/sync/pull?encoding=compact` (`CompactPullResponse`): the checksum on the last page only. */
+export interface CompactPullResponse {
+  protocol_version: number;
+  encoding: 'compact';
+  server_hlc: HlcText;
+  changes: CompactRecordWire[];
+  purges?: PurgeWire[];
+  next_cursor: string;
+  has_more: boolean;
+  scope_checksum?: ScopeChecksumWire;
+}
+
 // ---------------------------------------------------------------- targeted repair
 
 /** One record of the scope, `[entity, id, version]`. */
@@ -309,6 +343,16 @@ export const WIRE_SCHEMAS: Record<string, Record<string, 'string' | 'integer' | 
   PushResponse: { protocol_version: 'integer', server_hlc: 'string', results: 'array' },
   PullResponse: {
     protocol_version: 'integer',
+    server_hlc: 'string',
+    changes: 'array',
+    purges: 'array',
+    next_cursor: 'string',
+    has_more: 'boolean',
+    scope_checksum: 'object',
+  },
+  CompactPullResponse: {
+    protocol_version: 'integer',
+    encoding: 'string',
     server_hlc: 'string',
     changes: 'array',
     purges: 'array',

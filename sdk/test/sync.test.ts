@@ -94,6 +94,30 @@ for (const backend of backends()) {
       assert.equal(p.sdk.lastRepair, null, 'the checksum matched without repair');
     });
 
+    test('pulls ask for the compact encoding, and the full one of an older server reads the same', async () => {
+      const asked: string[] = [];
+      const spy: typeof fetch = async (input, init) => {
+        if (String(input).includes('/api/v1/sync/pull')) asked.push(String(input));
+        return fetch(input, init);
+      };
+      // An older server ignores the parameter it does not know.
+      const older: typeof fetch = async (input, init) => fetch(String(input).replace('&encoding=compact', ''), init);
+      const shadows = async (f: typeof fetch) => {
+        const p = await phone(server.baseUrl, { fetch: f });
+        await p.sdk.signIn('supervisor-01', PASSWORD);
+        await p.sdk.setPin('2468');
+        const st = await p.sdk.sync();
+        assert.equal(st.state, 'idle', JSON.stringify(st));
+        assert.equal(p.sdk.lastRepair, null, 'the checksum matched without repair');
+        return new Map([...p.sdk.store!.records.values()].map((r) => [r.key, r.body.shadow]));
+      };
+      const compact = await shadows(spy);
+      assert.ok(asked.length > 1 && asked.every((u) => u.includes('encoding=compact')), asked.join('\n'));
+      const full = await shadows(older);
+      assert.ok(compact.size > 200);
+      assert.deepEqual(compact, full);
+    });
+
     test('auto-sync runs on its interval and on the online event', async () => {
       const p = await phone(server.baseUrl);
       await p.sdk.signIn('director-006', PASSWORD);

@@ -11,9 +11,9 @@ import { describe, test } from 'node:test';
 import { ScopeChecksum, fnv1a64, recordHash } from '../src/checksum.ts';
 import { DEFAULT_VISIT_INTERVALS, dueDate, dueStatus } from '../src/due.ts';
 import { HlcClock, compareHlc, formatHlc, parseHlc } from '../src/hlc.ts';
-import { isSetChange, isUrgentMutation, lostWrites, predictMerge, repairBetween, urgentFirst } from '../src/records.ts';
+import { isSetChange, isUrgentMutation, lostWrites, predictMerge, recordOfCompact, repairBetween, urgentFirst } from '../src/records.ts';
 import { rulesFor } from '../src/rules.ts';
-import type { Entity, MutationWire, RecordWire } from '../src/wire.ts';
+import type { CompactRecordWire, Entity, MutationWire, RecordWire } from '../src/wire.ts';
 
 const V = JSON.parse(
   readFileSync(resolve(import.meta.dirname, '../../sync-core/tests/vectors/client.json'), 'utf8'),
@@ -172,5 +172,31 @@ describe('shared vectors: the writes a phone sends again after a restore', () =>
     const ops = new Set((V.lost_writes as { writes: { op: string }[] }[]).flatMap((c) => c.writes.map((w) => w.op)));
     assert.deepEqual([...ops].sort(), ['create', 'delete', 'update']);
     assert.ok((V.lost_writes as { writes: unknown[] }[]).filter((c) => c.writes.length === 0).length >= 5);
+  });
+});
+
+describe('shared vectors: the compact pull encoding', () => {
+  const pairs = V.compact.pairs as { name: string; record: RecordWire; compact: CompactRecordWire }[];
+  for (const c of pairs) {
+    test(`${c.name} reads back whole`, () => {
+      assert.deepEqual(recordOfCompact(c.compact), c.record);
+    });
+  }
+  test('the vectors cover one clock, mixed clocks, a tombstone and no field at all', () => {
+    assert.ok(pairs.some((c) => !c.compact.clocks && c.compact.clock));
+    assert.ok(pairs.some((c) => c.compact.clocks && Object.keys(c.compact.clocks).length > 0));
+    assert.ok(pairs.some((c) => c.compact.tombstone));
+    assert.ok(pairs.some((c) => !c.compact.clock));
+  });
+  for (const c of V.compact.refused as { name: string; compact: CompactRecordWire }[]) {
+    test(`refused as sync-core refuses it: ${c.name}`, () => {
+      assert.throws(() => recordOfCompact(c.compact));
+    });
+  }
+  test('an item id that names a prototype property is data', () => {
+    const stamp: [string, number] = ['000000000001000-00000000-0f8e6a523f6e4c1e9d554c7a2b1d9e01', 1];
+    const r = recordOfCompact({ entity: 'visit', id: 'x', version: 1, clock: stamp, sets: { needs: [{ id: 'constructor' }, { id: '__proto__' }] } });
+    const items = (r.fields['needs'] as { items: Record<string, unknown> }).items;
+    assert.deepEqual(Object.keys(items).sort(), ['__proto__', 'constructor']);
   });
 });

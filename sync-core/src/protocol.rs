@@ -17,9 +17,13 @@ use crate::{
 };
 
 mod checksum;
+mod compact;
 mod recover;
 mod repair;
 pub use checksum::{ScopeChecksum, fnv1a64, record_hash};
+pub use compact::{
+    CompactPullResponse, CompactRecord, FieldStamps, PullEncoding, Stamp, read_pull,
+};
 pub use recover::{LostWrite, lost_writes};
 pub use repair::{
     DEFAULT_MANIFEST_LIMIT, FetchRequest, FetchResponse, MAX_FETCH_RECORDS, MAX_MANIFEST_LIMIT,
@@ -343,6 +347,9 @@ pub struct PullRequest {
     /// Page size (default [`DEFAULT_PULL_LIMIT`], at most [`MAX_PULL_LIMIT`]).
     #[serde(default = "default_limit")]
     pub limit: u32,
+    /// How the answer writes its records (default [`PullEncoding::Full`]).
+    #[serde(default, skip_serializing_if = "PullEncoding::is_full")]
+    pub encoding: PullEncoding,
 }
 
 fn default_limit() -> u32 {
@@ -394,7 +401,10 @@ pub struct PullResponse {
     /// True when another page follows at once.
     pub has_more: bool,
     /// Checksum of the whole scope as the server sees it (live records).
-    pub scope_checksum: ScopeChecksum,
+    /// The full encoding carries it on every page; the compact one on the
+    /// last page only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_checksum: Option<ScopeChecksum>,
 }
 
 /// The one JSON error envelope: `{"error": {"code", "message", "details"}}`.

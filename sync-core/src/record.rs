@@ -235,14 +235,15 @@ impl Record {
         )
     }
 
-    /// Rebuilds a record from column values and metadata. Columns without
-    /// metadata (e.g. NULL columns never written) are skipped; a set item
-    /// without metadata gets the field's oldest possible clock.
+    /// Rebuilds a record from column values and metadata, taking the values
+    /// over rather than copying them. Columns without metadata (e.g. NULL
+    /// columns never written) are skipped; a set item without metadata gets
+    /// the field's oldest possible clock.
     pub fn join(
         entity: Entity,
         id: Uuid,
         version: u64,
-        values: &Map<String, Value>,
+        mut values: Map<String, Value>,
         meta: &RecordMeta,
     ) -> Result<Self, SyncError> {
         let rules = rules::rules_for(entity);
@@ -252,7 +253,7 @@ impl Record {
                 entity,
                 field: name.clone(),
             })?;
-            let value = values.get(name).cloned().unwrap_or(Value::Null);
+            let value = values.remove(name).unwrap_or(Value::Null);
             let field = match (fmeta, rule.kind.is_set()) {
                 (FieldMeta::Register { hlc, version }, false) => Field::Register(Register {
                     value,
@@ -395,7 +396,7 @@ mod tests {
         assert_eq!(record.values(), values);
         let (columns, meta) = record.split();
         assert_eq!(
-            Record::join(Entity::Visit, id, 1, &columns, &meta).unwrap(),
+            Record::join(Entity::Visit, id, 1, columns, &meta).unwrap(),
             record
         );
         match &record.fields["needs"] {

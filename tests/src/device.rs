@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sync_core::clock::{Hlc, HlcClock};
-use sync_core::protocol::{Mutation, PROTOCOL_VERSION, PullResponse, PushResponse, ScopeChecksum};
+use sync_core::protocol::{
+    Mutation, PROTOCOL_VERSION, PullEncoding, PushResponse, ScopeChecksum, read_pull,
+};
 use sync_core::record::{Entity, Record};
 use sync_core::testing::MutationBuilder;
 use uuid::Uuid;
@@ -23,6 +25,8 @@ pub struct Device {
     pub cursor: Option<String>,
     pub records: BTreeMap<(Entity, Uuid), Record>,
     pub last_checksum: Option<ScopeChecksum>,
+    /// How its pulls ask for records (full unless a test says otherwise).
+    pub encoding: PullEncoding,
 }
 
 impl Device {
@@ -53,6 +57,7 @@ impl Device {
             cursor: None,
             records: BTreeMap::new(),
             last_checksum: None,
+            encoding: PullEncoding::Full,
         }
     }
 
@@ -222,11 +227,15 @@ impl Device {
         if let Some(cursor) = &self.cursor {
             path.push_str(&format!("&cursor={cursor}"));
         }
+        if self.encoding == PullEncoding::Compact {
+            path.push_str("&encoding=compact");
+        }
         let (status, body) = app
             .call(reqwest::Method::GET, &path, Some(&self.token), None)
             .await;
         if status == StatusCode::OK {
-            let page: PullResponse = serde_json::from_value(body.clone()).expect("a pull response");
+            let page =
+                read_pull(&serde_json::to_vec(&body).expect("JSON")).expect("a pull response");
             for record in page.changes {
                 self.records.insert((record.entity, record.id), record);
             }
@@ -234,7 +243,7 @@ impl Device {
                 self.records.remove(&(purge.entity, purge.record_id));
             }
             self.cursor = Some(page.next_cursor);
-            self.last_checksum = Some(page.scope_checksum);
+            self.last_checksum = page.scope_checksum;
         }
         (status, body)
     }

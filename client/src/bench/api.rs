@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sync_core::clock::{Hlc, HlcClock};
 use sync_core::protocol::{
-    FieldChange, Mutation, MutationResult, Op, PROTOCOL_VERSION, PullResponse, PushRequest,
-    PushResponse,
+    FieldChange, Mutation, MutationResult, Op, PROTOCOL_VERSION, PullEncoding, PushRequest,
+    PushResponse, read_pull,
 };
 use sync_core::record::Entity;
 use uuid::Uuid;
@@ -57,6 +57,8 @@ pub struct Device {
     pub user_id: Uuid,
     /// The user's org unit (the village of a director).
     pub org_unit_id: Uuid,
+    /// How its pulls ask for records (compact, as the phone's SDK does).
+    pub pull_encoding: PullEncoding,
     clock: HlcClock,
 }
 
@@ -126,6 +128,7 @@ impl Device {
             device_id,
             user_id: session.user.id,
             org_unit_id: session.user.org_unit.id,
+            pull_encoding: PullEncoding::Compact,
             clock: HlcClock::new(device_id),
         })
     }
@@ -154,6 +157,9 @@ impl Device {
             if let Some(c) = &summary.cursor {
                 query.push(("cursor", c.clone()));
             }
+            if self.pull_encoding == PullEncoding::Compact {
+                query.push(("encoding", "compact".to_owned()));
+            }
             let started = Instant::now();
             let answer = send_when_served(|| {
                 self.http
@@ -172,7 +178,7 @@ impl Device {
             }
             summary.bytes += body.len();
             summary.pages += 1;
-            let page: PullResponse = serde_json::from_slice(&body)?;
+            let page = read_pull(&body)?;
             for record in &page.changes {
                 summary.records += 1;
                 match record.entity {

@@ -33,6 +33,7 @@ use api::{BenchError, ChildRef, Device, PullSummary};
 use clap::{Parser, ValueEnum};
 use seedling_client::stats::{Latency, proc_status_mib, round3};
 use serde_json::{Value, json};
+use sync_core::protocol::PullEncoding;
 use tokio::sync::{Barrier, Semaphore};
 use tokio::task::JoinSet;
 
@@ -43,6 +44,23 @@ enum Scenario {
     Burst,
     Bootstrap,
     Events,
+}
+
+/// How a pull asks for records (`sync_core::protocol::PullEncoding`).
+#[derive(Debug, Clone, Copy, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Encoding {
+    Full,
+    Compact,
+}
+
+impl From<Encoding> for PullEncoding {
+    fn from(encoding: Encoding) -> Self {
+        match encoding {
+            Encoding::Full => PullEncoding::Full,
+            Encoding::Compact => PullEncoding::Compact,
+        }
+    }
 }
 
 /// Benchmarks the Seedling sync API of a running server.
@@ -76,6 +94,10 @@ struct Args {
     /// Page size of pulls.
     #[arg(long, default_value_t = 1000)]
     limit: u32,
+    /// Record encoding of pulls (pull10k, bootstrap); the phone's SDK asks
+    /// for the compact one.
+    #[arg(long, value_enum, default_value_t = Encoding::Compact)]
+    encoding: Encoding,
     /// Devices of the burst (directors director-001 …).
     #[arg(long, default_value_t = 327)]
     devices: usize,
@@ -190,12 +212,14 @@ async fn push10k(args: &Args, http: &reqwest::Client, base: &str) -> Result<Valu
 }
 
 async fn pull10k(args: &Args, http: &reqwest::Client, base: &str) -> Result<Value, BenchError> {
-    let device = Device::login(http, base, &args.director, &args.password).await?;
+    let mut device = Device::login(http, base, &args.director, &args.password).await?;
+    device.pull_encoding = args.encoding.into();
     let started = Instant::now();
     let summary = device.pull_all(None, args.limit, None).await?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(json!({
         "scenario": "pull10k",
+        "encoding": args.encoding,
         "records": summary.records,
         "visits": summary.visits,
         "children": summary.children,
@@ -209,12 +233,14 @@ async fn pull10k(args: &Args, http: &reqwest::Client, base: &str) -> Result<Valu
 }
 
 async fn bootstrap(args: &Args, http: &reqwest::Client, base: &str) -> Result<Value, BenchError> {
-    let device = Device::login(http, base, &args.username, &args.password).await?;
+    let mut device = Device::login(http, base, &args.username, &args.password).await?;
+    device.pull_encoding = args.encoding.into();
     let started = Instant::now();
     let summary = device.pull_all(None, args.limit, None).await?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(json!({
         "scenario": "bootstrap",
+        "encoding": args.encoding,
         "username": args.username,
         "records": summary.records,
         "children": summary.children,

@@ -120,18 +120,20 @@ pub fn values_of<M: SyncedModel>(model: &M) -> Result<Map<String, Value>, Record
     }
 }
 
-/// The row as a `sync-core` record (values joined with their metadata).
-pub fn to_record<M: SyncedModel>(model: &M) -> Result<Record, RecordError> {
-    let values = values_of(model)?;
-    // Read from the stored value in place, without copying it first.
-    let meta =
-        RecordMeta::deserialize(model.field_clocks()).map_err(|source| RecordError::Json {
-            entity: M::ENTITY,
-            id: model.id(),
-            source,
-        })?;
+/// The row as a `sync-core` record (values joined with their metadata),
+/// taking the row's values over rather than copying them.
+pub fn to_record<M: SyncedModel>(mut model: M) -> Result<Record, RecordError> {
+    // The metadata is read in place, and left out of the column values it
+    // would otherwise be copied into and dropped from.
+    let clocks = std::mem::take(model.field_clocks_mut());
+    let values = values_of(&model)?;
+    let meta = RecordMeta::deserialize(&clocks).map_err(|source| RecordError::Json {
+        entity: M::ENTITY,
+        id: model.id(),
+        source,
+    })?;
     let version = u64::try_from(model.version()).unwrap_or(0);
-    Record::join(M::ENTITY, model.id(), version, &values, &meta).map_err(|source| {
+    Record::join(M::ENTITY, model.id(), version, values, &meta).map_err(|source| {
         RecordError::Sync {
             entity: M::ENTITY,
             id: model.id(),

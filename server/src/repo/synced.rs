@@ -87,12 +87,13 @@ pub async fn versions(
     }
 }
 
-fn stored<M: SyncedModel>(row: &M) -> Result<StoredRow, RowError> {
+fn stored<M: SyncedModel>(row: M) -> Result<StoredRow, RowError> {
     let (reviewed_by, reviewed_at) = row.reviewed();
+    let (created_at, child_id) = (row.created_at(), row.child_id());
     Ok(StoredRow {
         record: records::to_record(row)?,
-        created_at: row.created_at(),
-        child_id: row.child_id(),
+        created_at,
+        child_id,
         reviewed_by,
         reviewed_at,
     })
@@ -109,7 +110,7 @@ async fn load_from<E: SyncedTable>(
     } else {
         query.one(db).await?
     };
-    row.as_ref().map(stored).transpose()
+    row.map(stored).transpose()
 }
 
 async fn load_many_from<E: SyncedTable>(
@@ -130,7 +131,7 @@ async fn load_many_from<E: SyncedTable>(
             query.all(db).await?
         };
         for row in rows {
-            out.push(stored(&row)?);
+            out.push(stored(row)?);
         }
     }
     Ok(out)

@@ -6,13 +6,14 @@ use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use sync_core::protocol::{
-    DEFAULT_MANIFEST_LIMIT, FetchRequest, FetchResponse, ManifestResponse, PullRequest,
-    PullResponse, PushRequest, PushResponse,
+    CompactPullResponse, DEFAULT_MANIFEST_LIMIT, FetchRequest, FetchResponse, ManifestResponse,
+    PullEncoding, PullRequest, PushRequest, PushResponse,
 };
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -27,7 +28,7 @@ use crate::state::AppState;
 pub mod schema;
 
 use schema::{
-    FetchRequestSchema, FetchResponseSchema, ManifestResponseSchema, PullResponseSchema,
+    FetchRequestSchema, FetchResponseSchema, ManifestResponseSchema, PullPageSchema,
     PushRequestSchema, PushResponseSchema,
 };
 
@@ -65,6 +66,28 @@ pub struct PullParams {
     pub cursor: Option<String>,
     /// Page size (default 200, at most 1000).
     pub limit: Option<u32>,
+    /// `compact`: one clock per record, field clocks only where they
+    /// differ, and the scope checksum on the last page only
+    /// (docs/SYNC-PROTOCOL.md §4). Default `full`.
+    #[param(inline)]
+    pub encoding: Option<EncodingParam>,
+}
+
+/// How a pull page writes its records (`sync_core::protocol::PullEncoding`).
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EncodingParam {
+    Full,
+    Compact,
+}
+
+impl From<EncodingParam> for PullEncoding {
+    fn from(param: EncodingParam) -> Self {
+        match param {
+            EncodingParam::Full => PullEncoding::Full,
+            EncodingParam::Compact => PullEncoding::Compact,
+        }
+    }
 }
 
 /// Pull the changes in the caller's scope after a cursor.
@@ -72,8 +95,8 @@ pub struct PullParams {
     security(("bearer" = [])),
     params(PullParams),
     responses(
-        (status = 200, description = "A page of changes (docs/SYNC-PROTOCOL.md §4)", body = PullResponseSchema),
-        (status = 400, description = "Invalid cursor", body = ErrorBody),
+        (status = 200, description = "A page of changes, in the encoding asked for (docs/SYNC-PROTOCOL.md §4)", body = PullPageSchema),
+        (status = 400, description = "`invalid_cursor`, or `invalid_query` for a query it cannot read (an unknown `encoding`)", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Device lost or revoked: wipe the store", body = ErrorBody),
         (status = 409, description = "`server_restored`: the server was restored from a backup since this cursor; send back what it lacks, then pull on from the manifest's cursor", body = ErrorBody),
@@ -84,17 +107,24 @@ pub async fn pull(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiQuery(params): ApiQuery<PullParams>,
-) -> AppResult<Json<PullResponse>> {
+) -> AppResult<Response> {
     let request = PullRequest {
         protocol_version: params.protocol_version,
         cursor: params.cursor,
         limit: params
             .limit
             .unwrap_or(sync_core::protocol::DEFAULT_PULL_LIMIT),
+        encoding: params
+            .encoding
+            .map_or(PullEncoding::Full, PullEncoding::from),
     };
+    let encoding = request.encoding;
     let response = sync::pull::pull(&state, &caller, request).await?;
     crate::metrics::pull(response.changes.len());
-    Ok(Json(response))
+    Ok(match encoding {
+        PullEncoding::Full => Json(response).into_response(),
+        PullEncoding::Compact => Json(CompactPullResponse::from(response)).into_response(),
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

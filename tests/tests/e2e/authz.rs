@@ -325,6 +325,7 @@ fn rows() -> Vec<Row> {
                     cursor: None,
                     records: Default::default(),
                     last_checksum: None,
+                    encoding: Default::default(),
                 };
                 let (_, builder) = phone.new_visit(
                     world.child,

@@ -71,18 +71,18 @@ async fn the_demo_district_has_the_reported_counts_and_valid_sync_rows(app: Test
 
     // Every synced row reads as a sync-core record with a clock on every field.
     for row in child::Entity::find().all(db).await.unwrap() {
-        let record = records::to_record(&row).unwrap();
+        let record = records::to_record(row.clone()).unwrap();
         assert_eq!(record.values(), records::values_of(&row).unwrap());
     }
     for row in visit::Entity::find().all(db).await.unwrap() {
-        let record = records::to_record(&row).unwrap();
+        let record = records::to_record(row.clone()).unwrap();
         assert_eq!(
             record.get_str("review_status"),
             Some(row.review_status.as_str())
         );
     }
     for row in case_plan_item::Entity::find().all(db).await.unwrap() {
-        records::to_record(&row).unwrap();
+        records::to_record(row).unwrap();
     }
 
     // The four kinds of demo account sign in; a wrong password does not.

@@ -617,10 +617,22 @@ async fn every_operation_documents_its_error_answers(app: TestApp) {
             "changes",
         ),
     ] {
-        let schema = match schema["$ref"].as_str() {
-            Some(reference) => &doc["components"]["schemas"][reference.rsplit('/').next().unwrap()],
-            None => schema,
+        let resolve = |schema: &'_ Value| -> Value {
+            match schema["$ref"].as_str() {
+                Some(reference) => {
+                    doc["components"]["schemas"][reference.rsplit('/').next().unwrap()].clone()
+                }
+                None => schema.clone(),
+            }
         };
-        assert!(schema["properties"][field].is_object(), "{schema}");
+        let schema = resolve(schema);
+        // A pull answers either encoding: each must carry the field.
+        let alternatives = match schema["anyOf"].as_array() {
+            Some(each) => each.iter().map(resolve).collect(),
+            None => vec![schema],
+        };
+        for schema in alternatives {
+            assert!(schema["properties"][field].is_object(), "{schema}");
+        }
     }
 }

@@ -22,6 +22,7 @@ on_both_backends!(
     an_urgent_visit_goes_first_and_raises_an_alert,
     old_apps_and_lost_phones_are_refused_clearly,
     a_pull_pages_through_everything_with_a_matching_checksum,
+    a_compact_pull_carries_exactly_the_records_of_a_full_one,
     an_approved_visit_is_locked_and_a_later_correction_becomes_an_amendment,
     implausible_records_are_refused_with_a_reason_and_kept,
     text_with_a_nul_character_is_refused_and_the_rest_applies,
@@ -581,6 +582,96 @@ async fn a_pull_pages_through_everything_with_a_matching_checksum(app: TestApp) 
     let (_, body) = fresh.pull_page(&app, 5).await;
     assert!(body["changes"].as_array().unwrap().is_empty());
     assert_eq!(fresh.cursor, cursor);
+}
+
+/// Pages of a full and a compact pull side by side: the same records once
+/// rebuilt (mixed clocks, a set, a tombstone, a masked identity number
+/// included), the checksum on the compact one's last page only, and fewer
+/// bytes.
+async fn a_compact_pull_carries_exactly_the_records_of_a_full_one(app: TestApp) {
+    let fixture = Fixture::load(&app).await;
+    let mut admin = Device::sign_in(&app, "admin").await;
+    let child = create_child(&app, &mut admin, fixture.village_a1, "周小宝").await;
+    let number = admin
+        .update(Entity::Child, child)
+        .set("id_number", json!("110101201503021234"))
+        .build();
+    admin.push(&app, &[number]).await;
+    let mut phone = Device::sign_in(&app, "director-a1").await;
+    let mut batch = Vec::new();
+    let mut visits = Vec::new();
+    for hour in 0..7 {
+        let (id, m) = new_visit(&mut phone, child, fixture.village_a1, &today_at(hour));
+        visits.push(id);
+        batch.push(m);
+    }
+    phone.push(&app, &batch).await;
+    phone.pull_all(&app).await;
+    // One visit edited (its fields now carry two stamps), one deleted.
+    let edit = phone
+        .update(Entity::Visit, visits[0])
+        .set("location", json!("school"))
+        .add(
+            "needs",
+            json!({"id": "n1", "area": "study", "note": "书包"}),
+        )
+        .build();
+    let delete =
+        sync_core::testing::MutationBuilder::delete(Entity::Visit, visits[1], 1, phone.tick())
+            .id(Uuid::new_v4())
+            .build();
+    let answer = phone.push(&app, &[edit, delete]).await;
+    assert!(
+        answer
+            .results
+            .iter()
+            .all(|r| !matches!(r, MutationResult::Rejected { .. })),
+        "{:?}",
+        answer.results
+    );
+
+    for username in ["director-a1", "supervisor-a"] {
+        let mut full = Device::sign_in(&app, username).await;
+        let mut compact = Device::sign_in(&app, username).await;
+        compact.encoding = sync_core::protocol::PullEncoding::Compact;
+        let (mut full_bytes, mut compact_bytes, mut pages) = (0, 0, 0);
+        loop {
+            let (status, whole) = full.pull_page(&app, 3).await;
+            assert_eq!(status, StatusCode::OK, "{whole}");
+            let (status, small) = compact.pull_page(&app, 3).await;
+            assert_eq!(status, StatusCode::OK, "{small}");
+            pages += 1;
+            full_bytes += whole.to_string().len();
+            compact_bytes += small.to_string().len();
+            assert_eq!(small["encoding"], "compact");
+            assert!(whole.get("encoding").is_none(), "{whole}");
+            assert_eq!(small["has_more"], whole["has_more"]);
+            assert_eq!(small["purges"], whole["purges"]);
+            assert!(whole["scope_checksum"].is_object(), "{whole}");
+            if whole["has_more"] == true {
+                assert!(small.get("scope_checksum").is_none(), "{small}");
+            } else {
+                assert_eq!(small["scope_checksum"], whole["scope_checksum"]);
+                break;
+            }
+        }
+        assert!(pages > 2, "{username}: {pages} pages");
+        assert_eq!(compact.records, full.records, "{username}");
+        assert_eq!(compact.records.len(), 8, "{username}");
+        assert_eq!(compact.last_checksum, Some(compact.checksum()));
+        let edited = &compact.records[&(Entity::Visit, visits[0])];
+        assert_eq!(edited.get_str("location"), Some("school"));
+        assert!(compact.records[&(Entity::Visit, visits[1])].is_deleted());
+        let held = compact.records[&(Entity::Child, child)].get_str("id_number");
+        match username {
+            "director-a1" => assert_eq!(held, None),
+            _ => assert!(held.is_some_and(|n| n.contains('*')), "{held:?}"),
+        }
+        assert!(
+            compact_bytes * 2 < full_bytes,
+            "{username}: {compact_bytes} bytes compact, {full_bytes} full"
+        );
+    }
 }
 
 async fn an_approved_visit_is_locked_and_a_later_correction_becomes_an_amendment(app: TestApp) {

@@ -272,6 +272,66 @@ fn record() -> Value {
     })
 }
 
+/// `[clock, version]`.
+fn stamp() -> Value {
+    json!({
+        "type": "array",
+        "description": "`[clock, version]`, in that order",
+        "items": { "anyOf": [hlc(), version()] },
+        "minItems": 2,
+        "maxItems": 2,
+    })
+}
+
+/// A record in the compact encoding (`sync_core::protocol::CompactRecord`).
+fn compact_record() -> Value {
+    json!({
+        "type": "object",
+        "required": ["entity", "id", "version"],
+        "properties": {
+            "entity": entity(),
+            "id": uuid(),
+            "version": version(),
+            "clock": stamp(),
+            "values": { "type": "object", "additionalProperties": {} },
+            "sets": {
+                "type": "object",
+                "additionalProperties": array(json!({
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": { "id": { "type": "string" } },
+                })),
+            },
+            "clocks": {
+                "type": "object",
+                "description": "The fields (a register's stamp) and set items (stamps by item id) written at another stamp than `clock`",
+                "additionalProperties": { "anyOf": [
+                    stamp(),
+                    { "type": "object", "additionalProperties": stamp() },
+                ]},
+            },
+            "tombstone": {
+                "type": "object",
+                "required": ["hlc", "version"],
+                "properties": { "hlc": hlc(), "version": version() },
+            },
+        },
+    })
+}
+
+fn purges() -> Value {
+    array(json!({
+        "type": "object",
+        "required": ["entity", "record_id", "reason"],
+        "properties": {
+            "entity": entity(),
+            "record_id": uuid(),
+            "reason": { "type": "string", "enum": ["left_scope", "deleted"] },
+        },
+    }))
+}
+
+/// A pull page in the full encoding (the default).
 fn pull_response() -> Value {
     json!({
         "type": "object",
@@ -280,20 +340,39 @@ fn pull_response() -> Value {
             "protocol_version": { "type": "integer" },
             "server_hlc": hlc(),
             "changes": array(record()),
-            "purges": array(json!({
-                "type": "object",
-                "required": ["entity", "record_id", "reason"],
-                "properties": {
-                    "entity": entity(),
-                    "record_id": uuid(),
-                    "reason": { "type": "string", "enum": ["left_scope", "deleted"] },
-                },
-            })),
+            "purges": purges(),
             "next_cursor": { "type": "string" },
             "has_more": { "type": "boolean" },
             "scope_checksum": scope_checksum(),
         },
     })
+}
+
+/// A pull page in the compact encoding (`encoding=compact`).
+fn compact_pull_response() -> Value {
+    json!({
+        "type": "object",
+        "description": "The scope checksum on the last page (`has_more: false`) only",
+        "required": ["protocol_version", "encoding", "server_hlc", "changes", "next_cursor", "has_more"],
+        "properties": {
+            "protocol_version": { "type": "integer" },
+            "encoding": { "type": "string", "enum": ["compact"] },
+            "server_hlc": hlc(),
+            "changes": array(compact_record()),
+            "purges": purges(),
+            "next_cursor": { "type": "string" },
+            "has_more": { "type": "boolean" },
+            "scope_checksum": scope_checksum(),
+        },
+    })
+}
+
+/// The answer to a pull: a page in the encoding asked for.
+fn pull_page() -> Value {
+    json!({ "anyOf": [
+        { "$ref": "#/components/schemas/PullResponse" },
+        { "$ref": "#/components/schemas/CompactPullResponse" },
+    ]})
 }
 
 /// `ToSchema` handles for `#[utoipa::path]`. utoipa's schema model cannot
@@ -321,7 +400,7 @@ macro_rules! named_schema {
 
 named_schema!(PushRequestSchema, "PushRequest", push_request);
 named_schema!(PushResponseSchema, "PushResponse", push_response);
-named_schema!(PullResponseSchema, "PullResponse", pull_response);
+named_schema!(PullPageSchema, "PullPage", pull_page);
 named_schema!(
     ManifestResponseSchema,
     "ManifestResponse",
@@ -334,10 +413,12 @@ named_schema!(FetchResponseSchema, "FetchResponse", fetch_response);
 type Literal = (&'static str, fn() -> Value);
 
 /// The sync bodies' schemas by their names in the document.
-const LITERALS: [Literal; 6] = [
+const LITERALS: [Literal; 8] = [
     ("PushRequest", push_request),
     ("PushResponse", push_response),
+    ("PullPage", pull_page),
     ("PullResponse", pull_response),
+    ("CompactPullResponse", compact_pull_response),
     ("ManifestResponse", manifest_response),
     ("FetchRequest", fetch_request),
     ("FetchResponse", fetch_response),
@@ -376,12 +457,26 @@ mod tests {
                 refs(item, &mut named);
             }
         }
-        let bodies: Vec<&str> = named
+        // And what those bodies name in turn (a pull page names its two
+        // encodings).
+        let mut seen = 0;
+        while seen < named.len() {
+            let name = named[seen]
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or("");
+            if !named[..seen].contains(&named[seen]) {
+                refs(&document["components"]["schemas"][name], &mut named);
+            }
+            seen += 1;
+        }
+        let mut bodies: Vec<&str> = named
             .iter()
             .filter_map(|r| r.strip_prefix("#/components/schemas/"))
             .filter(|name| *name != "ErrorEnvelope")
             .collect();
-        assert!(bodies.len() >= LITERALS.len(), "{bodies:?}");
+        bodies.sort_unstable();
+        bodies.dedup();
+        assert_eq!(bodies.len(), LITERALS.len(), "{bodies:?}");
         for name in bodies {
             let literal = LITERALS
                 .iter()

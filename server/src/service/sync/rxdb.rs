@@ -28,8 +28,8 @@ use serde_json::{Value, json};
 use sync_core::clock::HlcClock;
 use sync_core::merge::Reason;
 use sync_core::protocol::{
-    FetchRequest, MAX_PULL_LIMIT, MutationResult, Op, PROTOCOL_VERSION, PullRequest, PushRequest,
-    RecordRef,
+    FetchRequest, MAX_PULL_LIMIT, MutationResult, Op, PROTOCOL_VERSION, PullEncoding, PullRequest,
+    PushRequest, RecordRef,
 };
 use sync_core::record::Entity;
 use utoipa::ToSchema;
@@ -128,6 +128,7 @@ async fn pull_records(
             protocol_version: PROTOCOL_VERSION,
             cursor: cursor.clone(),
             limit: batch_size,
+            encoding: PullEncoding::Full,
         };
         let page = pull::pull_entity(state, caller, request, entity).await?;
         let documents = page

@@ -34,7 +34,7 @@ use sync_core::clock::HlcClock;
 use sync_core::merge::Reason;
 use sync_core::protocol::{
     FetchRequest, MAX_FETCH_RECORDS, MAX_PULL_LIMIT, Mutation, MutationResult, PROTOCOL_VERSION,
-    PullRequest, PushRequest, RecordRef, ScopeChecksum,
+    PullEncoding, PullRequest, PushRequest, RecordRef, ScopeChecksum,
 };
 use sync_core::record::{Entity, Record};
 use utoipa::ToSchema;
@@ -215,6 +215,8 @@ pub async fn pull(
                 protocol_version: PROTOCOL_VERSION,
                 cursor: cursor.clone(),
                 limit: u32::try_from(wanted).unwrap_or(MAX_PULL_LIMIT),
+                // Every page's checksum: the loop may stop before the last.
+                encoding: PullEncoding::Full,
             },
         )
         .await?;
@@ -236,7 +238,7 @@ pub async fn pull(
             }
         }
         cursor = Some(page.next_cursor);
-        checksum = Some(page.scope_checksum);
+        checksum = page.scope_checksum;
         has_more = page.has_more;
         if !has_more || latest.len() >= limit {
             break;
