@@ -8,7 +8,7 @@
  * shared vectors).
  */
 
-import { compareHlc, nodeOf, parseHlc } from './hlc.ts';
+import { compareHlc, nodeOf, parseHlc, tryParseHlc } from './hlc.ts';
 import { fieldRule, mayWrite, rulesFor, uuidKey, type Actor, type Writers } from './rules.ts';
 import type {
   CompactRecordWire,
@@ -424,11 +424,18 @@ function createValueBefore(writers: Writers, actor: Actor, now: string | null): 
   return creatable.find((v) => list.some((t) => t.from === v && t.to === now)) ?? creatable[0] ?? null;
 }
 
+/** A plain JSON object (not null, not an array). */
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 /**
  * The whole record a compact pull record stands for
  * (`sync_core::protocol::CompactRecord::into_record`): every field and set
  * item at its stamp in `clocks`, or else at the record's `clock`. Throws on
- * what sync-core refuses: a field both a register and a set, a set item
+ * what sync-core refuses, as its shared vectors list: `values`, `sets` or
+ * `clocks` that are not objects, a set that is not an array, a stamp that
+ * is not `[clock, version]`; a field both a register and a set, a set item
  * without a string `id` or named twice, a stamp for a field or item the
  * record does not carry, a field with no stamp at all.
  */
@@ -436,32 +443,45 @@ export function recordOfCompact(c: CompactRecordWire): RecordWire {
   const bad = (field: string, why: string): never => {
     throw new Error(`${c.entity} ${c.id}, field ${field}: ${why}`);
   };
-  const clocks = new Map(Object.entries(c.clocks ?? {}));
-  const stampOf = (field: string, own: StampWire | undefined): StampWire => own ?? c.clock ?? bad(field, 'no clock for this field, and the record has none');
+  const stamp = (field: string, v: unknown): StampWire => {
+    if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'string' || !tryParseHlc(v[0])) bad(field, 'a stamp must be [clock, version]');
+    const [hlc, version] = v as [string, unknown];
+    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) bad(field, 'a stamp must be [clock, version]');
+    return [hlc, version as number];
+  };
+  const objectOr = (v: unknown, what: string): Record<string, unknown> => {
+    if (v === undefined) return {};
+    if (!isObject(v)) bad(what, 'must be an object');
+    return v as Record<string, unknown>;
+  };
+  const clock = c.clock === undefined || c.clock === null ? undefined : stamp('clock', c.clock);
+  const clocks = new Map(Object.entries(objectOr(c.clocks, 'clocks')));
+  const stampOf = (field: string, own: StampWire | undefined): StampWire => own ?? clock ?? bad(field, 'no clock for this field, and the record has none');
   // Maps, then own properties: an item id such as `constructor` is data, never a prototype's.
   const fields = new Map<string, FieldWire>();
-  for (const [name, value] of Object.entries(c.values ?? {})) {
+  for (const [name, value] of Object.entries(objectOr(c.values, 'values'))) {
     const own = clocks.get(name);
     clocks.delete(name);
     if (own !== undefined && !Array.isArray(own)) bad(name, 'item clocks for a field that is not a set');
-    const [hlc, version] = stampOf(name, own as StampWire | undefined);
-    fields.set(name, { register: { value, hlc, version } });
+    const [hlc, version] = stampOf(name, own === undefined ? undefined : stamp(name, own));
+    fields.set(name, { register: { value: value as Json, hlc, version } });
   }
-  for (const [name, list] of Object.entries(c.sets ?? {})) {
+  for (const [name, list] of Object.entries(objectOr(c.sets, 'sets'))) {
     if (fields.has(name)) bad(name, 'a field both in values and in sets');
-    const own = clocks.get(name) ?? {};
+    if (!Array.isArray(list)) bad(name, 'a set must be an array of items');
+    const own = clocks.has(name) ? clocks.get(name) : {};
     clocks.delete(name);
-    if (Array.isArray(own)) bad(name, 'a register clock for a set');
-    const stamps = new Map(Object.entries(own as Record<string, StampWire>));
+    if (!isObject(own)) bad(name, Array.isArray(own) ? 'a register clock for a set' : 'item clocks must be an object');
+    const stamps = new Map(Object.entries(own as Record<string, unknown>).map(([id, v]) => [id, stamp(name, v)]));
     const items = new Map<string, ItemWire>();
-    for (const value of list) {
-      const key = value['id'];
+    for (const value of list as unknown[]) {
+      const key = isObject(value) ? value['id'] : undefined;
       if (typeof key !== 'string') bad(name, 'a set item without a string id');
       const id = key as string;
       if (items.has(id)) bad(name, 'a set item named twice');
       const [hlc, version] = stampOf(name, stamps.get(id));
       stamps.delete(id);
-      items.set(id, { value, hlc, version });
+      items.set(id, { value: value as JsonObject, hlc, version });
     }
     for (const id of stamps.keys()) bad(name, `a clock for item \`${id}\`, not in the set`);
     fields.set(name, { items: Object.fromEntries(items) });

@@ -398,8 +398,8 @@ async function pull(s: Seedling, repair: boolean): Promise<boolean> {
     cursor = answer.next_cursor;
     if (!answer.has_more) {
       const dropped = seen ? await store.exclusive(() => dropUnseen(store, seen)) : 0;
-      // Both encodings carry the checksum on the last page.
-      const matched = !answer.scope_checksum || localChecksum(store.records.values()).equals(answer.scope_checksum);
+      // Both encodings carry the checksum on the last page (`fullPage` refuses one without).
+      const matched = localChecksum(store.records.values()).equals(answer.scope_checksum!);
       if (seen) s.lastRepair = { at: s.opts.now(), mode: 'full', rewritten, dropped, matched };
       return matched;
     }
@@ -415,11 +415,19 @@ type PullPage = Omit<PullResponse, 'scope_checksum'> & { scope_checksum?: ScopeC
  * and a server that does not know it answers the full one.
  */
 function fullPage(answer: PullResponse | CompactPullResponse): PullPage {
-  if (!('encoding' in answer) || answer.encoding !== 'compact') return answer as PullResponse;
+  const unreadable = (why: string): never => {
+    throw new ApiError('fatal', 200, 'unreadable_answer', why);
+  };
+  const encoding = (answer as { encoding?: unknown }).encoding ?? 'full';
+  if (encoding !== 'full' && encoding !== 'compact') unreadable(`a pull page in an unknown encoding: ${String(encoding)}`);
+  // A missing checksum must never pass for a matching one: the full form
+  // carries it on every page, the compact one on the last.
+  if (!answer.scope_checksum && (encoding === 'full' || !answer.has_more)) unreadable('a pull page without its scope checksum');
+  if (encoding === 'full') return answer as PullResponse;
   try {
-    return { ...answer, changes: answer.changes.map(recordOfCompact) };
+    return { ...answer, changes: (answer as CompactPullResponse).changes.map(recordOfCompact) };
   } catch (e) {
-    throw new ApiError('fatal', 200, 'unreadable_answer', e instanceof Error ? e.message : String(e));
+    return unreadable(e instanceof Error ? e.message : String(e));
   }
 }
 

@@ -101,7 +101,11 @@ for (const backend of backends()) {
         return fetch(input, init);
       };
       // An older server ignores the parameter it does not know.
-      const older: typeof fetch = async (input, init) => fetch(String(input).replace('&encoding=compact', ''), init);
+      const older: typeof fetch = async (input, init) => {
+        const url = new URL(String(input));
+        url.searchParams.delete('encoding');
+        return fetch(url, init);
+      };
       const shadows = async (f: typeof fetch) => {
         const p = await phone(server.baseUrl, { fetch: f });
         await p.sdk.signIn('supervisor-01', PASSWORD);

@@ -860,10 +860,10 @@ fn compact_vectors() -> Value {
         ("register_and_set", json!({"values": {"needs": []}, "sets": {"needs": []}, "clock": stamp})),
         ("item_without_id", json!({"sets": {"needs": [{"area": "study"}]}, "clock": stamp})),
         ("item_named_twice", json!({"sets": {"needs": [{"id": "n1"}, {"id": "n1"}]}, "clock": stamp})),
-        ("stamp_for_missing_field", json!({"values": {"notes": "x"}, "clock": stamp, "clocks": {"location": stamp}})),
+        ("stamp_for_missing_field", json!({"values": {"follow_up": "x"}, "clock": stamp, "clocks": {"location": stamp}})),
         ("stamp_for_missing_item", json!({"sets": {"needs": [{"id": "n1"}]}, "clock": stamp, "clocks": {"needs": {"n2": stamp}}})),
-        ("no_stamp_at_all", json!({"values": {"notes": "x"}})),
-        ("item_stamps_for_a_register", json!({"values": {"notes": "x"}, "clock": stamp, "clocks": {"notes": {"n1": stamp}}})),
+        ("no_stamp_at_all", json!({"values": {"follow_up": "x"}})),
+        ("item_stamps_for_a_register", json!({"values": {"follow_up": "x"}, "clock": stamp, "clocks": {"follow_up": {"n1": stamp}}})),
         ("register_stamp_for_a_set", json!({"sets": {"needs": []}, "clock": stamp, "clocks": {"needs": stamp}})),
     ]
     .into_iter()
@@ -876,7 +876,31 @@ fn compact_vectors() -> Value {
         json!({"name": name, "compact": body})
     })
     .collect();
-    json!({"pairs": pairs, "refused": refused})
+    // Not even a compact record: the reader refuses them as it reads.
+    let unreadable: Vec<Value> = [
+        ("values_null", json!({"values": null, "clock": stamp})),
+        ("sets_null", json!({"sets": null, "clock": stamp})),
+        ("clocks_null", json!({"values": {"follow_up": "x"}, "clock": stamp, "clocks": null})),
+        ("a_set_stamps_null", json!({"sets": {"needs": []}, "clock": stamp, "clocks": {"needs": null}})),
+        ("a_set_not_an_array", json!({"sets": {"needs": ""}, "clock": stamp})),
+        ("values_not_an_object", json!({"values": "ab", "clock": stamp})),
+        ("stamp_empty", json!({"values": {"follow_up": "x"}, "clock": []})),
+        ("stamp_not_a_clock", json!({"values": {"follow_up": "x"}, "clock": ["x", 1]})),
+        ("stamp_negative_version", json!({"values": {"follow_up": "x"}, "clock": [hlc(1_000, NODE_A), -1]})),
+        ("stamp_three_long", json!({"values": {"follow_up": "x"}, "clock": [hlc(1_000, NODE_A), 1, 2]})),
+        ("item_stamp_not_a_stamp", json!({"sets": {"needs": [{"id": "n1"}]}, "clock": stamp, "clocks": {"needs": {"n1": "a"}}})),
+        ("clock_a_string", json!({"values": {"follow_up": "x"}, "clock": "x"})),
+    ]
+    .into_iter()
+    .map(|(name, mut body)| {
+        body["entity"] = json!("visit");
+        body["id"] = json!(id);
+        body["version"] = json!(1);
+        assert!(serde_json::from_value::<CompactRecord>(body.clone()).is_err(), "{name} must not read");
+        json!({"name": name, "compact": body})
+    })
+    .collect();
+    json!({"pairs": pairs, "refused": refused, "unreadable": unreadable})
 }
 
 fn vectors() -> Value {

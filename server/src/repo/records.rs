@@ -120,8 +120,9 @@ pub fn values_of<M: SyncedModel>(model: &M) -> Result<Map<String, Value>, Record
     }
 }
 
-/// The row as a `sync-core` record (values joined with their metadata),
-/// taking the row's values over rather than copying them.
+/// The row as a `sync-core` record (values joined with their metadata).
+/// The row is consumed: its metadata is read without a copy, and the
+/// column values (serialized once, by `values_of`) move into the record.
 pub fn to_record<M: SyncedModel>(mut model: M) -> Result<Record, RecordError> {
     // The metadata is read in place, and left out of the column values it
     // would otherwise be copied into and dropped from.

@@ -12,7 +12,7 @@
 //! ```json
 //! {"entity": "visit", "id": "…", "version": 3,
 //!  "clock": ["001772424000000-00000001-…", 1],
-//!  "values": {"location": "school", "notes": "…"},
+//!  "values": {"location": "school", "follow_up": "…"},
 //!  "sets": {"needs": [{"id": "n1", "area": "study"}]},
 //!  "clocks": {"location": ["001772424100000-00000000-…", 3],
 //!             "needs": {"n1": ["001772424100000-00000000-…", 2]}}}
@@ -310,6 +310,9 @@ impl TryFrom<CompactPullResponse> for PullResponse {
 
 /// Reads a pull answer in whichever encoding it came: a device asks for
 /// the compact one, and a server that does not know it answers the full.
+/// A page without the scope checksum where its encoding carries one (every
+/// full page, a compact page with `has_more: false`) is refused, so a
+/// missing checksum never passes for a matching one.
 pub fn read_pull(body: &[u8]) -> Result<PullResponse, serde_json::Error> {
     #[derive(Deserialize)]
     struct Encoding {
@@ -319,11 +322,17 @@ pub fn read_pull(body: &[u8]) -> Result<PullResponse, serde_json::Error> {
     // The encoding is named before the changes on our servers, yet JSON
     // keeps no order: read it on its own first (the changes are skipped,
     // not built).
-    if serde_json::from_slice::<Encoding>(body)?.encoding.is_full() {
-        return serde_json::from_slice(body);
+    let encoding = serde_json::from_slice::<Encoding>(body)?.encoding;
+    let page = if encoding.is_full() {
+        serde_json::from_slice::<PullResponse>(body)?
+    } else {
+        let page: CompactPullResponse = serde_json::from_slice(body)?;
+        PullResponse::try_from(page).map_err(serde::de::Error::custom)?
+    };
+    if page.scope_checksum.is_none() && (encoding.is_full() || !page.has_more) {
+        return Err(serde::de::Error::missing_field("scope_checksum"));
     }
-    let page: CompactPullResponse = serde_json::from_slice(body)?;
-    PullResponse::try_from(page).map_err(serde::de::Error::custom)
+    Ok(page)
 }
 
 #[cfg(test)]
@@ -344,7 +353,7 @@ mod tests {
             purges: Vec::new(),
             next_cursor: "c".into(),
             has_more,
-            scope_checksum: (!has_more).then(ScopeChecksum::default),
+            scope_checksum: Some(ScopeChecksum::default()),
         }
     }
 
@@ -352,10 +361,15 @@ mod tests {
     fn a_page_reads_back_the_same_in_either_encoding() {
         for has_more in [true, false] {
             let full = page(has_more);
-            let compact = serde_json::to_vec(&CompactPullResponse::from(full.clone())).unwrap();
-            assert_eq!(read_pull(&compact).unwrap(), full);
             let whole = serde_json::to_vec(&full).unwrap();
             assert_eq!(read_pull(&whole).unwrap(), full);
+            // A compact page carries the checksum on the last page only.
+            let mut small = full.clone();
+            if has_more {
+                small.scope_checksum = None;
+            }
+            let compact = serde_json::to_vec(&CompactPullResponse::from(small.clone())).unwrap();
+            assert_eq!(read_pull(&compact).unwrap(), small);
             assert!(
                 compact.len() * 2 < whole.len(),
                 "{} vs {}",
@@ -363,6 +377,21 @@ mod tests {
                 whole.len()
             );
         }
+    }
+
+    #[test]
+    fn a_page_without_the_checksum_its_encoding_carries_is_refused() {
+        let mut full = serde_json::to_value(page(false)).unwrap();
+        full.as_object_mut().unwrap().remove("scope_checksum");
+        let mut last = serde_json::to_value(CompactPullResponse::from(page(false))).unwrap();
+        last.as_object_mut().unwrap().remove("scope_checksum");
+        for body in [full, last] {
+            let err = read_pull(&serde_json::to_vec(&body).unwrap()).unwrap_err();
+            assert!(err.to_string().contains("scope_checksum"), "{err}");
+        }
+        let mut whole = serde_json::to_value(page(true)).unwrap();
+        whole.as_object_mut().unwrap().remove("scope_checksum");
+        assert!(read_pull(&serde_json::to_vec(&whole).unwrap()).is_err());
     }
 
     #[test]

@@ -672,6 +672,16 @@ async fn a_compact_pull_carries_exactly_the_records_of_a_full_one(app: TestApp) 
             "{username}: {compact_bytes} bytes compact, {full_bytes} full"
         );
     }
+    // An encoding the server does not know is refused, not guessed at.
+    let (status, body) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/sync/pull?protocol_version=1&encoding=columnar",
+            Some(&phone.token),
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_query");
 }
 
 async fn an_approved_visit_is_locked_and_a_later_correction_becomes_an_amendment(app: TestApp) {
